@@ -1,0 +1,63 @@
+"""Shared fixtures: generated images, a tiny random open_clip model, an isolated cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+TINY_CLIP_ARCH = "visdiff-tiny-vit"
+TINY_CLIP_CONFIG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets its own cache dir; nothing touches the user's cache."""
+    cache_dir = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("VISDIFF_CACHE_DIR", str(cache_dir))
+    return cache_dir
+
+
+def make_image(path: Path, color, *, size=(48, 40), noise_seed: int | None = None) -> Path:
+    """An RGB image of ``color`` with optional deterministic noise, saved by extension."""
+    arr = np.zeros((size[1], size[0], 3), np.uint8) + np.array(color, np.uint8)
+    if noise_seed is not None:
+        rng = np.random.default_rng(noise_seed)
+        arr = np.clip(arr.astype(int) + rng.integers(-40, 40, arr.shape), 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+@pytest.fixture
+def image_dirs(tmp_path) -> tuple[Path, Path]:
+    """Two folders: reddish noisy images (A) and bluish ones (B), 6 each."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for i in range(6):
+        make_image(a / f"img{i}.png", (200, 40, 40), noise_seed=i)
+        make_image(b / f"img{i}.jpg", (40, 40, 200), noise_seed=100 + i)
+    return a, b
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_weights(tmp_path_factory) -> str:
+    """A ViT open_clip model with random weights saved to a file; returns its scorer spec."""
+    import open_clip
+    import torch
+
+    folder = tmp_path_factory.mktemp("tiny_clip")
+    config_path = folder / f"{TINY_CLIP_ARCH}.json"
+    config_path.write_text(json.dumps(TINY_CLIP_CONFIG))
+    open_clip.add_model_config(config_path)
+    torch.manual_seed(0)
+    model = open_clip.create_model(TINY_CLIP_ARCH)
+    weights = folder / "tiny.pt"
+    torch.save(model.state_dict(), weights)
+    return f"open_clip:{TINY_CLIP_ARCH}:{weights}"

@@ -1,0 +1,3 @@
+from visdiff.cli import main
+
+main()

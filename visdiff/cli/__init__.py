@@ -1,0 +1,29 @@
+"""The ``visdiff`` command: a thin layer over the public API, one module per subcommand.
+
+Results go to stdout, logs and progress to stderr. Exit codes: 0 ok, 1 failure (model or
+service), 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="visdiff",
+    help="Describe in plain words how image set A differs from image set B.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    app()
+
+
+# Each module adds its commands to `app`.
+from visdiff.cli import cache, rank  # noqa: E402, F401

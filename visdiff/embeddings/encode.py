@@ -1,0 +1,164 @@
+"""Image embeddings: read -> decode/preprocess (worker processes) -> encode -> cache.
+
+Only images whose content hash is not in the cache are decoded and encoded; each distinct
+image is encoded once even if it appears in both sets. Images that fail to decode are
+dropped from the set with a reason, never embedded as garbage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from visdiff.embeddings.cache import EmbeddingCache
+from visdiff.errors import InputError
+from visdiff.io import ImageItem, ImageSet
+from visdiff.progress import progress_bar
+from visdiff.rankers import Scorer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EmbedStats:
+    """What one embedding call did: images encoded by the model, served from cache, failed."""
+
+    encoded: int = 0
+    cached: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+
+class _DecodeDataset(Dataset):
+    def __init__(self, items: list[ImageItem], preprocess) -> None:
+        self.items = items
+        self.preprocess = preprocess
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        try:
+            return i, self.preprocess(self.items[i].open()), ""
+        except InputError as e:
+            return i, None, str(e)
+
+
+def _collate(batch):
+    ok = [(i, t) for i, t, _ in batch if t is not None]
+    failed = [(i, reason) for i, t, reason in batch if t is None]
+    pixels = torch.stack([t for _, t in ok]) if ok else None
+    return [i for i, _ in ok], pixels, failed
+
+
+def _worker_init(_: int) -> None:
+    # Workers only decode and resize; one thread each keeps them off the model's cores.
+    torch.set_num_threads(1)
+
+
+def default_num_workers() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
+def encode_items(
+    scorer: Scorer,
+    items: list[ImageItem],
+    *,
+    batch_size: int = 64,
+    num_workers: int | None = None,
+    show_progress: bool | None = None,
+) -> tuple[np.ndarray, dict[int, str]]:
+    """Encode ``items`` -> (float32 embeddings in order of the successfully decoded items'
+    positions, {position: reason} for those that failed). Row ``r`` of the result belongs to
+    the ``r``-th position not in the failure dict."""
+    if num_workers is None:
+        num_workers = default_num_workers()
+    # Worker start-up costs more than it saves on a handful of images.
+    workers = num_workers if len(items) > 2 * batch_size else 0
+    loader = DataLoader(
+        _DecodeDataset(items, scorer.preprocess),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=_collate,
+        worker_init_fn=_worker_init if workers else None,
+        pin_memory=scorer.device.type == "cuda",
+        prefetch_factor=4 if workers else None,
+        persistent_workers=False,
+    )
+    out = [None] * len(items)
+    failures: dict[int, str] = {}
+    with progress_bar("embedding images", len(items), enabled=show_progress) as bar:
+        for positions, pixels, failed in loader:
+            for i, reason in failed:
+                failures[i] = reason
+            if pixels is not None:
+                emb = scorer.encode_images(pixels).float().cpu().numpy()
+                for row, i in enumerate(positions):
+                    out[i] = emb[row]
+            bar.advance(len(positions) + len(failed))
+    rows = [e for e in out if e is not None]
+    dim = rows[0].shape[0] if rows else 0
+    return (np.stack(rows) if rows else np.zeros((0, dim), np.float32)), failures
+
+
+def embed_image_set(
+    scorer: Scorer,
+    image_set: ImageSet,
+    *,
+    cache: EmbeddingCache | None = None,
+    batch_size: int = 64,
+    num_workers: int | None = None,
+    show_progress: bool | None = None,
+    stats: EmbedStats | None = None,
+) -> tuple[torch.Tensor, ImageSet]:
+    """Embeddings of every readable image of ``image_set`` as one float32 tensor on
+    ``scorer.device``, and the set without the images that failed to decode."""
+    start = time.perf_counter()
+    stats = stats if stats is not None else EmbedStats()
+    keys = image_set.keys
+    if cache is not None:
+        found, cached_rows = cache.lookup(keys)
+    else:
+        found, cached_rows = np.zeros(len(keys), bool), None
+    by_key: dict[str, np.ndarray] = {}
+    if cached_rows is not None:
+        for key, row in zip((k for k, f in zip(keys, found) if f), cached_rows):
+            by_key[key] = row
+    stats.cached += int(found.sum())
+
+    # Distinct missing images, first occurrence of each.
+    missing: dict[str, ImageItem] = {}
+    for item, hit in zip(image_set.items, found):
+        if not hit and item.key not in missing:
+            missing[item.key] = item
+    failed_keys: dict[str, str] = {}
+    if missing:
+        todo = list(missing.values())
+        emb, failures = encode_items(
+            scorer, todo, batch_size=batch_size, num_workers=num_workers, show_progress=show_progress
+        )
+        ok_items = [item for i, item in enumerate(todo) if i not in failures]
+        failed_keys = {todo[i].key: reason for i, reason in failures.items()}
+        stats.encoded += len(ok_items)
+        stats.failed += len(failures)
+        if cache is not None and ok_items:
+            cache.add([it.key for it in ok_items], emb)
+        for item, row in zip(ok_items, emb):
+            by_key[item.key] = row
+
+    usable = image_set.drop(
+        {i: failed_keys[item.key] for i, item in enumerate(image_set.items) if item.key in failed_keys}
+    )
+    if len(usable) == 0:
+        matrix = np.zeros((0, 0), np.float32)
+    else:
+        matrix = np.stack([np.asarray(by_key[item.key], dtype=np.float32) for item in usable.items])
+    stats.seconds += time.perf_counter() - start
+    return torch.from_numpy(matrix).to(scorer.device), usable
+

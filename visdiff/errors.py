@@ -1,0 +1,22 @@
+"""Exceptions raised by visdiff.
+
+Every failure a user can cause (bad paths, too few images, unknown backends, an LLM that
+answers nothing usable) raises a subclass of :class:`VisdiffError`, so the CLI can turn it
+into a one-line message and a non-zero exit code instead of a traceback.
+"""
+
+
+class VisdiffError(Exception):
+    """Base class for errors caused by input, configuration or a remote service."""
+
+
+class InputError(VisdiffError, ValueError):
+    """Bad user input: missing folders, too few readable images, malformed files."""
+
+
+class BackendError(VisdiffError, ValueError):
+    """Unknown backend name or a backend that cannot be set up (missing extra, bad model id)."""
+
+
+class ServiceError(VisdiffError, RuntimeError):
+    """A remote or local model service failed after retries (LLM API, captioning server)."""

@@ -1,0 +1,264 @@
+"""Image sets: where images come from, how they are identified and decoded.
+
+An image is identified by the SHA-256 of its file bytes, never by its path, so renamed or
+copied files share cache entries and edited files never reuse stale ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import os
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from visdiff.errors import InputError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".jfif"}
+)
+# Refuse anything above PIL's own warning threshold (~89 Mpx) rather than only above twice it.
+MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One image of a set: its content hash and where it came from."""
+
+    key: str
+    source: str
+    path: Path | None = None
+    image: Image.Image | None = field(default=None, compare=False, repr=False)
+
+    def open(self) -> Image.Image:
+        """Decode to an RGB image (EXIF orientation applied). Raises ``InputError`` if unreadable."""
+        if self.image is not None:
+            return to_rgb(self.image)
+        return decode_image_bytes(read_bytes(self.path), source=self.source)
+
+
+@dataclass(frozen=True)
+class SkippedImage:
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """An ordered set of readable images plus the inputs that were skipped, with reasons."""
+
+    items: tuple[ImageItem, ...]
+    skipped: tuple[SkippedImage, ...] = ()
+    name: str = ""
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    @property
+    def keys(self) -> list[str]:
+        return [item.key for item in self.items]
+
+    def drop(self, reasons: Mapping[int, str]) -> ImageSet:
+        """A copy without the items at the positions in ``reasons``, recorded as skipped."""
+        if not reasons:
+            return self
+        for i in sorted(reasons):
+            log.warning("skipping %s: %s", self.items[i].source, reasons[i])
+        return replace(
+            self,
+            items=tuple(it for i, it in enumerate(self.items) if i not in reasons),
+            skipped=self.skipped
+            + tuple(SkippedImage(self.items[i].source, reasons[i]) for i in sorted(reasons)),
+        )
+
+    def subset(self, positions: Sequence[int]) -> ImageSet:
+        """The items at ``positions`` in that order (skipped inputs are kept as the record)."""
+        return replace(self, items=tuple(self.items[i] for i in positions))
+
+    def require(self, min_images: int = 2) -> ImageSet:
+        if len(self.items) < min_images:
+            what = f"image set {self.name!r}" if self.name else "image set"
+            detail = f" ({len(self.skipped)} unreadable files skipped)" if self.skipped else ""
+            raise InputError(
+                f"{what} has {len(self.items)} readable image(s){detail}; at least {min_images} needed"
+            )
+        return self
+
+
+
+
+def read_bytes(path: Path) -> bytes:
+    return Path(path).read_bytes()
+
+
+def hash_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def hash_pil(image: Image.Image) -> str:
+    """Content hash of an in-memory image: mode, size and pixels."""
+    h = hashlib.sha256(f"{image.mode}:{image.size[0]}x{image.size[1]}:".encode())
+    h.update(image.tobytes())
+    return h.hexdigest()
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """EXIF orientation applied; palette, alpha, CMYK, 16-bit and greyscale made 8-bit RGB."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16/32-bit greyscale: scale to 8 bits rather than clipping at 255.
+        import numpy as np
+
+        arr = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") else max(arr.max(), 1.0)
+        image = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype("uint8"), "L")
+    if image.mode == "P" or image.mode == "PA":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA"):
+        # Transparent areas become white, as they look in a viewer, not black.
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def decode_image_bytes(data: bytes, *, source: str = "<bytes>") -> Image.Image:
+    """Fully decode ``data`` into RGB, or raise ``InputError`` naming ``source`` and the reason."""
+    if not data:
+        raise InputError(f"{source}: empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image.load()
+            return to_rgb(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InputError(f"{source}: refused, too many pixels (decompression bomb?)") from e
+    except UnidentifiedImageError as e:
+        raise InputError(f"{source}: not an image file") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise InputError(f"{source}: unreadable image ({e})") from e
+
+
+def _probe(path: Path) -> tuple[str | None, str]:
+    """(content hash, '') for a file whose header PIL recognises, else (None, reason)."""
+    try:
+        data = read_bytes(path)
+    except OSError as e:
+        return None, f"cannot read file ({e.strerror or e})"
+    if not data:
+        return None, "empty file"
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.size  # header parsed; full decode happens when the image is used
+    except UnidentifiedImageError:
+        return None, "not an image file"
+    except (OSError, SyntaxError, ValueError) as e:
+        return None, f"unreadable image ({e})"
+    return hash_bytes(data), ""
+
+
+def _from_paths(paths: Iterable[Path], *, name: str) -> ImageSet:
+    items: list[ImageItem] = []
+    skipped: list[SkippedImage] = []
+    for path in paths:
+        key, reason = _probe(path)
+        if key is None:
+            log.warning("skipping %s: %s", path, reason)
+            skipped.append(SkippedImage(str(path), reason))
+        else:
+            items.append(ImageItem(key=key, source=str(path), path=path))
+    return ImageSet(tuple(items), tuple(skipped), name=name)
+
+
+def list_image_files(folder: Path) -> list[Path]:
+    """Image files under ``folder``, recursively, sorted by path, by extension."""
+    return sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+    )
+
+
+def read_csv_groups(csv_path: Path) -> dict[str, list[Path]]:
+    """``path,group_name`` CSV (VisDiffBench style) -> {group: [paths relative to the CSV]}."""
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or not {"path", "group_name"} <= set(reader.fieldnames):
+                raise InputError(
+                    f"{csv_path}: expected columns 'path,group_name', found {reader.fieldnames}"
+                )
+            groups: dict[str, list[Path]] = {}
+            for row in reader:
+                groups.setdefault(row["group_name"], []).append(csv_path.parent / row["path"])
+    except OSError as e:
+        raise InputError(f"cannot read {csv_path}: {e.strerror or e}") from e
+    return groups
+
+
+def load_image_set(source, *, group: str | None = None, name: str | None = None) -> ImageSet:
+    """Build an :class:`ImageSet` from a folder, a list of paths, a CSV, or PIL images.
+
+    Parameters
+    ----------
+    source : folder, CSV file, sequence of paths, sequence of ``PIL.Image.Image``, or ImageSet
+        A folder is searched recursively for image files (sorted). A CSV needs columns
+        ``path,group_name`` with paths relative to the CSV; ``group`` picks the rows.
+    group : str, optional
+        Which ``group_name`` to take from a CSV with several groups.
+    name : str, optional
+        Label for messages and reports; defaults to the folder or group name.
+
+    Unreadable, empty or non-image files are skipped with one warning each and listed in
+    ``ImageSet.skipped``. A missing path raises :class:`InputError`.
+    """
+    if isinstance(source, ImageSet):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise InputError(f"no such file or folder: {path}")
+        if path.is_dir():
+            files = list_image_files(path)
+            if not files:
+                raise InputError(f"folder {path} contains no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+            return _from_paths(files, name=name or path.name)
+        if path.suffix.lower() == ".csv":
+            groups = read_csv_groups(path)
+            if group is None:
+                if len(groups) != 1:
+                    raise InputError(
+                        f"{path} has groups {sorted(groups)}; choose one with group=..."
+                    )
+                group = next(iter(groups))
+            if group not in groups:
+                raise InputError(f"{path} has no group {group!r}; groups: {sorted(groups)}")
+            return _from_paths(groups[group], name=name or group)
+        raise InputError(f"{path} is neither a folder nor a .csv of image paths")
+    seq = list(source)
+    if seq and all(isinstance(x, Image.Image) for x in seq):
+        items = tuple(
+            ImageItem(key=hash_pil(img), source=f"<image {i}>", image=img) for i, img in enumerate(seq)
+        )
+        return ImageSet(items, (), name=name or "")
+    bad = [x for x in seq if not isinstance(x, (str, os.PathLike))]
+    if bad:
+        raise InputError(f"cannot use {type(bad[0]).__name__} as an image source")
+    missing = [p for p in seq if not Path(p).exists()]
+    for p in missing:
+        log.warning("skipping %s: no such file", p)
+    present = [Path(p) for p in seq if Path(p).exists()]
+    image_set = _from_paths(present, name=name or "")
+    return replace(image_set, skipped=tuple(SkippedImage(str(p), "no such file") for p in missing) + image_set.skipped)
