@@ -30,3 +30,20 @@ class Captioner(Protocol):
 
 
 CAPTIONERS: Registry[Captioner] = Registry("captioner")
+
+
+def create_captioner(spec: str, **options) -> Captioner:
+    """Build a captioner from a spec such as ``blip2:Salesforce/blip2-flan-t5-xxl``."""
+    _load_backends()
+    return CAPTIONERS.create(spec, **options)
+
+
+def list_captioners() -> list[str]:
+    _load_backends()
+    return CAPTIONERS.names()
+
+
+def _load_backends() -> None:
+    # Importing a backend module registers it; heavy imports happen only inside factories.
+    # (Each backend module adds its import line here.)
+    pass
