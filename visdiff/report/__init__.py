@@ -1,0 +1,51 @@
+"""Outputs of a ``compare`` run that people and programs read.
+
+:func:`write_outputs` writes ``report.html`` (self-contained page: settings, ranked table, and
+per hypothesis the top images of A and B with score distributions), ``results.json``
+(schema: :mod:`visdiff.report.results`, ``docs/results-schema.md``) and ``results.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from visdiff.atomic import write_text_atomic
+from visdiff.errors import InputError
+from visdiff.report.html import render_report
+from visdiff.report.results import SCHEMA_VERSION, results_csv, results_payload
+from visdiff.types import CompareResult
+
+__all__ = ["SCHEMA_VERSION", "render_report", "results_csv", "results_payload", "write_outputs"]
+
+
+def write_outputs(result: CompareResult, out_dir: Path, *, top_images: int = 6) -> dict[str, Path]:
+    """Write ``report.html``, ``results.json`` and ``results.csv`` into ``out_dir``.
+
+    Parameters
+    ----------
+    result : CompareResult
+        A finished run; ``scores_a``/``scores_b`` columns follow ``result.table`` rows.
+    out_dir : Path
+        Created if missing; existing files of these names are replaced atomically.
+    top_images : int
+        How many top-scoring images of A and of B the page shows per hypothesis.
+
+    Returns
+    -------
+    dict mapping ``"html"``, ``"json"``, ``"csv"`` to the written paths.
+    """
+    if top_images < 0:
+        raise ValueError(f"top_images must be >= 0, got {top_images}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"output path {out_dir} exists and is not a folder")
+    html = render_report(result, top_images_per_set=top_images)
+    paths = {"html": out_dir / "report.html", "json": out_dir / "results.json", "csv": out_dir / "results.csv"}
+    try:
+        write_text_atomic(paths["json"], json.dumps(results_payload(result), indent=2, allow_nan=False, ensure_ascii=False) + "\n")
+        write_text_atomic(paths["csv"], results_csv(result))
+        write_text_atomic(paths["html"], html)
+    except OSError as e:
+        raise InputError(f"cannot write results to {out_dir}: {e.strerror or e}") from e
+    return paths

@@ -1,0 +1,72 @@
+"""The images behind each hypothesis: top-scoring images of A and B, as embedded thumbnails."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import PurePath
+
+import numpy as np
+
+from visdiff.errors import InputError
+from visdiff.io import ImageItem, ImageSet
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_SIZE = 160
+JPEG_QUALITY = 82
+
+
+@dataclass(frozen=True)
+class EvidenceImage:
+    """One image shown under a hypothesis: where it came from, its score, its thumbnail."""
+
+    source: str
+    name: str
+    score: float
+    caption: str
+    data_uri: str | None
+    error: str = ""
+
+
+class ThumbnailCache:
+    """JPEG thumbnails as ``data:`` URIs, made once per image content hash."""
+
+    def __init__(self, size: int = THUMBNAIL_SIZE) -> None:
+        self.size = size
+        self._uris: dict[str, tuple[str | None, str]] = {}
+
+    def get(self, item: ImageItem) -> tuple[str | None, str]:
+        """(data URI, '') or (None, reason) when the image can no longer be read."""
+        if item.key not in self._uris:
+            self._uris[item.key] = self._make(item)
+        return self._uris[item.key]
+
+    def _make(self, item: ImageItem) -> tuple[str | None, str]:
+        try:
+            image = item.open()
+        except (InputError, OSError) as e:
+            log.warning("report: no thumbnail for %s: %s", item.source, e)
+            return None, str(e)
+        image = image.copy()
+        image.thumbnail((self.size, self.size))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+        return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), ""
+
+
+def top_images(image_set: ImageSet, scores: np.ndarray, captions: dict[str, str], *, k: int,
+               thumbnails: ThumbnailCache) -> list[EvidenceImage]:
+    """The ``k`` images of ``image_set`` with the highest ``scores`` (one per item), best first."""
+    order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")[:k]
+    shown = []
+    for i in order:
+        item = image_set.items[i]
+        uri, error = thumbnails.get(item)
+        shown.append(EvidenceImage(
+            source=item.source, name=PurePath(item.source).name or item.source, score=float(scores[i]),
+            caption=captions.get(item.key, ""), data_uri=uri, error=error,
+        ))
+    return shown

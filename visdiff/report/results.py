@@ -1,0 +1,96 @@
+"""Machine-readable results: ``results.json`` (schema below) and ``results.csv``.
+
+``results.json`` schema, version 1 (``docs/results-schema.md`` has the full description)::
+
+    {
+      "schema_version": 1,
+      "visdiff_version": "0.1.0",
+      "created_at": "2026-11-26T20:40:56+00:00",     # UTC, ISO 8601
+      "config": {...},                               # settings and model ids of the run
+      "timings": {"stage": seconds, ...},
+      "attrs": {...},                                # table.attrs: alpha, scorer, ...
+      "sets": {
+        "a": {"name": str, "n_images": int,
+              "images": [{"key": sha256, "source": str}, ...],
+              "skipped": [{"source": str, "reason": str}, ...]},
+        "b": {...}
+      },
+      "proposals": [str, ...],                       # what the proposer suggested
+      "results": [{"rank": 1, "hypothesis": str, "auroc": float, ...}, ...],
+      "scores": {"a": [[float, ...], ...], "b": ...},  # rows: sets.*.images, columns: results
+      "captions": {"a": {key: caption}, "b": {...}}
+    }
+
+Non-finite numbers (a constant score column gives a NaN p-value) are written as ``null``,
+so the file is strict JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import PurePath
+
+import numpy as np
+import pandas as pd
+
+from visdiff.io import ImageSet
+from visdiff.types import CompareResult
+
+SCHEMA_VERSION = 1
+
+
+def to_jsonable(value):
+    """``value`` with numpy scalars/arrays, paths and tuples made JSON types, non-finite floats ``None``."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return to_jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, PurePath):
+        return str(value)
+    return value
+
+
+def ranked_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The ranked table with a 1-based ``rank`` column first."""
+    return table.reset_index(drop=True).assign(rank=range(1, len(table) + 1))[["rank", *table.columns]]
+
+
+def _set_record(image_set: ImageSet) -> dict:
+    return {
+        "name": image_set.name,
+        "n_images": len(image_set),
+        "images": [{"key": item.key, "source": item.source} for item in image_set.items],
+        "skipped": [asdict(s) for s in image_set.skipped],
+    }
+
+
+def results_payload(result: CompareResult) -> dict:
+    """The ``results.json`` document (schema version 1) for ``result``."""
+    from visdiff import __version__
+
+    return to_jsonable({
+        "schema_version": SCHEMA_VERSION,
+        "visdiff_version": __version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": result.config,
+        "timings": result.timings,
+        "attrs": dict(result.table.attrs),
+        "sets": {"a": _set_record(result.set_a), "b": _set_record(result.set_b)},
+        "proposals": list(result.proposals),
+        "results": ranked_table(result.table).to_dict("records"),
+        "scores": {"a": np.asarray(result.scores_a), "b": np.asarray(result.scores_b)},
+        "captions": {"a": result.captions_a, "b": result.captions_b},
+    })
+
+
+def results_csv(result: CompareResult) -> str:
+    """The ranked table as CSV text, one row per hypothesis, ``rank`` first."""
+    return ranked_table(result.table).to_csv(index=False)
