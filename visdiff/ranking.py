@@ -7,6 +7,7 @@ hypotheses flags which separations are significant.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from visdiff import stats
 from visdiff.config import default_cache_dir
@@ -107,6 +109,26 @@ def embedding_cache(scorer: Scorer, *, cache_dir: str | Path | None, use_cache: 
     return EmbeddingCache(Path(cache_dir) if cache_dir else default_cache_dir(), scorer.cache_id)
 
 
+def text_embeddings(scorer: Scorer, texts: list[str], cache: EmbeddingCache | None) -> torch.Tensor:
+    """``scorer.encode_texts`` with the rows cached beside the image embeddings, so a warm
+    run never needs the model (scorers load their weights on first use). Rows go through
+    float16 whether cached or fresh, so cold and warm runs give identical scores."""
+    keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+    text_cache = None if cache is None else EmbeddingCache(cache.path.parent.parent, cache.cache_id + "/text")
+    found, rows = text_cache.lookup(keys) if text_cache else (np.zeros(len(texts), bool), None)
+    if not found.all():
+        missing = [t for t, hit in zip(texts, found) if not hit]
+        fresh = scorer.encode_texts(missing).float().cpu().numpy().astype(np.float16)
+        if text_cache is not None:
+            text_cache.add([k for k, hit in zip(keys, found) if not hit], fresh)
+        merged = np.empty((len(texts), fresh.shape[1]), np.float16)
+        merged[~found] = fresh
+        if rows is not None:
+            merged[found] = rows
+        rows = merged
+    return torch.from_numpy(rows.astype(np.float32)).to(scorer.device)
+
+
 def score_sets(
     hypotheses: list[str],
     set_a: ImageSet,
@@ -126,7 +148,7 @@ def score_sets(
     emb_b, set_b = embed_image_set(scorer, set_b, **options)
     set_a.require(2)
     set_b.require(2)
-    text = scorer.encode_texts(hypotheses)
+    text = text_embeddings(scorer, hypotheses, cache)
     scores_a = scorer.score(emb_a, text).float().cpu().numpy()
     scores_b = scorer.score(emb_b, text).float().cpu().numpy()
     return scores_a, scores_b, set_a, set_b

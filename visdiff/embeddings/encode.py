@@ -74,7 +74,7 @@ def encode_items(
     num_workers: int | None = None,
     show_progress: bool | None = None,
 ) -> tuple[np.ndarray, dict[int, str]]:
-    """Encode ``items`` -> (float32 embeddings in order of the successfully decoded items'
+    """Encode ``items`` -> (float16 embeddings in order of the successfully decoded items'
     positions, {position: reason} for those that failed). Row ``r`` of the result belongs to
     the ``r``-th position not in the failure dict."""
     if num_workers is None:
@@ -98,13 +98,14 @@ def encode_items(
             for i, reason in failed:
                 failures[i] = reason
             if pixels is not None:
-                emb = scorer.encode_images(pixels).float().cpu().numpy()
+                # Through float16 as stored, so cached and fresh embeddings give identical scores.
+                emb = scorer.encode_images(pixels).float().cpu().numpy().astype(np.float16)
                 for row, i in enumerate(positions):
                     out[i] = emb[row]
             bar.advance(len(positions) + len(failed))
     rows = [e for e in out if e is not None]
     dim = rows[0].shape[0] if rows else 0
-    return (np.stack(rows) if rows else np.zeros((0, dim), np.float32)), failures
+    return (np.stack(rows) if rows else np.zeros((0, dim), np.float16)), failures
 
 
 def embed_image_set(
@@ -126,10 +127,6 @@ def embed_image_set(
         found, cached_rows = cache.lookup(keys)
     else:
         found, cached_rows = np.zeros(len(keys), bool), None
-    by_key: dict[str, np.ndarray] = {}
-    if cached_rows is not None:
-        for key, row in zip((k for k, f in zip(keys, found) if f), cached_rows):
-            by_key[key] = row
     stats.cached += int(found.sum())
 
     # Distinct missing images, first occurrence of each.
@@ -137,28 +134,30 @@ def embed_image_set(
     for item, hit in zip(image_set.items, found):
         if not hit and item.key not in missing:
             missing[item.key] = item
-    failed_keys: dict[str, str] = {}
+    fresh_rows: dict[str, np.ndarray] = {}
+    failed: dict[str, str] = {}
     if missing:
         todo = list(missing.values())
         emb, failures = encode_items(
             scorer, todo, batch_size=batch_size, num_workers=num_workers, show_progress=show_progress
         )
         ok_items = [item for i, item in enumerate(todo) if i not in failures]
-        failed_keys = {todo[i].key: reason for i, reason in failures.items()}
+        failed = {todo[i].key: reason for i, reason in failures.items()}
         stats.encoded += len(ok_items)
         stats.failed += len(failures)
         if cache is not None and ok_items:
             cache.add([it.key for it in ok_items], emb)
-        for item, row in zip(ok_items, emb):
-            by_key[item.key] = row
+        fresh_rows = dict(zip((it.key for it in ok_items), emb))
 
-    usable = image_set.drop(
-        {i: failed_keys[item.key] for i, item in enumerate(image_set.items) if item.key in failed_keys}
-    )
-    if len(usable) == 0:
-        matrix = np.zeros((0, 0), np.float32)
-    else:
-        matrix = np.stack([np.asarray(by_key[item.key], dtype=np.float32) for item in usable.items])
+    dim = cached_rows.shape[1] if cached_rows is not None else next(iter(fresh_rows.values()), np.zeros(0)).shape[0]
+    matrix = np.empty((len(keys), dim), np.float32)
+    if cached_rows is not None:
+        matrix[found] = cached_rows
+    for i in np.flatnonzero(~found):
+        if keys[i] in fresh_rows:
+            matrix[i] = fresh_rows[keys[i]]
+    bad = {i: failed[key] for i, key in enumerate(keys) if key in failed}
+    if bad:
+        matrix = np.delete(matrix, sorted(bad), axis=0)
     stats.seconds += time.perf_counter() - start
-    return torch.from_numpy(matrix).to(scorer.device), usable
-
+    return torch.from_numpy(matrix).to(scorer.device), image_set.drop(bad)

@@ -7,7 +7,7 @@ are built from ``backend:model`` specs with :func:`create_scorer`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -22,14 +22,16 @@ class Scorer(Protocol):
 
     ``cache_id`` names the weights and preprocessing exactly: two scorers with the same
     ``cache_id`` must produce the same image embeddings, since the cache is keyed on it.
-    ``preprocess`` runs in data-loader worker processes and must be picklable.
+    ``preprocess`` is a picklable callable PIL image -> tensor (read in the main process,
+    called in data-loader workers; a property is fine, so scorers may load lazily).
     """
 
     spec: str
     cache_id: str
     device: torch.device
 
-    def preprocess(self, image: Image.Image) -> torch.Tensor: ...
+    @property
+    def preprocess(self) -> Callable[[Image.Image], torch.Tensor]: ...
 
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """(n, C, H, W) preprocessed batch -> (n, d) float embeddings on ``device``."""

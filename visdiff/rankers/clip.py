@@ -12,7 +12,7 @@ Specs (after the ``open_clip:`` prefix):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -26,12 +26,16 @@ DEFAULT_MODEL = "ViT-B-32:laion2b_s34b_b79k"
 PAPER_MODEL = "ViT-bigG-14:laion2b_s39b_b160k"
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
+def _file_id(path: Path) -> str:
+    """Identity of a weights file: size plus SHA-256 of its first and last MiB (hashing a
+    multi-GB checkpoint on every run would cost more than the cache saves)."""
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+        h.update(f.read(1 << 20))
+        f.seek(max(0, size - (1 << 20)))
+        h.update(f.read(1 << 20))
+    return f"file-{h.hexdigest()[:16]}"
 
 
 def split_model(model: str) -> tuple[str, str | None]:
@@ -44,7 +48,10 @@ def split_model(model: str) -> tuple[str, str | None]:
 
 
 class OpenClipScorer:
-    """CLIP scorer over any open_clip model; embeddings are L2-normalised."""
+    """CLIP scorer over any open_clip model; embeddings are L2-normalised.
+
+    Weights load on first use, so a run served entirely from the cache never loads them.
+    """
 
     def __init__(
         self,
@@ -53,45 +60,54 @@ class OpenClipScorer:
         device: str | torch.device | None = None,
         precision: str = "auto",
     ) -> None:
-        open_clip = require("open_clip", "open_clip")
+        self._open_clip = require("open_clip", "open_clip")
         arch, pretrained = split_model(model)
-        if not arch.startswith("hf-hub:") and arch not in open_clip.list_models():
+        if not arch.startswith("hf-hub:") and arch not in self._open_clip.list_models():
             raise BackendError(
                 f"unknown open_clip architecture {arch!r}; see open_clip.list_models() "
-                f"(e.g. {', '.join(open_clip.list_models()[:3])}, ...)"
+                f"(e.g. {', '.join(self._open_clip.list_models()[:3])}, ...)"
             )
+        if pretrained and not Path(pretrained).is_file() and ("/" in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors"))):
+            raise BackendError(f"open_clip weights file {pretrained!r} does not exist")
+        self.arch, self.pretrained = arch, pretrained
         self.device = auto_device(device)
         self.dtype = auto_dtype(self.device, precision)
-        if pretrained and Path(pretrained).is_file():
-            weights_id = "file-" + _file_digest(Path(pretrained))
-        else:
-            weights_id = pretrained or "hub"
+        weights_id = _file_id(Path(pretrained)) if pretrained and Path(pretrained).is_file() else pretrained or "hub"
+        self.spec = f"open_clip:{arch}" + (f":{pretrained}" if pretrained else "")
+        # open_clip derives preprocessing from (arch, pretrained), so they name it too.
+        self.cache_id = f"open_clip-{arch}-{weights_id}"
+        self._model = self._preprocess = self._tokenizer = None
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
         try:
-            clip_model, _, preprocess = open_clip.create_model_and_transforms(
-                arch, pretrained=pretrained, device=self.device
+            model, _, preprocess = self._open_clip.create_model_and_transforms(
+                self.arch, pretrained=self.pretrained, device=self.device
             )
         except (RuntimeError, OSError, ValueError) as e:
-            raise BackendError(f"cannot load open_clip model {model!r}: {e}") from e
-        self.model = clip_model.to(dtype=self.dtype).eval()
+            raise BackendError(f"cannot load open_clip model {self.spec!r}: {e}") from e
+        self._model = model.to(dtype=self.dtype).eval()
         self._preprocess = preprocess
-        self.tokenizer = open_clip.get_tokenizer(arch)
-        self.spec = f"open_clip:{arch}" + (f":{pretrained}" if pretrained else "")
-        preprocess_id = hashlib.sha256(repr(preprocess).encode()).hexdigest()[:12]
-        self.cache_id = f"open_clip-{arch}-{weights_id}-pre{preprocess_id}"
+        self._tokenizer = self._open_clip.get_tokenizer(self.arch)
 
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
-        return self._preprocess(image)
+    @property
+    def preprocess(self) -> Callable[[Image.Image], torch.Tensor]:
+        self._load()
+        return self._preprocess
 
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        self._load()
         pixels = pixels.to(self.device, self.dtype, non_blocking=True)
-        features = self.model.encode_image(pixels).float()
+        features = self._model.encode_image(pixels).float()
         return torch.nn.functional.normalize(features, dim=-1)
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
-        tokens = self.tokenizer(list(texts)).to(self.device)
-        features = self.model.encode_text(tokens).float()
+        self._load()
+        tokens = self._tokenizer(list(texts)).to(self.device)
+        features = self._model.encode_text(tokens).float()
         return torch.nn.functional.normalize(features, dim=-1)
 
     def score(self, image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
