@@ -1,0 +1,144 @@
+"""A local HTTP server on 127.0.0.1 that speaks the OpenAI chat-completions protocol.
+
+It replays scripted :class:`Reply` objects in order (then a default), and records every
+request body and header, so tests drive the real ``openai`` client over real HTTP:
+
+    with FakeOpenAIServer([Reply("* red cars"), Reply(status=500)]) as server:
+        client = ChatClient("fake-model", base_url=server.base_url)
+
+Use the :func:`fake_openai` fixture (import it into a test module) for a server per test.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+@dataclass
+class Reply:
+    """One scripted answer: chat content with HTTP 200, or an error status with headers.
+
+    ``delay`` seconds pass before answering (longer than the client timeout = a timeout).
+    """
+
+    content: str | None = ""
+    status: int = 200
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Request:
+    body: dict
+    headers: dict[str, str]
+
+    @property
+    def last_user_text(self) -> str:
+        """Text of the last user message (text parts joined for multi-part content)."""
+        content = [m for m in self.body["messages"] if m["role"] == "user"][-1]["content"]
+        if isinstance(content, str):
+            return content
+        return "\n".join(part["text"] for part in content if part["type"] == "text")
+
+
+class FakeOpenAIServer:
+    """Scripted OpenAI-compatible server; ``respond(request)`` answers once the script is used up."""
+
+    def __init__(self, replies: list[Reply] | None = None, *, respond: Callable[[Request], Reply] | None = None) -> None:
+        self.replies = list(replies or [])
+        self.respond = respond or (lambda request: Reply(status=500, content="no scripted reply left"))
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> FakeOpenAIServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _next_reply(self, request: Request) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            if self.replies:
+                return self.replies.pop(0)
+        return self.respond(request)
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # keep test output clean
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                request = Request(body=body, headers={k.lower(): v for k, v in self.headers.items()})
+                if not self.path.endswith("/chat/completions"):
+                    self._send(Reply(status=404, content=f"no route {self.path}"), body)
+                    return
+                reply = server._next_reply(request)
+                if reply.delay:
+                    time.sleep(reply.delay)
+                self._send(reply, body)
+
+            def _send(self, reply: Reply, body: dict) -> None:
+                if reply.status == 200:
+                    payload = completion(reply.content, model=body.get("model", ""))
+                else:
+                    payload = {"error": {"message": reply.content or f"HTTP {reply.status}", "type": "server_error"}}
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout test)
+
+        return Handler
+
+
+def completion(content: str | None, *, model: str) -> dict:
+    """A chat.completion response body."""
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+
+
+# Retry waits the SDK honours: keep scripted failures fast.
+FAST_RETRY = {"retry-after-ms": "5"}
+
+
+@pytest.fixture
+def fake_openai():
+    """A started :class:`FakeOpenAIServer` with an empty script; append to ``.replies``."""
+    with FakeOpenAIServer() as server:
+        yield server

@@ -1,0 +1,172 @@
+"""Chat with any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server).
+
+Requests go through the official ``openai`` SDK, which retries transient failures itself:
+connection errors, timeouts, HTTP 408/409/429 and 5xx, with exponential backoff (0.5 s
+doubling, at most 8 s) or the server's ``Retry-After``/``retry-after-ms`` delay when given.
+What still fails after ``max_retries`` becomes a :class:`visdiff.errors.ServiceError`.
+
+Answers are cached under the hash of (model, base URL, messages, parameters). The API key is
+never part of a cache key, a cache entry, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from visdiff.config import default_cache_dir
+from visdiff.errors import BackendError, ServiceError
+from visdiff.registry import require
+from visdiff.textcache import TextCache
+
+log = logging.getLogger(__name__)
+
+API_KEY_ENV = "OPENAI_API_KEY"
+BASE_URL_ENV = "OPENAI_BASE_URL"
+# Bump when the meaning of a cached answer changes.
+LLM_CACHE_VERSION = 1
+# Local servers (vLLM, llama.cpp, Ollama) accept any key, but the SDK insists on one.
+_LOCAL_PLACEHOLDER_KEY = "not-needed"
+
+
+@dataclass
+class ChatStats:
+    """Answers served by the endpoint vs from the cache, for one client."""
+
+    requests: int = 0
+    cached: int = 0
+
+
+class ChatClient:
+    """One chat model at one OpenAI-compatible endpoint, with an answer cache.
+
+    Parameters
+    ----------
+    model : str
+        Model name as the endpoint knows it (``gpt-4o``, ``Qwen/Qwen2-VL-7B-Instruct``...).
+    base_url : str, optional
+        Endpoint root such as ``http://localhost:8000/v1``; default ``$OPENAI_BASE_URL``, else OpenAI.
+    api_key : str, optional
+        Default ``$OPENAI_API_KEY``. Optional for a custom ``base_url``.
+    timeout : float
+        Seconds per request attempt.
+    max_retries : int
+        Retries of transient failures (see module docstring) before giving up.
+    cache_dir : Path, optional
+        Root cache folder; answers go to ``<cache_dir>/llm``. Default: the user cache dir.
+    use_cache : bool
+        Read and write the answer cache.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        cache_dir: str | Path | None = None,
+        use_cache: bool = True,
+    ) -> None:
+        if not model:
+            raise BackendError("no LLM model given (e.g. --llm gpt-4o)")
+        openai = require("openai", "llm")
+        self.model = model
+        self.base_url = base_url or os.environ.get(BASE_URL_ENV) or None
+        self.timeout = timeout
+        self.max_retries = max_retries
+        key = api_key or os.environ.get(API_KEY_ENV)
+        if not key:
+            if self.base_url is None:
+                raise BackendError(
+                    f"no API key for {model!r}: set {API_KEY_ENV}, or point --base-url/{BASE_URL_ENV} "
+                    "at a local OpenAI-compatible server"
+                )
+            key = _LOCAL_PLACEHOLDER_KEY
+        self._client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=timeout, max_retries=max_retries)
+        self._cache = (
+            TextCache(Path(cache_dir) if cache_dir else default_cache_dir(), "llm", version=LLM_CACHE_VERSION)
+            if use_cache else None
+        )
+        self.stats = ChatStats()
+
+    @property
+    def endpoint(self) -> str:
+        return self.base_url or "api.openai.com"
+
+    def describe(self) -> dict:
+        """Model and endpoint, for result records (never the key)."""
+        return {"model": self.model, "base_url": self.base_url}
+
+    def chat(self, messages: list[dict], **params) -> str:
+        """Send one chat-completions request and return the answer text ("" if none).
+
+        ``params`` are passed to the endpoint as is (``temperature``, ``seed``, ``max_tokens``...)
+        and are part of the cache key. Raises ``ServiceError`` when the request fails for good.
+        """
+        cache_key = None
+        if self._cache is not None:
+            cache_key = self._cache.key(
+                {"model": self.model, "base_url": self.base_url, "messages": messages, "params": params}
+            )
+            cached = self._cache.get(cache_key)
+            if cached is not None:
+                self.stats.cached += 1
+                return cached
+        response = self._create(messages, params)
+        self.stats.requests += 1
+        text = (response.choices[0].message.content or "") if response.choices else ""
+        # An empty answer is not cached: asking again may help.
+        if cache_key is not None and text.strip():
+            self._cache.put(cache_key, text)
+        return text
+
+    def _create(self, messages: list[dict], params: dict):
+        import openai
+
+        where = f"LLM {self.model!r} at {self.endpoint}"
+        try:
+            return self._client.chat.completions.create(model=self.model, messages=messages, **params)
+        except openai.APITimeoutError as e:
+            raise ServiceError(f"{where}: no answer within {self.timeout:g} s, {self.max_retries} retries") from e
+        except openai.APIConnectionError as e:
+            raise ServiceError(f"{where}: cannot connect ({self._redact(str(e.__cause__ or e))}), {self.max_retries} retries") from e
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
+            # The body may quote part of the key: never echo it.
+            raise ServiceError(f"{where}: HTTP {e.status_code}, key refused; check {API_KEY_ENV}") from e
+        except openai.RateLimitError as e:
+            raise ServiceError(f"{where}: rate limited (HTTP 429) after {self.max_retries} retries: {self._detail(e)}") from e
+        except openai.APIStatusError as e:
+            retried = f" after {self.max_retries} retries" if e.status_code >= 500 else ""
+            raise ServiceError(f"{where}: HTTP {e.status_code}{retried}: {self._detail(e)}") from e
+        except openai.OpenAIError as e:
+            raise ServiceError(f"{where}: {self._redact(str(e))}") from e
+
+    def _detail(self, error) -> str:
+        # The server's own message when it sent one, else the SDK's "Error code: ..." text.
+        body = getattr(error, "body", None)
+        message = body.get("message") if isinstance(body, dict) else None
+        return self._redact(str(message or getattr(error, "message", error)))[:300]
+
+    def _redact(self, text: str) -> str:
+        key = self._client.api_key
+        return text.replace(key, "***") if key else text
+
+
+def image_content(image: Image.Image, *, max_side: int = 1024, quality: int = 90) -> dict:
+    """A chat message part carrying ``image`` as a base64 JPEG data URL (longest side <= max_side)."""
+    image = image.convert("RGB")
+    if max(image.size) > max_side:
+        image = image.copy()
+        image.thumbnail((max_side, max_side))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return {"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{data}"}}
