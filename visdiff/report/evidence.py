@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import os
 from dataclasses import dataclass
-from pathlib import PurePath
 
 import numpy as np
 
@@ -57,16 +57,30 @@ class ThumbnailCache:
         return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), ""
 
 
+def short_names(image_set: ImageSet) -> list[str]:
+    """Each item's path relative to the folder all the set's files share (its source otherwise).
+
+    Keeps the names short on the page while telling apart equal file names in sub-folders.
+    """
+    folders = [os.path.dirname(os.path.abspath(item.path)) for item in image_set.items if item.path is not None]
+    root = os.path.commonpath(folders) if folders else ""
+    return [os.path.relpath(os.path.abspath(item.path), root) if item.path is not None else item.source
+            for item in image_set.items]
+
+
 def top_images(image_set: ImageSet, scores: np.ndarray, captions: dict[str, str], *, k: int,
-               thumbnails: ThumbnailCache) -> list[EvidenceImage]:
-    """The ``k`` images of ``image_set`` with the highest ``scores`` (one per item), best first."""
+               thumbnails: ThumbnailCache, names: list[str]) -> list[EvidenceImage]:
+    """The ``k`` images of ``image_set`` with the highest ``scores`` (one per item), best first.
+
+    ``names`` are the display names of the items (:func:`short_names`).
+    """
     order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")[:k]
     shown = []
     for i in order:
         item = image_set.items[i]
         uri, error = thumbnails.get(item)
         shown.append(EvidenceImage(
-            source=item.source, name=PurePath(item.source).name or item.source, score=float(scores[i]),
+            source=item.source, name=names[i], score=float(scores[i]),
             caption=captions.get(item.key, ""), data_uri=uri, error=error,
         ))
     return shown

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from visdiff.report.evidence import EvidenceImage, ThumbnailCache, top_images
+from visdiff.report.evidence import EvidenceImage, ThumbnailCache, short_names, top_images
 from visdiff.report.plots import HistogramPlot, score_histogram
 from visdiff.report.results import ranked_table, to_jsonable
 from visdiff.types import CompareResult
@@ -47,9 +47,10 @@ def fmt_p(value) -> str:
 
 def fmt_setting(value) -> str:
     """A config value as one line of text (nested values as compact JSON)."""
+    value = to_jsonable(value)
     if isinstance(value, str):
         return value
-    return json.dumps(to_jsonable(value), ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _environment():
@@ -71,14 +72,17 @@ def hypothesis_sections(result: CompareResult, *, top_images_per_set: int) -> li
     thumbnails = ThumbnailCache()
     scores_a = np.asarray(result.scores_a, dtype=np.float64)
     scores_b = np.asarray(result.scores_b, dtype=np.float64)
+    names_a, names_b = short_names(result.set_a), short_names(result.set_b)
     sections = []
     for j, row in enumerate(ranked_table(result.table).to_dict("records")):
         sections.append(HypothesisSection(
             rank=j + 1,
             row=row,
             plot=score_histogram(scores_a[:, j], scores_b[:, j]),
-            top_a=top_images(result.set_a, scores_a[:, j], result.captions_a, k=top_images_per_set, thumbnails=thumbnails),
-            top_b=top_images(result.set_b, scores_b[:, j], result.captions_b, k=top_images_per_set, thumbnails=thumbnails),
+            top_a=top_images(result.set_a, scores_a[:, j], result.captions_a, k=top_images_per_set,
+                             thumbnails=thumbnails, names=names_a),
+            top_b=top_images(result.set_b, scores_b[:, j], result.captions_b, k=top_images_per_set,
+                             thumbnails=thumbnails, names=names_b),
         ))
     return sections
 

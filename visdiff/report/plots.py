@@ -73,8 +73,8 @@ def score_histogram(scores_a, scores_b, *, bins: int = N_BINS, width: int = PLOT
 
     def bars(fractions: np.ndarray) -> tuple[Rect, ...]:
         return tuple(
-            Rect(x=round(i * bin_width, 2), y=round(axis_y - f * scale_y, 2),
-                 width=round(bin_width, 2), height=round(f * scale_y, 2))
+            Rect(x=round(i * bin_width, 2), y=round(float(axis_y - f * scale_y), 2),
+                 width=round(bin_width, 2), height=round(float(f * scale_y), 2))
             for i, f in enumerate(fractions) if f > 0
         )
 

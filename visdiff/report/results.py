@@ -28,8 +28,9 @@ so the file is strict JSON.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, is_dataclass
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import PurePath
 
 import numpy as np
@@ -42,7 +43,12 @@ SCHEMA_VERSION = 1
 
 
 def to_jsonable(value):
-    """``value`` with numpy scalars/arrays, paths and tuples made JSON types, non-finite floats ``None``."""
+    """``value`` with numpy scalars/arrays, dataclasses, enums, paths and tuples made JSON types,
+    non-finite floats ``None``."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(asdict(value))
+    if isinstance(value, Enum):
+        return to_jsonable(value.value)
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -1,0 +1,268 @@
+"""visdiff.report: results.json / results.csv contents, HTML escaping, and the page in a real browser."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from tests.conftest import make_image
+from visdiff.errors import InputError
+from visdiff.io import load_image_set
+from visdiff.ranking import RESULT_COLUMNS, rank_scores
+from visdiff.report import SCHEMA_VERSION, write_outputs
+from visdiff.report.evidence import ThumbnailCache, short_names, top_images
+from visdiff.report.plots import score_histogram
+from visdiff.types import CompareResult
+
+# Solid colours the page uses nowhere else, so the screenshot shows whether thumbnails drew.
+GREEN, MAGENTA, YELLOW = (40, 180, 40), (180, 40, 180), (240, 220, 40)
+SCRIPT_FILE = "<script>alert(1)</script>.png"  # '/' makes this a folder '<script>alert(1)<' + 'script>.png'
+ONERROR_FILE = "<img src=x onerror=alert(1)>.png"
+HYPOTHESES = ["green <b>things</b>", "<script>alert('hyp')</script> & more", "a constant score"]
+CAPTION = "<i>a caption</i> & <script>x()</script>"
+
+
+class PageParser(HTMLParser):
+    """Elements, text, and the cell texts of each body row of the ``ranking`` table."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self.ranking_rows: list[list[str]] = []
+        self._in_ranking = False
+        self._cell: list[str] | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.elements.append((tag, attrs))
+        if tag == "table":
+            self._in_ranking = "ranking" in (attrs.get("class") or "")
+        elif tag == "tr" and self._in_ranking:
+            self.ranking_rows.append([])
+        elif tag == "td" and self._in_ranking:
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self._in_ranking = False
+        elif tag == "td" and self._cell is not None:
+            self.ranking_rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def tags(self, name: str) -> list[dict]:
+        return [attrs for tag, attrs in self.elements if tag == name]
+
+    @property
+    def all_text(self) -> str:
+        return "".join(self.text)
+
+
+@pytest.fixture
+def compare_result(tmp_path) -> CompareResult:
+    """A hand-built result: 6 images in A (two with hostile names), 4 in B, 3 hypotheses."""
+    a, b = tmp_path / "set_a", tmp_path / "set_b"
+    for i in range(4):
+        make_image(a / f"green{i}.png", (GREEN[0], GREEN[1] + 3 * i, GREEN[2]))
+        make_image(b / f"magenta{i}.png", (MAGENTA[0], MAGENTA[1] + 3 * i, MAGENTA[2]))
+    make_image(a / SCRIPT_FILE, YELLOW)
+    make_image(a / ONERROR_FILE, (GREEN[0], GREEN[1] + 20, GREEN[2]))
+    set_a, set_b = load_image_set(a, name="A"), load_image_set(b, name="B")
+    rng = np.random.default_rng(0)
+    raw_a = np.column_stack([rng.normal(0.30, 0.01, len(set_a)), rng.normal(0.25, 0.02, len(set_a)), np.full(len(set_a), 0.5)])
+    raw_b = np.column_stack([rng.normal(0.20, 0.01, len(set_b)), rng.normal(0.24, 0.02, len(set_b)), np.full(len(set_b), 0.5)])
+    table = rank_scores(raw_a, raw_b, HYPOTHESES)
+    order = [HYPOTHESES.index(h) for h in table["hypothesis"]]
+    table.attrs.update(scorer="open_clip:ViT-B-32:laion2b_s34b_b79k")
+    first_a = set_a.items[0].key
+    return CompareResult(
+        table=table, proposals=HYPOTHESES + ["GREEN things"], set_a=set_a, set_b=set_b,
+        scores_a=raw_a[:, order], scores_b=raw_b[:, order],
+        captions_a={first_a: CAPTION}, captions_b={},
+        config={"captioner": "hf:Salesforce/blip2-opt-2.7b", "proposer": "llm:gpt-4o", "seed": 0,
+                "out": tmp_path / "out", "rounds": np.int64(3), "weird": {"nested": [1.5, float("nan")]}},
+        timings={"caption": 1.25, "rank": 0.5},
+    )
+
+
+def test_write_outputs_writes_three_files(compare_result, tmp_path):
+    paths = write_outputs(compare_result, tmp_path / "new" / "out")
+    assert set(paths) == {"html", "json", "csv"}
+    assert [p.name for p in paths.values()] == ["report.html", "results.json", "results.csv"]
+    assert all(p.is_file() and p.stat().st_size > 0 for p in paths.values())
+
+
+def test_results_json_schema(compare_result, tmp_path):
+    paths = write_outputs(compare_result, tmp_path / "out")
+
+    def refuse(token):  # strict JSON: NaN/Infinity must have been written as null
+        raise AssertionError(f"non-standard JSON constant {token}")
+
+    doc = json.loads(paths["json"].read_text(encoding="utf-8"), parse_constant=refuse)
+    assert doc["schema_version"] == SCHEMA_VERSION == 1
+    assert [r["hypothesis"] for r in doc["results"]] == list(compare_result.table["hypothesis"])
+    assert [r["rank"] for r in doc["results"]] == [1, 2, 3]
+    assert set(doc["results"][0]) == {"rank", *RESULT_COLUMNS}
+    assert doc["results"][0]["hypothesis"] == "green <b>things</b>"
+    assert doc["results"][0]["auroc"] == pytest.approx(1.0)
+    constant = next(r for r in doc["results"] if r["hypothesis"] == "a constant score")
+    assert constant["p_value"] is None and constant["significant"] is False
+    assert doc["sets"]["a"]["n_images"] == 6 and doc["sets"]["b"]["n_images"] == 4
+    assert [im["source"] for im in doc["sets"]["a"]["images"]] == [it.source for it in compare_result.set_a.items]
+    assert any(im["source"].endswith(SCRIPT_FILE) for im in doc["sets"]["a"]["images"])
+    assert np.allclose(doc["scores"]["a"], compare_result.scores_a)
+    assert np.array(doc["scores"]["b"]).shape == (4, 3)
+    assert doc["captions"]["a"] == {compare_result.set_a.items[0].key: CAPTION}
+    assert doc["config"]["rounds"] == 3 and doc["config"]["weird"] == {"nested": [1.5, None]}
+    assert doc["config"]["out"] == str(tmp_path / "out")
+    assert doc["attrs"]["scorer"] == "open_clip:ViT-B-32:laion2b_s34b_b79k"
+    assert doc["proposals"][-1] == "GREEN things"
+    assert doc["timings"] == {"caption": 1.25, "rank": 0.5}
+
+
+def test_results_csv_round_trips(compare_result, tmp_path):
+    paths = write_outputs(compare_result, tmp_path / "out")
+    table = pd.read_csv(paths["csv"])
+    assert list(table.columns) == ["rank", *RESULT_COLUMNS]
+    assert list(table["hypothesis"]) == list(compare_result.table["hypothesis"])
+    assert np.allclose(table["auroc"], compare_result.table["auroc"])
+    assert table["p_value"].isna().sum() == 1
+
+
+def test_user_strings_are_escaped(compare_result, tmp_path):
+    html = write_outputs(compare_result, tmp_path / "out")["html"].read_text(encoding="utf-8")
+    page = PageParser(html)
+    assert page.tags("script") == [] and page.tags("b") == [] and page.tags("i") == []
+    # 6 + 4 thumbnails per hypothesis; a file named like an <img> tag adds none.
+    assert len(page.tags("img")) == 3 * 10
+    assert all(img["src"].startswith("data:image/jpeg;base64,") for img in page.tags("img"))
+    text = page.all_text
+    for literal in (*HYPOTHESES, CAPTION, SCRIPT_FILE, ONERROR_FILE):
+        assert literal in text
+    assert "<script>alert('hyp')</script>" not in html and "&lt;script&gt;alert(" in html
+
+
+def test_page_shows_table_settings_and_top_images(compare_result, tmp_path):
+    page = PageParser(write_outputs(compare_result, tmp_path / "out", top_images=2)["html"].read_text(encoding="utf-8"))
+    assert [row[1] for row in page.ranking_rows if row] == list(compare_result.table["hypothesis"])
+    assert page.ranking_rows[1][2] == "1.000"  # AUROC of the perfectly separating hypothesis
+    text = page.all_text
+    for shown in ("hf:Salesforce/blip2-opt-2.7b", "llm:gpt-4o", "open_clip:ViT-B-32:laion2b_s34b_b79k", "n/a",
+                  '{"nested": [1.5, null]}'):
+        assert shown in text
+    assert str(tmp_path / "out") in text and f'"{tmp_path / "out"}"' not in text
+    titles = [f["title"] for f in page.tags("figure")]
+    assert len(titles) == 3 * (2 + 2)
+    best_a = np.argsort(-compare_result.scores_a[:, 0])[:2]
+    assert titles[:2] == [compare_result.set_a.items[i].source for i in best_a]
+    assert len(page.tags("svg")) == 3
+
+
+def test_top_images_best_first_and_names_relative(tmp_path):
+    for name in ("x/cat.png", "y/cat.png", "y/dog.png"):
+        make_image(tmp_path / "set" / name, (10, 20, 30))
+    image_set = load_image_set(tmp_path / "set")
+    names = short_names(image_set)
+    assert names == ["x/cat.png", "y/cat.png", "y/dog.png"]
+    shown = top_images(image_set, np.array([0.1, np.nan, 0.3]), {}, k=2, thumbnails=ThumbnailCache(), names=names)
+    assert [(s.name, s.score) for s in shown] == [("y/dog.png", 0.3), ("x/cat.png", 0.1)]
+    thumb = Image.open(io.BytesIO(__import__("base64").b64decode(shown[0].data_uri.split(",", 1)[1])))
+    assert thumb.format == "JPEG" and max(thumb.size) <= 160
+
+
+def test_vanished_image_gets_placeholder(compare_result, tmp_path, caplog):
+    missing = compare_result.set_b.items[0].path
+    missing.unlink()
+    with caplog.at_level(logging.WARNING, logger="visdiff"):
+        paths = write_outputs(compare_result, tmp_path / "out")
+    assert "image unavailable" in paths["html"].read_text(encoding="utf-8")
+    assert str(missing) in caplog.text
+    assert json.loads(paths["json"].read_text())["sets"]["b"]["n_images"] == 4
+
+
+def test_bad_calls_raise_clear_errors(compare_result, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(InputError, match="not a folder"):
+        write_outputs(compare_result, blocker)
+    compare_result.scores_b = compare_result.scores_b[:, :2]
+    with pytest.raises(ValueError, match=r"scores_b has shape \(4, 2\); expected \(4, 3\)"):
+        write_outputs(compare_result, tmp_path / "out")
+
+
+def test_histogram_geometry():
+    plot = score_histogram([0.0, 0.0, 1.0, 1.0], [1.0, 1.0], bins=4, width=100, height=60)
+    # Heights are shares of each set: half of A in each end bin, all of B in the top bin.
+    assert [(r.x, r.height) for r in plot.bars_a] == [(0.0, 19.0), (75.0, 19.0)]
+    assert [(r.x, r.height) for r in plot.bars_b] == [(75.0, 38.0)]
+    assert plot.mean_a_x == pytest.approx(50.0) and plot.mean_b_x == pytest.approx(100.0)
+    flat = score_histogram([0.2, 0.2], [0.2, np.nan], bins=4)
+    assert flat.low < 0.2 < flat.high and len(flat.bars_a) == len(flat.bars_b) == 1
+
+
+# --- the page in a real browser -------------------------------------------------------------
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--enable-logging=stderr", "--v=0",
+]
+
+
+def run_chromium(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is not installed, so the report cannot be checked in a browser: "
+                    "run `apt-get install -y chromium` (Debian; `make test` installs it)")
+    return subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+
+
+def console_messages(stderr: str) -> list[str]:
+    # Chromium logs page console output (errors, CSP violations, failed loads) as "...:CONSOLE:..." lines.
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+
+
+def colour_pixels(image: Image.Image, colour: tuple[int, int, int], tolerance: int = 24) -> int:
+    arr = np.asarray(image.convert("RGB"), dtype=np.int16)
+    return int((np.abs(arr - np.array(colour)).max(axis=-1) <= tolerance).sum())
+
+
+def test_report_in_headless_chromium(compare_result, tmp_path):
+    page = write_outputs(compare_result, tmp_path / "out")["html"]
+
+    dom = run_chromium(page, tmp_path / "profile-dom", "--dump-dom")
+    assert console_messages(dom.stderr) == []
+    parsed = PageParser(dom.stdout)
+    assert [row[1] for row in parsed.ranking_rows if row] == list(compare_result.table["hypothesis"])
+    assert parsed.tags("script") == []
+    assert len(parsed.tags("img")) == 30
+    assert SCRIPT_FILE in parsed.all_text and HYPOTHESES[1] in parsed.all_text
+
+    screenshot = tmp_path / "report.png"
+    shot = run_chromium(page, tmp_path / "profile-shot", "--window-size=1200,2600", f"--screenshot={screenshot}")
+    assert console_messages(shot.stderr) == []
+    assert screenshot.is_file() and screenshot.stat().st_size > 20_000
+    image = Image.open(screenshot)
+    assert image.size == (1200, 2600)
+    # Thumbnails drew: each is 48x40 px at natural size, and A's images appear in 3 sections.
+    assert colour_pixels(image, GREEN) > 4 * 1920
+    assert colour_pixels(image, MAGENTA) > 4 * 1920
+    assert colour_pixels(image, YELLOW) > 1920
