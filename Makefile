@@ -19,8 +19,13 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(BIN)/visdiff compare examples/a examples/b
 
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest -q
+
+# The report test loads report.html in headless Chromium (Debian package); without it that test fails.
+.PHONY: chromium
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) || echo "could not install chromium: the browser test of the report will fail" >&2
 
 clean:
 	rm -rf $(VENV) build *.egg-info
