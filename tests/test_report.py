@@ -174,6 +174,17 @@ def test_page_shows_table_settings_and_top_images(compare_result, tmp_path):
     assert len(page.tags("svg")) == 3
 
 
+def test_secrets_never_reach_the_outputs(compare_result, tmp_path):
+    compare_result.config.update(llm={"base_url": "http://localhost:8080/v1", "api_key": "sk-SECRET1", "max_tokens": 300},
+                                 hf_token="hf_SECRET2")
+    paths = write_outputs(compare_result, tmp_path / "out")
+    for path in paths.values():
+        assert "SECRET" not in path.read_text(encoding="utf-8")
+    config = json.loads(paths["json"].read_text())["config"]
+    assert config["llm"] == {"base_url": "http://localhost:8080/v1", "api_key": "<redacted>", "max_tokens": 300}
+    assert config["hf_token"] == "<redacted>" and config["proposer"] == "llm:gpt-4o"
+
+
 def test_top_images_best_first_and_names_relative(tmp_path):
     for name in ("x/cat.png", "y/cat.png", "y/dog.png"):
         make_image(tmp_path / "set" / name, (10, 20, 30))

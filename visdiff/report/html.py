@@ -16,7 +16,7 @@ import numpy as np
 
 from visdiff.report.evidence import EvidenceImage, ThumbnailCache, short_names, top_images
 from visdiff.report.plots import HistogramPlot, score_histogram
-from visdiff.report.results import ranked_table, to_jsonable
+from visdiff.report.results import ranked_table, settings_record, to_jsonable
 from visdiff.types import CompareResult
 
 
@@ -106,7 +106,8 @@ def render_report(result: CompareResult, *, top_images_per_set: int = 6) -> str:
     check_shapes(result)
     return _environment().get_template("report.html.j2").render(
         result=result,
-        attrs=to_jsonable(dict(result.table.attrs)),
+        config=settings_record(result.config),
+        attrs=settings_record(result.table.attrs),
         sections=hypothesis_sections(result, top_images_per_set=top_images_per_set),
         version=__version__,
         created_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

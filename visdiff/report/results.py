@@ -6,7 +6,7 @@
       "schema_version": 1,
       "visdiff_version": "0.1.0",
       "created_at": "2026-11-26T20:40:56+00:00",     # UTC, ISO 8601
-      "config": {...},                               # settings and model ids of the run
+      "config": {...},                               # settings and model ids (secrets redacted)
       "timings": {"stage": seconds, ...},
       "attrs": {...},                                # table.attrs: alpha, scorer, ...
       "sets": {
@@ -28,6 +28,7 @@ so the file is strict JSON.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, is_dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -40,6 +41,10 @@ from visdiff.io import ImageSet
 from visdiff.types import CompareResult
 
 SCHEMA_VERSION = 1
+# A setting is secret when its name's last word is one of these ("openai_api_key", "hf_token"),
+# not merely when it contains one ("max_tokens" stays).
+SECRET_WORDS = frozenset({"key", "apikey", "token", "secret", "password", "authorization"})
+REDACTED = "<redacted>"
 
 
 def to_jsonable(value):
@@ -64,6 +69,26 @@ def to_jsonable(value):
     return value
 
 
+def is_secret_name(name: str) -> bool:
+    words = re.split(r"[^a-z0-9]+", str(name).lower().strip("_- "))
+    return words[-1] in SECRET_WORDS
+
+
+def settings_record(settings: dict) -> dict:
+    """``settings`` as JSON types with secret-looking values replaced by ``"<redacted>"``, at any depth.
+
+    Reports get shared; the pipeline never puts API keys in the config, and this makes sure.
+    """
+    def redact(value):
+        if isinstance(value, dict):
+            return {k: REDACTED if is_secret_name(k) and v is not None else redact(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [redact(v) for v in value]
+        return value
+
+    return redact(to_jsonable(dict(settings)))
+
+
 def ranked_table(table: pd.DataFrame) -> pd.DataFrame:
     """The ranked table with a 1-based ``rank`` column first."""
     return table.reset_index(drop=True).assign(rank=range(1, len(table) + 1))[["rank", *table.columns]]
@@ -86,9 +111,9 @@ def results_payload(result: CompareResult) -> dict:
         "schema_version": SCHEMA_VERSION,
         "visdiff_version": __version__,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "config": result.config,
+        "config": settings_record(result.config),
         "timings": result.timings,
-        "attrs": dict(result.table.attrs),
+        "attrs": settings_record(result.table.attrs),
         "sets": {"a": _set_record(result.set_a), "b": _set_record(result.set_b)},
         "proposals": list(result.proposals),
         "results": ranked_table(result.table).to_dict("records"),
