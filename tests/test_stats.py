@@ -1,0 +1,137 @@
+"""visdiff.stats against sklearn/scipy references, on continuous and heavily tied data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import false_discovery_control, ttest_ind
+from sklearn.metrics import roc_auc_score
+
+from visdiff import stats
+
+
+def reference(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
+    labels = np.r_[np.ones(a.shape[0]), np.zeros(b.shape[0])]
+    out = {"auroc": [], "t": [], "p_two_sided": [], "p_greater": [], "df": []}
+    for j in range(a.shape[1]):
+        out["auroc"].append(roc_auc_score(labels, np.r_[a[:, j], b[:, j]]))
+        two = ttest_ind(a[:, j], b[:, j], equal_var=False)
+        out["t"].append(two.statistic)
+        out["df"].append(two.df)
+        out["p_two_sided"].append(two.pvalue)
+        out["p_greater"].append(ttest_ind(a[:, j], b[:, j], equal_var=False, alternative="greater").pvalue)
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def score_matrices(kind: str, n_a: int, n_b: int, m: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    shift = rng.normal(0, 0.5, size=m)
+    a = rng.normal(size=(n_a, m)) + shift
+    b = rng.normal(size=(n_b, m))
+    if kind == "tied":  # a handful of distinct values, shared between A and B
+        a, b = np.round(a), np.round(b)
+    elif kind == "ties-within-one-set":
+        a = np.round(a)
+    return a, b
+
+
+@pytest.mark.parametrize("kind", ["random", "tied", "ties-within-one-set"])
+@pytest.mark.parametrize(("n_a", "n_b", "m"), [(2, 2, 1), (3, 7, 5), (40, 25, 30), (300, 200, 4)])
+def test_matches_sklearn_and_scipy(kind, n_a, n_b, m):
+    a, b = score_matrices(kind, n_a, n_b, m, seed=n_a * 1000 + m)
+    ref = reference(a, b)
+    welch = stats.welch_ttest(a, b)
+    np.testing.assert_allclose(stats.auroc_score(a, b), ref["auroc"], rtol=0, atol=1e-9)
+    finite = np.isfinite(ref["t"])
+    for ours, theirs in [("t", "t"), ("df", "df"), ("p_two_sided", "p_two_sided"), ("p_greater", "p_greater")]:
+        np.testing.assert_allclose(welch[ours][finite], ref[theirs][finite], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(welch["mean_a"], a.mean(axis=0))
+    np.testing.assert_allclose(welch["mean_b"], b.mean(axis=0))
+
+
+def test_float32_input_is_exact_like_its_float64_copy():
+    a, b = score_matrices("random", 500, 400, 6, seed=3)
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    ref = reference(a32.astype(np.float64), b32.astype(np.float64))
+    np.testing.assert_allclose(stats.auroc_score(a32, b32), ref["auroc"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(stats.welch_ttest(a32, b32)["t"], ref["t"], rtol=1e-9)
+
+
+def test_torch_tensors_and_1d_inputs_are_one_hypothesis_each():
+    import torch
+
+    a, b = [0.9, 0.8, 0.7], [0.1, 0.85]
+    expected = roc_auc_score([1, 1, 1, 0, 0], a + b)
+    assert stats.auroc_score(a, b).tolist() == pytest.approx([expected])
+    assert stats.auroc_score(torch.tensor(a), torch.tensor(b)).tolist() == pytest.approx([expected])
+
+
+def test_perfect_and_reversed_separation():
+    a = np.array([[3.0, 0.0], [4.0, 1.0]])
+    b = np.array([[1.0, 5.0], [2.0, 6.0]])
+    assert stats.auroc_score(a, b).tolist() == [1.0, 0.0]
+
+
+def test_identical_sets_give_half_auroc_and_zero_t():
+    a = np.arange(10.0)[:, None]
+    assert stats.auroc_score(a, a.copy()).tolist() == [0.5]
+    welch = stats.welch_ttest(a, a.copy())
+    assert welch["t"][0] == 0.0 and welch["p_two_sided"][0] == pytest.approx(1.0) and welch["p_greater"][0] == pytest.approx(0.5)
+
+
+@pytest.mark.filterwarnings("ignore:Precision loss occurred:RuntimeWarning")
+def test_constant_scores_give_nan_tests_not_errors():
+    a = np.ones((4, 2))
+    b = np.ones((3, 2))
+    b[:, 1] = [0.0, 0.5, 0.2]
+    welch = stats.welch_ttest(a, b)
+    assert np.isnan(welch["t"][0]) and np.isnan(welch["p_two_sided"][0]) and np.isnan(welch["p_greater"][0])
+    assert stats.auroc_score(a, b).tolist() == [0.5, 1.0]
+    # Column 1: A constant, B varies -> finite test, same as scipy.
+    ref = ttest_ind(a[:, 1], b[:, 1], equal_var=False)
+    assert welch["t"][1] == pytest.approx(ref.statistic, rel=1e-12)
+
+
+def test_bh_matches_scipy_for_1_and_1000_hypotheses():
+    rng = np.random.default_rng(0)
+    p = np.concatenate([rng.uniform(0, 1e-3, 50), rng.uniform(size=950)])
+    np.testing.assert_allclose(stats.bh_qvalues(p), false_discovery_control(p, method="bh"), rtol=1e-12)
+    assert stats.bh_qvalues([0.03]).tolist() == pytest.approx([0.03])
+
+
+def test_bh_leaves_nan_out_of_the_count():
+    q = stats.bh_qvalues([0.01, np.nan, 0.04])
+    assert np.isnan(q[1])
+    np.testing.assert_allclose(q[[0, 2]], false_discovery_control([0.01, 0.04]))
+    assert np.isnan(stats.bh_qvalues([np.nan, np.nan])).all()
+
+
+def test_thousand_hypotheses_at_once():
+    a, b = score_matrices("tied", 30, 20, 1000, seed=1)
+    ref = reference(a, b)
+    np.testing.assert_allclose(stats.auroc_score(a, b), ref["auroc"], atol=1e-9)
+    np.testing.assert_allclose(stats.welch_ttest(a, b)["p_greater"], ref["p_greater"], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "message"),
+    [
+        (np.ones((1, 3)), np.ones((4, 3)), "scores_a needs at least 2 images"),
+        (np.ones((4, 3)), np.ones((4, 2)), "scores_a has 3 hypotheses but scores_b has 2"),
+        (np.ones((2, 2, 2)), np.ones((4, 2)), "must be 1-D or 2-D"),
+        (np.ones((4, 0)), np.ones((4, 0)), "no hypothesis columns"),
+        (np.array([[1.0], [np.nan]]), np.ones((2, 1)), "NaN or infinite"),
+        (np.array([[1.0], [np.inf]]), np.ones((2, 1)), "NaN or infinite"),
+        (np.array([["x"], ["y"]]), np.ones((2, 1)), "must hold numbers"),
+    ],
+)
+def test_validation_errors_name_the_problem(a, b, message):
+    with pytest.raises(ValueError, match=message):
+        stats.auroc_score(a, b)
+    with pytest.raises(ValueError, match=message):
+        stats.welch_ttest(a, b)
+
+
+def test_bh_rejects_2d():
+    with pytest.raises(ValueError, match="1-D"):
+        stats.bh_qvalues(np.ones((2, 2)))
