@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -193,7 +194,7 @@ def test_top_images_best_first_and_names_relative(tmp_path):
     assert names == ["x/cat.png", "y/cat.png", "y/dog.png"]
     shown = top_images(image_set, np.array([0.1, np.nan, 0.3]), {}, k=2, thumbnails=ThumbnailCache(), names=names)
     assert [(s.name, s.score) for s in shown] == [("y/dog.png", 0.3), ("x/cat.png", 0.1)]
-    thumb = Image.open(io.BytesIO(__import__("base64").b64decode(shown[0].data_uri.split(",", 1)[1])))
+    thumb = Image.open(io.BytesIO(base64.b64decode(shown[0].data_uri.split(",", 1)[1])))
     assert thumb.format == "JPEG" and max(thumb.size) <= 160
 
 
