@@ -196,6 +196,10 @@ def test_top_images_best_first_and_names_relative(tmp_path):
     assert [(s.name, s.score) for s in shown] == [("y/dog.png", 0.3), ("x/cat.png", 0.1)]
     thumb = Image.open(io.BytesIO(base64.b64decode(shown[0].data_uri.split(",", 1)[1])))
     assert thumb.format == "JPEG" and max(thumb.size) <= 160
+    in_memory = load_image_set([Image.new("RGB", (300, 200), (1, 2, 3)), Image.new("RGB", (8, 8))])
+    assert short_names(in_memory) == ["<image 0>", "<image 1>"]
+    big = top_images(in_memory, np.array([0.5, 0.1]), {}, k=1, thumbnails=ThumbnailCache(), names=["x", "y"])[0]
+    assert Image.open(io.BytesIO(base64.b64decode(big.data_uri.split(",", 1)[1]))).size == (160, 107)
 
 
 def test_vanished_image_gets_placeholder(compare_result, tmp_path, caplog):
