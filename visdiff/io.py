@@ -12,7 +12,8 @@ import io
 import logging
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -25,8 +26,8 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".jfif"}
 )
-# Refuse anything above PIL's own warning threshold (~89 Mpx) rather than only above twice it.
-MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS
+# Images above PIL's warning threshold, Image.MAX_IMAGE_PIXELS (~89 Mpx), are refused, not
+# only those above twice it (where PIL itself raises).
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,15 @@ class ImageItem:
     def open(self) -> Image.Image:
         """Decode to an RGB image (EXIF orientation applied). Raises ``InputError`` if unreadable."""
         if self.image is not None:
-            return to_rgb(self.image)
-        return decode_image_bytes(read_bytes(self.path), source=self.source)
+            try:
+                return to_rgb(self.image)
+            except (OSError, ValueError) as e:
+                raise InputError(f"{self.source}: cannot convert {self.image.mode} image to RGB ({e})") from e
+        try:
+            data = read_bytes(self.path)
+        except OSError as e:
+            raise InputError(f"{self.source}: cannot read file ({e.strerror or e})") from e
+        return decode_image_bytes(data, source=self.source)
 
 
 @dataclass(frozen=True)
@@ -96,8 +104,6 @@ class ImageSet:
         return self
 
 
-
-
 def read_bytes(path: Path) -> bytes:
     return Path(path).read_bytes()
 
@@ -140,21 +146,35 @@ def decode_image_bytes(data: bytes, *, source: str = "<bytes>") -> Image.Image:
     if not data:
         raise InputError(f"{source}: empty file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with _refuse_bombs():
             image = Image.open(io.BytesIO(data))
             image.load()
             return to_rgb(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise InputError(f"{source}: refused, too many pixels (decompression bomb?)") from e
+        raise InputError(f"{source}: {BOMB_REASON}") from e
     except UnidentifiedImageError as e:
         raise InputError(f"{source}: not an image file") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise InputError(f"{source}: unreadable image ({e})") from e
 
 
+BOMB_REASON = "refused, too many pixels (decompression bomb?)"
+
+
+@contextmanager
+def _refuse_bombs() -> Iterator[None]:
+    """PIL's decompression-bomb warning (> ``Image.MAX_IMAGE_PIXELS``) raised as an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
 def _probe(path: Path) -> tuple[str | None, str]:
-    """(content hash, '') for a file whose header PIL recognises, else (None, reason)."""
+    """(content hash, '') for a file whose header PIL recognises, else (None, reason).
+
+    Only the header is parsed here (cheap); a file truncated after it passes and fails
+    later, at decode time in the embedding step, which records it as skipped too.
+    """
     try:
         data = read_bytes(path)
     except OSError as e:
@@ -162,8 +182,10 @@ def _probe(path: Path) -> tuple[str | None, str]:
     if not data:
         return None, "empty file"
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.size  # header parsed; full decode happens when the image is used
+        with _refuse_bombs(), Image.open(io.BytesIO(data)) as image:
+            image.size  # noqa: B018 - header parsed; full decode happens when the image is used
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return None, BOMB_REASON
     except UnidentifiedImageError:
         return None, "not an image file"
     except (OSError, SyntaxError, ValueError) as e:
@@ -185,26 +207,38 @@ def _from_paths(paths: Iterable[Path], *, name: str) -> ImageSet:
 
 
 def list_image_files(folder: Path) -> list[Path]:
-    """Image files under ``folder``, recursively, sorted by path, by extension."""
+    """Image files under ``folder``, recursively, sorted by path, by extension.
+
+    Broken symlinks with an image extension are listed too, so they are reported as
+    unreadable instead of vanishing silently.
+    """
     return sorted(
-        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_EXTENSIONS and (p.is_file() or (p.is_symlink() and not p.exists()))
     )
 
 
 def read_csv_groups(csv_path: Path) -> dict[str, list[Path]]:
     """``path,group_name`` CSV (VisDiffBench style) -> {group: [paths relative to the CSV]}."""
     try:
-        with open(csv_path, newline="", encoding="utf-8") as f:
+        # utf-8-sig: spreadsheets often start CSVs with a byte-order mark.
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             if not reader.fieldnames or not {"path", "group_name"} <= set(reader.fieldnames):
                 raise InputError(
                     f"{csv_path}: expected columns 'path,group_name', found {reader.fieldnames}"
                 )
             groups: dict[str, list[Path]] = {}
-            for row in reader:
-                groups.setdefault(row["group_name"], []).append(csv_path.parent / row["path"])
+            for line, row in enumerate(reader, start=2):
+                path, group = (row.get("path") or "").strip(), (row.get("group_name") or "").strip()
+                if not path or not group:
+                    raise InputError(f"{csv_path}, line {line}: empty path or group_name")
+                groups.setdefault(group, []).append(csv_path.parent / path)
     except OSError as e:
         raise InputError(f"cannot read {csv_path}: {e.strerror or e}") from e
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise InputError(f"{csv_path} is not a readable UTF-8 CSV: {e}") from e
     return groups
 
 
@@ -233,7 +267,9 @@ def load_image_set(source, *, group: str | None = None, name: str | None = None)
         if path.is_dir():
             files = list_image_files(path)
             if not files:
-                raise InputError(f"folder {path} contains no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+                raise InputError(
+                    f"folder {path} contains no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})"
+                )
             return _from_paths(files, name=name or path.name)
         if path.suffix.lower() == ".csv":
             groups = read_csv_groups(path)
@@ -261,4 +297,5 @@ def load_image_set(source, *, group: str | None = None, name: str | None = None)
         log.warning("skipping %s: no such file", p)
     present = [Path(p) for p in seq if Path(p).exists()]
     image_set = _from_paths(present, name=name or "")
-    return replace(image_set, skipped=tuple(SkippedImage(str(p), "no such file") for p in missing) + image_set.skipped)
+    skipped_missing = tuple(SkippedImage(str(p), "no such file") for p in missing)
+    return replace(image_set, skipped=skipped_missing + image_set.skipped)
