@@ -60,6 +60,7 @@ def list_scorers() -> list[str]:
 def _load_backends() -> None:
     # Importing a backend module registers it; heavy imports happen only inside factories.
     from visdiff.rankers import clip  # noqa: F401
+    from visdiff.rankers import offline  # noqa: F401
 
 
 def auto_device(device: str | torch.device | None = None) -> torch.device:

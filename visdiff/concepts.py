@@ -1,0 +1,248 @@
+"""Concepts the offline profile can see: WordNet noun synsets over ImageNet-1k classes, plus
+photographic properties measured by image statistics.
+
+An image is described by its 1000 ImageNet class probabilities and a few image statistics.
+A *concept* is a set of classes (a WordNet synset and everything beneath it: "dogs" is the
+118 dog breeds) or a photographic property; an image's score for a class concept is the
+summed probability of its classes, for a property a 0..1 ramp over one statistic.
+
+Texts are turned into *concept weights* over the 1000 classes and the properties, so that
+``score = image_vector @ weights``: an exact name ("dogs", "black and white photos") gives
+the concept's indicator, "X and Y" the union of both, and anything else a MiniLM-similarity
+mix of the nearest concepts (see :mod:`visdiff.rankers.offline`).
+
+The class table is ``visdiff/data/imagenet_concepts.json``, generated from WordNet 3.0 by
+``scripts/build_concepts.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from importlib import resources
+
+import numpy as np
+import torch
+
+N_CLASSES = 1000
+STATISTICS = ("colourfulness", "brightness", "sharpness")
+
+
+@dataclass(frozen=True)
+class Concept:
+    """One WordNet synset: ``classes`` are the ImageNet class indices beneath it (itself
+    included), ``parents`` indices into the concept table, ``phrase`` a plural description."""
+
+    wnid: str
+    name: str
+    phrase: str
+    aliases: tuple[str, ...]
+    depth: int
+    parents: tuple[int, ...]
+    classes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PhotoProperty:
+    """A photographic property scored by a linear 0..1 ramp over one image statistic.
+
+    The score is 0 at ``zero`` and 1 at ``one`` (either order), flat outside: images clearly
+    on one side tie, so rank statistics only see the ambiguous zone.
+    """
+
+    name: str
+    phrase: str
+    aliases: tuple[str, ...]
+    statistic: str
+    zero: float
+    one: float
+
+    def score(self, values: torch.Tensor) -> torch.Tensor:
+        return ((values - self.zero) / (self.one - self.zero)).clamp(0.0, 1.0)
+
+
+# Thresholds were set on synthetic transforms of Debian images (examples/, benchmark
+# out-of-domain pairs): greyscale JPEGs keep colourfulness under 0.01, ordinary colour
+# photos sit above 0.08; sharpness is the mean absolute Laplacian over the luminance
+# standard deviation (contrast-free), about 0.3-1 for sharp 224px photos, <0.12 when blurred.
+PHOTO_PROPERTIES: tuple[PhotoProperty, ...] = (
+    PhotoProperty(
+        "black and white photo", "black and white photos",
+        ("black and white photo", "black and white photos", "black-and-white photos",
+         "greyscale photos", "grayscale photos", "greyscale images", "grayscale images",
+         "monochrome photos", "black and white images", "photos without colour",
+         "photos without color"),
+        "colourfulness", zero=0.06, one=0.02,
+    ),
+    PhotoProperty(
+        "colour photo", "colour photos",
+        ("colour photo", "colour photos", "color photo", "color photos", "colourful photos",
+         "colorful photos", "colour images", "color images", "vivid colours", "vivid colors"),
+        "colourfulness", zero=0.02, one=0.06,
+    ),
+    PhotoProperty(
+        "dark photo", "dark, underexposed photos",
+        ("dark photo", "dark photos", "dark, underexposed photos", "underexposed photos",
+         "dark images", "dimly lit photos", "low-light photos", "photos taken at night"),
+        "brightness", zero=0.30, one=0.15,
+    ),
+    PhotoProperty(
+        "bright photo", "bright, overexposed photos",
+        ("bright photo", "bright photos", "bright, overexposed photos", "overexposed photos",
+         "washed-out photos", "bright images"),
+        "brightness", zero=0.65, one=0.80,
+    ),
+    PhotoProperty(
+        "blurry photo", "blurry photos",
+        ("blurry photo", "blurry photos", "blurred photos", "out-of-focus photos",
+         "out of focus photos", "blurry images", "blurred images", "soft-focus photos"),
+        "sharpness", zero=0.20, one=0.10,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ConceptTable:
+    """The WordNet concepts over ImageNet-1k classes, in the order of the model's logits."""
+
+    class_wnids: tuple[str, ...]
+    concepts: tuple[Concept, ...]
+
+    @cached_property
+    def class_concept(self) -> tuple[int, ...]:
+        """Concept index of each ImageNet class's own synset."""
+        own = {c.wnid: i for i, c in enumerate(self.concepts)}
+        return tuple(own[w] for w in self.class_wnids)
+
+    @cached_property
+    def membership(self) -> np.ndarray:
+        """(1000, n_concepts) float32 0/1: class c lies beneath concept k."""
+        matrix = np.zeros((N_CLASSES, len(self.concepts)), np.float32)
+        for k, concept in enumerate(self.concepts):
+            matrix[list(concept.classes), k] = 1.0
+        return matrix
+
+    @cached_property
+    def ancestors(self) -> tuple[frozenset[int], ...]:
+        """Concept indices above each concept (itself excluded)."""
+        out: list[frozenset[int]] = []
+        for k in range(len(self.concepts)):
+            seen: set[int] = set()
+            todo = list(self.concepts[k].parents)
+            while todo:
+                p = todo.pop()
+                if p not in seen:
+                    seen.add(p)
+                    todo.extend(self.concepts[p].parents)
+            out.append(frozenset(seen))
+        return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def load_concept_table() -> ConceptTable:
+    """The packaged concept table (``visdiff/data/imagenet_concepts.json``)."""
+    text = resources.files("visdiff").joinpath("data/imagenet_concepts.json").read_text("utf-8")
+    raw = json.loads(text)
+    concepts = tuple(
+        Concept(
+            wnid=c["wnid"], name=c["name"], phrase=c["phrase"], aliases=tuple(c["aliases"]),
+            depth=c["depth"], parents=tuple(c["parents"]), classes=tuple(c["classes"]),
+        )
+        for c in raw["concepts"]
+    )
+    return ConceptTable(class_wnids=tuple(raw["classes"]), concepts=concepts)
+
+
+def image_statistics(rgb: torch.Tensor) -> torch.Tensor:
+    """(n, 3, H, W) RGB in [0, 1] -> (n, 3): colourfulness, brightness, sharpness.
+
+    colourfulness: mean over pixels of max(R,G,B) - min(R,G,B); brightness: mean luminance
+    (Rec. 601); sharpness: mean |4-neighbour Laplacian| of luminance divided by its standard
+    deviation, so that contrast and exposure do not masquerade as focus.
+    """
+    colourfulness = (rgb.amax(dim=1) - rgb.amin(dim=1)).mean(dim=(1, 2))
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype, device=rgb.device)
+    luminance = (rgb * weights.view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+    brightness = luminance.mean(dim=(1, 2, 3))
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=rgb.dtype, device=rgb.device)
+    laplacian = torch.nn.functional.conv2d(luminance, kernel.view(1, 1, 3, 3))
+    contrast = luminance.std(dim=(1, 2, 3)).clamp_min(1e-3)
+    sharpness = laplacian.abs().mean(dim=(1, 2, 3)) / contrast
+    return torch.stack([colourfulness, brightness, sharpness], dim=1)
+
+
+def property_scores(statistics: torch.Tensor) -> torch.Tensor:
+    """(n, 3) :func:`image_statistics` -> (n, len(PHOTO_PROPERTIES)) scores in [0, 1]."""
+    columns = [p.score(statistics[:, STATISTICS.index(p.statistic)]) for p in PHOTO_PROPERTIES]
+    return torch.stack(columns, dim=1)
+
+
+_PREFIX = re.compile(
+    r"^(?:(?:there are|contains?|has|have|more|mostly|many|some|a|an|the)\s+)*"
+    r"(?:(?:photos?|photographs?|images?|pictures?|shots?)\s+(?:of|showing|with|containing)\s+)?"
+    r"(?:(?:a|an|the|some|many)\s+)?"
+)
+
+
+def normalise_text(text: str) -> str:
+    """Lower case, single spaces, no trailing punctuation, no 'photos of'/'a' lead-in."""
+    text = " ".join(text.lower().split()).strip(" .;:!")
+    return _PREFIX.sub("", text, count=1) or text
+
+
+@lru_cache(maxsize=1)
+def _exact_index() -> dict[str, tuple[str, int]]:
+    """{normalised name: ('class', concept index) or ('property', property index)}.
+
+    Phrases are unique; where several synsets share a bare alias ("crane"), the one over
+    most classes wins, as in the phrase table.
+    """
+    table = load_concept_table()
+    index: dict[str, tuple[str, int]] = {}
+    order = sorted(range(len(table.concepts)), key=lambda k: -len(table.concepts[k].classes))
+    for k in order:
+        for alias in table.concepts[k].aliases:
+            index.setdefault(normalise_text(alias), ("class", k))
+    for k in range(len(table.concepts)):
+        index[normalise_text(table.concepts[k].phrase)] = ("class", k)
+    for k, prop in enumerate(PHOTO_PROPERTIES):
+        for alias in (prop.name, prop.phrase, *prop.aliases):
+            index[normalise_text(alias)] = ("property", k)
+    return index
+
+
+def concept_vector(kind: str, k: int) -> np.ndarray:
+    """Weights over the 1000 classes then the properties for one concept or property."""
+    vector = np.zeros(N_CLASSES + len(PHOTO_PROPERTIES), np.float32)
+    if kind == "class":
+        vector[list(load_concept_table().concepts[k].classes)] = 1.0
+    else:
+        vector[N_CLASSES + k] = 1.0
+    return vector
+
+
+def exact_weights(text: str) -> np.ndarray | None:
+    """Concept weights of a text that names concepts exactly, else ``None``.
+
+    A whole name wins ("black and white photos"); otherwise "X and Y", "X, Y" or "X or Y"
+    is the union of its parts when every part is a name ("cars and trucks").
+    """
+    index = _exact_index()
+    text = normalise_text(text)
+    if text in index:
+        return concept_vector(*index[text])
+    parts = [normalise_text(p) for p in re.split(r",|\band\b|\bor\b|&", text) if p.strip()]
+    if len(parts) > 1 and all(p in index for p in parts):
+        return np.maximum.reduce([concept_vector(*index[p]) for p in parts])
+    return None
+
+
+def concept_names() -> list[tuple[str, str, int]]:
+    """(text, kind, index) rows for similarity matching: each concept's name and every alias
+    of each photographic property."""
+    table = load_concept_table()
+    rows = [(c.name, "class", k) for k, c in enumerate(table.concepts)]
+    rows += [(alias, "property", k) for k, p in enumerate(PHOTO_PROPERTIES) for alias in (p.name, *p.aliases)]
+    return rows
