@@ -46,4 +46,4 @@ def list_captioners() -> list[str]:
 def _load_backends() -> None:
     # Importing a backend module registers it; heavy imports happen only inside factories.
     # (Each backend module adds its import line here.)
-    pass
+    from visdiff.captioners import hf, openai_compat  # noqa: F401

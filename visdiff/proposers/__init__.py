@@ -61,4 +61,4 @@ def list_proposers() -> list[str]:
 def _load_backends() -> None:
     # Importing a backend module registers it; heavy imports happen only inside factories.
     # (Each backend module adds its import line here.)
-    pass
+    from visdiff.proposers import llm, vlm  # noqa: F401

@@ -1,0 +1,163 @@
+"""Captioners on real images: tiny random BLIP-2/LLaVA through the real backends, the openai
+captioner over HTTP, and the content-hash caption cache."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from PIL import Image
+
+from tests.captioner_fixtures import tiny_blip2_opt, tiny_blip2_t5, tiny_llava  # noqa: F401
+from tests.conftest import make_image
+from tests.fake_openai import Reply, fake_openai  # noqa: F401
+from visdiff import captioning
+from visdiff.captioners import create_captioner, list_captioners
+from visdiff.errors import BackendError, ServiceError
+
+MAX_NEW = 4
+
+
+@pytest.fixture
+def images():
+    return [Image.new("RGB", (48, 40), color) for color in [(200, 30, 30), (30, 200, 30), (30, 30, 200)]]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    for i in range(5):
+        make_image(tmp_path / "imgs" / f"{i}.png", (40 * i, 100, 200 - 30 * i), noise_seed=i)
+    return tmp_path / "imgs"
+
+
+class CountingCaptioner:
+    """Wraps a captioner and records the size of every batch it is asked to caption."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.spec = inner.spec
+        self.cache_id = inner.cache_id
+        self.batches: list[int] = []
+
+    def caption_images(self, images):
+        self.batches.append(len(images))
+        return self.inner.caption_images(images)
+
+
+def test_backends_are_registered():
+    assert {"blip2", "llava", "hf", "openai"} <= set(list_captioners())
+
+
+@pytest.mark.parametrize("fixture", ["tiny_blip2_opt", "tiny_blip2_t5"])
+def test_blip2_captions_each_image_and_cuts_the_prompt(fixture, request, images):
+    captioner = create_captioner(f"blip2:{request.getfixturevalue(fixture)}", max_new_tokens=MAX_NEW)
+    assert captioner.prompt_text == "Describe this image in detail."
+    captions = captioner.caption_images(images)
+    assert len(captions) == 3 and all(isinstance(c, str) for c in captions)
+    # Word-level tokenizer, special tokens suppressed: exactly one word per new token. An
+    # echoed prompt would add its 5 words.
+    assert all(len(c.split()) == MAX_NEW for c in captions)
+
+
+def test_batched_generation_matches_one_by_one(tiny_blip2_opt, images):
+    captioner = create_captioner(f"blip2:{tiny_blip2_opt}", max_new_tokens=MAX_NEW)
+    assert captioner.caption_images(images) == [captioner.caption_images([im])[0] for im in images]
+    assert captioner.caption_images([]) == []
+
+
+def test_llava_uses_the_chat_template(tiny_llava, images):
+    captioner = create_captioner(f"llava:{tiny_llava}", max_new_tokens=MAX_NEW, prompt="describe this image")
+    assert captioner.prompt_text == "USER: <image> describe this image ASSISTANT:"
+    captions = captioner.caption_images(images)
+    assert len(captions) == 3 and all(len(c.split()) == MAX_NEW for c in captions)
+    assert captioner.caption_images(images[:1]) == captions[:1]
+
+
+def test_llava_without_chat_template_uses_the_llava_format(tiny_llava, tmp_path, images):
+    folder = shutil.copytree(tiny_llava, tmp_path / "llava")
+    (folder / "chat_template.jinja").unlink()
+    captioner = create_captioner(f"llava:{folder}", max_new_tokens=MAX_NEW, prompt="describe this image")
+    assert captioner.prompt_text == "USER: <image>\ndescribe this image ASSISTANT:"
+    assert len(captioner.caption_images(images)) == 3
+
+
+def test_generic_hf_backend_captions_without_prompt(tiny_blip2_opt, images):
+    captioner = create_captioner(f"hf:{tiny_blip2_opt}", max_new_tokens=MAX_NEW)
+    assert type(captioner.model).__name__ == "Blip2ForConditionalGeneration"
+    assert captioner.prompt_text == ""
+    assert len(captioner.caption_images(images)) == 3
+
+
+def test_cache_id_names_model_prompt_and_generation_settings(tiny_blip2_opt):
+    base = json.loads(create_captioner(f"blip2:{tiny_blip2_opt}", max_new_tokens=MAX_NEW).cache_id)
+    assert base["model"] == str(tiny_blip2_opt) and base["max_new_tokens"] == MAX_NEW
+    assert base["prompt"] == "Describe this image in detail." and base["dtype"] == "float32"
+    other = json.loads(create_captioner(f"blip2:{tiny_blip2_opt}", max_new_tokens=MAX_NEW, prompt="a photo of").cache_id)
+    assert other["prompt"] == "a photo of" and other != base
+
+
+def test_unloadable_model_is_a_backend_error(tmp_path):
+    with pytest.raises(BackendError, match="cannot load blip2 model"):
+        create_captioner(f"blip2:{tmp_path / 'empty'}")
+    with pytest.raises(BackendError, match="needs a model id"):
+        create_captioner("hf")
+
+
+def test_caption_api_caches_by_content_and_batches(tiny_blip2_opt, folder):
+    captioner = CountingCaptioner(create_captioner(f"blip2:{tiny_blip2_opt}", max_new_tokens=MAX_NEW))
+    first = captioning.caption(folder, captioner=captioner, batch_size=2)
+    assert list(first.columns) == ["source", "sha256", "caption"] and len(first) == 5
+    assert captioner.batches == [2, 2, 1]
+    assert first.attrs["captions"]["captioned"] == 5 and first.attrs["captions"]["cached"] == 0
+    # A rerun (any batch size) captions nothing; a renamed copy of an image is a cache hit.
+    shutil.copy(folder / "0.png", folder / "renamed.png")
+    second = captioning.caption(folder, captioner=captioner, batch_size=4)
+    assert captioner.batches == [2, 2, 1]
+    assert second.attrs["captions"] == {**second.attrs["captions"], "captioned": 0, "cached": 5}
+    assert len(second) == 6 and dict(zip(second.sha256, second.caption)) == dict(zip(first.sha256, first.caption))
+    # Another prompt is another cache entry.
+    reprompted = CountingCaptioner(create_captioner(f"blip2:{tiny_blip2_opt}", max_new_tokens=MAX_NEW, prompt="a photo of"))
+    captioning.caption(folder, captioner=reprompted)
+    assert reprompted.batches == [5]
+
+
+def test_bumping_the_cache_version_invalidates(tiny_blip2_opt, folder, monkeypatch):
+    captioner = CountingCaptioner(create_captioner(f"blip2:{tiny_blip2_opt}", max_new_tokens=MAX_NEW))
+    captioning.caption(folder, captioner=captioner)
+    monkeypatch.setattr(captioning, "CAPTION_CACHE_VERSION", captioning.CAPTION_CACHE_VERSION + 1)
+    captioning.caption(folder, captioner=captioner)
+    assert captioner.batches == [5, 5]
+
+
+def test_no_cache_recaptions(tiny_blip2_opt, folder):
+    captioner = CountingCaptioner(create_captioner(f"blip2:{tiny_blip2_opt}", max_new_tokens=MAX_NEW))
+    captioning.caption(folder, captioner=captioner, use_cache=False)
+    captioning.caption(folder, captioner=captioner, use_cache=False)
+    assert captioner.batches == [5, 5]
+
+
+def test_undecodable_image_is_skipped_with_reason(tiny_blip2_opt, folder):
+    data = (folder / "1.png").read_bytes()
+    (folder / "broken.png").write_bytes(data[: len(data) // 2])  # valid header, truncated pixels
+    captioner = create_captioner(f"blip2:{tiny_blip2_opt}", max_new_tokens=MAX_NEW)
+    table = captioning.caption(folder, captioner=captioner)
+    assert len(table) == 5
+    assert [s["source"] for s in table.attrs["skipped"]] == [str(folder / "broken.png")]
+
+
+def test_openai_captioner_sends_the_image_and_returns_the_answer(fake_openai, images):
+    fake_openai.replies += [Reply("  A red\nsquare. "), Reply("a green square")]
+    captioner = create_captioner("openai:vision-model", base_url=fake_openai.base_url)
+    assert captioner.caption_images(images[:2]) == ["A red square.", "a green square"]
+    content = fake_openai.requests[0].body["messages"][0]["content"]
+    assert content[0] == {"type": "text", "text": "Describe this image in detail."}
+    assert content[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    assert fake_openai.requests[0].body["temperature"] == 0
+
+
+def test_openai_empty_caption_is_a_service_error(fake_openai, images):
+    fake_openai.replies.append(Reply(""))
+    captioner = create_captioner("openai:vision-model", base_url=fake_openai.base_url)
+    with pytest.raises(ServiceError, match="empty caption"):
+        captioner.caption_images(images[:1])

@@ -1,0 +1,170 @@
+"""Hugging Face ``transformers`` captioners: ``blip2``, ``llava`` and any ``hf`` image-to-text model.
+
+Specs (the model may be a hub id or a local folder saved with ``save_pretrained``):
+
+- ``blip2[:MODEL]`` — ``Blip2ForConditionalGeneration``; default the paper's
+  ``Salesforce/blip2-flan-t5-xxl`` (12B parameters: a GPU with ~24 GB in fp16), smaller ones
+  such as ``Salesforce/blip2-opt-2.7b`` work the same way;
+- ``llava[:MODEL]`` — ``LlavaForConditionalGeneration``, default ``llava-hf/llava-1.5-7b-hf``;
+  the prompt goes through the processor's chat template (or LLaVA-1.5's ``USER: <image>\\n...
+  ASSISTANT:`` format when the processor has none);
+- ``hf:MODEL`` — any ``AutoModelForImageTextToText`` model, e.g.
+  ``Salesforce/blip-image-captioning-base`` (CPU-friendly). No prompt unless one is given;
+  with a prompt, chat models get their chat template.
+
+One ``generate`` call per batch, greedy decoding, device and dtype chosen automatically
+(fp16 on GPU, fp32 on CPU). The echoed prompt is cut from decoder-only outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from visdiff.captioners import CAPTIONERS
+from visdiff.errors import BackendError
+from visdiff.prompts import load_prompt
+from visdiff.rankers import auto_device, auto_dtype
+from visdiff.registry import require
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """How one backend loads and prompts its models."""
+
+    backend: str
+    model_class: str
+    default_model: str
+    # Name of the built-in prompt used when none is given; "" means caption without a prompt.
+    default_prompt: str
+    # Prompt format used when the processor has no chat template ("{prompt}" is replaced).
+    fallback_template: str = "{prompt}"
+
+
+BLIP2 = ModelFamily("blip2", "Blip2ForConditionalGeneration", "Salesforce/blip2-flan-t5-xxl", "caption")
+LLAVA = ModelFamily("llava", "LlavaForConditionalGeneration", "llava-hf/llava-1.5-7b-hf", "caption",
+                    fallback_template="USER: <image>\n{prompt} ASSISTANT:")
+GENERIC = ModelFamily("hf", "AutoModelForImageTextToText", "", "")
+
+
+def _folder_fingerprint(folder: Path) -> str:
+    """Names, sizes and mtimes of a local model folder: retrained weights get new cache entries."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        stat = path.stat()
+        h.update(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
+
+
+class HFCaptioner:
+    """Batched captioning with a ``transformers`` vision-language model.
+
+    Parameters
+    ----------
+    family : ModelFamily
+        Which model class and prompt conventions to use.
+    model : str
+        Hub id or local folder.
+    prompt : str, optional
+        Instruction or caption prefix; default the family's (see module docstring).
+    max_new_tokens : int
+        Longest caption, in tokens.
+    num_beams : int
+        Beam search width (1 = greedy).
+    device : str, optional
+        ``cuda``, ``mps`` or ``cpu``; default the best available.
+    precision : {"auto", "fp32", "fp16", "bf16"}
+    """
+
+    def __init__(
+        self,
+        family: ModelFamily,
+        model: str,
+        *,
+        prompt: str | None = None,
+        max_new_tokens: int = 60,
+        num_beams: int = 1,
+        device: str | None = None,
+        precision: str = "auto",
+    ) -> None:
+        transformers = require("transformers", "hf")
+        if not model:
+            raise BackendError(f"the {family.backend} captioner needs a model id, e.g. '{family.backend}:Salesforce/blip-image-captioning-base'")
+        if max_new_tokens < 1 or num_beams < 1:
+            raise ValueError(f"max_new_tokens and num_beams must be >= 1, got {max_new_tokens}, {num_beams}")
+        self.device = auto_device(device)
+        self.dtype = auto_dtype(self.device, precision)
+        self.max_new_tokens = max_new_tokens
+        self.num_beams = num_beams
+        try:
+            self.processor = transformers.AutoProcessor.from_pretrained(model)
+            model_class = getattr(transformers, family.model_class)
+            self.model = model_class.from_pretrained(model, dtype=self.dtype).to(self.device).eval()
+        except (OSError, ValueError, KeyError) as e:
+            raise BackendError(f"cannot load {family.backend} model {model!r}: {e}") from e
+        tokenizer = getattr(self.processor, "tokenizer", None)
+        if tokenizer is not None:
+            # Decoder-only models continue the last prompt token: pad on the left.
+            tokenizer.padding_side = "left"
+        if prompt is None:
+            prompt = load_prompt(family.default_prompt).text.strip() if family.default_prompt else ""
+        self.prompt_text = self._format_prompt(family, prompt)
+        self.spec = f"{family.backend}:{model}"
+        local = Path(model).expanduser()
+        self.cache_id = json.dumps(
+            {
+                "backend": family.backend, "model": model,
+                "weights": _folder_fingerprint(local) if local.is_dir() else "",
+                "prompt": self.prompt_text, "max_new_tokens": max_new_tokens, "num_beams": num_beams,
+                "dtype": str(self.dtype).removeprefix("torch."),
+            },
+            sort_keys=True,
+        )
+
+    def _format_prompt(self, family: ModelFamily, prompt: str) -> str:
+        if not prompt:
+            return ""
+        if getattr(self.processor, "chat_template", None):
+            conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+            return self.processor.apply_chat_template(conversation, add_generation_prompt=True)
+        return family.fallback_template.format(prompt=prompt)
+
+    def caption_images(self, images: Sequence[Image.Image]) -> list[str]:
+        """One caption per image, from one ``generate`` call."""
+        if not images:
+            return []
+        images = list(images)
+        if self.prompt_text:
+            inputs = self.processor(images=images, text=[self.prompt_text] * len(images), return_tensors="pt", padding=True)
+        else:
+            inputs = self.processor(images=images, return_tensors="pt")
+        inputs = inputs.to(self.device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        with torch.inference_mode():
+            output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens,
+                                         num_beams=self.num_beams, do_sample=False)
+        prompt_ids = inputs.get("input_ids")
+        if prompt_ids is not None and output.shape[1] >= prompt_ids.shape[1] \
+                and torch.equal(output[:, : prompt_ids.shape[1]], prompt_ids):
+            # Decoder-only models return prompt + continuation; keep the continuation.
+            output = output[:, prompt_ids.shape[1]:]
+        texts = self.processor.batch_decode(output, skip_special_tokens=True)
+        return [" ".join(text.split()) for text in texts]
+
+
+def _factory(family: ModelFamily):
+    def create(model: str, **options) -> HFCaptioner:
+        return HFCaptioner(family, model or family.default_model, **options)
+
+    create.__doc__ = f"Build a {family.backend} captioner; options as :class:`HFCaptioner`."
+    return create
+
+
+for _family in (BLIP2, LLAVA, GENERIC):
+    CAPTIONERS.register(_family.backend)(_factory(_family))

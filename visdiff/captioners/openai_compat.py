@@ -1,0 +1,59 @@
+"""``openai`` captioner: any OpenAI-compatible vision chat model (gpt-4o, a local vLLM...).
+
+Spec ``openai:MODEL``. Each image goes as a base64 JPEG data URL with the caption prompt,
+greedy decoding (temperature 0). Key from ``$OPENAI_API_KEY``, endpoint from ``base_url`` or
+``$OPENAI_BASE_URL``. Captions are cached by the caption cache, so the chat client's own
+answer cache is off here (it would store every caption twice).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from PIL import Image
+
+from visdiff.captioners import CAPTIONERS
+from visdiff.errors import ServiceError
+from visdiff.llm import ChatClient, image_content
+from visdiff.prompts import load_prompt
+
+
+class OpenAICaptioner:
+    """One chat request per image."""
+
+    def __init__(self, client: ChatClient, *, prompt: str, max_new_tokens: int = 120) -> None:
+        self.client = client
+        self.prompt = prompt
+        self.max_new_tokens = max_new_tokens
+        self.spec = f"openai:{client.model}"
+        self.cache_id = json.dumps(
+            {"backend": "openai", **client.describe(), "prompt": prompt, "max_new_tokens": max_new_tokens,
+             "temperature": 0},
+            sort_keys=True,
+        )
+
+    def caption_images(self, images: Sequence[Image.Image]) -> list[str]:
+        return [self._caption(image) for image in images]
+
+    def _caption(self, image: Image.Image) -> str:
+        messages = [{"role": "user", "content": [{"type": "text", "text": self.prompt}, image_content(image)]}]
+        text = " ".join(self.client.chat(messages, temperature=0, max_tokens=self.max_new_tokens).split())
+        if not text:
+            raise ServiceError(f"{self.spec} at {self.client.endpoint} returned an empty caption")
+        return text
+
+
+@CAPTIONERS.register("openai")
+def _create_openai(
+    model: str,
+    *,
+    base_url: str | None = None,
+    prompt: str | None = None,
+    max_new_tokens: int = 120,
+    timeout: float = 60.0,
+    max_retries: int = 3,
+) -> OpenAICaptioner:
+    client = ChatClient(model or "gpt-4o", base_url=base_url, timeout=timeout, max_retries=max_retries, use_cache=False)
+    prompt = prompt if prompt is not None else load_prompt("caption").text.strip()
+    return OpenAICaptioner(client, prompt=prompt, max_new_tokens=max_new_tokens)

@@ -1,0 +1,224 @@
+"""Shared machinery of the proposers that ask a chat model: answer parsing and rounds.
+
+A real model's list comes wrapped in bullets, numbers, bold, quotes, preambles ("Here are ten
+differences:") and explanations ("**Snow**: group A shows winter"). :func:`parse_hypotheses`
+keeps only the phrases. :class:`ChatProposer` runs the rounds: each round samples images,
+asks once, asks again with a reminder when nothing usable came back, and merges the phrases
+of all rounds without duplicates. A round that stays unusable is logged; when every round
+does, it raises ``ServiceError``: an unusable answer is never ranked as a hypothesis.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from visdiff.errors import ServiceError
+from visdiff.llm import ChatClient
+from visdiff.prompts import Prompt, load_prompt
+from visdiff.proposers import ProposalContext
+
+log = logging.getLogger(__name__)
+
+MAX_WORDS = 12
+_FENCE = re.compile(r"^\s*```")
+_HEADING = re.compile(r"^\s*#+\s")
+# "-", "*", "•", "1.", "2)", "(3)", "a)" followed by space: a list item.
+_MARKER = re.compile(r"^\s*(?:[-*+•●▪‣◦·–—]|\(?\d{1,3}[.):\]]|\(?[a-zA-Z][.)])\s+")
+_EMPHASIS = re.compile(r"(\*\*|__|`|\*|(?<!\w)_|_(?!\w))")
+# "label: explanation", "label - explanation": keep the label.
+_LABEL = re.compile(r"^(?P<label>[^:]{1,80}?)\s*(?::\s|\s[-–—]\s)")
+_PARENTHESES = re.compile(r"\s*[(\[][^)\]]*[)\]]")
+_EXAMPLES_TAIL = re.compile(r",?\s*\b(?:such as\b|including\b|e\.g\.|i\.e\.).*$", re.IGNORECASE)
+_BANNED_PREFIX = re.compile(
+    r"^(?:(?:a |the )?(?:presence of|more of|more|images (?:with|of|showing)|"
+    r"photos (?:with|of|showing)|pictures (?:with|of|showing))\s+)+",
+    re.IGNORECASE,
+)
+_PROSE = re.compile(
+    r"^(?:here (?:are|is)|sure\b|certainly|okay\b|ok\b|i\b|i'm|i am|sorry|unfortunately|as an ai|"
+    r"note\b|these\b|the following|based on|overall\b|in summary)",
+    re.IGNORECASE,
+)
+# Negations and comparisons a CLIP scorer cannot score as an image property.
+_UNSCORABLE = re.compile(r"^(?:fewer|less|no|absence of|lack of|without)\b|\bgroup [ab]\b|\bcaptions?\b", re.IGNORECASE)
+_STRIP = " \t\"'“”‘’`.,;:!*_"
+
+
+def _clean_item(text: str) -> str:
+    text = _EMPHASIS.sub("", text).strip()
+    label = _LABEL.match(text)
+    if label and len(label["label"].split()) <= 8:
+        text = label["label"]
+    text = _EXAMPLES_TAIL.sub("", _PARENTHESES.sub("", text))
+    text = _BANNED_PREFIX.sub("", text.strip(_STRIP)).strip(_STRIP)
+    return " ".join(text.split())
+
+
+def _usable(item: str) -> bool:
+    return bool(item) and len(item.split()) <= MAX_WORDS and not _UNSCORABLE.search(item) and not _PROSE.match(item)
+
+
+def parse_hypotheses(answer: str) -> list[str]:
+    """Phrases of a chat model's list answer, in order, duplicates removed.
+
+    When any line is a list item (bullet or number), only list items count, so preambles and
+    closing remarks drop out. A single unmarked line with commas is read as a comma list.
+
+    >>> parse_hypotheses('Here are the differences:\\n\\n1. **Snowy scenes**: winter\\n2. "red cars"\\n- more of dogs (e.g. pugs)')
+    ['Snowy scenes', 'red cars', 'dogs']
+    """
+    lines = [ln for ln in answer.splitlines() if ln.strip() and not _FENCE.match(ln) and not _HEADING.match(ln)]
+    marked = [_MARKER.sub("", ln, count=1) for ln in lines if _MARKER.match(ln)]
+    if marked:
+        raw = marked
+    else:
+        raw = [ln for ln in lines if not ln.rstrip().endswith(":")]
+        if len(raw) == 1 and raw[0].count(",") >= 2:
+            raw = re.split(r"[,;]", raw[0])
+    items = [_clean_item(text) for text in raw]
+    return merge_hypotheses([item for item in items if _usable(item)])
+
+
+def merge_hypotheses(groups: Sequence[str] | Sequence[Sequence[str]]) -> list[str]:
+    """First occurrence of each phrase, compared case- and whitespace-insensitively."""
+    flat = [h for g in groups for h in ([g] if isinstance(g, str) else g)]
+    seen: set[str] = set()
+    out: list[str] = []
+    for h in flat:
+        norm = " ".join(h.split()).lower()
+        if norm and norm not in seen:
+            seen.add(norm)
+            out.append(" ".join(h.split()))
+    return out
+
+
+def sample_positions(n: int, k: int, rng: np.random.Generator) -> list[int]:
+    """``min(n, k)`` distinct positions out of ``range(n)``, in sampled order."""
+    return rng.choice(n, size=min(n, k), replace=False).tolist()
+
+
+def _with_note(messages: list[dict], note: str) -> list[dict]:
+    """``messages`` with ``note`` appended to the last user turn (keeps turns alternating,
+    which some chat templates require)."""
+    last = dict(messages[-1])
+    if isinstance(last["content"], str):
+        last["content"] = f"{last['content']}\n\n{note}"
+    else:
+        last["content"] = [*last["content"], {"type": "text", "text": note}]
+    return [*messages[:-1], last]
+
+
+class ChatProposer:
+    """Rounds of chat requests that each return a list of phrases; subclasses build the messages.
+
+    Parameters
+    ----------
+    client : ChatClient
+    prompt : Prompt
+        Template for one round (fields depend on the subclass; ``$n_hypotheses`` always).
+    rounds : int
+        Chat requests, each on a fresh sample of images.
+    samples_per_set : int
+        Images sampled from A and from B per round.
+    n_hypotheses : int
+        Phrases asked for per round.
+    temperature, max_tokens : generation parameters sent with every request.
+    """
+
+    backend = ""
+
+    def __init__(
+        self,
+        client: ChatClient,
+        *,
+        prompt: Prompt,
+        rounds: int,
+        samples_per_set: int,
+        n_hypotheses: int = 10,
+        temperature: float = 0.7,
+        max_tokens: int = 512,
+    ) -> None:
+        if rounds < 1 or samples_per_set < 1 or n_hypotheses < 1:
+            raise ValueError(
+                f"rounds, samples_per_set and n_hypotheses must be >= 1, got {rounds}, {samples_per_set}, {n_hypotheses}"
+            )
+        self.client = client
+        self.prompt = prompt
+        self.retry_note = load_prompt("propose_retry")
+        self.rounds = rounds
+        self.samples_per_set = samples_per_set
+        self.n_hypotheses = n_hypotheses
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.spec = f"{self.backend}:{client.model}"
+
+    @classmethod
+    def create(
+        cls,
+        model: str,
+        *,
+        prompt: str,
+        samples_per_set: int,
+        rounds: int = 3,
+        n_hypotheses: int = 10,
+        temperature: float = 0.7,
+        max_tokens: int = 512,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        cache_dir: str | Path | None = None,
+        use_cache: bool = True,
+    ):
+        """Build with its own :class:`ChatClient` (``base_url`` ... ``use_cache`` go to the client)."""
+        client = ChatClient(model, base_url=base_url, timeout=timeout, max_retries=max_retries,
+                            cache_dir=cache_dir, use_cache=use_cache)
+        return cls(client, prompt=load_prompt(prompt), rounds=rounds, samples_per_set=samples_per_set,
+                   n_hypotheses=n_hypotheses, temperature=temperature, max_tokens=max_tokens)
+
+    def describe(self) -> dict:
+        """Settings for result records."""
+        return {
+            "spec": self.spec, **self.client.describe(),
+            "prompt": self.prompt.name, "prompt_sha256": self.prompt.sha256,
+            "rounds": self.rounds, "samples_per_set": self.samples_per_set,
+            "n_hypotheses": self.n_hypotheses, "temperature": self.temperature, "max_tokens": self.max_tokens,
+        }
+
+    def round_messages(self, context: ProposalContext, rng: np.random.Generator) -> list[dict]:
+        """The chat messages of one round; ``rng`` draws that round's samples."""
+        raise NotImplementedError
+
+    def propose(self, context: ProposalContext) -> list[str]:
+        found: list[list[str]] = []
+        last_answer = ""
+        for round_index in range(self.rounds):
+            # Each round draws from its own stream: rounds differ, reruns repeat exactly.
+            rng = np.random.default_rng([context.seed, round_index])
+            messages = self.round_messages(context, rng)
+            params = {"temperature": self.temperature, "max_tokens": self.max_tokens,
+                      "seed": context.seed * 1000 + round_index}
+            hypotheses, last_answer = self._ask(messages, params)
+            if not hypotheses:
+                log.warning("round %d of %d: %s gave no usable list, even when asked again; answer began %r",
+                            round_index + 1, self.rounds, self.spec, last_answer[:120])
+            found.append(hypotheses)
+        merged = merge_hypotheses(found)
+        if not merged:
+            raise ServiceError(
+                f"{self.spec} gave no usable hypotheses in {self.rounds} round(s), each asked twice; "
+                f"last answer began {last_answer[:200]!r}"
+            )
+        return merged
+
+    def _ask(self, messages: list[dict], params: dict) -> tuple[list[str], str]:
+        answer = self.client.chat(messages, **params)
+        hypotheses = parse_hypotheses(answer)
+        if not hypotheses:
+            answer = self.client.chat(_with_note(messages, self.retry_note.text.strip()), **params)
+            hypotheses = parse_hypotheses(answer)
+        return hypotheses, answer

@@ -1,0 +1,65 @@
+"""``vlm`` proposer (the paper's GPT-4V variant): a labelled grid of A and B samples -> a vision
+chat model -> phrases. Spec: ``vlm:MODEL`` for any OpenAI-compatible vision chat model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from visdiff.io import ImageSet
+from visdiff.llm import image_content
+from visdiff.proposers import PROPOSERS, ProposalContext
+from visdiff.proposers.chat import ChatProposer, sample_positions
+
+DEFAULT_VLM = "gpt-4o"
+LABEL_WIDTH = 64
+GAP = 8
+
+
+def _band(images: Sequence[Image.Image], label: str, *, cell: int, columns: int) -> Image.Image:
+    """One labelled band: ``label`` in a left margin, the images as a grid of square cells."""
+    rows = -(-len(images) // columns)
+    band = Image.new("RGB", (LABEL_WIDTH + columns * (cell + GAP), rows * (cell + GAP) + GAP), "white")
+    for i, image in enumerate(images):
+        row, col = divmod(i, columns)
+        band.paste(ImageOps.pad(image, (cell, cell), color="white"),
+                   (LABEL_WIDTH + col * (cell + GAP), GAP + row * (cell + GAP)))
+    draw = ImageDraw.Draw(band)
+    draw.text((LABEL_WIDTH // 2, band.height // 2), label, fill="black", anchor="mm",
+              font=ImageFont.load_default(size=48))
+    return band
+
+
+def make_grid(images_a: Sequence[Image.Image], images_b: Sequence[Image.Image], *, cell: int = 192,
+              columns: int = 5) -> Image.Image:
+    """Band "A" above band "B", separated by a black rule."""
+    band_a = _band(images_a, "A", cell=cell, columns=columns)
+    band_b = _band(images_b, "B", cell=cell, columns=columns)
+    grid = Image.new("RGB", (max(band_a.width, band_b.width), band_a.height + band_b.height + 4), "black")
+    grid.paste(band_a, (0, 0))
+    grid.paste(band_b, (0, band_a.height + 4))
+    return grid
+
+
+class VLMProposer(ChatProposer):
+    """Vision chat model over a grid image; the prompt gets ``$n_hypotheses``."""
+
+    backend = "vlm"
+
+    def round_messages(self, context: ProposalContext, rng: np.random.Generator) -> list[dict]:
+        grid = make_grid(self._sample(context.set_a, rng), self._sample(context.set_b, rng))
+        text = self.prompt.render(n_hypotheses=self.n_hypotheses)
+        return [{"role": "user", "content": [{"type": "text", "text": text}, image_content(grid, max_side=2048)]}]
+
+    def _sample(self, image_set: ImageSet, rng: np.random.Generator) -> list[Image.Image]:
+        positions = sample_positions(len(image_set), self.samples_per_set, rng)
+        return [image_set.items[i].open() for i in positions]
+
+
+@PROPOSERS.register("vlm")
+def _create_vlm(model: str, **options) -> VLMProposer:
+    # Options: see ChatProposer.create. A grid of 2 x 5 images per set stays legible.
+    return VLMProposer.create(model or DEFAULT_VLM, **{"prompt": "propose_vlm", "samples_per_set": 10, "timeout": 120.0, **options})
