@@ -35,7 +35,8 @@ def _band(images: Sequence[Image.Image], label: str, *, cell: int, columns: int)
 
 def make_grid(images_a: Sequence[Image.Image], images_b: Sequence[Image.Image], *, cell: int = 192,
               columns: int = 5) -> Image.Image:
-    """Band "A" above band "B", separated by a black rule."""
+    """Band "A" above band "B", separated by a black rule; at most ``columns`` images a row."""
+    columns = max(1, min(columns, max(len(images_a), len(images_b))))
     band_a = _band(images_a, "A", cell=cell, columns=columns)
     band_b = _band(images_b, "B", cell=cell, columns=columns)
     grid = Image.new("RGB", (max(band_a.width, band_b.width), band_a.height + band_b.height + 4), "black")

@@ -1,0 +1,177 @@
+"""The llm and vlm proposers over real HTTP (scripted OpenAI-compatible server), and the
+answer parser on the shapes real models produce."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import pytest
+from PIL import Image
+
+from tests.fake_openai import FAST_RETRY, Reply, fake_openai  # noqa: F401
+from visdiff.errors import BackendError, ServiceError
+from visdiff.io import load_image_set
+from visdiff.proposers import ProposalContext, create_proposer, list_proposers
+from visdiff.proposers.chat import merge_hypotheses, parse_hypotheses
+from visdiff.proposers.vlm import make_grid
+
+
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        ("* dogs playing\n* snowy scenes", ["dogs playing", "snowy scenes"]),
+        ("Here are 3 differences:\n\n1. Red cars\n2) wet streets\n3. night scenes\n\nHope this helps!",
+         ["Red cars", "wet streets", "night scenes"]),
+        ("**Differences**\n- **Sunsets**: Group A shows many sunsets\n- *Beaches* - sandy shores\n- `Palm trees`",
+         ["Sunsets", "Beaches", "Palm trees"]),
+        ('- "close-up portraits"\n- \u201cstudio lighting\u201d.\n- \'bokeh\'', ["close-up portraits", "studio lighting", "bokeh"]),
+        ("```\n- more of people\n- presence of umbrellas\n- images with rain\n```", ["people", "umbrellas", "rain"]),
+        ("- animals (cats, dogs, birds)\n- vehicles such as buses and trams", ["animals", "vehicles"]),
+        ("- fewer cars\n- no people\n- Group A has more trees\n- trees", ["trees"]),
+        ("- Dogs\n- dogs \n-   DOGS\n- cats", ["Dogs", "cats"]),
+        ("red cars, wet streets, night scenes", ["red cars", "wet streets", "night scenes"]),
+        ("Sunsets\nBeaches\n\nPalm trees", ["Sunsets", "Beaches", "Palm trees"]),
+        ("", []),
+        ("I'm sorry, but I can't help with that.", []),
+        ("Sure! Here is the list you asked for:", []),
+        ("- " + " ".join(["word"] * 20), []),
+    ],
+)
+def test_parse_hypotheses(answer, expected):
+    assert parse_hypotheses(answer) == expected
+
+
+def test_merge_is_case_and_whitespace_insensitive():
+    assert merge_hypotheses([["Red  cars", "snow"], ["red cars", "Snow ", "dogs"]]) == ["Red cars", "snow", "dogs"]
+
+
+def _image_set(n: int, offset: int, name: str):
+    return load_image_set([Image.new("RGB", (8, 8), (offset + i, 10, 10)) for i in range(n)], name=name)
+
+
+class RecordingCaptions:
+    """Caption function for a ProposalContext: fixed labels, records each call's set size."""
+
+    def __init__(self, labels: dict[str, str]) -> None:
+        self.labels = labels
+        self.calls: list[int] = []
+
+    def __call__(self, image_set):
+        self.calls.append(len(image_set))
+        return {k: self.labels[k] for k in image_set.keys}
+
+
+@pytest.fixture
+def context():
+    set_a, set_b = _image_set(25, 0, "A"), _image_set(25, 100, "B")
+    labels = {**{k: f"a-caption-{i}" for i, k in enumerate(set_a.keys)},
+              **{k: f"b-caption-{i}" for i, k in enumerate(set_b.keys)}}
+    return ProposalContext(set_a=set_a, set_b=set_b, seed=0, caption=RecordingCaptions(labels))
+
+
+def make_llm(server, **options):
+    return create_proposer("llm:fake-model", base_url=server.base_url, max_retries=1, **options)
+
+
+def test_backends_are_registered():
+    assert {"llm", "vlm"} <= set(list_proposers())
+
+
+def test_llm_rounds_sample_captions_and_merge(fake_openai, context):
+    fake_openai.replies += [Reply("* red cars\n* snow"), Reply("1. Snow\n2. dogs"), Reply("- red  cars\n- night")]
+    proposer = make_llm(fake_openai)
+    assert proposer.propose(context) == ["red cars", "snow", "dogs", "night"]
+    assert len(fake_openai.requests) == 3
+    for request in fake_openai.requests:
+        prompt = request.last_user_text
+        assert len(re.findall(r"^- a-caption-\d+$", prompt, re.M)) == 20
+        assert len(re.findall(r"^- b-caption-\d+$", prompt, re.M)) == 20
+        assert "Give 10 such concepts" in prompt
+    # Only the sampled images are captioned: 20 of A and 20 of B per round.
+    assert context.caption.calls == [20, 20] * 3
+    prompts = [r.last_user_text for r in fake_openai.requests]
+    assert len(set(prompts)) == 3  # each round draws a new sample
+    assert [r.body["seed"] for r in fake_openai.requests] == [0, 1, 2]
+
+
+def test_llm_sampling_is_seeded(fake_openai, context):
+    fake_openai.respond = lambda request: Reply("* snow")
+    make_llm(fake_openai, rounds=1, use_cache=False).propose(context)
+    make_llm(fake_openai, rounds=1, use_cache=False).propose(context)
+    make_llm(fake_openai, rounds=1, use_cache=False).propose(ProposalContext(**{**context.__dict__, "seed": 7}))
+    first, again, other = (r.last_user_text for r in fake_openai.requests)
+    assert first == again and first != other
+
+
+def test_settings_are_honoured_and_recorded(fake_openai, context):
+    fake_openai.respond = lambda request: Reply("* snow")
+    proposer = make_llm(fake_openai, rounds=2, samples_per_set=5, n_hypotheses=4, temperature=0.2)
+    proposer.propose(context)
+    assert len(fake_openai.requests) == 2
+    assert len(re.findall(r"^- a-caption", fake_openai.requests[0].last_user_text, re.M)) == 5
+    assert fake_openai.requests[0].body["temperature"] == 0.2
+    record = proposer.describe()
+    assert record["prompt"] == "propose" and len(record["prompt_sha256"]) == 64
+    assert record["model"] == "fake-model" and record["rounds"] == 2 and record["samples_per_set"] == 5
+
+
+def test_rerun_is_served_from_cache(fake_openai, context):
+    fake_openai.replies += [Reply("* a"), Reply("* b"), Reply("* c")]
+    first = make_llm(fake_openai).propose(context)
+    assert make_llm(fake_openai).propose(context) == first == ["a", "b", "c"]
+    assert len(fake_openai.requests) == 3
+
+
+def test_unusable_answer_is_retried_once_with_a_reminder(fake_openai, context):
+    fake_openai.replies += [Reply(""), Reply("* snow"), Reply("Sorry, I cannot do that."), Reply("- dogs")]
+    assert make_llm(fake_openai, rounds=2).propose(context) == ["snow", "dogs"]
+    assert len(fake_openai.requests) == 4
+    retry = fake_openai.requests[1]
+    assert retry.last_user_text.endswith("and nothing before or after it.")
+    assert retry.body["messages"][-1]["role"] == "user" and len(retry.body["messages"]) == 1
+
+
+def test_a_round_that_stays_unusable_is_skipped_with_a_warning(fake_openai, context, caplog):
+    fake_openai.replies += [Reply(""), Reply(""), Reply("* snow")]
+    assert make_llm(fake_openai, rounds=2).propose(context) == ["snow"]
+    assert "round 1 of 2" in caplog.text and "no usable list" in caplog.text
+
+
+def test_all_rounds_unusable_is_a_service_error(fake_openai, context):
+    fake_openai.respond = lambda request: Reply("Here you go:")
+    with pytest.raises(ServiceError, match=r"no usable hypotheses in 3 round\(s\).*'Here you go:'"):
+        make_llm(fake_openai).propose(context)
+    assert len(fake_openai.requests) == 6
+
+
+def test_server_failure_is_a_service_error(fake_openai, context):
+    fake_openai.respond = lambda request: Reply(status=500, content="overloaded", headers=FAST_RETRY)
+    with pytest.raises(ServiceError, match="HTTP 500 after 1 retries: overloaded"):
+        make_llm(fake_openai).propose(context)
+
+
+def test_llm_proposer_needs_captions(fake_openai, context):
+    with pytest.raises(BackendError, match="needs captions"):
+        make_llm(fake_openai).propose(ProposalContext(set_a=context.set_a, set_b=context.set_b))
+
+
+def test_make_grid_stacks_labelled_bands():
+    grid = make_grid([Image.new("RGB", (30, 20), "red")] * 7, [Image.new("RGB", (20, 30), "blue")] * 3, cell=16, columns=5)
+    # Band A: 2 rows; band B: 1 row; 4 px rule between.
+    assert grid.size == (64 + 5 * 24, (2 * 24 + 8) + (24 + 8) + 4)
+    assert grid.getpixel((64 + 8, 8 + 8))[0] > 200  # a red cell in band A
+    assert grid.getpixel((64 + 8, 2 * 24 + 8 + 4 + 8 + 8))[2] > 200  # a blue cell in band B
+
+
+def test_vlm_sends_one_grid_image_per_round(fake_openai, context):
+    fake_openai.replies += [Reply("* bright colors"), Reply("* dark scenes")]
+    proposer = create_proposer("vlm:vision-model", base_url=fake_openai.base_url, rounds=2, samples_per_set=4)
+    assert proposer.propose(context) == ["bright colors", "dark scenes"]
+    content = fake_openai.requests[0].body["messages"][0]["content"]
+    assert "band marked \"A\"" in content[0]["text"]
+    url = content[1]["image_url"]["url"]
+    grid = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert grid.size == (64 + 4 * 200, 2 * (200 + 8) + 4)
+    assert context.caption.calls == []  # the vlm proposer never captions
