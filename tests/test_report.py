@@ -175,6 +175,30 @@ def test_page_shows_table_settings_and_top_images(compare_result, tmp_path):
     assert len(page.tags("svg")) == 3
 
 
+def test_both_directions_get_their_own_tables(compare_result, tmp_path):
+    # compare(both_directions=True): rows more true of A, then rows more true of B (B over A).
+    result = compare_result
+    table_b = rank_scores(result.scores_b[:, :2], result.scores_a[:, :2], ["magenta things", "B phrase"])
+    table_b = table_b.rename(columns={"mean_a": "mean_b", "mean_b": "mean_a"})[list(table_b.columns)]
+    order_b = [["magenta things", "B phrase"].index(h) for h in table_b["hypothesis"]]
+    result.table = pd.concat([result.table.assign(direction="A"), table_b.assign(direction="B")], ignore_index=True)
+    result.table.attrs["alpha"] = 0.05
+    result.scores_a = np.hstack([result.scores_a, result.scores_a[:, :2][:, order_b]])
+    result.scores_b = np.hstack([result.scores_b, result.scores_b[:, :2][:, order_b]])
+    paths = write_outputs(result, tmp_path / "out", top_images=1)
+
+    assert [r["rank"] for r in json.loads(paths["json"].read_text())["results"]] == [1, 2, 3, 1, 2]
+    assert list(pd.read_csv(paths["csv"])["direction"]) == ["A", "A", "A", "B", "B"]
+    page = PageParser(paths["html"].read_text(encoding="utf-8"))
+    assert len(page.tags("table")) == 3  # A table, B table, settings
+    body_rows = [row for row in page.ranking_rows if row]
+    assert [row[0] for row in body_rows] == ["1", "2", "3", "1", "2"]
+    assert "more true of B than of A" in page.all_text.replace("\n", " ")
+    # A B-row's section shows B's images (the evidence) before A's.
+    b_section = page.tags("figure")[-2:]
+    assert [f["class"] for f in b_section] == ["b", "a"]
+
+
 def test_secrets_never_reach_the_outputs(compare_result, tmp_path):
     compare_result.config.update(llm={"base_url": "http://localhost:8080/v1", "api_key": "sk-SECRET1", "max_tokens": 300},
                                  hf_token="hf_SECRET2")

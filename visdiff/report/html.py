@@ -22,13 +22,25 @@ from visdiff.types import CompareResult
 
 @dataclass(frozen=True)
 class HypothesisSection:
-    """Everything the page shows for one ranked hypothesis."""
+    """Everything the page shows for one ranked phrase.
 
+    ``galleries`` are (set letter, top images) pairs, the set the phrase describes first.
+    """
+
+    anchor: str
     rank: int
     row: dict
     plot: HistogramPlot
-    top_a: list[EvidenceImage]
-    top_b: list[EvidenceImage]
+    galleries: tuple[tuple[str, list[EvidenceImage]], ...]
+
+
+@dataclass(frozen=True)
+class RankingGroup:
+    """Phrases more true of set ``over`` than of set ``under``, best first."""
+
+    over: str
+    under: str
+    sections: list[HypothesisSection]
 
 
 def fmt_number(value, digits: int = 3) -> str:
@@ -67,24 +79,29 @@ def _environment():
     return env
 
 
-def hypothesis_sections(result: CompareResult, *, top_images_per_set: int) -> list[HypothesisSection]:
-    """One section per table row, in rank order; thumbnails are shared across sections."""
+def ranking_groups(result: CompareResult, *, top_images_per_set: int) -> list[RankingGroup]:
+    """The table's rows as sections, grouped by direction (one group unless the table has a
+    ``direction`` column); thumbnails are made once and shared across sections."""
     thumbnails = ThumbnailCache()
-    scores_a = np.asarray(result.scores_a, dtype=np.float64)
-    scores_b = np.asarray(result.scores_b, dtype=np.float64)
-    names_a, names_b = short_names(result.set_a), short_names(result.set_b)
-    sections = []
+    scores = {"A": np.asarray(result.scores_a, dtype=np.float64), "B": np.asarray(result.scores_b, dtype=np.float64)}
+    sets = {"A": result.set_a, "B": result.set_b}
+    captions = {"A": result.captions_a, "B": result.captions_b}
+    names = {side: short_names(image_set) for side, image_set in sets.items()}
+    groups: dict[str, list[HypothesisSection]] = {}
     for j, row in enumerate(ranked_table(result.table).to_dict("records")):
-        sections.append(HypothesisSection(
-            rank=j + 1,
-            row=row,
-            plot=score_histogram(scores_a[:, j], scores_b[:, j]),
-            top_a=top_images(result.set_a, scores_a[:, j], result.captions_a, k=top_images_per_set,
-                             thumbnails=thumbnails, names=names_a),
-            top_b=top_images(result.set_b, scores_b[:, j], result.captions_b, k=top_images_per_set,
-                             thumbnails=thumbnails, names=names_b),
+        over = row.get("direction") or "A"
+        sides = (over, "B" if over == "A" else "A")
+        galleries = tuple(
+            (side, top_images(sets[side], scores[side][:, j], captions[side], k=top_images_per_set,
+                              thumbnails=thumbnails, names=names[side]))
+            for side in sides
+        )
+        groups.setdefault(over, []).append(HypothesisSection(
+            anchor=f"h{j + 1}", rank=row["rank"], row=row,
+            plot=score_histogram(scores["A"][:, j], scores["B"][:, j]), galleries=galleries,
         ))
-    return sections
+    return [RankingGroup(over=over, under="B" if over == "A" else "A", sections=sections)
+            for over, sections in groups.items()]
 
 
 def check_shapes(result: CompareResult) -> None:
@@ -108,7 +125,7 @@ def render_report(result: CompareResult, *, top_images_per_set: int = 6) -> str:
         result=result,
         config=settings_record(result.config),
         attrs=settings_record(result.table.attrs),
-        sections=hypothesis_sections(result, top_images_per_set=top_images_per_set),
+        groups=ranking_groups(result, top_images_per_set=top_images_per_set),
         version=__version__,
         created_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     )

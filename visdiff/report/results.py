@@ -90,8 +90,17 @@ def settings_record(settings: dict) -> dict:
 
 
 def ranked_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The ranked table with a 1-based ``rank`` column first."""
-    return table.reset_index(drop=True).assign(rank=range(1, len(table) + 1))[["rank", *table.columns]]
+    """The ranked table with a 1-based ``rank`` column first.
+
+    With a ``direction`` column (``compare(both_directions=True)``: rows of phrases more true of
+    A, then rows more true of B) ranks count within each direction.
+    """
+    table = table.reset_index(drop=True)
+    if "direction" in table.columns:
+        rank = table.groupby("direction", sort=False).cumcount() + 1
+    else:
+        rank = range(1, len(table) + 1)
+    return table.assign(rank=rank)[["rank", *table.columns]]
 
 
 def _set_record(image_set: ImageSet) -> dict:
