@@ -1,0 +1,309 @@
+"""Run a visdiff configuration over a benchmark: resumable, one JSON line per finished pair.
+
+Output folder layout:
+
+- ``run.json``: the configuration and library versions the results were made with. A rerun
+  with a different configuration into the same folder is refused, so one results file never
+  mixes configurations.
+- ``results.jsonl``: one line per finished pair (``status`` ``ok`` or ``skipped`` with a
+  reason), appended, flushed and fsynced as each pair finishes. A rerun skips the pairs
+  already there; a torn last line (a crash mid-write) is cut off and that pair is redone.
+- ``summary.md``, ``summary.csv``: Acc@1/Acc@5 per split beside the paper's numbers.
+- ``data_issues.jsonl``: what was wrong with the benchmark files (missing images, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+import visdiff
+from visdiff.atomic import write_text_atomic
+from visdiff.errors import InputError
+from visdiff.progress import progress_bar
+from visdiffbench.data import Benchmark, BenchPair, apply_purity
+from visdiffbench.judge import Judge
+from visdiffbench.metrics import acc_at_k, summarize, summary_markdown
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE = "results.jsonl"
+RUN_FILE = "run.json"
+# Bump when the meaning of a results line changes; a folder written by another version is refused.
+RESULTS_VERSION = 1
+# Table columns kept per hypothesis in a results line.
+_HYPOTHESIS_COLUMNS = ("hypothesis", "auroc", "mean_a", "mean_b", "effect_size", "p_value", "q_value", "significant")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Everything that determines a benchmark run's results (never API keys).
+
+    ``captioner``/``proposer``/``scorer`` override the profile's stage specs; ``top_k`` is how
+    many of the ranked hypotheses the judge scores (Acc@5 needs 5); ``min_images`` the fewest
+    readable images a set may have before the pair is skipped.
+    """
+
+    profile: str = "offline"
+    captioner: str | None = None
+    proposer: str | None = None
+    scorer: str | None = None
+    llm: str | None = None
+    base_url: str | None = None
+    rounds: int = 3
+    samples_per_set: int = 20
+    seed: int = 0
+    alpha: float = 0.05
+    purity: float = 1.0
+    judge: str = "offline"
+    judge_llm: str | None = None
+    top_k: int = 5
+    min_images: int = 2
+
+
+@dataclass(frozen=True)
+class Stages:
+    """Built pipeline stages, shared by every pair (``None`` lets compare use the profile's)."""
+
+    captioner: object | None = None
+    proposer: object | None = None
+    scorer: object | None = None
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """What :func:`run_benchmark` did: the summary over every line in ``results.jsonl``."""
+
+    out_dir: Path
+    summary: pd.DataFrame
+    records: list[dict]
+    new_pairs: int
+    resumed_pairs: int
+
+
+def run_benchmark(
+    benchmark: Benchmark,
+    out_dir: str | os.PathLike,
+    *,
+    config: BenchConfig,
+    judge: Judge,
+    stages: Stages = Stages(),
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    reports: bool = False,
+    show_progress: bool | None = None,
+) -> BenchRun:
+    """Run ``visdiff.compare`` on every pair of ``benchmark`` not yet in ``out_dir``, judge the top
+    hypotheses, append one line per pair, and write the summary tables.
+
+    Parameters
+    ----------
+    benchmark : Benchmark
+        From :func:`visdiffbench.load_benchmark` (optionally ``.select(...)``-ed).
+    out_dir : path
+        Results folder; created if missing, resumed if it holds a run of the same config.
+    config : BenchConfig
+    judge : Judge
+        Scores the top ``config.top_k`` hypotheses of each pair.
+    stages : Stages
+        Built captioner/proposer/scorer to reuse across pairs (build them once).
+    reports : bool
+        Also write each pair's HTML report to ``out_dir/reports/<pair id>/``.
+
+    Returns
+    -------
+    BenchRun
+        ``summary`` covers every pair recorded in ``out_dir``, from this and earlier runs.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_run_file(out / RUN_FILE, config, judge)
+    results_path = out / RESULTS_FILE
+    records = read_results(results_path)
+    done = {r["pair_id"] for r in records}
+    todo = [pair for pair in benchmark.pairs if pair.id not in done]
+    write_text_atomic(out / "data_issues.jsonl", "".join(json.dumps(asdict(i)) + "\n" for i in benchmark.issues))
+    versions = library_versions()
+    with open(results_path, "a", encoding="utf-8") as results, progress_bar("benchmark pairs", len(todo), enabled=show_progress) as bar:
+        for pair in todo:
+            record = run_pair(pair, config=config, judge=judge, stages=stages, cache_dir=cache_dir,
+                              use_cache=use_cache, report_dir=out / "reports" / pair.id if reports else None)
+            record["versions"] = versions
+            append_record(results, record)
+            records.append(record)
+            bar.advance()
+    summary = summarize(records)
+    write_text_atomic(out / "summary.md", summary_markdown(summary))
+    write_text_atomic(out / "summary.csv", summary.to_csv(index=False))
+    return BenchRun(out, summary, records, new_pairs=len(todo), resumed_pairs=len(done))
+
+
+def run_pair(
+    pair: BenchPair,
+    *,
+    config: BenchConfig,
+    judge: Judge,
+    stages: Stages = Stages(),
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    report_dir: Path | None = None,
+) -> dict:
+    """Compare one pair and judge its top hypotheses; a pair without enough readable images
+    gives a ``skipped`` record with the reason. Service and backend failures propagate."""
+    started = time.perf_counter()
+    pair, swapped = apply_purity(pair, config.purity, seed=config.seed)
+    record = {
+        "pair_id": pair.id, "split": pair.split, "name_a": pair.name_a, "name_b": pair.name_b,
+        "difference": pair.difference, "seed": config.seed, "purity": config.purity, "swapped": swapped,
+    }
+    try:
+        set_a = _image_set(pair.images_a, name=f"{pair.id} A", min_images=config.min_images)
+        set_b = _image_set(pair.images_b, name=f"{pair.id} B", min_images=config.min_images)
+        result = visdiff.compare(
+            set_a, set_b, profile=config.profile,
+            captioner=stages.captioner or config.captioner, proposer=stages.proposer or config.proposer,
+            scorer=stages.scorer or config.scorer, llm=config.llm, base_url=config.base_url,
+            rounds=config.rounds, samples_per_set=config.samples_per_set, seed=config.seed, alpha=config.alpha,
+            cache_dir=cache_dir, use_cache=use_cache, show_progress=False,
+        )
+    except InputError as e:
+        log.warning("skipping pair %s: %s", pair.id, e)
+        return {**record, "status": "skipped", "reason": str(e), "judge_scores": [],
+                "timings": {"total": time.perf_counter() - started}, "finished_at": _now()}
+    judge_started = time.perf_counter()
+    ranked = list(result.table["hypothesis"])
+    judgements = judge.judge(ranked[: config.top_k], name_a=pair.name_a, name_b=pair.name_b)
+    scores = [j.score for j in judgements]
+    if report_dir is not None:
+        from visdiff.report import write_outputs
+
+        write_outputs(result, report_dir)
+    return {
+        **record,
+        "status": "ok",
+        "n_a": len(result.set_a), "n_b": len(result.set_b),
+        "skipped_images": [{"set": side, **asdict(s)} for side, image_set in (("A", result.set_a), ("B", result.set_b))
+                           for s in image_set.skipped],
+        "hypotheses": _hypothesis_rows(result.table),
+        "judged": [asdict(j) for j in judgements],
+        "judge_scores": scores,
+        "acc@1": acc_at_k(scores, 1),
+        "acc@5": acc_at_k(scores, 5),
+        "timings": {**result.timings, "judge": time.perf_counter() - judge_started,
+                    "total": time.perf_counter() - started},
+        "models": result.config,
+        "judge": judge.describe(),
+        "finished_at": _now(),
+    }
+
+
+def read_results(path: Path) -> list[dict]:
+    """Records in ``results.jsonl``, first line per pair id.
+
+    A torn last line (no newline, or not JSON: the run died while writing it) is cut from the
+    file so the pair is redone and the file stays one record per line. A bad line elsewhere
+    means the file was edited or is not ours: ``InputError``.
+    """
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    complete_bytes = data.rfind(b"\n") + 1  # everything after the last newline is torn
+    records: list[dict] = []
+    seen: set[str] = set()
+    for number, line in enumerate(data[:complete_bytes].split(b"\n")[:-1], start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}:{number} is not a JSON record ({e.msg}); fix or move the file") from e
+        if not isinstance(record, dict) or "pair_id" not in record or "split" not in record:
+            raise InputError(f"{path}:{number} is not a benchmark record")
+        if record["pair_id"] in seen:
+            log.warning("%s:%d repeats pair %s; using its first record", path, number, record["pair_id"])
+            continue
+        seen.add(record["pair_id"])
+        records.append(record)
+    if complete_bytes < len(data):
+        log.warning("%s: cutting a torn last line (%d bytes) left by an interrupted run", path, len(data) - complete_bytes)
+        with open(path, "r+b") as f:
+            f.truncate(complete_bytes)
+            f.flush()
+            os.fsync(f.fileno())
+    return records
+
+
+def append_record(file, record: dict) -> None:
+    """Append one JSON line and force it to disk before the next pair starts."""
+    file.write(json.dumps(_plain(record), ensure_ascii=False, allow_nan=False) + "\n")
+    file.flush()
+    os.fsync(file.fileno())
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and of the libraries that shape results."""
+    versions = {"python": platform.python_version(), "visdiff": visdiff.__version__}
+    for dist in ("torch", "open_clip_torch", "transformers", "sentence-transformers", "numpy", "openai"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _check_run_file(path: Path, config: BenchConfig, judge: Judge) -> None:
+    wanted = {"results_version": RESULTS_VERSION, "config": asdict(config), "judge": judge.spec}
+    if not path.exists():
+        write_text_atomic(path, json.dumps({**wanted, "versions": library_versions(), "created_at": _now()}, indent=2) + "\n")
+        return
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"{path} is unreadable ({e}); use another --out folder") from e
+    differs = [k for k in ("results_version", "judge") if found.get(k) != wanted[k]]
+    differs += [f.name for f in fields(BenchConfig) if found.get("config", {}).get(f.name) != wanted["config"][f.name]]
+    if differs:
+        raise InputError(
+            f"{path.parent} holds results of a different run (differs in: {', '.join(differs)}); "
+            "use another --out folder to keep results of one configuration together"
+        )
+
+
+def _image_set(paths, *, name: str, min_images: int):
+    if len(paths) < min_images:
+        raise InputError(f"set {name.split()[-1]} has {len(paths)} image file(s) on disk; at least {min_images} needed")
+    return visdiff.load_image_set(list(paths), name=name).require(min_images)
+
+
+def _hypothesis_rows(table: pd.DataFrame) -> list[dict]:
+    columns = [c for c in _HYPOTHESIS_COLUMNS if c in table.columns]
+    return table[columns].to_dict("records")
+
+
+def _plain(value):
+    """JSON-ready copy: numpy scalars -> Python, paths -> str, NaN/inf -> None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"cannot store {type(value).__name__} in a results line")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
