@@ -77,11 +77,12 @@ class ImageSet:
     def keys(self) -> list[str]:
         return [item.key for item in self.items]
 
-    def drop(self, reasons: Mapping[int, str]) -> ImageSet:
-        """A copy without the items at the positions in ``reasons``, recorded as skipped."""
+    def drop(self, reasons: Mapping[int, str], *, warn: bool = True) -> ImageSet:
+        """A copy without the items at the positions in ``reasons``, recorded as skipped
+        (with one warning each unless ``warn=False``, for failures already reported)."""
         if not reasons:
             return self
-        for i in sorted(reasons):
+        for i in sorted(reasons) if warn else ():
             log.warning("skipping %s: %s", self.items[i].source, reasons[i])
         return replace(
             self,

@@ -129,6 +129,39 @@ def text_embeddings(scorer: Scorer, texts: list[str], cache: EmbeddingCache | No
     return torch.from_numpy(rows.astype(np.float32)).to(scorer.device)
 
 
+def embed_both(
+    scorer: Scorer,
+    set_a: ImageSet,
+    set_b: ImageSet,
+    *,
+    cache: EmbeddingCache | None,
+    batch_size: int = 64,
+    num_workers: int | None = None,
+    show_progress: bool | None = None,
+    embed_stats: EmbedStats | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, ImageSet, ImageSet]:
+    """Embed A and B in one pass, so an image in both sets is decoded and encoded once (also
+    without a cache) and the decoding workers start once. Returns both embedding tensors and
+    both sets without the images that failed to decode."""
+    both = ImageSet(set_a.items + set_b.items)
+    embeddings, usable = embed_image_set(
+        scorer, both, cache=cache, batch_size=batch_size, num_workers=num_workers,
+        show_progress=show_progress, stats=embed_stats,
+    )
+    # Failures are per content hash, and `usable.skipped` lists them in position order.
+    usable_keys = set(usable.keys)
+    failed_positions = [i for i, item in enumerate(both.items) if item.key not in usable_keys]
+    reasons = dict(zip(failed_positions, (s.reason for s in usable.skipped)))
+    n_a = len(set_a)
+    kept_a = n_a - sum(1 for i in failed_positions if i < n_a)
+    return (
+        embeddings[:kept_a],
+        embeddings[kept_a:],
+        set_a.drop({i: r for i, r in reasons.items() if i < n_a}, warn=False),
+        set_b.drop({i - n_a: r for i, r in reasons.items() if i >= n_a}, warn=False),
+    )
+
+
 def score_sets(
     hypotheses: list[str],
     set_a: ImageSet,
@@ -142,10 +175,10 @@ def score_sets(
     embed_stats: EmbedStats | None = None,
 ) -> tuple[np.ndarray, np.ndarray, ImageSet, ImageSet]:
     """Score matrices (n_a, m), (n_b, m) and the sets without undecodable images."""
-    options = dict(cache=cache, batch_size=batch_size, num_workers=num_workers,
-                   show_progress=show_progress, stats=embed_stats)
-    emb_a, set_a = embed_image_set(scorer, set_a, **options)
-    emb_b, set_b = embed_image_set(scorer, set_b, **options)
+    emb_a, emb_b, set_a, set_b = embed_both(
+        scorer, set_a, set_b, cache=cache, batch_size=batch_size, num_workers=num_workers,
+        show_progress=show_progress, embed_stats=embed_stats,
+    )
     set_a.require(2)
     set_b.require(2)
     text = text_embeddings(scorer, hypotheses, cache)

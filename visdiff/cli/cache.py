@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from visdiff.cli import app
-from visdiff.cli._common import CacheDirOption, stdout
+from visdiff.cli._common import CacheDirOption, cli_errors, stdout
 from visdiff.config import default_cache_dir
 from visdiff.embeddings.cache import cache_info, clear_cache
 
@@ -36,5 +36,6 @@ def clear_command(
     root = cache_dir or default_cache_dir()
     if not yes and not typer.confirm(f"delete everything under {root}?"):
         raise typer.Exit(code=1)
-    freed = clear_cache(root)
+    with cli_errors():
+        freed = clear_cache(root)
     stdout.print(f"cleared {root} ({freed / 1e6:.2f} MB)", highlight=False)

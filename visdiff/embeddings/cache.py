@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from visdiff.atomic import write_atomic
+from visdiff.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,12 @@ class EmbeddingCache:
             try:
                 keys = np.load(keys_file, allow_pickle=False)
                 emb = np.load(emb_file, mmap_mode="r", allow_pickle=False)
+                if keys.dtype != np.uint8 or emb.dtype != np.float16:
+                    raise ValueError(f"dtypes {keys.dtype} and {emb.dtype}, expected uint8 and float16")
                 if keys.ndim != 2 or keys.shape[1] != 32 or emb.ndim != 2 or emb.shape[0] != keys.shape[0]:
                     raise ValueError(f"shapes {keys.shape} and {emb.shape} do not match")
-            except (OSError, ValueError) as e:
+            # EOFError: a zero-byte or cut .npy header.
+            except (OSError, ValueError, EOFError) as e:
                 log.warning("ignoring damaged cache shard %s (%s); its images will be recomputed", keys_file, e)
                 continue
             for row, key in enumerate(keys):
@@ -86,23 +90,35 @@ class EmbeddingCache:
         return self._index
 
     def lookup(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
-        """(found mask of len(keys), float16 rows for the found keys in order, or None)."""
+        """(found mask of len(keys), float16 rows for the found keys in order, or None).
+
+        A shard that vanished or cannot be read since the index was built (``cache clear``
+        in another process, say), or a row with NaN/inf, counts as a miss: recomputed, never
+        served.
+        """
         index = self.index
-        locations = [index.get(bytes.fromhex(k)) for k in keys]
-        found = np.array([loc is not None for loc in locations], dtype=bool)
-        if not found.any():
-            return found, None
         by_file: dict[Path, list[tuple[int, int]]] = {}
-        for out_row, loc in enumerate(loc for loc in locations if loc is not None):
-            by_file.setdefault(loc[0], []).append((out_row, loc[1]))
+        for position, key in enumerate(keys):
+            location = index.get(bytes.fromhex(key))
+            if location is not None:
+                by_file.setdefault(location[0], []).append((position, location[1]))
+        found = np.zeros(len(keys), dtype=bool)
         rows: np.ndarray | None = None
         for emb_file, pairs in by_file.items():
-            emb = np.load(emb_file, mmap_mode="r", allow_pickle=False)
+            positions, shard_rows = np.array(pairs).T
+            try:
+                block = np.asarray(np.load(emb_file, mmap_mode="r", allow_pickle=False)[shard_rows])
+            except (OSError, ValueError, EOFError) as e:
+                log.warning("cannot read cache shard %s (%s); its images will be recomputed", emb_file, e)
+                continue
             if rows is None:
-                rows = np.empty((int(found.sum()), emb.shape[1]), dtype=np.float16)
-            out_idx, src_idx = np.array(pairs).T
-            rows[out_idx] = emb[src_idx]
-        return found, rows
+                rows = np.empty((len(keys), block.shape[1]), dtype=np.float16)
+            usable = np.isfinite(block).all(axis=1)
+            rows[positions[usable]] = block[usable]
+            found[positions[usable]] = True
+        if rows is None or not found.any():
+            return found, None
+        return found, rows[found]
 
     def add(self, keys: list[str], embeddings: np.ndarray) -> None:
         """Store rows for ``keys`` (float16 on disk) as one new shard."""
@@ -138,10 +154,24 @@ def cache_info(cache_dir: Path) -> list[CacheInfo]:
 
 
 def clear_cache(cache_dir: Path) -> int:
-    """Delete every cached embedding, caption and LLM answer; returns bytes freed."""
-    root = Path(cache_dir)
+    """Delete every cached embedding, caption and LLM answer; returns bytes freed.
+
+    visdiff keeps everything in sub-folders (``embeddings/``, ``captions/``, ``llm/``), so a
+    folder with loose files at its top, or the home folder, is refused with ``InputError``:
+    a mistyped ``--cache-dir`` must not wipe a photo folder or a project.
+    """
+    root = Path(cache_dir).expanduser()
     if not root.is_dir():
         return 0
+    resolved = root.resolve()
+    if resolved == Path.home().resolve() or resolved == Path(resolved.anchor):
+        raise InputError(f"refusing to clear {root}: it is the home or root folder, not a cache")
+    loose = sorted(p.name for p in root.iterdir() if not p.is_dir())
+    if loose:
+        raise InputError(
+            f"refusing to clear {root}: it does not look like a visdiff cache "
+            f"(it holds files such as {loose[0]!r}); delete it by hand if you mean to"
+        )
     freed = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
     shutil.rmtree(root)
     return freed
