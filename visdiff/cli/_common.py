@@ -85,10 +85,10 @@ def write_table(table: pd.DataFrame, *, json_path: Path | None, csv_path: Path |
             table.to_csv(csv_path, index=False)
 
 
-def render_ranking(table: pd.DataFrame, *, title: str = "", limit: int | None = None) -> None:
+def render_ranking(table: pd.DataFrame, *, title: str = "", limit: int | None = None, favoured: str = "A") -> None:
     """Rich table of ranked hypotheses on stdout."""
     view = Table(title=title or None, show_lines=False)
-    for name, justify in [("#", "right"), ("hypothesis (more true of A)", "left"), ("AUROC", "right"),
+    for name, justify in [("#", "right"), (f"hypothesis (more true of {favoured})", "left"), ("AUROC", "right"),
                           ("mean A", "right"), ("mean B", "right"), ("p", "right"), ("q", "right"), ("sig.", "center")]:
         view.add_column(name, justify=justify)
     rows = table if limit is None else table.head(limit)
