@@ -43,7 +43,14 @@ def caption_cache(*, cache_dir: str | Path | None, use_cache: bool) -> TextCache
 
 
 def resolve_captioner(captioner: str | Captioner, **options) -> Captioner:
-    return create_captioner(captioner, **options) if isinstance(captioner, str) else captioner
+    """Build a captioner from a spec (a built one passes through)."""
+    if not isinstance(captioner, str):
+        return captioner
+    try:
+        return create_captioner(captioner, **options)
+    except TypeError as e:
+        # A backend without e.g. a prompt option: say so instead of a traceback.
+        raise BackendError(f"captioner {captioner!r} does not take the option(s) {', '.join(sorted(options))} ({e})") from e
 
 
 def caption_image_set(
