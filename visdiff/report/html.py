@@ -16,8 +16,12 @@ import numpy as np
 
 from visdiff.report.evidence import EvidenceImage, ThumbnailCache, short_names, top_images
 from visdiff.report.plots import HistogramPlot, score_histogram
-from visdiff.report.results import ranked_table, settings_record, to_jsonable
+from visdiff.report.results import ranked_table, settings_record
 from visdiff.types import CompareResult
+
+
+# Lists of unreadable inputs in the config/attrs: the page lists them in their own section.
+SKIPPED_KEYS = frozenset({"skipped_a", "skipped_b"})
 
 
 @dataclass(frozen=True)
@@ -57,12 +61,35 @@ def fmt_p(value) -> str:
     return f"{value:.1e}" if value < 1e-3 else f"{value:.3f}"
 
 
-def fmt_setting(value) -> str:
-    """A config value as one line of text (nested values as compact JSON)."""
-    value = to_jsonable(value)
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
+def setting_rows(settings: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """(name, text) rows of JSON-typed ``settings``; nested dicts become dotted names
+    (``proposer.spec``), floats 4 significant digits (``results.json`` has them all), other
+    values one line of text (lists as compact JSON)."""
+    rows = []
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            rows += setting_rows(value, prefix=f"{name}.")
+        elif isinstance(value, str):
+            rows.append((name, value))
+        elif isinstance(value, float):
+            rows.append((name, f"{value:.4g}"))
+        else:
+            rows.append((name, json.dumps(value, ensure_ascii=False)))
+    return rows
+
+
+def settings_table(result: CompareResult) -> list[tuple[str, str]]:
+    """Settings shown on the page: the config, table metadata not already in it, stage timings.
+
+    Skipped files are listed in their own section, and secrets are redacted.
+    """
+    config = settings_record(result.config)
+    attrs = settings_record(result.table.attrs)
+    shown = {k: v for k, v in config.items() if k not in SKIPPED_KEYS}
+    shown.update({k: v for k, v in attrs.items() if k not in SKIPPED_KEYS and k not in config})
+    timings = [(f"time: {stage}", f"{fmt_number(seconds, 2)} s") for stage, seconds in result.timings.items()]
+    return setting_rows(shown) + timings
 
 
 def _environment():
@@ -75,7 +102,7 @@ def _environment():
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=fmt_number, p=fmt_p, setting=fmt_setting)
+    env.filters.update(num=fmt_number, p=fmt_p)
     return env
 
 
@@ -123,8 +150,8 @@ def render_report(result: CompareResult, *, top_images_per_set: int = 6) -> str:
     check_shapes(result)
     return _environment().get_template("report.html.j2").render(
         result=result,
-        config=settings_record(result.config),
-        attrs=settings_record(result.table.attrs),
+        alpha=result.table.attrs.get("alpha"),
+        settings=settings_table(result),
         groups=ranking_groups(result, top_images_per_set=top_images_per_set),
         version=__version__,
         created_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
