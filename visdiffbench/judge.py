@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from visdiff.errors import BackendError
-from visdiff.prompts import load_prompt
+from visdiff import load_prompt
 from visdiff.registry import require
 
 RUBRIC_SCORES = {"2": 1.0, "1": 0.5, "0": 0.0}

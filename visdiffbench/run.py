@@ -29,8 +29,12 @@ import pandas as pd
 
 import visdiff
 from visdiff.atomic import write_text_atomic
+from visdiff.captioners import create_captioner
+from visdiff.compare import DEVICE_CAPTIONERS
 from visdiff.errors import InputError
+from visdiff.profiles import get_profile
 from visdiff.progress import progress_bar
+from visdiff.registry import parse_spec
 from visdiffbench.data import Benchmark, BenchPair, apply_purity
 from visdiffbench.judge import Judge
 from visdiffbench.metrics import acc_at_k, summarize, summary_markdown
@@ -73,11 +77,27 @@ class BenchConfig:
 
 @dataclass(frozen=True)
 class Stages:
-    """Built pipeline stages, shared by every pair (``None`` lets compare use the profile's)."""
+    """Built pipeline stages shared by every pair; ``None`` lets compare build the config's
+    (or the profile's) spec for each pair."""
 
     captioner: object | None = None
     proposer: object | None = None
     scorer: object | None = None
+
+
+def build_stages(config: BenchConfig, *, device: str | None = None) -> Stages:
+    """Load the captioner and the scorer once, for every pair of a run.
+
+    These hold the large models. The proposer is left to ``compare``, which builds it per pair
+    from its spec with the LLM options (cheap: a client or a phrase list).
+    """
+    profile = get_profile(config.profile)
+    captioner_spec = config.captioner or profile.captioner
+    captioner_options = {"device": device} if device and parse_spec(captioner_spec).backend in DEVICE_CAPTIONERS else {}
+    return Stages(
+        captioner=create_captioner(captioner_spec, **captioner_options),
+        scorer=visdiff.create_scorer(config.scorer or profile.scorer, **({"device": device} if device else {})),
+    )
 
 
 @dataclass(frozen=True)
@@ -100,6 +120,7 @@ def run_benchmark(
     stages: Stages = Stages(),
     cache_dir: str | os.PathLike | None = None,
     use_cache: bool = True,
+    device: str | None = None,
     reports: bool = False,
     show_progress: bool | None = None,
 ) -> BenchRun:
@@ -116,7 +137,8 @@ def run_benchmark(
     judge : Judge
         Scores the top ``config.top_k`` hypotheses of each pair.
     stages : Stages
-        Built captioner/proposer/scorer to reuse across pairs (build them once).
+        Built stages to reuse across pairs, e.g. from :func:`build_stages`; ``Stages()``
+        makes compare build every stage for every pair.
     reports : bool
         Also write each pair's HTML report to ``out_dir/reports/<pair id>/``.
 
@@ -137,7 +159,7 @@ def run_benchmark(
     with open(results_path, "a", encoding="utf-8") as results, progress_bar("benchmark pairs", len(todo), enabled=show_progress) as bar:
         for pair in todo:
             record = run_pair(pair, config=config, judge=judge, stages=stages, cache_dir=cache_dir,
-                              use_cache=use_cache, report_dir=out / "reports" / pair.id if reports else None)
+                              use_cache=use_cache, device=device, report_dir=out / "reports" / pair.id if reports else None)
             record["versions"] = versions
             append_record(results, record)
             records.append(record)
@@ -156,6 +178,7 @@ def run_pair(
     stages: Stages = Stages(),
     cache_dir: str | os.PathLike | None = None,
     use_cache: bool = True,
+    device: str | None = None,
     report_dir: Path | None = None,
 ) -> dict:
     """Compare one pair and judge its top hypotheses; a pair without enough readable images
@@ -167,14 +190,15 @@ def run_pair(
         "difference": pair.difference, "seed": config.seed, "purity": config.purity, "swapped": swapped,
     }
     try:
-        set_a = _image_set(pair.images_a, name=f"{pair.id} A", min_images=config.min_images)
-        set_b = _image_set(pair.images_b, name=f"{pair.id} B", min_images=config.min_images)
+        set_a = _image_set(pair.images_a, side="A", min_images=config.min_images)
+        set_b = _image_set(pair.images_b, side="B", min_images=config.min_images)
         result = visdiff.compare(
             set_a, set_b, profile=config.profile,
-            captioner=stages.captioner or config.captioner, proposer=stages.proposer or config.proposer,
-            scorer=stages.scorer or config.scorer, llm=config.llm, base_url=config.base_url,
+            captioner=_first_given(stages.captioner, config.captioner),
+            proposer=_first_given(stages.proposer, config.proposer),
+            scorer=_first_given(stages.scorer, config.scorer), llm=config.llm, base_url=config.base_url,
             rounds=config.rounds, samples_per_set=config.samples_per_set, seed=config.seed, alpha=config.alpha,
-            cache_dir=cache_dir, use_cache=use_cache, show_progress=False,
+            cache_dir=cache_dir, use_cache=use_cache, device=device, show_progress=False,
         )
     except InputError as e:
         log.warning("skipping pair %s: %s", pair.id, e)
@@ -277,10 +301,15 @@ def _check_run_file(path: Path, config: BenchConfig, judge: Judge) -> None:
         )
 
 
-def _image_set(paths, *, name: str, min_images: int):
+def _image_set(paths, *, side: str, min_images: int):
+    """The readable images of one side, or ``InputError`` saying why there are too few."""
     if len(paths) < min_images:
-        raise InputError(f"set {name.split()[-1]} has {len(paths)} image file(s) on disk; at least {min_images} needed")
-    return visdiff.load_image_set(list(paths), name=name).require(min_images)
+        raise InputError(f"set {side} has {len(paths)} image file(s) on disk; at least {min_images} needed")
+    return visdiff.load_image_set(list(paths), name=side).require(min_images)
+
+
+def _first_given(built, spec):
+    return built if built is not None else spec
 
 
 def _hypothesis_rows(table: pd.DataFrame) -> list[dict]:

@@ -26,4 +26,4 @@ def main() -> None:
 
 
 # Each module adds its commands to `app`.
-from visdiff.cli import cache, caption, compare, propose, rank  # noqa: E402, F401
+from visdiff.cli import bench, cache, caption, compare, propose, rank  # noqa: E402, F401

@@ -1,0 +1,185 @@
+"""End-to-end benchmark runs on tests/data/minibench with the tiny random CLIP and a
+fixed-hypotheses proposer: records, summaries, resume after a crash or a torn line,
+skipped pairs, purity, and the ``visdiff bench`` command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import visdiff
+from tests.fake_openai import Reply, fake_openai  # noqa: F401
+from visdiff.cli import app
+from visdiff.errors import InputError
+from visdiffbench import BenchConfig, Judgement, Stages, load_benchmark, read_results, run_benchmark
+
+MINIBENCH = Path(__file__).resolve().parents[1] / "data" / "minibench"
+PHRASES = ["red squares", "blue squares", "bright images", "dark images", "noisy green images", "smooth green images"]
+
+
+class FixedProposer:
+    """Proposes the same phrases for every pair; ``fail_on`` raises to simulate a crash."""
+
+    spec = "fixed"
+
+    def __init__(self, fail_on: int | None = None) -> None:
+        self.calls = 0
+        self.fail_on = fail_on
+
+    def propose(self, context) -> list[str]:
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise KeyboardInterrupt
+        return list(PHRASES)
+
+
+class ExactJudge:
+    """1 for the ground-truth name of A, 0 otherwise."""
+
+    spec = "exact"
+
+    def judge(self, hypotheses, *, name_a, name_b):
+        return [Judgement(h, 1.0 if h == name_a else 0.0, "") for h in hypotheses]
+
+    def describe(self) -> dict:
+        return {"judge": self.spec}
+
+
+@pytest.fixture(scope="module")
+def tiny_scorer(tiny_clip_weights):
+    return visdiff.create_scorer(tiny_clip_weights, device="cpu")
+
+
+def run(out: Path, scorer, *, proposer=None, config: BenchConfig | None = None, bench=None):
+    return run_benchmark(
+        bench or load_benchmark(MINIBENCH), out, config=config or BenchConfig(), judge=ExactJudge(),
+        stages=Stages(proposer=proposer or FixedProposer(), scorer=scorer), show_progress=False,
+    )
+
+
+def test_run_writes_one_record_per_pair_and_a_summary(tmp_path, tiny_scorer):
+    result = run(tmp_path / "out", tiny_scorer)
+    assert (result.new_pairs, result.resumed_pairs) == (3, 0)
+    records = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert [r["pair_id"] for r in records] == ["easy-1", "easy-2", "hard-1"]
+    first = records[0]
+    assert first["status"] == "ok" and (first["n_a"], first["n_b"]) == (5, 5)
+    assert sorted(h["hypothesis"] for h in first["hypotheses"]) == sorted(PHRASES)
+    ranked = [h["hypothesis"] for h in first["hypotheses"]]
+    assert [j["hypothesis"] for j in first["judged"]] == ranked[:5]
+    assert first["judge_scores"] == [1.0 if h == "red squares" else 0.0 for h in ranked[:5]]
+    assert first["acc@1"] == first["judge_scores"][0] and first["acc@5"] == max(first["judge_scores"])
+    assert first["models"]["proposer"] == {"spec": "fixed"} and first["models"]["scorer"] == tiny_scorer.spec
+    assert {"total", "judge", "propose", "embed"} <= set(first["timings"])
+    assert first["versions"]["visdiff"] == visdiff.__version__ and "torch" in first["versions"]
+    summary = result.summary.set_index("split")
+    assert list(summary.index) == ["easy", "hard"]
+    assert summary.loc["easy", "pairs"] == 2 and summary.loc["easy", "paper_acc@1"] == 0.88
+    assert summary.loc["easy", "acc@1"] == pytest.approx((records[0]["acc@1"] + records[1]["acc@1"]) / 2)
+    markdown = (tmp_path / "out" / "summary.md").read_text()
+    assert markdown.splitlines()[0].startswith("| split | pairs | evaluated | skipped | acc@1 | acc@5 | paper_acc@1")
+    assert "| hard | 1 | 1 | 0 |" in markdown
+    assert (tmp_path / "out" / "summary.csv").read_text().startswith("split,pairs,evaluated")
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["config"]["seed"] == 0
+
+
+def test_interrupted_run_resumes_without_lost_or_duplicated_lines(tmp_path, tiny_scorer):
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run(out, tiny_scorer, proposer=FixedProposer(fail_on=2))  # dies during the second pair
+    kept = (out / "results.jsonl").read_bytes()
+    assert [json.loads(line)["pair_id"] for line in kept.splitlines()] == ["easy-1"]
+    proposer = FixedProposer()
+    result = run(out, tiny_scorer, proposer=proposer)
+    assert (result.new_pairs, result.resumed_pairs, proposer.calls) == (2, 1, 2)
+    data = (out / "results.jsonl").read_bytes()
+    assert data.startswith(kept)  # what was written before the crash is untouched
+    assert [json.loads(line)["pair_id"] for line in data.splitlines()] == ["easy-1", "easy-2", "hard-1"]
+    again = FixedProposer()
+    assert run(out, tiny_scorer, proposer=again).new_pairs == 0 and again.calls == 0
+    assert (out / "results.jsonl").read_bytes() == data
+
+
+def test_torn_last_line_is_cut_and_that_pair_redone(tmp_path, tiny_scorer):
+    out = tmp_path / "out"
+    run(out, tiny_scorer)
+    lines = (out / "results.jsonl").read_bytes().splitlines(keepends=True)
+    # A crash while writing the third line leaves half of it and no newline.
+    (out / "results.jsonl").write_bytes(b"".join(lines[:2]) + lines[2][: len(lines[2]) // 2])
+    assert [r["pair_id"] for r in read_results(out / "results.jsonl")] == ["easy-1", "easy-2"]
+    assert (out / "results.jsonl").read_bytes() == b"".join(lines[:2])
+    (out / "results.jsonl").write_bytes(b"".join(lines[:2]) + lines[2][:10])
+    proposer = FixedProposer()
+    result = run(out, tiny_scorer, proposer=proposer)
+    assert (result.new_pairs, proposer.calls) == (1, 1)
+    ids = [json.loads(line)["pair_id"] for line in (out / "results.jsonl").read_bytes().splitlines()]
+    assert ids == ["easy-1", "easy-2", "hard-1"]
+
+
+def test_corrupt_middle_line_and_changed_config_are_refused(tmp_path, tiny_scorer):
+    out = tmp_path / "out"
+    run(out, tiny_scorer)
+    with pytest.raises(InputError, match="differs in: seed, purity"):
+        run(out, tiny_scorer, config=BenchConfig(seed=1, purity=0.5))
+    lines = (out / "results.jsonl").read_text().splitlines(keepends=True)
+    (out / "results.jsonl").write_text(lines[0] + "garbage\n" + lines[2])
+    with pytest.raises(InputError, match=r"results.jsonl:2 is not a JSON record"):
+        run(out, tiny_scorer)
+
+
+def test_pair_without_enough_readable_images_is_skipped_with_a_reason(tmp_path, tiny_scorer):
+    root = tmp_path / "bench"
+    shutil.copytree(MINIBENCH / "easy", root / "easy")
+    shutil.copy(MINIBENCH / "easy.jsonl", root / "easy.jsonl")
+    for png in (root / "easy" / "2_b").glob("*.png"):
+        png.write_bytes(b"not an image")
+    (root / "easy" / "1_a" / "000002.png").unlink()
+    for png in list((root / "easy" / "1_a").glob("*.png"))[1:]:
+        png.unlink()
+    bench = load_benchmark(root)
+    assert {i.kind for i in bench.issues} == {"missing_image"}
+    result = run(tmp_path / "out", tiny_scorer, bench=bench)
+    records = {r["pair_id"]: r for r in result.records}
+    assert records["easy-1"]["status"] == "skipped"
+    assert records["easy-1"]["reason"] == "set A has 1 image file(s) on disk; at least 2 needed"
+    assert records["easy-2"]["status"] == "skipped" and "readable image" in records["easy-2"]["reason"]
+    assert result.summary.loc[0, "skipped"] == 2 and result.summary.loc[0, "evaluated"] == 0
+    issues = (tmp_path / "out" / "data_issues.jsonl").read_text().splitlines()
+    assert len(issues) == 4 and json.loads(issues[0])["kind"] == "missing_image"
+
+
+def test_purity_is_applied_and_recorded(tmp_path, tiny_scorer):
+    result = run(tmp_path / "out", tiny_scorer, config=BenchConfig(purity=0.6, seed=4))
+    assert [(r["purity"], r["swapped"]) for r in result.records] == [(0.6, 2)] * 3
+    assert all(r["n_a"] == 5 and r["n_b"] == 5 for r in result.records)
+
+
+def test_bench_command_with_the_llm_judge(tmp_path, tiny_clip_weights, fake_openai):
+    vocabulary = tmp_path / "words.txt"
+    vocabulary.write_text("\n".join(PHRASES) + "\n")
+    fake_openai.respond = lambda request: Reply("2" if "Prediction: red" in request.last_user_text else "0")
+    out = tmp_path / "out"
+    args = ["bench", str(MINIBENCH), "--split", "easy", "--limit", "1", "--out", str(out), "--scorer", tiny_clip_weights,
+            "--proposer", f"vocabulary:{vocabulary}", "--judge", "llm", "--judge-llm", "judge-model",
+            "--judge-base-url", fake_openai.base_url, "--device", "cpu", "-q"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "easy" in result.output and "0.88" in result.output
+    record = json.loads((out / "results.jsonl").read_text())
+    assert record["pair_id"] == "easy-1" and record["judge"]["judge"] == "llm:judge-model"
+    assert record["judge_scores"] == [1.0 if h.startswith("red") else 0.0 for h in (j["hypothesis"] for j in record["judged"])]
+    assert len(fake_openai.requests) == len(record["judged"])
+    assert CliRunner().invoke(app, args).exit_code == 0  # resumed: nothing new asked
+    assert len(fake_openai.requests) == len(record["judged"])
+
+
+def test_bench_command_reports_bad_input_with_exit_code_2(tmp_path):
+    (tmp_path / "easy.jsonl").write_text("{broken\n")
+    result = CliRunner().invoke(app, ["bench", str(tmp_path / "easy.jsonl"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "no usable pairs" in result.output
+    result = CliRunner().invoke(app, ["bench", str(MINIBENCH), "--split", "medium", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "no split 'medium'" in result.output
