@@ -174,7 +174,7 @@ def test_page_shows_table_settings_and_top_images(compare_result, tmp_path):
     assert settings["scorer"] == "open_clip:ViT-B-32:laion2b_s34b_b79k" and settings["alpha"] == "0.05"
     assert settings["weird.nested"] == "[1.5, null]" and settings["rounds"] == "3"
     assert settings["out"] == str(tmp_path / "out") and settings["time: caption"] == "1.25 s"
-    assert settings["seconds"] == "0.00829"
+    assert settings["seconds"] == "0.008291"
     titles = [f["title"] for f in page.tags("figure")]
     assert len(titles) == 3 * (2 + 2)
     best_a = np.argsort(-compare_result.scores_a[:, 0])[:2]
