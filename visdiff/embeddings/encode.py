@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from visdiff.embeddings.cache import EmbeddingCache
+from visdiff.embeddings.transforms import split_transform
 from visdiff.errors import InputError
 from visdiff.io import ImageItem, ImageSet
 from visdiff.progress import progress_bar
@@ -36,7 +39,9 @@ class EmbedStats:
 
 
 class _DecodeDataset(Dataset):
-    def __init__(self, items: list[ImageItem], preprocess) -> None:
+    """Decodes and preprocesses one image; failures come back as a reason, not an error."""
+
+    def __init__(self, items: list[ImageItem], preprocess: Callable[[Image.Image], torch.Tensor]) -> None:
         self.items = items
         self.preprocess = preprocess
 
@@ -81,8 +86,9 @@ def encode_items(
         num_workers = default_num_workers()
     # Worker start-up costs more than it saves on a handful of images.
     workers = num_workers if len(items) > 2 * batch_size else 0
+    split = split_transform(scorer.preprocess)
     loader = DataLoader(
-        _DecodeDataset(items, scorer.preprocess),
+        _DecodeDataset(items, split.to_uint8 if split else scorer.preprocess),
         batch_size=batch_size,
         num_workers=workers,
         collate_fn=_collate,
@@ -98,6 +104,8 @@ def encode_items(
             for i, reason in failed:
                 failures[i] = reason
             if pixels is not None:
+                if split is not None:
+                    pixels = split.normalize(pixels, scorer.device)
                 # Through float16 as stored, so cached and fresh embeddings give identical scores.
                 emb = scorer.encode_images(pixels).float().cpu().numpy().astype(np.float16)
                 for row, i in enumerate(positions):

@@ -1,0 +1,111 @@
+"""Embedding throughput: the model's own forward pass vs the full visdiff path.
+
+For one scorer and batch size, in one run:
+  (a) limit: forward passes over pre-decoded, pre-processed tensors already in memory;
+  (b) visdiff: JPEG files on disk -> hashing -> decode/preprocess workers -> forward ->
+      float16 cache on disk (a fresh cache dir, so every image is encoded).
+Prints images/s of each and the ratio (b)/(a). Each is repeated and the best run kept, so
+a busy machine penalises both alike.
+
+    .venv/bin/python benchmarks/bench_embed.py --scorer offline
+    .venv/bin/python benchmarks/bench_embed.py --scorer vit-b-32-random
+    .venv/bin/python benchmarks/bench_embed.py --images ../shared/data/devbench/images
+
+Without --images it generates JPEGs (640x480, smooth random content) in a temp dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from visdiff.embeddings.cache import EmbeddingCache
+from visdiff.embeddings.encode import embed_image_set
+from visdiff.io import list_image_files, load_image_set
+from visdiff.rankers import create_scorer
+
+
+def generate_jpegs(folder: Path, n: int, size=(640, 480), seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        # Upsampled low-res noise: photo-like file sizes, unlike white noise.
+        small = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+        Image.fromarray(small).resize(size, Image.BICUBIC).save(folder / f"{i:05d}.jpg", quality=90)
+
+
+def random_vit_spec(folder: Path, arch: str = "ViT-B-32") -> str:
+    import open_clip
+
+    torch.manual_seed(0)
+    path = folder / f"{arch}-random.pt"
+    torch.save(open_clip.create_model(arch).state_dict(), path)
+    return f"open_clip:{arch}:{path}"
+
+
+def limit_rate(scorer, files: list[Path], batch_size: int) -> float:
+    """Images/s of encode_images alone on tensors prepared beforehand."""
+    preprocess = scorer.preprocess
+    pixels = torch.stack([preprocess(Image.open(f).convert("RGB")) for f in files])
+    start = time.perf_counter()
+    for i in range(0, len(files), batch_size):
+        scorer.encode_images(pixels[i : i + batch_size])
+    return len(files) / (time.perf_counter() - start)
+
+
+def visdiff_rate(scorer, folder: Path, batch_size: int, num_workers: int | None) -> float:
+    """Images/s from files on disk to embeddings in a fresh on-disk cache."""
+    with tempfile.TemporaryDirectory() as cache_dir:
+        start = time.perf_counter()
+        image_set = load_image_set(folder)
+        cache = EmbeddingCache(Path(cache_dir), scorer.cache_id)
+        emb, usable = embed_image_set(scorer, image_set, cache=cache, batch_size=batch_size,
+                                      num_workers=num_workers, show_progress=False)
+        elapsed = time.perf_counter() - start
+    assert emb.shape[0] == len(usable) == len(image_set)
+    return len(image_set) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scorer", default="offline", help="scorer spec, or 'vit-b-32-random'")
+    parser.add_argument("--images", type=Path, help="folder of JPEGs (default: generated)")
+    parser.add_argument("-n", type=int, default=256, help="generated images")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--num-workers", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        folder = args.images or tmp / "images"
+        if args.images is None:
+            generate_jpegs(folder, args.n)
+        files = list_image_files(folder)
+        spec = random_vit_spec(tmp) if args.scorer == "vit-b-32-random" else args.scorer
+        load_start = time.perf_counter()
+        scorer = create_scorer(spec)
+        scorer.encode_images(torch.stack([scorer.preprocess(Image.open(files[0]).convert("RGB"))]))  # load + warm up
+        load_seconds = time.perf_counter() - load_start
+        limit, full = [], []
+        for _ in range(args.repeats):  # interleaved, so load changes hit both
+            limit.append(limit_rate(scorer, files, args.batch_size))
+            full.append(visdiff_rate(scorer, folder, args.batch_size, args.num_workers))
+    best_limit, best_full = max(limit), max(full)
+    print(f"scorer            {spec.split(':/')[0]}  (load {load_seconds:.1f} s)")
+    print(f"images            {len(files)} from {folder if args.images else 'generated 640x480 JPEGs'}")
+    print(f"batch size        {args.batch_size}, torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
+    print(f"(a) forward only  {best_limit:8.1f} img/s   runs: {', '.join(f'{r:.1f}' for r in limit)}")
+    print(f"(b) visdiff path  {best_full:8.1f} img/s   runs: {', '.join(f'{r:.1f}' for r in full)}")
+    print(f"ratio (b)/(a)     {best_full / best_limit:.3f}")
+
+
+if __name__ == "__main__":
+    main()
