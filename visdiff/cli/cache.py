@@ -19,12 +19,15 @@ app.add_typer(cache_app, name="cache")
 def info_command(cache_dir: CacheDirOption = None) -> None:
     """Show where the cache is and what it holds."""
     root = cache_dir or default_cache_dir()
-    stdout.print(f"cache dir: {root}", highlight=False)
+    stdout.print(f"cache dir: {root}", highlight=False, soft_wrap=True)
     stores = cache_info(root)
     if not stores:
         stdout.print("no cached embeddings")
     for s in stores:
-        stdout.print(f"{s.store}: {s.rows} images in {s.shards} shard(s), {s.bytes / 1e6:.2f} MB", highlight=False)
+        stdout.print(
+            f"{s.store}: {s.rows} embeddings in {s.shards} shard(s), {s.bytes / 1e6:.2f} MB",
+            highlight=False, soft_wrap=True,
+        )
 
 
 @cache_app.command("clear")
