@@ -11,7 +11,9 @@ Specs (after the ``open_clip:`` prefix):
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -47,6 +49,32 @@ def split_model(model: str) -> tuple[str, str | None]:
     return arch, pretrained or None
 
 
+def check_arch_and_weights(open_clip, arch: str, pretrained: str | None) -> None:
+    """Fail early, listing the choices, on an unknown architecture, an unknown pretrained
+    tag or a missing weights file; and refuse no weights at all (open_clip would silently
+    build a randomly initialised model, whose rankings mean nothing)."""
+    architectures = open_clip.list_models()
+    if arch not in architectures:
+        close = difflib.get_close_matches(arch, architectures, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise BackendError(
+            f"unknown open_clip architecture {arch!r}; {hint}choose one of: {', '.join(architectures)}"
+        )
+    if pretrained and Path(pretrained).is_file():
+        return
+    if pretrained and ("/" in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors"))):
+        raise BackendError(f"open_clip weights file {pretrained!r} does not exist")
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    choices = f"tags for {arch}: {', '.join(tags)}" if tags else f"{arch} has no published tags"
+    if not pretrained:
+        raise BackendError(
+            f"open_clip:{arch} names no weights; use open_clip:{arch}:TAG or open_clip:{arch}:/path/to/weights.pt "
+            f"({choices})"
+        )
+    if pretrained not in tags:
+        raise BackendError(f"unknown pretrained tag {pretrained!r} for open_clip {arch}; {choices}")
+
+
 class OpenClipScorer:
     """CLIP scorer over any open_clip model; embeddings are L2-normalised.
 
@@ -62,13 +90,8 @@ class OpenClipScorer:
     ) -> None:
         self._open_clip = require("open_clip", "open_clip")
         arch, pretrained = split_model(model)
-        if not arch.startswith("hf-hub:") and arch not in self._open_clip.list_models():
-            raise BackendError(
-                f"unknown open_clip architecture {arch!r}; see open_clip.list_models() "
-                f"(e.g. {', '.join(self._open_clip.list_models()[:3])}, ...)"
-            )
-        if pretrained and not Path(pretrained).is_file() and ("/" in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors"))):
-            raise BackendError(f"open_clip weights file {pretrained!r} does not exist")
+        if not arch.startswith("hf-hub:"):
+            check_arch_and_weights(self._open_clip, arch, pretrained)
         self.arch, self.pretrained = arch, pretrained
         self.device = auto_device(device)
         self.dtype = auto_dtype(self.device, precision)
@@ -85,7 +108,8 @@ class OpenClipScorer:
             model, _, preprocess = self._open_clip.create_model_and_transforms(
                 self.arch, pretrained=self.pretrained, device=self.device
             )
-        except (RuntimeError, OSError, ValueError) as e:
+        # UnpicklingError/EOFError: a weights file that is not a (complete) checkpoint.
+        except (RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError) as e:
             raise BackendError(f"cannot load open_clip model {self.spec!r}: {e}") from e
         self._model = model.to(dtype=self.dtype).eval()
         self._preprocess = preprocess
