@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -108,9 +107,10 @@ class OpenClipScorer:
             model, _, preprocess = self._open_clip.create_model_and_transforms(
                 self.arch, pretrained=self.pretrained, device=self.device
             )
-        # UnpicklingError/EOFError: a weights file that is not a (complete) checkpoint.
-        except (RuntimeError, OSError, ValueError, EOFError, pickle.UnpicklingError) as e:
-            raise BackendError(f"cannot load open_clip model {self.spec!r}: {e}") from e
+        # Not swallowed, re-raised with its cause: torch.load of a damaged or foreign file
+        # raises nearly any type (UnpicklingError, IndexError, EOFError, RuntimeError...).
+        except Exception as e:
+            raise BackendError(f"cannot load open_clip model {self.spec!r}: {type(e).__name__}: {e}") from e
         self._model = model.to(dtype=self.dtype).eval()
         self._preprocess = preprocess
         self._tokenizer = self._open_clip.get_tokenizer(self.arch)
