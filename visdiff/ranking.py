@@ -72,11 +72,11 @@ def rank_scores(scores_a, scores_b, hypotheses: Sequence[str], *, alpha: float =
     ``p_greater`` (one-sided, A > B), ``q_value`` (BH over ``p_greater``), ``significant``.
     """
     if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        raise InputError(f"alpha must be in (0, 1), got {alpha}")
     a, b = stats.check_scores(scores_a, scores_b)
-    hypotheses = list(hypotheses)
+    hypotheses = [hypotheses] if isinstance(hypotheses, str) else list(hypotheses)
     if len(hypotheses) != a.shape[1]:
-        raise ValueError(f"{len(hypotheses)} hypotheses for {a.shape[1]} score columns")
+        raise InputError(f"{len(hypotheses)} hypotheses for {a.shape[1]} score columns")
     welch = stats.welch_ttest(a, b)
     q = stats.bh_qvalues(welch["p_greater"])
     table = pd.DataFrame(

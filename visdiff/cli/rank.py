@@ -9,7 +9,7 @@ import typer
 
 from visdiff.cli import app
 from visdiff.cli._common import (
-    CacheDirOption, CsvOption, JsonOption, NoCacheOption, Precision, QuietOption, VerboseOption,
+    CacheDirOption, CsvOption, JsonOption, NoCacheOption, QuietOption, VerboseOption,
     cli_errors, render_ranking, report_skipped, set_verbosity, write_table,
 )
 from visdiff.errors import InputError
@@ -20,7 +20,10 @@ from visdiff.ranking import DEFAULT_ALPHA, DEFAULT_SCORER, rank
 def _read_hypotheses(hypotheses: list[str] | None, hypotheses_file: Path | None) -> list[str]:
     items = list(hypotheses or [])
     if hypotheses_file is not None:
-        items += hypotheses_file.read_text(encoding="utf-8").splitlines()
+        try:
+            items += hypotheses_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"cannot read hypotheses from {hypotheses_file}: {e}") from e
     if not items:
         raise InputError("give hypotheses with --hypothesis/-H or --hypotheses-file")
     return items
