@@ -22,6 +22,11 @@ PAPER_RESULTS: dict[str, tuple[float, float]] = {
     "medium": (0.75, 0.86),
     "hard": (0.61, 0.80),
 }
+PAPER_NOTE = (
+    "paper_acc@k: VisDiff (BLIP-2 captions, GPT-4 proposer, CLIP ViT-bigG-14 ranker) scored by the GPT-4 "
+    "rubric judge, paper Table 1; the paper reports ImageNet-R and ImageNet* as one 37-pair column. "
+    "Numbers from another judge (the offline one) are not directly comparable."
+)
 COMBINED_IMAGENET = ("imagenetr", "imagenetstar")
 SUMMARY_COLUMNS = ["split", "pairs", "evaluated", "skipped", "acc@1", "acc@5", "paper_acc@1", "paper_acc@5", "unjudged"]
 

@@ -37,7 +37,7 @@ from visdiff.progress import progress_bar
 from visdiff.registry import parse_spec
 from visdiffbench.data import Benchmark, BenchPair, apply_purity
 from visdiffbench.judge import Judge
-from visdiffbench.metrics import acc_at_k, summarize, summary_markdown
+from visdiffbench.metrics import PAPER_NOTE, acc_at_k, summarize, summary_markdown
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,8 @@ def run_benchmark(
     _check_run_file(out / RUN_FILE, config, judge)
     results_path = out / RESULTS_FILE
     records = read_results(results_path)
-    done = {r["pair_id"] for r in records}
+    done = {r["pair_id"]: r for r in records}
+    _check_same_pairs(benchmark, done, results_path)
     todo = [pair for pair in benchmark.pairs if pair.id not in done]
     write_text_atomic(out / "data_issues.jsonl", "".join(json.dumps(asdict(i)) + "\n" for i in benchmark.issues))
     versions = library_versions()
@@ -165,7 +166,8 @@ def run_benchmark(
             records.append(record)
             bar.advance()
     summary = summarize(records)
-    write_text_atomic(out / "summary.md", summary_markdown(summary))
+    title = f"# {', '.join(Path(src).name for src in benchmark.sources)}: {config.profile} profile, {judge.spec} judge\n\n"
+    write_text_atomic(out / "summary.md", title + summary_markdown(summary) + "\n" + PAPER_NOTE + "\n")
     write_text_atomic(out / "summary.csv", summary.to_csv(index=False))
     return BenchRun(out, summary, records, new_pairs=len(todo), resumed_pairs=len(done))
 
@@ -299,6 +301,17 @@ def _check_run_file(path: Path, config: BenchConfig, judge: Judge) -> None:
             f"{path.parent} holds results of a different run (differs in: {', '.join(differs)}); "
             "use another --out folder to keep results of one configuration together"
         )
+
+
+def _check_same_pairs(benchmark: Benchmark, done: dict[str, dict], results_path: Path) -> None:
+    """A recorded pair id must name the same set pair, or the folder holds another benchmark."""
+    for pair in benchmark.pairs:
+        record = done.get(pair.id)
+        if record is not None and (record.get("name_a"), record.get("name_b")) != (pair.name_a, pair.name_b):
+            raise InputError(
+                f"{results_path} records pair {pair.id} as {record.get('name_a')!r} vs {record.get('name_b')!r}, "
+                f"but the benchmark has {pair.name_a!r} vs {pair.name_b!r}; use another --out folder per benchmark"
+            )
 
 
 def _image_set(paths, *, side: str, min_images: int):

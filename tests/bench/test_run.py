@@ -81,7 +81,9 @@ def test_run_writes_one_record_per_pair_and_a_summary(tmp_path, tiny_scorer):
     assert summary.loc["easy", "pairs"] == 2 and summary.loc["easy", "paper_acc@1"] == 0.88
     assert summary.loc["easy", "acc@1"] == pytest.approx((records[0]["acc@1"] + records[1]["acc@1"]) / 2)
     markdown = (tmp_path / "out" / "summary.md").read_text()
-    assert markdown.splitlines()[0].startswith("| split | pairs | evaluated | skipped | acc@1 | acc@5 | paper_acc@1")
+    assert markdown.splitlines()[0] == "# easy.jsonl, hard.jsonl: offline profile, exact judge"
+    assert "\n| split | pairs | evaluated | skipped | acc@1 | acc@5 | paper_acc@1 | paper_acc@5 | unjudged |\n" in markdown
+    assert "paper_acc@k: VisDiff (BLIP-2 captions, GPT-4 proposer" in markdown
     assert "| hard | 1 | 1 | 0 |" in markdown
     assert (tmp_path / "out" / "summary.csv").read_text().startswith("split,pairs,evaluated")
     assert json.loads((tmp_path / "out" / "run.json").read_text())["config"]["seed"] == 0
@@ -129,6 +131,16 @@ def test_corrupt_middle_line_and_changed_config_are_refused(tmp_path, tiny_score
     (out / "results.jsonl").write_text(lines[0] + "garbage\n" + lines[2])
     with pytest.raises(InputError, match=r"results.jsonl:2 is not a JSON record"):
         run(out, tiny_scorer)
+
+
+def test_results_of_another_benchmark_are_not_taken_as_done(tmp_path, tiny_scorer):
+    out = tmp_path / "out"
+    run(out, tiny_scorer, bench=load_benchmark(MINIBENCH / "PairedImageSets.csv"))
+    other = tmp_path / "easy.jsonl"
+    row = json.loads((MINIBENCH / "easy.jsonl").read_text().splitlines()[0])
+    other.write_text(json.dumps({**row, "set1": "crimson squares"}) + "\n")
+    with pytest.raises(InputError, match="records pair easy-1 as 'red squares' vs 'blue squares'.*another --out"):
+        run(out, tiny_scorer, bench=load_benchmark(other, root=MINIBENCH))
 
 
 def test_pair_without_enough_readable_images_is_skipped_with_a_reason(tmp_path, tiny_scorer):

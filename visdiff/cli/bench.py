@@ -17,7 +17,6 @@ from visdiff.cli._models import (
     BaseUrlOption, CaptionerOption, ClipOption, DeviceOption, LlmOption, ProfileOption, ProposerOption, RoundsOption,
     SamplesOption, ScorerOption, SeedOption, scorer_spec,
 )
-from visdiff.llm import API_KEY_ENV
 from visdiff.profiles import DEFAULT_PROFILE
 from visdiff.progress import progress_enabled
 from visdiff.ranking import DEFAULT_ALPHA
@@ -64,8 +63,7 @@ def bench_command(
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="False-discovery rate for the significance flag.")] = DEFAULT_ALPHA,
     judge: Annotated[JudgeName, typer.Option(help="offline: MiniLM similarity, no API; llm: the paper's 2/1/0 rubric via --judge-llm.", rich_help_panel=JUDGE_PANEL, case_sensitive=False)] = JudgeName.offline,
     judge_llm: Annotated[str | None, typer.Option(help="Chat model of the llm judge (the paper used GPT-4).", rich_help_panel=JUDGE_PANEL)] = None,
-    judge_base_url: Annotated[str | None, typer.Option(help="Endpoint of the judge model (default: --base-url).", rich_help_panel=JUDGE_PANEL)] = None,
-    api_key: Annotated[str | None, typer.Option(envvar=API_KEY_ENV, show_envvar=True, show_default=False, help="API key for the LLMs (never stored or echoed).", rich_help_panel=JUDGE_PANEL)] = None,
+    judge_base_url: Annotated[str | None, typer.Option(help="Endpoint of the judge model (default: --base-url); the key comes from $OPENAI_API_KEY.", rich_help_panel=JUDGE_PANEL)] = None,
     cache_dir: CacheDirOption = None,
     no_cache: NoCacheOption = False,
     quiet: QuietOption = False,
@@ -87,7 +85,7 @@ def bench_command(
             base_url=base_url, rounds=rounds, samples_per_set=samples, seed=seed, alpha=alpha, purity=purity,
             judge=judge.value, judge_llm=judge_llm, min_images=min_images,
         )
-        built_judge = create_judge(judge.value, llm=judge_llm, base_url=judge_base_url or base_url, api_key=api_key,
+        built_judge = create_judge(judge.value, llm=judge_llm, base_url=judge_base_url or base_url,
                                    cache_dir=cache_dir, use_cache=not no_cache)
         out_dir = out or Path("bench-out") / f"{Path(bench).stem}-{profile_name}-{judge.value}"
         run = run_benchmark(
