@@ -54,10 +54,10 @@ def tiny_scorer(tiny_clip_weights):
     return visdiff.create_scorer(tiny_clip_weights, device="cpu")
 
 
-def run(out: Path, scorer, *, proposer=None, config: BenchConfig | None = None, bench=None):
+def run(out: Path, scorer, *, proposer=None, config: BenchConfig | None = None, bench=None, reports=False):
     return run_benchmark(
         bench or load_benchmark(MINIBENCH), out, config=config or BenchConfig(), judge=ExactJudge(),
-        stages=Stages(proposer=proposer or FixedProposer(), scorer=scorer), show_progress=False,
+        stages=Stages(proposer=proposer or FixedProposer(), scorer=scorer), reports=reports, show_progress=False,
     )
 
 
@@ -168,6 +168,13 @@ def test_purity_is_applied_and_recorded(tmp_path, tiny_scorer):
     result = run(tmp_path / "out", tiny_scorer, config=BenchConfig(purity=0.6, seed=4))
     assert [(r["purity"], r["swapped"]) for r in result.records] == [(0.6, 2)] * 3
     assert all(r["n_a"] == 5 and r["n_b"] == 5 for r in result.records)
+
+
+def test_reports_are_written_per_pair(tmp_path, tiny_scorer):
+    run(tmp_path / "out", tiny_scorer, bench=load_benchmark(MINIBENCH).select(splits=["hard"]), reports=True)
+    report = tmp_path / "out" / "reports" / "hard-1"
+    assert (report / "report.html").is_file()
+    assert json.loads((report / "results.json").read_text())["results"][0]["hypothesis"] in PHRASES
 
 
 def test_bench_command_with_the_llm_judge(tmp_path, tiny_clip_weights, fake_openai):
