@@ -82,6 +82,8 @@ class ImageSet:
         (with one warning each unless ``warn=False``, for failures already reported)."""
         if not reasons:
             return self
+        # Decode errors read "<source>: <reason>"; keep the source once, in its own field.
+        reasons = {i: r.removeprefix(f"{self.items[i].source}: ") for i, r in reasons.items()}
         for i in sorted(reasons) if warn else ():
             log.warning("skipping %s: %s", self.items[i].source, reasons[i])
         return replace(
