@@ -84,6 +84,7 @@ class _Pipeline:
         self.cache_dir = cache_dir
         self.use_cache = use_cache
         self.device = device
+        self.base_url = base_url
         self.batch_size = batch_size
         self.caption_batch_size = caption_batch_size
         self.show_progress = show_progress
@@ -121,7 +122,12 @@ class _Pipeline:
     def captioner(self) -> Captioner:
         """Built on first use."""
         if isinstance(self._captioner, str):
-            options = {"device": self.device} if self.device and parse_spec(self._captioner).backend in DEVICE_CAPTIONERS else {}
+            backend = parse_spec(self._captioner).backend
+            options = {}
+            if self.device and backend in DEVICE_CAPTIONERS:
+                options["device"] = self.device
+            if self.base_url and backend == "openai":
+                options["base_url"] = self.base_url
             with self.timed("load_captioner"):
                 self._captioner = resolve_captioner(self._captioner, **options)
         return self._captioner
@@ -291,7 +297,8 @@ def compare(
         Chat model for the llm/vlm proposer; with a non-chat profile proposer it selects
         ``llm:MODEL``.
     base_url : str, optional
-        OpenAI-compatible endpoint for the chat model (default ``$OPENAI_BASE_URL``).
+        OpenAI-compatible endpoint of the chat proposer and of an ``openai:`` captioner
+        (default ``$OPENAI_BASE_URL``).
     rounds, samples_per_set : int
         Proposal rounds, and images sampled per set per round (llm/vlm proposers).
     seed : int

@@ -10,7 +10,7 @@ import typer
 from visdiff.captioning import DEFAULT_BATCH_SIZE, caption
 from visdiff.cli import app
 from visdiff.cli._common import CacheDirOption, NoCacheOption, QuietOption, VerboseOption, cli_errors, stderr, stdout, set_verbosity
-from visdiff.cli._models import CaptionerOption, DeviceOption, ProfileOption
+from visdiff.cli._models import BaseUrlOption, CaptionerOption, DeviceOption, ProfileOption
 from visdiff.profiles import DEFAULT_PROFILE
 from visdiff.progress import progress_enabled
 
@@ -23,6 +23,7 @@ def caption_command(
     prompt: Annotated[str | None, typer.Option(help="Caption prompt (Hugging Face and openai captioners).", rich_help_panel="Models")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Longest caption in tokens.", rich_help_panel="Models")] = None,
     device: DeviceOption = None,
+    base_url: BaseUrlOption = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per captioning call.", rich_help_panel="Models")] = DEFAULT_BATCH_SIZE,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write source,sha256,caption CSV to this file ('-' for stdout).", rich_help_panel="Output", dir_okay=False)] = None,
     jsonl_out: Annotated[Path | None, typer.Option("--jsonl", help="Write one JSON object per image to this file ('-' for stdout).", rich_help_panel="Output", dir_okay=False)] = None,
@@ -36,7 +37,7 @@ def caption_command(
     from visdiff.profiles import get_profile
 
     set_verbosity(quiet, verbose)
-    options = {k: v for k, v in {"prompt": prompt, "max_new_tokens": max_new_tokens, "device": device}.items() if v is not None}
+    options = {k: v for k, v in {"prompt": prompt, "max_new_tokens": max_new_tokens, "device": device, "base_url": base_url}.items() if v is not None}
     with cli_errors():
         spec = captioner or get_profile(profile.value if profile else DEFAULT_PROFILE).captioner
         built = resolve_captioner(spec, **options)

@@ -57,7 +57,7 @@ def compare_command(
     set_verbosity(quiet, verbose)
     scorer = scorer_spec(scorer, clip)
     if profile is None and not any((captioner, proposer, scorer, llm)) and not quiet:
-        stderr.print(OFFLINE_NOTE, highlight=False)
+        stderr.print(OFFLINE_NOTE, highlight=False, soft_wrap=True)
     with cli_errors():
         result = compare(
             set_a, set_b, profile=profile.value if profile else DEFAULT_PROFILE, captioner=captioner,
