@@ -43,6 +43,46 @@ def _digests(keys: list[str]) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class _Index:
+    """All keys of a store sorted as 32-byte strings, with their shard and row: lookups are
+    one vectorised binary search instead of a per-image dict probe."""
+
+    files: list[Path]
+    sorted_keys: np.ndarray  # (n,) S32
+    shard: np.ndarray  # (n,) int, index into files
+    row: np.ndarray  # (n,) int, row within the shard
+
+    @classmethod
+    def build(cls, files: list[Path], shard_keys: list[np.ndarray]) -> _Index:
+        if not files:
+            return cls([], np.zeros(0, "S32"), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        keys = np.concatenate([k.view("S32").ravel() for k in shard_keys])
+        shard = np.concatenate([np.full(len(k), i, np.int64) for i, k in enumerate(shard_keys)])
+        row = np.concatenate([np.arange(len(k), dtype=np.int64) for k in shard_keys])
+        order = np.argsort(keys, kind="stable")
+        return cls(files, keys[order], shard[order], row[order])
+
+    def extended(self, emb_file: Path, digests: np.ndarray) -> _Index:
+        keys = np.concatenate([self.sorted_keys, digests.view("S32").ravel()])
+        shard = np.concatenate([self.shard, np.full(len(digests), len(self.files), np.int64)])
+        row = np.concatenate([self.row, np.arange(len(digests), dtype=np.int64)])
+        order = np.argsort(keys, kind="stable")
+        return _Index(self.files + [emb_file], keys[order], shard[order], row[order])
+
+    def locate(self, digests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(shard, row) per query digest; shard -1 where the key is absent."""
+        query = digests.view("S32").ravel()
+        shard = np.full(len(query), -1, np.int64)
+        row = np.zeros(len(query), np.int64)
+        if len(self.sorted_keys) and len(query):
+            pos = np.minimum(np.searchsorted(self.sorted_keys, query), len(self.sorted_keys) - 1)
+            hit = self.sorted_keys[pos] == query
+            shard[hit] = self.shard[pos[hit]]
+            row[hit] = self.row[pos[hit]]
+        return shard, row
+
+
+@dataclass(frozen=True)
 class CacheInfo:
     store: str
     path: Path
@@ -57,15 +97,16 @@ class EmbeddingCache:
     def __init__(self, cache_dir: Path, cache_id: str) -> None:
         self.path = Path(cache_dir) / "embeddings" / store_name(cache_id)
         self.cache_id = cache_id
-        self._index: dict[bytes, tuple[Path, int]] | None = None
+        self._index: _Index | None = None
 
     def _shards(self) -> list[Path]:
         if not self.path.is_dir():
             return []
         return sorted(self.path.glob("*.keys.npy"))
 
-    def _load_index(self) -> dict[bytes, tuple[Path, int]]:
-        index: dict[bytes, tuple[Path, int]] = {}
+    def _load_index(self) -> _Index:
+        files: list[Path] = []
+        shard_keys: list[np.ndarray] = []
         for keys_file in self._shards():
             emb_file = keys_file.with_name(keys_file.name.replace(".keys.npy", ".emb.npy"))
             try:
@@ -79,12 +120,12 @@ class EmbeddingCache:
             except (OSError, ValueError, EOFError) as e:
                 log.warning("ignoring damaged cache shard %s (%s); its images will be recomputed", keys_file, e)
                 continue
-            for row, key in enumerate(keys):
-                index[key.tobytes()] = (emb_file, row)
-        return index
+            files.append(emb_file)
+            shard_keys.append(keys)
+        return _Index.build(files, shard_keys)
 
     @property
-    def index(self) -> dict[bytes, tuple[Path, int]]:
+    def index(self) -> _Index:
         if self._index is None:
             self._index = self._load_index()
         return self._index
@@ -96,26 +137,23 @@ class EmbeddingCache:
         in another process, say), or a row with NaN/inf, counts as a miss: recomputed, never
         served.
         """
-        index = self.index
-        by_file: dict[Path, list[tuple[int, int]]] = {}
-        for position, key in enumerate(keys):
-            location = index.get(bytes.fromhex(key))
-            if location is not None:
-                by_file.setdefault(location[0], []).append((position, location[1]))
-        found = np.zeros(len(keys), dtype=bool)
+        shard_of, row_of = self.index.locate(_digests(keys))
+        found = shard_of >= 0
         rows: np.ndarray | None = None
-        for emb_file, pairs in by_file.items():
-            positions, shard_rows = np.array(pairs).T
+        for shard in np.unique(shard_of[found]):
+            positions = np.flatnonzero(shard_of == shard)
+            emb_file = self.index.files[shard]
             try:
-                block = np.asarray(np.load(emb_file, mmap_mode="r", allow_pickle=False)[shard_rows])
+                block = np.asarray(np.load(emb_file, mmap_mode="r", allow_pickle=False)[row_of[positions]])
             except (OSError, ValueError, EOFError) as e:
                 log.warning("cannot read cache shard %s (%s); its images will be recomputed", emb_file, e)
+                found[positions] = False
                 continue
             if rows is None:
                 rows = np.empty((len(keys), block.shape[1]), dtype=np.float16)
             usable = np.isfinite(block).all(axis=1)
             rows[positions[usable]] = block[usable]
-            found[positions[usable]] = True
+            found[positions[~usable]] = False
         if rows is None or not found.any():
             return found, None
         return found, rows[found]
@@ -133,8 +171,7 @@ class EmbeddingCache:
         write_atomic(emb_file, lambda f: np.save(f, emb16, allow_pickle=False))
         write_atomic(self.path / f"{shard}.keys.npy", lambda f: np.save(f, digests, allow_pickle=False))
         if self._index is not None:
-            for row, key in enumerate(digests):
-                self._index[key.tobytes()] = (emb_file, row)
+            self._index = self._index.extended(emb_file, digests)
 
 
 def cache_info(cache_dir: Path) -> list[CacheInfo]:

@@ -137,13 +137,14 @@ def embed_image_set(
         found, cached_rows = np.zeros(len(keys), bool), None
     stats.cached += int(found.sum())
 
-    # Distinct missing images, first occurrence of each.
+    # Distinct missing images, first occurrence of each (loops touch only the misses).
+    missing_positions = np.flatnonzero(~found)
     missing: dict[str, ImageItem] = {}
-    for item, hit in zip(image_set.items, found):
-        if not hit and item.key not in missing:
-            missing[item.key] = item
+    for i in missing_positions:
+        missing.setdefault(keys[i], image_set.items[i])
     fresh_rows: dict[str, np.ndarray] = {}
     failed: dict[str, str] = {}
+    dim = cached_rows.shape[1] if cached_rows is not None else 0
     if missing:
         todo = list(missing.values())
         emb, failures = encode_items(
@@ -156,16 +157,21 @@ def embed_image_set(
         if cache is not None and ok_items:
             cache.add([it.key for it in ok_items], emb)
         fresh_rows = dict(zip((it.key for it in ok_items), emb))
+        dim = dim or emb.shape[1]
 
-    dim = cached_rows.shape[1] if cached_rows is not None else next(iter(fresh_rows.values()), np.zeros(0)).shape[0]
-    matrix = np.empty((len(keys), dim), np.float32)
+    # torch converts float16 -> float32 several times faster than numpy.
+    matrix = torch.empty((len(keys), dim), dtype=torch.float32)
     if cached_rows is not None:
-        matrix[found] = cached_rows
-    for i in np.flatnonzero(~found):
+        matrix[torch.from_numpy(found)] = torch.from_numpy(cached_rows).float()
+    bad: dict[int, str] = {}
+    for i in missing_positions:
         if keys[i] in fresh_rows:
-            matrix[i] = fresh_rows[keys[i]]
-    bad = {i: failed[key] for i, key in enumerate(keys) if key in failed}
+            matrix[i] = torch.from_numpy(fresh_rows[keys[i]]).float()
+        else:
+            bad[int(i)] = failed[keys[i]]
     if bad:
-        matrix = np.delete(matrix, sorted(bad), axis=0)
+        keep = torch.ones(len(keys), dtype=torch.bool)
+        keep[sorted(bad)] = False
+        matrix = matrix[keep]
     stats.seconds += time.perf_counter() - start
-    return torch.from_numpy(matrix).to(scorer.device), image_set.drop(bad)
+    return matrix.to(scorer.device), image_set.drop(bad)
