@@ -14,6 +14,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from visdiff.config import CACHE_ENV
@@ -29,10 +30,10 @@ def cli_errors() -> Iterator[None]:
     try:
         yield
     except InputError as e:
-        stderr.print(f"[red]error:[/red] {e}", highlight=False)
+        stderr.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
     except (VisdiffError, ValueError) as e:
-        stderr.print(f"[red]error:[/red] {e}", highlight=False)
+        stderr.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from None
 
 
