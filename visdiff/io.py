@@ -39,8 +39,12 @@ class ImageItem:
     path: Path | None = None
     image: Image.Image | None = field(default=None, compare=False, repr=False)
 
-    def open(self) -> Image.Image:
-        """Decode to an RGB image (EXIF orientation applied). Raises ``InputError`` if unreadable."""
+    def open(self, *, min_size: int | None = None) -> Image.Image:
+        """Decode to an RGB image (EXIF orientation applied). Raises ``InputError`` if unreadable.
+
+        ``min_size``: a JPEG may be decoded at a reduced scale that keeps both sides at least
+        this long (much cheaper for photos far larger than a model's input).
+        """
         if self.image is not None:
             try:
                 return to_rgb(self.image)
@@ -50,7 +54,7 @@ class ImageItem:
             data = read_bytes(self.path)
         except OSError as e:
             raise InputError(f"{self.source}: cannot read file ({e.strerror or e})") from e
-        return decode_image_bytes(data, source=self.source)
+        return decode_image_bytes(data, source=self.source, min_size=min_size)
 
 
 @dataclass(frozen=True)
@@ -144,13 +148,19 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_image_bytes(data: bytes, *, source: str = "<bytes>") -> Image.Image:
-    """Fully decode ``data`` into RGB, or raise ``InputError`` naming ``source`` and the reason."""
+def decode_image_bytes(data: bytes, *, source: str = "<bytes>", min_size: int | None = None) -> Image.Image:
+    """Fully decode ``data`` into RGB, or raise ``InputError`` naming ``source`` and the reason.
+
+    With ``min_size``, JPEGs are decoded at the smallest DCT scale (1/2, 1/4, 1/8) whose
+    sides are still at least ``min_size``.
+    """
     if not data:
         raise InputError(f"{source}: empty file")
     try:
         with _refuse_bombs():
             image = Image.open(io.BytesIO(data))
+            if min_size and image.format == "JPEG":
+                image.draft("RGB", (min_size, min_size))
             image.load()
             return to_rgb(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

@@ -41,16 +41,19 @@ class EmbedStats:
 class _DecodeDataset(Dataset):
     """Decodes and preprocesses one image; failures come back as a reason, not an error."""
 
-    def __init__(self, items: list[ImageItem], preprocess: Callable[[Image.Image], torch.Tensor]) -> None:
+    def __init__(
+        self, items: list[ImageItem], preprocess: Callable[[Image.Image], torch.Tensor], min_size: int | None
+    ) -> None:
         self.items = items
         self.preprocess = preprocess
+        self.min_size = min_size
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int):
         try:
-            return i, self.preprocess(self.items[i].open()), ""
+            return i, self.preprocess(self.items[i].open(min_size=self.min_size)), ""
         except InputError as e:
             return i, None, str(e)
 
@@ -88,7 +91,7 @@ def encode_items(
     workers = num_workers if len(items) > 2 * batch_size else 0
     split = split_transform(scorer.preprocess)
     loader = DataLoader(
-        _DecodeDataset(items, split.to_uint8 if split else scorer.preprocess),
+        _DecodeDataset(items, split.to_uint8 if split else scorer.preprocess, split.draft_size if split else None),
         batch_size=batch_size,
         num_workers=workers,
         collate_fn=_collate,
