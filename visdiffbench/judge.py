@@ -48,6 +48,9 @@ class Judge(Protocol):
 
     def judge(self, hypotheses: Sequence[str], *, name_a: str, name_b: str) -> list[Judgement]: ...
 
+    def describe(self) -> dict:
+        """Judge name, model and settings for result records (never API keys)."""
+
 
 def parse_rubric_answer(answer: str) -> float | None:
     """``"2"``/``"1"``/``"0"`` (optionally with a trailing period) -> 1.0/0.5/0.0, else None.

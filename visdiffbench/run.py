@@ -74,6 +74,14 @@ class BenchConfig:
     top_k: int = 5
     min_images: int = 2
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.purity <= 1.0:
+            raise InputError(f"purity must be between 0 and 1, got {self.purity}")
+        if self.top_k < 1:
+            raise InputError(f"top_k must be at least 1, got {self.top_k}")
+        if self.min_images < 2:
+            raise InputError(f"min_images must be at least 2 (a set needs two images to rank), got {self.min_images}")
+
 
 @dataclass(frozen=True)
 class Stages:
@@ -210,6 +218,7 @@ def run_pair(
     ranked = list(result.table["hypothesis"])
     judgements = judge.judge(ranked[: config.top_k], name_a=pair.name_a, name_b=pair.name_b)
     scores = [j.score for j in judgements]
+    judge_seconds = time.perf_counter() - judge_started
     if report_dir is not None:
         from visdiff.report import write_outputs
 
@@ -225,8 +234,7 @@ def run_pair(
         "judge_scores": scores,
         "acc@1": acc_at_k(scores, 1),
         "acc@5": acc_at_k(scores, 5),
-        "timings": {**result.timings, "judge": time.perf_counter() - judge_started,
-                    "total": time.perf_counter() - started},
+        "timings": {**result.timings, "judge": judge_seconds, "total": time.perf_counter() - started},
         "models": result.config,
         "judge": judge.describe(),
         "finished_at": _now(),
@@ -236,9 +244,10 @@ def run_pair(
 def read_results(path: Path) -> list[dict]:
     """Records in ``results.jsonl``, first line per pair id.
 
-    A torn last line (no newline, or not JSON: the run died while writing it) is cut from the
-    file so the pair is redone and the file stays one record per line. A bad line elsewhere
-    means the file was edited or is not ours: ``InputError``.
+    Every record is written as one line ending in a newline, so bytes after the last newline
+    are a torn line (the run died while writing it): they are cut from the file and that pair
+    is redone. A complete line that is not a record means the file was edited or is not ours:
+    ``InputError``.
     """
     if not path.exists():
         return []
