@@ -1,6 +1,7 @@
 """Cheaper pixels for the embedding path, same result as the scorer's own preprocessing.
 
-A CLIP/timm eval transform is ``[PIL resize/crop steps..., ToTensor, Normalize]``. Split
+A CLIP/timm eval transform is ``[PIL resize/crop steps..., ToTensor, Normalize]`` (Normalize
+optional). Split
 there, data-loader workers do only the PIL steps and ship uint8 tensors (4x less data to
 move, no float work per image); the main process scales and normalises whole batches on the
 scorer's device. JPEGs are decoded at reduced scale (``Image.draft``) when that still leaves
@@ -49,22 +50,23 @@ def _draft_size(step) -> int | None:
 
 
 def split_transform(preprocess) -> SplitTransform | None:
-    """Split a torchvision ``Compose`` ending in ToTensor + Normalize; ``None`` if it does not."""
+    """Split a torchvision ``Compose`` ending in ToTensor (+ Normalize); ``None`` if it does not."""
     from torchvision.transforms import CenterCrop, Compose, Normalize, Resize
 
-    steps = getattr(preprocess, "transforms", None)
-    if not isinstance(preprocess, Compose) or not steps or len(steps) < 2:
+    steps = list(getattr(preprocess, "transforms", None) or [])
+    if not isinstance(preprocess, Compose) or not steps:
         return None
-    *pil_steps, to_tensor, normalize = steps
-    if not type(to_tensor).__name__.endswith("ToTensor") or not isinstance(normalize, Normalize):
+    normalize = steps.pop() if isinstance(steps[-1], Normalize) else None
+    if not steps or not type(steps[-1]).__name__.endswith("ToTensor"):
         return None
+    pil_steps = steps[:-1]
     # Only steps known to act on PIL images alone (and RGB-mode conversions) run in workers.
     if not all(isinstance(s, (Resize, CenterCrop)) or "Convert" in type(s).__name__ for s in pil_steps):
         return None
     resize = next((s for s in pil_steps if isinstance(s, Resize)), None)
     return SplitTransform(
         pil_steps=Compose(pil_steps),
-        mean=tuple(float(m) for m in normalize.mean),
-        std=tuple(float(s) for s in normalize.std),
+        mean=tuple(float(m) for m in normalize.mean) if normalize else (0.0, 0.0, 0.0),
+        std=tuple(float(s) for s in normalize.std) if normalize else (1.0, 1.0, 1.0),
         draft_size=_draft_size(resize) if resize is not None else None,
     )
