@@ -109,7 +109,9 @@ def _report_issues(issues, *, quiet: bool) -> None:
 
 
 def _render_summary(summary, *, title: str) -> None:
-    view = Table(title=title)
+    from visdiffbench.metrics import PAPER_NOTE
+
+    view = Table(title=title, caption=PAPER_NOTE)
     for column in summary.columns:
         view.add_column(column, justify="left" if column == "split" else "right")
     for row in summary.itertuples(index=False):
