@@ -135,3 +135,13 @@ def test_validation_errors_name_the_problem(a, b, message):
 def test_bh_rejects_2d():
     with pytest.raises(ValueError, match="1-D"):
         stats.bh_qvalues(np.ones((2, 2)))
+
+
+def test_threaded_column_blocks_give_the_same_exact_auroc(monkeypatch):
+    a, b = score_matrices("tied", 300, 200, 7, seed=4)
+    single = stats.auroc_score(a, b)
+    monkeypatch.setattr(stats, "_SCORES_PER_THREAD", 100)  # force several threads
+    monkeypatch.setattr(stats.os, "cpu_count", lambda: 3)
+    threaded = stats.auroc_score(a, b)
+    np.testing.assert_array_equal(threaded, single)
+    np.testing.assert_allclose(threaded, reference(a, b)["auroc"], atol=1e-9)
