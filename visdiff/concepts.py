@@ -17,6 +17,7 @@ The class table is ``visdiff/data/imagenet_concepts.json``, generated from WordN
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -63,10 +64,10 @@ class PhotoProperty:
         return ((values - self.zero) / (self.one - self.zero)).clamp(0.0, 1.0)
 
 
-# Thresholds were set on synthetic transforms of Debian images (examples/, benchmark
-# out-of-domain pairs): greyscale JPEGs keep colourfulness under 0.01, ordinary colour
-# photos sit above 0.08; sharpness is the mean absolute Laplacian over the luminance
-# standard deviation (contrast-free), about 0.3-1 for sharp 224px photos, <0.12 when blurred.
+# Ramps from the spread of these statistics over devbench photos (224 px crops): greyscale
+# JPEGs have colourfulness 0, colour photos mostly above 0.1; darkened photos have
+# brightness 0.07-0.2, ordinary ones mostly above 0.25; sharpness is 0.65-1.35 for sharp
+# photos and 0.27-0.76 for blurred ones (hard-edged drawings reach 2).
 PHOTO_PROPERTIES: tuple[PhotoProperty, ...] = (
     PhotoProperty(
         "black and white photo", "black and white photos",
@@ -74,19 +75,19 @@ PHOTO_PROPERTIES: tuple[PhotoProperty, ...] = (
          "greyscale photos", "grayscale photos", "greyscale images", "grayscale images",
          "monochrome photos", "black and white images", "photos without colour",
          "photos without color"),
-        "colourfulness", zero=0.06, one=0.02,
+        "colourfulness", zero=0.05, one=0.01,
     ),
     PhotoProperty(
         "colour photo", "colour photos",
         ("colour photo", "colour photos", "color photo", "color photos", "colourful photos",
          "colorful photos", "colour images", "color images", "vivid colours", "vivid colors"),
-        "colourfulness", zero=0.02, one=0.06,
+        "colourfulness", zero=0.01, one=0.05,
     ),
     PhotoProperty(
         "dark photo", "dark, underexposed photos",
         ("dark photo", "dark photos", "dark, underexposed photos", "underexposed photos",
          "dark images", "dimly lit photos", "low-light photos", "photos taken at night"),
-        "brightness", zero=0.30, one=0.15,
+        "brightness", zero=0.28, one=0.12,
     ),
     PhotoProperty(
         "bright photo", "bright, overexposed photos",
@@ -98,7 +99,7 @@ PHOTO_PROPERTIES: tuple[PhotoProperty, ...] = (
         "blurry photo", "blurry photos",
         ("blurry photo", "blurry photos", "blurred photos", "out-of-focus photos",
          "out of focus photos", "blurry images", "blurred images", "soft-focus photos"),
-        "sharpness", zero=0.20, one=0.10,
+        "sharpness", zero=0.75, one=0.45,
     ),
 )
 
@@ -140,11 +141,20 @@ class ConceptTable:
         return tuple(out)
 
 
+def _table_text() -> str:
+    return resources.files("visdiff").joinpath("data/imagenet_concepts.json").read_text("utf-8")
+
+
+@lru_cache(maxsize=1)
+def concepts_digest() -> str:
+    """Hash of the concept table and the property definitions: text weights depend on both."""
+    return hashlib.sha256((_table_text() + repr(PHOTO_PROPERTIES)).encode()).hexdigest()[:12]
+
+
 @lru_cache(maxsize=1)
 def load_concept_table() -> ConceptTable:
     """The packaged concept table (``visdiff/data/imagenet_concepts.json``)."""
-    text = resources.files("visdiff").joinpath("data/imagenet_concepts.json").read_text("utf-8")
-    raw = json.loads(text)
+    raw = json.loads(_table_text())
     concepts = tuple(
         Concept(
             wnid=c["wnid"], name=c["name"], phrase=c["phrase"], aliases=tuple(c["aliases"]),
@@ -158,18 +168,21 @@ def load_concept_table() -> ConceptTable:
 def image_statistics(rgb: torch.Tensor) -> torch.Tensor:
     """(n, 3, H, W) RGB in [0, 1] -> (n, 3): colourfulness, brightness, sharpness.
 
-    colourfulness: mean over pixels of max(R,G,B) - min(R,G,B); brightness: mean luminance
-    (Rec. 601); sharpness: mean |4-neighbour Laplacian| of luminance divided by its standard
-    deviation, so that contrast and exposure do not masquerade as focus.
+    colourfulness: mean of max(R,G,B) - min(R,G,B) over the mean of max(R,G,B), a saturation
+    that darkening does not change; brightness: mean luminance (Rec. 601); sharpness: mean |4-neighbour Laplacian| of luminance over its mean |gradient|:
+    how abruptly edges change, whatever their contrast or number (flat clipart regions and
+    dark exposure count for neither).
     """
-    colourfulness = (rgb.amax(dim=1) - rgb.amin(dim=1)).mean(dim=(1, 2))
+    highest = rgb.amax(dim=1)
+    colourfulness = (highest - rgb.amin(dim=1)).mean(dim=(1, 2)) / highest.mean(dim=(1, 2)).clamp_min(1e-3)
     weights = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype, device=rgb.device)
     luminance = (rgb * weights.view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
     brightness = luminance.mean(dim=(1, 2, 3))
     kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=rgb.dtype, device=rgb.device)
-    laplacian = torch.nn.functional.conv2d(luminance, kernel.view(1, 1, 3, 3))
-    contrast = luminance.std(dim=(1, 2, 3)).clamp_min(1e-3)
-    sharpness = laplacian.abs().mean(dim=(1, 2, 3)) / contrast
+    laplacian = torch.nn.functional.conv2d(luminance, kernel.view(1, 1, 3, 3)).abs().mean(dim=(1, 2, 3))
+    gradient = ((luminance[..., 1:, :] - luminance[..., :-1, :]).abs().mean(dim=(1, 2, 3))
+                + (luminance[..., :, 1:] - luminance[..., :, :-1]).abs().mean(dim=(1, 2, 3)))
+    sharpness = laplacian / gradient.clamp_min(1e-4)
     return torch.stack([colourfulness, brightness, sharpness], dim=1)
 
 

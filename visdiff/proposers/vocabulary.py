@@ -1,0 +1,192 @@
+"""``vocabulary`` proposer: no LLM; score a fixed vocabulary of descriptions on both sets and
+propose those that separate A from B best, at the most specific level that still covers A.
+
+The default vocabulary is every WordNet concept over the ImageNet-1k classes ("dogs",
+"musical instruments", "structures", ...) plus the photographic properties of
+:mod:`visdiff.concepts` ("black and white photos", "blurry photos", ...). Spec
+``vocabulary:/path/to/words.txt`` uses one phrase per line instead (blank lines and lines
+starting with ``#`` are skipped); phrases that name a WordNet concept keep its place in the
+hierarchy. Any scorer works (the offline scorer or a CLIP model).
+
+Selection, one proposal at a time:
+
+1. Candidates are phrases with AUROC(A over B) > 0.5 and a higher mean on A, except those related to a phrase
+   already proposed (its WordNet ancestors and descendants): "placental mammals" and
+   "Rottweilers" say nothing that "dogs" did not, and proposing them would let the
+   ranker's AUROC ties undo the choice of level.
+2. The *tier* is every candidate whose AUROC is within ``auroc_tolerance`` of the best
+   candidate and whose mean score difference (mean A - mean B) is at least ``diff_ratio``
+   times the largest in that group: the descriptions that separate the sets about as well
+   as the best one does, by rank and by how much of A they cover.
+3. From the tier the most specific phrase wins (fewest ImageNet classes beneath it; a
+   photographic property or a free phrase counts as one; then the deeper WordNet synset),
+   then the larger difference.
+
+So with dogs against birds, "dogs", "canines", "carnivores" and "placental mammals" all tie
+(AUROC 1, similar coverage) and "dogs" is the most specific; "Rottweilers" separates worse
+(it covers one breed of A) and never enters the tier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from visdiff import stats
+from visdiff.concepts import PHOTO_PROPERTIES, load_concept_table, normalise_text
+from visdiff.errors import BackendError, InputError
+from visdiff.proposers import PROPOSERS, ProposalContext
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Phrases with what the selection needs: ``generality[i]`` (classes beneath phrase i,
+    1 for a property or free phrase), ``depth[i]`` (WordNet depth, 0 if none; breaks ties
+    between synsets over the same classes: "fish" over "aquatic vertebrates") and
+    ``related[i]`` (indices of phrases above or below it in WordNet)."""
+
+    phrases: tuple[str, ...]
+    generality: tuple[int, ...]
+    depth: tuple[int, ...]
+    related: tuple[frozenset[int], ...]
+
+
+def default_vocabulary() -> Vocabulary:
+    """Every WordNet concept over the ImageNet classes, then the photographic properties."""
+    table = load_concept_table()
+    phrases = [c.phrase for c in table.concepts] + [p.phrase for p in PHOTO_PROPERTIES]
+    generality = [len(c.classes) for c in table.concepts] + [1] * len(PHOTO_PROPERTIES)
+    depth = [c.depth for c in table.concepts] + [0] * len(PHOTO_PROPERTIES)
+    return Vocabulary(tuple(phrases), tuple(generality), tuple(depth),
+                      _relations(list(range(len(table.concepts))), len(phrases)))
+
+
+def vocabulary_from_phrases(phrases: list[str]) -> Vocabulary:
+    """A custom vocabulary; phrases naming a WordNet concept keep its hierarchy."""
+    table = load_concept_table()
+    by_name: dict[str, int] = {}
+    for k, concept in enumerate(table.concepts):
+        for alias in (concept.phrase, *concept.aliases):
+            by_name.setdefault(normalise_text(alias), k)
+    concept_of = [by_name.get(normalise_text(p)) for p in phrases]
+    generality = tuple(1 if k is None else len(table.concepts[k].classes) for k in concept_of)
+    depth = tuple(0 if k is None else table.concepts[k].depth for k in concept_of)
+    return Vocabulary(tuple(phrases), generality, depth, _relations(concept_of, len(phrases)))
+
+
+def _relations(concept_of: list[int | None], n_phrases: int) -> tuple[frozenset[int], ...]:
+    """For each phrase, the phrases whose concepts are its WordNet ancestors or descendants."""
+    ancestors = load_concept_table().ancestors
+    phrases_of: dict[int, list[int]] = {}
+    for i, k in enumerate(concept_of):
+        if k is not None:
+            phrases_of.setdefault(k, []).append(i)
+    related: list[set[int]] = [set() for _ in range(n_phrases)]
+    for i, k in enumerate(concept_of):
+        if k is None:
+            continue
+        for above in ancestors[k]:
+            for j in phrases_of.get(above, ()):
+                related[i].add(j)
+                related[j].add(i)
+    return tuple(frozenset(r) for r in related)
+
+
+def read_vocabulary_file(path: Path) -> list[str]:
+    if not path.is_file():
+        raise InputError(f"vocabulary file {str(path)!r} does not exist")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read vocabulary file {str(path)!r}: {e}") from e
+    phrases = list(dict.fromkeys(" ".join(line.split()) for line in lines
+                                 if line.strip() and not line.lstrip().startswith("#")))
+    if not phrases:
+        raise InputError(f"vocabulary file {str(path)!r} has no phrases")
+    return phrases
+
+
+def select_phrases(
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    vocabulary: Vocabulary,
+    *,
+    max_proposals: int = 10,
+    auroc_tolerance: float = 0.03,
+    diff_ratio: float = 0.75,
+) -> list[int]:
+    """Indices of the phrases to propose, best first (see the module docstring).
+
+    Parameters
+    ----------
+    scores_a, scores_b : ndarray of shape (n_a, m) and (n_b, m)
+        Scores of every image for each of the m vocabulary phrases.
+    vocabulary : Vocabulary
+        The m phrases with their generality and WordNet relations.
+    max_proposals : int
+    auroc_tolerance, diff_ratio : float
+        Tier bounds: AUROC within ``auroc_tolerance`` of the best, mean difference at
+        least ``diff_ratio`` times the tier's largest.
+    """
+    a, b = stats.check_scores(scores_a, scores_b)
+    auroc = stats.auroc_score(a, b)
+    diff = a.mean(axis=0) - b.mean(axis=0)
+    candidates = set(np.flatnonzero((auroc > 0.5) & (diff > 0)).tolist())
+    if not candidates:
+        # Nothing is more true of A: still answer, with the least bad phrases.
+        return np.argsort(-auroc, kind="stable")[:max_proposals].tolist()
+    chosen: list[int] = []
+    blocked: set[int] = set()
+    generality, depth = np.asarray(vocabulary.generality), np.asarray(vocabulary.depth)
+    while candidates and len(chosen) < max_proposals:
+        candidates -= blocked
+        if not candidates:
+            break
+        pool = np.array(sorted(candidates))
+        tier = pool[auroc[pool] >= auroc[pool].max() - auroc_tolerance]
+        tier = tier[diff[tier] >= diff_ratio * diff[tier].max()]
+        pick = int(min(tier, key=lambda i: (generality[i], -depth[i], -diff[i], i)))
+        chosen.append(pick)
+        candidates.discard(pick)
+        blocked |= vocabulary.related[pick]
+    return chosen
+
+
+class VocabularyProposer:
+    """Scores a vocabulary with the pipeline's scorer and proposes the best separators."""
+
+    backend = "vocabulary"
+
+    def __init__(self, vocabulary: Vocabulary, *, spec: str, max_proposals: int = 10,
+                 auroc_tolerance: float = 0.03, diff_ratio: float = 0.75) -> None:
+        if max_proposals < 1:
+            raise ValueError(f"max_proposals must be at least 1, got {max_proposals}")
+        self.vocabulary = vocabulary
+        self.spec = spec
+        self.max_proposals = max_proposals
+        self.auroc_tolerance = auroc_tolerance
+        self.diff_ratio = diff_ratio
+
+    def propose(self, context: ProposalContext) -> list[str]:
+        if context.score is None:
+            raise BackendError("the vocabulary proposer needs a scorer, but the pipeline has none")
+        phrases = list(self.vocabulary.phrases)
+        scores_a = context.score(context.set_a, phrases)
+        scores_b = context.score(context.set_b, phrases)
+        picks = select_phrases(scores_a, scores_b, self.vocabulary, max_proposals=self.max_proposals,
+                               auroc_tolerance=self.auroc_tolerance, diff_ratio=self.diff_ratio)
+        return [phrases[i] for i in picks]
+
+    def describe(self) -> dict:
+        return {"spec": self.spec, "phrases": len(self.vocabulary.phrases), "max_proposals": self.max_proposals,
+                "auroc_tolerance": self.auroc_tolerance, "diff_ratio": self.diff_ratio}
+
+
+@PROPOSERS.register("vocabulary")
+def _create_vocabulary(model: str, **options) -> VocabularyProposer:
+    if model:
+        vocabulary = vocabulary_from_phrases(read_vocabulary_file(Path(model).expanduser()))
+        return VocabularyProposer(vocabulary, spec=f"vocabulary:{model}", **options)
+    return VocabularyProposer(default_vocabulary(), spec="vocabulary", **options)
