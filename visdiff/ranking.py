@@ -73,16 +73,15 @@ def rank_scores(scores_a, scores_b, hypotheses: Sequence[str], *, alpha: float =
     """
     if not 0 < alpha < 1:
         raise InputError(f"alpha must be in (0, 1), got {alpha}")
-    a, b = stats.check_scores(scores_a, scores_b)
+    welch = stats.separation_stats(scores_a, scores_b)  # validates the scores
     hypotheses = [hypotheses] if isinstance(hypotheses, str) else list(hypotheses)
-    if len(hypotheses) != a.shape[1]:
-        raise InputError(f"{len(hypotheses)} hypotheses for {a.shape[1]} score columns")
-    welch = stats.welch_ttest(a, b)
+    if len(hypotheses) != len(welch["auroc"]):
+        raise InputError(f"{len(hypotheses)} hypotheses for {len(welch['auroc'])} score columns")
     q = stats.bh_qvalues(welch["p_greater"])
     table = pd.DataFrame(
         {
             "hypothesis": hypotheses,
-            "auroc": stats.auroc_score(a, b),
+            "auroc": welch["auroc"],
             "mean_a": welch["mean_a"],
             "mean_b": welch["mean_b"],
             "diff": welch["mean_a"] - welch["mean_b"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
@@ -62,46 +63,8 @@ def auroc_score(scores_a, scores_b) -> np.ndarray:
     [0.875]
     """
     a, b = check_scores(scores_a, scores_b)
-    return _mann_whitney_u(a, b) / (a.shape[0] * b.shape[0])
-
-
-# Below this many scores per thread, starting threads costs more than it saves.
-_SCORES_PER_THREAD = 1_000_000
-
-
-def _mann_whitney_u(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """U = sum over a of #(b < a) + 0.5 #(b == a), per column of validated matrices.
-
-    Large inputs are split into column blocks sorted in parallel threads (numpy's sort and
-    search release the GIL); each block's result is the same as in one thread.
-    """
-    n_columns = a.shape[1]
-    threads = min(os.cpu_count() or 1, n_columns, (a.size + b.size) // _SCORES_PER_THREAD)
-    if threads <= 1:
-        return _mann_whitney_u_block(a, b)
-    bounds = np.linspace(0, n_columns, threads + 1).astype(int)
-    with ThreadPoolExecutor(threads) as pool:
-        blocks = pool.map(lambda lo, hi: _mann_whitney_u_block(a[:, lo:hi], b[:, lo:hi]), bounds[:-1], bounds[1:])
-        return np.concatenate(list(blocks))
-
-
-def _mann_whitney_u_block(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Each column of A and of B is sorted once (rows of a contiguous transposed copy); every
-    sorted A value is then located in its sorted B column. Counts are integers, so U is
-    exact; ties count half, as average ranks do."""
-    a_sorted = np.sort(np.ascontiguousarray(a.T), axis=1)
-    b_sorted = np.sort(np.ascontiguousarray(b.T), axis=1)
-    n_b = b_sorted.shape[1]
-    u = np.empty(a_sorted.shape[0], dtype=np.float64)
-    for j, (a_col, b_col) in enumerate(zip(a_sorted, b_sorted)):
-        below = np.searchsorted(b_col, a_col, side="left")
-        # Only A values that also occur in B need the count of equal B values.
-        tied = b_col[np.minimum(below, n_b - 1)] == a_col
-        ties = 0
-        if tied.any():
-            ties = int((np.searchsorted(b_col, a_col[tied], side="right") - below[tied]).sum())
-        u[j] = int(below.sum()) + ties / 2.0
-    return u
+    summary = _column_summaries(a, b, with_u=True)
+    return summary.u / (summary.n_a * summary.n_b)
 
 
 def welch_ttest(scores_a, scores_b) -> dict[str, np.ndarray]:
@@ -117,9 +80,89 @@ def welch_ttest(scores_a, scores_b) -> dict[str, np.ndarray]:
     (1.964, 0.148)
     """
     a, b = check_scores(scores_a, scores_b)
-    n_a, n_b = a.shape[0], b.shape[0]
-    mean_a, mean_b = a.mean(axis=0, dtype=np.float64), b.mean(axis=0, dtype=np.float64)
-    var_a, var_b = a.var(axis=0, ddof=1, dtype=np.float64), b.var(axis=0, ddof=1, dtype=np.float64)
+    return _welch(_column_summaries(a, b, with_u=False))
+
+
+def separation_stats(scores_a, scores_b) -> dict[str, np.ndarray]:
+    """``auroc`` plus every :func:`welch_ttest` field, validating and copying the scores once.
+
+    >>> sorted(separation_stats([[1.0], [2.0], [3.0]], [[0.0], [1.0]]))
+    ['auroc', 'df', 'effect_size', 'mean_a', 'mean_b', 'p_greater', 'p_two_sided', 't']
+    """
+    a, b = check_scores(scores_a, scores_b)
+    summary = _column_summaries(a, b, with_u=True)
+    return {"auroc": summary.u / (summary.n_a * summary.n_b), **_welch(summary)}
+
+
+@dataclass(frozen=True)
+class _Summary:
+    """Per-hypothesis sufficient statistics: U (or None), means and variances (ddof=1)."""
+
+    n_a: int
+    n_b: int
+    u: np.ndarray | None
+    mean_a: np.ndarray
+    mean_b: np.ndarray
+    var_a: np.ndarray
+    var_b: np.ndarray
+
+
+# Below this many scores per thread, starting threads costs more than it saves.
+_SCORES_PER_THREAD = 1_000_000
+
+
+def _column_summaries(a: np.ndarray, b: np.ndarray, *, with_u: bool) -> _Summary:
+    """Summaries of validated matrices. Large inputs are split into column blocks handled in
+    parallel threads (numpy's copies, sums, sorts and searches release the GIL); every block
+    gives the same numbers it would in one thread."""
+    n_columns = a.shape[1]
+    threads = min(os.cpu_count() or 1, n_columns, (a.size + b.size) // _SCORES_PER_THREAD)
+    if threads <= 1:
+        blocks = [_block_summary(a, b, with_u=with_u)]
+    else:
+        bounds = np.linspace(0, n_columns, threads + 1).astype(int)
+        with ThreadPoolExecutor(threads) as pool:
+            blocks = list(pool.map(
+                lambda lo, hi: _block_summary(a[:, lo:hi], b[:, lo:hi], with_u=with_u), bounds[:-1], bounds[1:]
+            ))
+    parts = [np.concatenate(p) if p[0] is not None else None for p in zip(*blocks)]
+    return _Summary(a.shape[0], b.shape[0], *parts)
+
+
+def _block_summary(a: np.ndarray, b: np.ndarray, *, with_u: bool) -> tuple:
+    """(u or None, mean_a, mean_b, var_a, var_b) for a block of columns.
+
+    Works on private contiguous (hypotheses x images) copies: row sums are pairwise and
+    fast, and the copies can be sorted in place. U = sum over A of #(B < a) + 0.5 #(B == a):
+    each sorted A value is located in its sorted B row; counts are integers, so U is exact
+    and ties count half, as average ranks do.
+    """
+    a_rows = np.array(a.T, order="C")
+    b_rows = np.array(b.T, order="C")
+    moments = (
+        a_rows.mean(axis=1, dtype=np.float64), b_rows.mean(axis=1, dtype=np.float64),
+        a_rows.var(axis=1, ddof=1, dtype=np.float64), b_rows.var(axis=1, ddof=1, dtype=np.float64),
+    )
+    if not with_u:
+        return (None, *moments)
+    a_rows.sort(axis=1)
+    b_rows.sort(axis=1)
+    n_b = b_rows.shape[1]
+    u = np.empty(a_rows.shape[0], dtype=np.float64)
+    for j, (a_row, b_row) in enumerate(zip(a_rows, b_rows)):
+        below = np.searchsorted(b_row, a_row, side="left")
+        # Only A values that also occur in B need the count of equal B values.
+        tied = b_row[np.minimum(below, n_b - 1)] == a_row
+        ties = 0
+        if tied.any():
+            ties = int((np.searchsorted(b_row, a_row[tied], side="right") - below[tied]).sum())
+        u[j] = int(below.sum()) + ties / 2.0
+    return (u, *moments)
+
+
+def _welch(summary: _Summary) -> dict[str, np.ndarray]:
+    n_a, n_b = summary.n_a, summary.n_b
+    mean_a, mean_b, var_a, var_b = summary.mean_a, summary.mean_b, summary.var_a, summary.var_b
     se2_a, se2_b = var_a / n_a, var_b / n_b
     with np.errstate(divide="ignore", invalid="ignore"):
         t = (mean_a - mean_b) / np.sqrt(se2_a + se2_b)
