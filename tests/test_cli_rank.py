@@ -169,3 +169,9 @@ def test_error_messages_keep_brackets_and_long_paths_intact(image_dirs, tiny_cli
     result = invoke("rank", deep, b, "-H", "x", "--scorer", tiny_clip_weights)
     assert result.exit_code == 2
     assert f"{deep} has groups ['cats', 'dogs']; choose one with group=" in result.stderr
+
+
+def test_unwritable_output_path_exits_2(rank_args, tmp_path):
+    result = invoke(*rank_args, "-H", "x", "--json", tmp_path / "no" / "such" / "dir" / "out.json")
+    assert result.exit_code == 2
+    assert "cannot write results" in result.stderr and "Traceback" not in result.output

@@ -115,6 +115,25 @@ def test_pil_images_are_keyed_by_pixels():
     assert image_set.items[0].open().getpixel((0, 0)) == (255, 0, 0)
 
 
+def test_pil_keys_follow_what_is_embedded_palette_and_exif_included():
+    first, second = Image.new("P", (4, 4), 1), Image.new("P", (4, 4), 1)
+    first.putpalette([0, 0, 0, 255, 0, 0])
+    second.putpalette([0, 0, 0, 0, 0, 255])  # same indices, different colours
+    rotated = Image.open(io.BytesIO(_exif_rotated_jpeg()))
+    upright = Image.open(io.BytesIO(_exif_rotated_jpeg(orientation=1)))
+    keys = load_image_set([first, second, rotated, upright]).keys
+    assert len(set(keys)) == 4
+
+
+def _exif_rotated_jpeg(orientation: int = 6) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    gradient = np.tile(np.arange(64, dtype=np.uint8), (32, 1))
+    buffer = io.BytesIO()
+    Image.fromarray(gradient).convert("RGB").save(buffer, format="JPEG", exif=exif.tobytes())
+    return buffer.getvalue()
+
+
 def test_image_set_passes_through_and_other_objects_are_refused(tmp_path):
     image_set = ImageSet(())
     assert load_image_set(image_set) is image_set

@@ -219,6 +219,24 @@ def _from_paths(paths: Iterable[Path], *, name: str) -> ImageSet:
     return ImageSet(tuple(items), tuple(skipped), name=name)
 
 
+def _from_pil(images: Sequence[Image.Image], *, name: str) -> ImageSet:
+    """Keyed by the RGB pixels that will be embedded: the raw pixels alone would give two
+    images with the same palette indices or EXIF-rotated copies the same key."""
+    items: list[ImageItem] = []
+    skipped: list[SkippedImage] = []
+    for i, image in enumerate(images):
+        source = f"<image {i}>"
+        try:
+            key = hash_pil(to_rgb(image))
+        except (OSError, ValueError) as e:
+            reason = f"cannot convert {image.mode} image to RGB ({e})"
+            log.warning("skipping %s: %s", source, reason)
+            skipped.append(SkippedImage(source, reason))
+            continue
+        items.append(ImageItem(key=key, source=source, image=image))
+    return ImageSet(tuple(items), tuple(skipped), name=name)
+
+
 def list_image_files(folder: Path) -> list[Path]:
     """Image files under ``folder``, recursively, sorted by path, by extension.
 
@@ -298,10 +316,7 @@ def load_image_set(source, *, group: str | None = None, name: str | None = None)
         raise InputError(f"{path} is neither a folder nor a .csv of image paths")
     seq = list(source)
     if seq and all(isinstance(x, Image.Image) for x in seq):
-        items = tuple(
-            ImageItem(key=hash_pil(img), source=f"<image {i}>", image=img) for i, img in enumerate(seq)
-        )
-        return ImageSet(items, (), name=name or "")
+        return _from_pil(seq, name=name or "")
     bad = [x for x in seq if not isinstance(x, (str, os.PathLike))]
     if bad:
         raise InputError(f"cannot use {type(bad[0]).__name__} as an image source")

@@ -59,4 +59,8 @@ def rank_command(
     report_skipped(table.attrs)
     if str(json_out) != "-" and str(csv_out) != "-":
         render_ranking(table, title=f"A = {set_a}  vs  B = {set_b}  ({table.attrs['scorer']})")
-    write_table(table, json_path=json_out, csv_path=csv_out, extra=dict(table.attrs))
+    with cli_errors():
+        try:
+            write_table(table, json_path=json_out, csv_path=csv_out, extra=dict(table.attrs))
+        except OSError as e:
+            raise InputError(f"cannot write results: {e}") from e
