@@ -46,6 +46,7 @@ _PROSE = re.compile(
 )
 # Negations and comparisons a CLIP scorer cannot score as an image property.
 _UNSCORABLE = re.compile(r"^(?:fewer|less|no|absence of|lack of|without)\b|\bgroup [ab]\b|\bcaptions?\b", re.IGNORECASE)
+_LETTER = re.compile(r"[^\W\d_]")
 _STRIP = " \t\"'“”‘’`.,;:!*_"
 
 
@@ -60,7 +61,10 @@ def _clean_item(text: str) -> str:
 
 
 def _usable(item: str) -> bool:
-    return bool(item) and len(item.split()) <= MAX_WORDS and not _UNSCORABLE.search(item) and not _PROSE.match(item)
+    return (
+        bool(_LETTER.search(item)) and len(item.split()) <= MAX_WORDS
+        and not _UNSCORABLE.search(item) and not _PROSE.match(item)
+    )
 
 
 def parse_hypotheses(answer: str) -> list[str]:
