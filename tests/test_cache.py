@@ -137,6 +137,8 @@ def _writer(cache_dir: str, worker: int, rounds: int) -> None:
         cache.add([key_of(i) for i in ids], np.stack([row_of(i) for i in ids]))
 
 
+# Python 3.12 warns about fork() in a threaded process; the children only touch numpy and files.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_concurrent_writers_leave_a_consistent_store(tmp_path):
     processes, rounds = 4, 6
     # fork: the children only use numpy and files, and skip re-importing torch (seconds each).
