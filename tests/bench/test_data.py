@@ -70,6 +70,18 @@ def test_devbench_style_jsonl_with_ids_in_a_generic_file(tmp_path):
     assert bench.pairs[0].images_b == (tmp_path / "images" / "b0.png", tmp_path / "images" / "b1.png")
 
 
+def test_pairs_jsonl_with_folders_takes_split_from_the_folder_not_difficulty(tmp_path):
+    # The shared metadata's pairs.jsonl layout: set folders instead of image lists.
+    row = {"id": "easy-2", "difficulty": "hard", "set1": "bright images", "set2": "dark images", "difference": "brightness",
+           "set1_folder": "easy/2_a", "set2_folder": "easy/2_b", "n_images": [5, 5]}
+    (tmp_path / "pairs.jsonl").write_text(json.dumps(row) + "\n")
+    bench = load_jsonl(tmp_path / "pairs.jsonl", root=MINIBENCH)
+    pair = bench.pairs[0]
+    assert (pair.id, pair.split) == ("easy-2", "easy")
+    assert [p.name for p in pair.images_a] == [f"00000{i}.png" for i in range(1, 6)]
+    assert pair.images_b[0] == MINIBENCH / "easy" / "2_b" / "000001.png"
+
+
 def test_escaping_missing_duplicate_and_malformed_entries_are_reported(tmp_path):
     _copy_images(tmp_path / "easy" / "1_a", ["x0", "x1"])
     _copy_images(tmp_path / "easy" / "1_b", ["y0", "y1"])
