@@ -68,6 +68,10 @@ def test_torch_tensors_and_1d_inputs_are_one_hypothesis_each():
     expected = roc_auc_score([1, 1, 1, 0, 0], a + b)
     assert stats.auroc_score(a, b).tolist() == pytest.approx([expected])
     assert stats.auroc_score(torch.tensor(a), torch.tensor(b)).tolist() == pytest.approx([expected])
+    assert stats.auroc_score(torch.tensor(a, dtype=torch.bfloat16), torch.tensor(b)).tolist() == pytest.approx([expected])
+    # float64 tensors keep their precision: these two differ only beyond float32.
+    close = torch.tensor([1.0, 1.0 + 1e-12], dtype=torch.float64)
+    assert stats.auroc_score(close[1:].repeat(2), close[:1].repeat(2)).tolist() == [1.0]
 
 
 def test_perfect_and_reversed_separation():

@@ -18,8 +18,9 @@ from scipy.stats import false_discovery_control
 
 
 def _as_matrix(x, name: str) -> np.ndarray:
-    if hasattr(x, "detach"):  # torch tensor on any device
-        x = x.detach().float().cpu().numpy()
+    if hasattr(x, "detach"):  # torch tensor on any device; numpy has no bfloat16
+        x = x.detach().cpu()
+        x = (x if str(x.dtype) in ("torch.float32", "torch.float64") else x.double()).numpy()
     arr = np.asarray(x)
     # float32 stays float32 (every float32 is exact in float64, and sorting it is ~2x faster);
     # everything else becomes float64. Sums and variances are always taken in float64.
