@@ -168,7 +168,24 @@ def test_error_messages_keep_brackets_and_long_paths_intact(image_dirs, tiny_cli
     deep.write_text("path,group_name\nx.png,cats\ny.png,dogs\n", encoding="utf-8")
     result = invoke("rank", deep, b, "-H", "x", "--scorer", tiny_clip_weights)
     assert result.exit_code == 2
-    assert f"{deep} has groups ['cats', 'dogs']; choose one with group=" in result.stderr
+    assert f"{deep} has groups ['cats', 'dogs']; choose one (group= in Python, --group-a/--group-b" in result.stderr
+
+
+def test_one_csv_for_both_sets_with_groups(tmp_path, tiny_clip_weights):
+    rows = ["path,group_name"]
+    for i in range(3):
+        make_image(tmp_path / "imgs" / f"r{i}.png", (200, 20, 20), noise_seed=i)
+        make_image(tmp_path / "imgs" / f"b{i}.png", (20, 20, 200), noise_seed=10 + i)
+        rows += [f"imgs/r{i}.png,red", f"imgs/b{i}.png,blue"]
+    (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    csv_path = tmp_path / "pairs.csv"
+    result = invoke("rank", csv_path, csv_path, "--group-a", "red", "--group-b", "blue",
+                    "-H", "red", "--scorer", tiny_clip_weights, "--json", "-")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert (payload["n_a"], payload["n_b"]) == (3, 3)
+    result = invoke("rank", csv_path, csv_path, "--group-a", "green", "-H", "x", "--scorer", tiny_clip_weights)
+    assert result.exit_code == 2 and "has no group 'green'" in result.stderr
 
 
 def test_unwritable_output_path_exits_2(rank_args, tmp_path):

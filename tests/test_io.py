@@ -78,7 +78,7 @@ def test_csv_with_several_groups_needs_group(tmp_path):
     csv_path = tmp_path / "pairs.csv"
     # A byte-order mark, as spreadsheets write, must not break the header.
     csv_path.write_text("\ufeffpath,group_name\nx.png,cats\ny.png,dogs\ny.png,dogs\n", encoding="utf-8")
-    with pytest.raises(InputError, match=r"groups \['cats', 'dogs'\]; choose one with group="):
+    with pytest.raises(InputError, match=r"groups \['cats', 'dogs'\]; choose one \(group= in Python"):
         load_image_set(csv_path)
     assert len(load_image_set(csv_path, group="dogs")) == 2
     with pytest.raises(InputError, match="no group 'birds'"):

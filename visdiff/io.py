@@ -307,7 +307,8 @@ def load_image_set(source, *, group: str | None = None, name: str | None = None)
             if group is None:
                 if len(groups) != 1:
                     raise InputError(
-                        f"{path} has groups {sorted(groups)}; choose one with group=..."
+                        f"{path} has groups {sorted(groups)}; choose one (group= in Python, "
+                        "--group-a/--group-b on the command line)"
                     )
                 group = next(iter(groups))
             if group not in groups:

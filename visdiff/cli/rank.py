@@ -13,6 +13,7 @@ from visdiff.cli._common import (
     cli_errors, render_ranking, report_skipped, set_verbosity, write_table,
 )
 from visdiff.errors import InputError
+from visdiff.io import load_image_set
 from visdiff.progress import progress_enabled
 from visdiff.ranking import DEFAULT_ALPHA, DEFAULT_SCORER, rank
 
@@ -33,6 +34,8 @@ def _read_hypotheses(hypotheses: list[str] | None, hypotheses_file: Path | None)
 def rank_command(
     set_a: Annotated[Path, typer.Argument(help="Set A: a folder of images or a path,group_name CSV.")],
     set_b: Annotated[Path, typer.Argument(help="Set B: a folder of images or a path,group_name CSV.")],
+    group_a: Annotated[str | None, typer.Option("--group-a", help="Which group_name of a CSV set A takes (a CSV may hold both sets).")] = None,
+    group_b: Annotated[str | None, typer.Option("--group-b", help="Which group_name of a CSV set B takes.")] = None,
     hypothesis: Annotated[list[str] | None, typer.Option("--hypothesis", "-H", help="A candidate difference (repeatable).")] = None,
     hypotheses_file: Annotated[Path | None, typer.Option("--hypotheses-file", "-f", exists=True, dir_okay=False, help="One hypothesis per line.")] = None,
     scorer: Annotated[str, typer.Option("--scorer", "-s", help="Scorer spec, e.g. 'open_clip:ViT-bigG-14:laion2b_s39b_b160k' (the paper's) or 'open_clip:ViT-B-32:/path/weights.pt'.", rich_help_panel="Model")] = DEFAULT_SCORER,
@@ -51,7 +54,9 @@ def rank_command(
     set_verbosity(quiet, verbose)
     with cli_errors():
         table = rank(
-            _read_hypotheses(hypothesis, hypotheses_file), set_a, set_b,
+            _read_hypotheses(hypothesis, hypotheses_file),
+            load_image_set(set_a, group=group_a, name="A"),
+            load_image_set(set_b, group=group_b, name="B"),
             scorer=f"open_clip:{clip}" if clip else scorer,
             alpha=alpha, cache_dir=cache_dir, use_cache=not no_cache, batch_size=batch_size,
             device=device, show_progress=progress_enabled(quiet),
