@@ -82,4 +82,4 @@ def compare_command(
     write_table(table, json_path=json_out, csv_path=csv_out,
                 extra={"config": result.config, "timings": result.timings, "proposals": result.proposals})
     if out is not None:
-        stderr.print(f"wrote {', '.join(str(p) for p in written.values())}", highlight=False)
+        stderr.print(f"wrote {', '.join(str(p) for p in written.values())}", highlight=False, soft_wrap=True)
