@@ -116,9 +116,12 @@ def test_bh_leaves_nan_out_of_the_count():
 
 def test_thousand_hypotheses_at_once():
     a, b = score_matrices("tied", 30, 20, 1000, seed=1)
-    ref = reference(a, b)
-    np.testing.assert_allclose(stats.auroc_score(a, b), ref["auroc"], atol=1e-9)
-    np.testing.assert_allclose(stats.welch_ttest(a, b)["p_greater"], ref["p_greater"], rtol=1e-9, atol=1e-12)
+    every_tenth = slice(None, None, 10)  # the reference loop is slow; a sample of columns
+    ref = reference(a[:, every_tenth], b[:, every_tenth])
+    assert stats.auroc_score(a, b).shape == (1000,)
+    np.testing.assert_allclose(stats.auroc_score(a, b)[every_tenth], ref["auroc"], atol=1e-9)
+    p_greater = stats.welch_ttest(a, b)["p_greater"][every_tenth]
+    np.testing.assert_allclose(p_greater, ref["p_greater"], rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize(
