@@ -26,8 +26,6 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".jfif"}
 )
-# Images above PIL's warning threshold, Image.MAX_IMAGE_PIXELS (~89 Mpx), are refused, not
-# only those above twice it (where PIL itself raises).
 
 
 @dataclass(frozen=True)
@@ -148,6 +146,19 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+BOMB_REASON = "refused, too many pixels (decompression bomb?)"
+
+
+@contextmanager
+def _refuse_bombs() -> Iterator[None]:
+    """PIL's decompression-bomb warning raised as an error: images above
+    ``Image.MAX_IMAGE_PIXELS`` (~89 Mpx) are refused, not only those above twice it (where
+    PIL itself raises)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
 def decode_image_bytes(data: bytes, *, source: str = "<bytes>", min_size: int | None = None) -> Image.Image:
     """Fully decode ``data`` into RGB, or raise ``InputError`` naming ``source`` and the reason.
 
@@ -169,17 +180,6 @@ def decode_image_bytes(data: bytes, *, source: str = "<bytes>", min_size: int | 
         raise InputError(f"{source}: not an image file") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise InputError(f"{source}: unreadable image ({e})") from e
-
-
-BOMB_REASON = "refused, too many pixels (decompression bomb?)"
-
-
-@contextmanager
-def _refuse_bombs() -> Iterator[None]:
-    """PIL's decompression-bomb warning (> ``Image.MAX_IMAGE_PIXELS``) raised as an error."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        yield
 
 
 def _probe(path: Path) -> tuple[str | None, str]:
