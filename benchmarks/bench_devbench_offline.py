@@ -24,7 +24,8 @@ Matcher (:func:`matches`), a hypothesis is correct when any of these holds:
 
 Out-of-domain pairs (not committed; written to a temporary folder): clipart from
 ``openclipart-png`` (public domain) grouped by the package's own folders, and photos from
-``mate-backgrounds`` (GPL-2+) altered to greyscale, blurred or darkened. Install with
+``mate-backgrounds`` (GPL-2+) altered to greyscale, blurred or darkened, and those photos
+against clipart drawings (both ways). Install with
 ``apt-get install openclipart-png mate-backgrounds``. Devbench's ``classes.tsv`` is never read.
 """
 
@@ -185,6 +186,13 @@ def ood_pairs(out: Path, seed: int = 0) -> list[Pair]:
             a = _save([transform(im.copy()) for im in order[:half]], out / f"ood-photo-{n}" / "a")
             b = _save([im.copy() for im in order[half:]], out / f"ood-photo-{n}" / "b")
             pairs.append(Pair(f"ood-photo-{truth.split()[0].strip(',')}", "photo transform", truth, a, b))
+        if CLIPART.is_dir():
+            # Drawings vs photos both ways: clipart from every folder against the photos.
+            drawings = [to_rgb(Image.open(f)) for f in _sample([CLIPART], rng)[:len(photos)]]
+            a = _save([im.copy() for im in drawings], out / "ood-drawings" / "a")
+            b = _save([im.copy() for im in originals], out / "ood-drawings" / "b")
+            pairs.append(Pair("ood-drawings-photos", "drawing vs photo", "drawings", a, b))
+            pairs.append(Pair("ood-photos-drawings", "drawing vs photo", "photos", b, a))
     else:
         print(f"# {PHOTOS} missing (apt-get install mate-backgrounds): photo pairs skipped")
     return pairs

@@ -98,6 +98,17 @@ def test_image_statistics_measure_colour_exposure_and_focus():
     assert float(stats[2, 2]) == pytest.approx(float(stats[0, 2]), rel=0.1)
 
 
+def test_flat_fills_score_as_drawings_and_texture_as_photographs():
+    canvas = Image.new("RGB", (224, 224), (255, 255, 255))
+    ImageDraw.Draw(canvas).ellipse([40, 50, 180, 170], fill=(220, 60, 40), outline=(0, 0, 0), width=3)
+    texture = np.random.default_rng(1).normal(128, 30, (224, 224, 3)).clip(0, 255).astype(np.uint8)
+    pixels = torch.from_numpy(np.stack([np.asarray(canvas), texture])).permute(0, 3, 1, 2).float() / 255
+    scores = property_scores(image_statistics(pixels))
+    names = [p.name for p in PHOTO_PROPERTIES]
+    assert scores[:, names.index("drawing")].tolist() == [1.0, 0.0]
+    assert scores[:, names.index("photograph")].tolist() == [0.0, 1.0]
+
+
 # -- vocabulary proposer ----------------------------------------------------------------
 
 def test_select_phrases_prefers_the_most_specific_phrase_that_covers_a():
@@ -169,7 +180,7 @@ def test_packaged_classifier_recognises_the_example_images(offline_scorer):
     images = [Image.open(p).convert("RGB") for p in sorted((EXAMPLES / "a").iterdir())]
     pixels = torch.stack([offline_scorer.preprocess(im) for im in images])
     embeddings = offline_scorer.encode_images(pixels)
-    assert embeddings.shape == (len(images), N_CLASSES + 3)
+    assert embeddings.shape == (len(images), N_CLASSES + 4)
     assert torch.allclose(embeddings[:, :N_CLASSES].sum(dim=1), torch.ones(len(images)), atol=1e-4)
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 N_CLASSES = 1000
-STATISTICS = ("colourfulness", "brightness", "sharpness")
+STATISTICS = ("colourfulness", "brightness", "sharpness", "flatness")
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,10 @@ class PhotoProperty:
 # Ramps from the spread of these statistics over devbench photos (224 px crops): greyscale
 # JPEGs have colourfulness 0, colour photos mostly above 0.1; darkened photos have
 # brightness 0.07-0.2, ordinary ones mostly above 0.25; sharpness is 0.65-1.35 for sharp
-# photos and 0.27-0.76 for blurred ones (hard-edged drawings reach 2).
+# photos and 0.27-0.76 for blurred ones (hard-edged drawings reach 2). Flatness (share of
+# pixels whose luminance differs from both upper and left neighbours by under 1/255) is
+# 0.10 median, 0.38 at the 95th percentile for devbench photos, and 0.67 median, 0.35 at
+# the 5th percentile for openclipart drawings saved as JPEG.
 PHOTO_PROPERTIES: tuple[PhotoProperty, ...] = (
     PhotoProperty(
         "black and white photo", "black and white photos",
@@ -100,6 +103,18 @@ PHOTO_PROPERTIES: tuple[PhotoProperty, ...] = (
         ("blurry photo", "blurry photos", "blurred photos", "out-of-focus photos",
          "out of focus photos", "blurry images", "blurred images", "soft-focus photos"),
         "sharpness", zero=0.75, one=0.45,
+    ),
+    PhotoProperty(
+        "drawing", "drawings",
+        ("drawing", "drawings", "clipart", "clip art", "clip-art", "illustrations", "cartoons",
+         "line drawings", "vector graphics", "graphics", "drawings and clipart"),
+        "flatness", zero=0.35, one=0.6,
+    ),
+    PhotoProperty(
+        "photograph", "photographs",
+        ("photograph", "photographs", "photos", "real photos", "photographic images",
+         "photos rather than drawings"),
+        "flatness", zero=0.6, one=0.35,
     ),
 )
 
@@ -166,12 +181,13 @@ def load_concept_table() -> ConceptTable:
 
 
 def image_statistics(rgb: torch.Tensor) -> torch.Tensor:
-    """(n, 3, H, W) RGB in [0, 1] -> (n, 3): colourfulness, brightness, sharpness.
+    """(n, 3, H, W) RGB in [0, 1] -> (n, 4): colourfulness, brightness, sharpness, flatness.
 
     colourfulness: mean of max(R,G,B) - min(R,G,B) over the mean of max(R,G,B), a saturation
     that darkening does not change; brightness: mean luminance (Rec. 601); sharpness: mean |4-neighbour Laplacian| of luminance over its mean |gradient|:
     how abruptly edges change, whatever their contrast or number (flat clipart regions and
-    dark exposure count for neither).
+    dark exposure count for neither); flatness: share of pixels that differ from both their
+    upper and left neighbours by under 1/255 in luminance (flat fills: drawings, clipart).
     """
     highest = rgb.amax(dim=1)
     colourfulness = (highest - rgb.amin(dim=1)).mean(dim=(1, 2)) / highest.mean(dim=(1, 2)).clamp_min(1e-3)
@@ -180,14 +196,15 @@ def image_statistics(rgb: torch.Tensor) -> torch.Tensor:
     brightness = luminance.mean(dim=(1, 2, 3))
     kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=rgb.dtype, device=rgb.device)
     laplacian = torch.nn.functional.conv2d(luminance, kernel.view(1, 1, 3, 3)).abs().mean(dim=(1, 2, 3))
-    gradient = ((luminance[..., 1:, :] - luminance[..., :-1, :]).abs().mean(dim=(1, 2, 3))
-                + (luminance[..., :, 1:] - luminance[..., :, :-1]).abs().mean(dim=(1, 2, 3)))
-    sharpness = laplacian / gradient.clamp_min(1e-4)
-    return torch.stack([colourfulness, brightness, sharpness], dim=1)
+    step_y = (luminance[..., 1:, 1:] - luminance[..., :-1, 1:]).abs()
+    step_x = (luminance[..., 1:, 1:] - luminance[..., 1:, :-1]).abs()
+    sharpness = laplacian / (step_y.mean(dim=(1, 2, 3)) + step_x.mean(dim=(1, 2, 3))).clamp_min(1e-4)
+    flatness = (torch.maximum(step_x, step_y) < 1.0 / 255).float().mean(dim=(1, 2, 3))
+    return torch.stack([colourfulness, brightness, sharpness, flatness], dim=1)
 
 
 def property_scores(statistics: torch.Tensor) -> torch.Tensor:
-    """(n, 3) :func:`image_statistics` -> (n, len(PHOTO_PROPERTIES)) scores in [0, 1]."""
+    """(n, 4) :func:`image_statistics` -> (n, len(PHOTO_PROPERTIES)) scores in [0, 1]."""
     columns = [p.score(statistics[:, STATISTICS.index(p.statistic)]) for p in PHOTO_PROPERTIES]
     return torch.stack(columns, dim=1)
 

@@ -1,6 +1,6 @@
 """``offline`` captioner: an image's top ImageNet class, its WordNet category and its
-measured photographic properties as a short caption, e.g. "a blurry, black and white image
-of a golden retriever, a kind of dog" ("image", not "photo": it may be a drawing).
+measured photographic properties as a short caption, e.g. "a blurry, black and white photo
+of a golden retriever, a kind of dog" ("drawing" instead of "photo" for flat-filled images).
 
 Built on the offline scorer's models (:mod:`visdiff.rankers.offline`), so an LLM proposer
 can work from these captions when an LLM is configured but no captioning model is.
@@ -27,7 +27,7 @@ CONCEPT_CONFIDENCE = 0.6
 CATEGORY_MAX_CLASSES = 120
 ADJECTIVES = {"black and white photo": "black and white", "dark photo": "dark",
               "bright photo": "bright", "blurry photo": "blurry"}
-CAPTION_VERSION = 1
+CAPTION_VERSION = 2
 
 
 def _article(word: str) -> str:
@@ -57,7 +57,9 @@ class OfflineCaptioner:
         table = load_concept_table()
         adjectives = [ADJECTIVES[p.name] for p, s in zip(PHOTO_PROPERTIES, properties.tolist())
                       if s >= 0.5 and p.name in ADJECTIVES]
-        photo = (", ".join(adjectives) + " image") if adjectives else "image"
+        drawing = float(properties[[p.name for p in PHOTO_PROPERTIES].index("drawing")]) >= 0.5
+        noun = "drawing" if drawing else "photo"
+        photo = ", ".join([*adjectives, noun])
         top = int(probabilities.argmax())
         if float(probabilities[top]) >= CLASS_CONFIDENCE:
             own = table.class_concept[top]
