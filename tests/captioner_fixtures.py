@@ -2,7 +2,7 @@
 
 The tokenizer is a word-level ``tokenizers`` model over a few dozen words, so nothing is
 downloaded. Captions from random weights are random words; tests assert shapes, batching and
-caching, not meaning. Import the fixtures into a test module to use them.
+caching, not meaning. Use them with ``pytest_plugins = ["tests.captioner_fixtures"]``.
 """
 
 from __future__ import annotations

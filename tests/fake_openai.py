@@ -6,7 +6,8 @@ request body and header, so tests drive the real ``openai`` client over real HTT
     with FakeOpenAIServer([Reply("* red cars"), Reply(status=500)]) as server:
         client = ChatClient("fake-model", base_url=server.base_url)
 
-Use the :func:`fake_openai` fixture (import it into a test module) for a server per test.
+Use the :func:`fake_openai` fixture (``pytest_plugins = ["tests.fake_openai"]`` in a test module)
+for a server per test.
 """
 
 from __future__ import annotations

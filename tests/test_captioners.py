@@ -9,12 +9,14 @@ import shutil
 import pytest
 from PIL import Image
 
-from tests.captioner_fixtures import tiny_blip2_opt, tiny_blip2_t5, tiny_llava  # noqa: F401
 from tests.conftest import make_image
-from tests.fake_openai import Reply, fake_openai  # noqa: F401
+from tests.fake_openai import Reply
 from visdiff import captioning
 from visdiff.captioners import create_captioner, list_captioners
 from visdiff.errors import BackendError, ServiceError
+
+# Fixtures: fake_openai (scripted OpenAI-compatible server), tiny_* model folders.
+pytest_plugins = ["tests.captioner_fixtures", "tests.fake_openai"]
 
 MAX_NEW = 4
 
@@ -115,7 +117,7 @@ def test_caption_api_caches_by_content_and_batches(tiny_blip2_opt, folder):
     second = captioning.caption(folder, captioner=captioner, batch_size=4)
     assert captioner.batches == [2, 2, 1]
     assert second.attrs["captions"] == {**second.attrs["captions"], "captioned": 0, "cached": 5}
-    assert len(second) == 6 and dict(zip(second.sha256, second.caption)) == dict(zip(first.sha256, first.caption))
+    assert len(second) == 6 and dict(zip(second.sha256, second.caption, strict=True)) == dict(zip(first.sha256, first.caption, strict=True))
     # Another prompt is another cache entry.
     reprompted = CountingCaptioner(create_captioner(f"blip2:{tiny_blip2_opt}", max_new_tokens=MAX_NEW, prompt="a photo of"))
     captioning.caption(folder, captioner=reprompted)

@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.captioner_fixtures import tiny_blip2_opt  # noqa: F401
-from tests.fake_openai import FAST_RETRY, FakeOpenAIServer, Reply, fake_openai  # noqa: F401
+from tests.fake_openai import FAST_RETRY, Reply
 from visdiff import compare, propose, stats
 from visdiff.captioners import create_captioner
 from visdiff.cli import app
 from visdiff.compare import _proposer_spec
 from visdiff.errors import BackendError, ServiceError
 from visdiff.profiles import LAPTOP, OFFLINE, PAPER, get_profile
+
+# Fixtures: fake_openai (scripted OpenAI-compatible server), tiny_* model folders.
+pytest_plugins = ["tests.captioner_fixtures", "tests.fake_openai"]
 
 SECRET = "sk-never-print-me-0123456789"
 ANSWERS = ["* red tones\n* noisy textures", "1. Blue tones\n2. **Red tones**: warm", "- dark corners\n- bright centers"]
@@ -249,6 +251,6 @@ def test_cli_caption_csv_and_jsonl(image_dirs, tiny_blip2_opt, tmp_path):
 
 def test_cli_caption_bad_option_for_backend_is_exit_1(image_dirs, tiny_blip2_opt):
     a, _ = image_dirs
-    result = runner.invoke(app, ["caption", str(a), "--captioner", f"openai:m", "--max-new-tokens", "3",
+    result = runner.invoke(app, ["caption", str(a), "--captioner", "openai:m", "--max-new-tokens", "3",
                                  "--device", "cpu"])
     assert result.exit_code == 1 and "does not take the option(s)" in result.stderr

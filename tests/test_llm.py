@@ -8,9 +8,12 @@ import time
 import pytest
 from PIL import Image
 
-from tests.fake_openai import FAST_RETRY, Reply, fake_openai  # noqa: F401
+from tests.fake_openai import FAST_RETRY, Reply
 from visdiff.errors import BackendError, ServiceError
 from visdiff.llm import ChatClient, image_content
+
+# Fixture: fake_openai (a scripted OpenAI-compatible server per test).
+pytest_plugins = ["tests.fake_openai"]
 
 MESSAGES = [{"role": "user", "content": "list differences"}]
 SECRET = "sk-test-secret-1234567890"

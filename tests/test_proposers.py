@@ -10,12 +10,15 @@ import re
 import pytest
 from PIL import Image
 
-from tests.fake_openai import FAST_RETRY, Reply, fake_openai  # noqa: F401
+from tests.fake_openai import FAST_RETRY, Reply
 from visdiff.errors import BackendError, ServiceError
 from visdiff.io import load_image_set
 from visdiff.proposers import ProposalContext, create_proposer, list_proposers
 from visdiff.proposers.chat import merge_hypotheses, parse_hypotheses
 from visdiff.proposers.vlm import make_grid
+
+# Fixture: fake_openai (a scripted OpenAI-compatible server per test).
+pytest_plugins = ["tests.fake_openai"]
 
 
 @pytest.mark.parametrize(

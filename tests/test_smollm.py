@@ -67,9 +67,9 @@ def smollm_server(tmp_path_factory):
             try:
                 urllib.request.urlopen(f"{base_url}/models", timeout=2)
                 break
-            except OSError:
+            except OSError as e:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"llama_cpp.server did not start: {log.read_text(errors='replace')[-2000:]}")
+                    raise RuntimeError(f"llama_cpp.server did not start: {log.read_text(errors='replace')[-2000:]}") from e
                 time.sleep(0.5)
         yield base_url
     finally:
@@ -81,7 +81,7 @@ def smollm_server(tmp_path_factory):
 def test_llm_proposer_with_a_real_local_model(smollm_server):
     set_a = load_image_set([Image.new("RGB", (8, 8), (i, 0, 0)) for i in range(5)], name="A")
     set_b = load_image_set([Image.new("RGB", (8, 8), (0, 0, i)) for i in range(5)], name="B")
-    captions = {**dict(zip(set_a.keys, CAPTIONS_A)), **dict(zip(set_b.keys, CAPTIONS_B))}
+    captions = {**dict(zip(set_a.keys, CAPTIONS_A, strict=True)), **dict(zip(set_b.keys, CAPTIONS_B, strict=True))}
     context = ProposalContext(set_a=set_a, set_b=set_b, seed=0,
                               caption=lambda image_set: {k: captions[k] for k in image_set.keys})
     proposer = create_proposer("llm:smollm2", base_url=smollm_server, rounds=3, samples_per_set=5,

@@ -91,7 +91,7 @@ def caption_image_set(
             texts = captioner.caption_images([image for _, image in decoded])
             if len(texts) != len(decoded):
                 raise BackendError(f"captioner {captioner.spec} returned {len(texts)} captions for {len(decoded)} images")
-            for (item, _), text in zip(decoded, texts):
+            for (item, _), text in zip(decoded, texts, strict=True):
                 captions[item.key] = text
                 if cache is not None:
                     cache.put(cache.key({"captioner": captioner.cache_id, "image": item.key}), text)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from visdiff.captioners import Captioner
+from visdiff.captioners import Captioner, hf
 from visdiff.captioning import DEFAULT_BATCH_SIZE, CaptionStats, caption_cache, caption_image_set, resolve_captioner
 from visdiff.embeddings.encode import EmbedStats, embed_image_set
 from visdiff.errors import BackendError
@@ -41,8 +41,9 @@ from visdiff.types import CompareResult
 
 # Proposers that talk to a chat model and take the LLM options (model, rounds, samples...).
 CHAT_PROPOSERS = frozenset({"llm", "vlm"})
-# Captioners that take a ``device`` option.
-DEVICE_CAPTIONERS = frozenset({"blip2", "llava", "hf"})
+# Captioners that take a ``device`` option, and the one that takes ``base_url``.
+DEVICE_CAPTIONERS = frozenset(family.backend for family in hf.FAMILIES)
+ENDPOINT_CAPTIONER = "openai"
 
 
 def _proposer_spec(proposer: str | None, llm: str | None, profile: Profile) -> str:
@@ -126,7 +127,7 @@ class _Pipeline:
             options = {}
             if self.device and backend in DEVICE_CAPTIONERS:
                 options["device"] = self.device
-            if self.base_url and backend == "openai":
+            if self.base_url and backend == ENDPOINT_CAPTIONER:
                 options["base_url"] = self.base_url
             with self.timed("load_captioner"):
                 self._captioner = resolve_captioner(self._captioner, **options)
@@ -160,7 +161,7 @@ class _Pipeline:
                 emb, image_set = embed_image_set(scorer, image_set, cache=self._embedding_cache,
                                                  batch_size=self.batch_size, show_progress=self.show_progress,
                                                  stats=self.embed_stats)
-            self._embeddings.update(zip(image_set.keys, emb))
+            self._embeddings.update(zip(image_set.keys, emb, strict=True))
         rows = [self._embeddings[key] for key in image_set.keys]
         return torch.stack(rows) if rows else torch.zeros(0), image_set
 

@@ -166,5 +166,6 @@ def _factory(family: ModelFamily):
     return create
 
 
-for _family in (BLIP2, LLAVA, GENERIC):
+FAMILIES = (BLIP2, LLAVA, GENERIC)
+for _family in FAMILIES:
     CAPTIONERS.register(_family.backend)(_factory(_family))
