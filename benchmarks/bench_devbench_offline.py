@@ -45,7 +45,7 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 import visdiff
-from visdiff.concepts import _exact_index, load_concept_table, normalise_text
+from visdiff.concepts import exact_index, load_concept_table, normalise_text
 from visdiff.io import to_rgb
 from visdiff.proposers import create_proposer
 from visdiff.rankers import create_scorer
@@ -83,7 +83,7 @@ class Pair:
 
 def _concept_of(text: str) -> tuple[str, frozenset[int] | int] | None:
     """('class', its ImageNet class set) or ('property', index) for an exact name, else None."""
-    found = _exact_index().get(normalise_text(text))
+    found = exact_index().get(normalise_text(text))
     if found is None:
         return None
     kind, k = found

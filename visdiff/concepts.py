@@ -223,7 +223,7 @@ def normalise_text(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _exact_index() -> dict[str, tuple[str, int]]:
+def exact_index() -> dict[str, tuple[str, int]]:
     """{normalised name: ('class', concept index) or ('property', property index)}.
 
     Phrases are unique; where several synsets share a bare alias ("crane"), the one over
@@ -259,7 +259,7 @@ def exact_weights(text: str) -> np.ndarray | None:
     A whole name wins ("black and white photos"); otherwise "X and Y", "X, Y" or "X or Y"
     is the union of its parts when every part is a name ("cars and trucks").
     """
-    index = _exact_index()
+    index = exact_index()
     text = normalise_text(text)
     if text in index:
         return concept_vector(*index[text])

@@ -152,6 +152,8 @@ class OfflineScorer:
 
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """m texts -> (m, 1000 + properties) concept weights."""
+        if not texts:
+            return torch.zeros((0, N_CLASSES + len(PHOTO_PROPERTIES)), device=self.device)
         rows: list[np.ndarray | None] = [exact_weights(t) for t in texts]
         unmatched = [i for i, row in enumerate(rows) if row is None]
         if unmatched:
