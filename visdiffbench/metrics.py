@@ -23,7 +23,7 @@ PAPER_RESULTS: dict[str, tuple[float, float]] = {
     "hard": (0.61, 0.80),
 }
 PAPER_NOTE = (
-    "paper_acc@k: VisDiff (BLIP-2 captions, GPT-4 proposer, CLIP ViT-bigG-14 ranker) scored by the GPT-4 "
+    "Paper columns: VisDiff (BLIP-2 captions, GPT-4 proposer, CLIP ViT-bigG-14 ranker) scored by the GPT-4 "
     "rubric judge, paper Table 1; the paper reports ImageNet-R and ImageNet* as one 37-pair column. "
     "Numbers from another judge (the offline one) are not directly comparable."
 )

@@ -83,7 +83,7 @@ def test_run_writes_one_record_per_pair_and_a_summary(tmp_path, tiny_scorer):
     markdown = (tmp_path / "out" / "summary.md").read_text()
     assert markdown.splitlines()[0] == "# easy.jsonl, hard.jsonl: offline profile, exact judge"
     assert "\n| split | pairs | evaluated | skipped | acc@1 | acc@5 | paper_acc@1 | paper_acc@5 | unjudged |\n" in markdown
-    assert "paper_acc@k: VisDiff (BLIP-2 captions, GPT-4 proposer" in markdown
+    assert "Paper columns: VisDiff (BLIP-2 captions, GPT-4 proposer" in markdown
     assert "| hard | 1 | 1 | 0 |" in markdown
     assert (tmp_path / "out" / "summary.csv").read_text().startswith("split,pairs,evaluated")
     assert json.loads((tmp_path / "out" / "run.json").read_text())["config"]["seed"] == 0

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from visdiff.cli import app
@@ -111,9 +112,11 @@ def _report_issues(issues, *, quiet: bool) -> None:
 def _render_summary(summary, *, title: str) -> None:
     from visdiffbench.metrics import PAPER_NOTE
 
-    view = Table(title=title, caption=PAPER_NOTE)
+    # Short headers so the table fits 80 columns; summary.md / summary.csv keep the full names.
+    headers = {"evaluated": "run", "paper_acc@1": "paper@1", "paper_acc@5": "paper@5"}
+    view = Table(title=title, caption=PAPER_NOTE, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for column in summary.columns:
-        view.add_column(column, justify="left" if column == "split" else "right")
+        view.add_column(headers.get(column, column), justify="left" if column == "split" else "right", no_wrap=True)
     for row in summary.itertuples(index=False):
         view.add_row(*("–" if isinstance(v, float) and math.isnan(v) else f"{v:.2f}" if isinstance(v, float) else str(v) for v in row))
     stdout.print(view)
