@@ -274,6 +274,8 @@ def apply_purity(pair: BenchPair, purity: float, *, seed: int = 0) -> tuple[Benc
     with ``k`` random images of B: both sets keep their sizes and every image stays in exactly
     one set (the reference code duplicated images instead). ``k`` is capped at ``len(images_b)``.
     The choice depends on ``seed`` and the pair id, so it is reproducible and differs by pair.
+    Below 0.5 the sets trade roles (B then holds more of A's kind than A does). ``round`` rather
+    than upstream's ``int``: ``int((1 - 0.9) * 100)`` is 9, not 10.
 
     Returns the new pair and ``k``.
 
