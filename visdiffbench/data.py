@@ -18,20 +18,17 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import os
 import re
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from visdiff.errors import InputError
 from visdiff.io import IMAGE_EXTENSIONS
-
-log = logging.getLogger(__name__)
 
 KNOWN_SPLITS = ("easy", "medium", "hard", "imagenetr", "imagenetstar")
 # The ImageNet-R / ImageNet* CSVs pair every group with one base group; ``misc`` is listed in
@@ -77,7 +74,7 @@ class Benchmark:
 
     pairs: tuple[BenchPair, ...]
     issues: tuple[DataIssue, ...] = ()
-    sources: tuple[str, ...] = field(default=())
+    sources: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.pairs)
