@@ -163,3 +163,18 @@ def test_openai_empty_caption_is_a_service_error(fake_openai, images):
     captioner = create_captioner("openai:vision-model", base_url=fake_openai.base_url)
     with pytest.raises(ServiceError, match="empty caption"):
         captioner.caption_images(images[:1])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend, fixture", [("blip2", "tiny_blip2_opt"), ("blip2", "tiny_blip2_t5"), ("llava", "tiny_llava")])
+def test_gpu_captioning_in_half_precision(backend, fixture, request, images):
+    import torch
+
+    captioner = create_captioner(f"{backend}:{request.getfixturevalue(fixture)}", max_new_tokens=MAX_NEW)
+    assert captioner.device.type == "cuda" and captioner.dtype == torch.float16
+    assert captioner.model.get_output_embeddings().weight.dtype == torch.float16
+    assert json.loads(captioner.cache_id)["dtype"] == "float16"
+    captions = captioner.caption_images(images)
+    assert len(captions) == 3 and all(len(c.split()) == MAX_NEW for c in captions)
+    bf16 = create_captioner(f"{backend}:{request.getfixturevalue(fixture)}", max_new_tokens=MAX_NEW, precision="bf16")
+    assert len(bf16.caption_images(images)) == 3
