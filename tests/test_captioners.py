@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import pytest
 from PIL import Image
@@ -150,12 +151,21 @@ def test_undecodable_image_is_skipped_with_reason(tiny_blip2_opt, folder):
 
 def test_openai_captioner_sends_the_image_and_returns_the_answer(fake_openai, images):
     fake_openai.replies += [Reply("  A red\nsquare. "), Reply("a green square")]
-    captioner = create_captioner("openai:vision-model", base_url=fake_openai.base_url)
+    # One request at a time, so the scripted answers meet the images in order.
+    captioner = create_captioner("openai:vision-model", base_url=fake_openai.base_url, concurrency=1)
     assert captioner.caption_images(images[:2]) == ["A red square.", "a green square"]
     content = fake_openai.requests[0].body["messages"][0]["content"]
     assert content[0] == {"type": "text", "text": "Describe this image in detail."}
     assert content[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
     assert fake_openai.requests[0].body["temperature"] == 0
+
+
+def test_openai_captioner_overlaps_requests(fake_openai, images):
+    fake_openai.respond = lambda request: Reply("a square", delay=0.5)
+    captioner = create_captioner("openai:vision-model", base_url=fake_openai.base_url, concurrency=3)
+    start = time.perf_counter()
+    assert captioner.caption_images(images) == ["a square"] * 3
+    assert time.perf_counter() - start < 1.2  # three 0.5 s answers at once, not one after another
 
 
 def test_openai_empty_caption_is_a_service_error(fake_openai, images):

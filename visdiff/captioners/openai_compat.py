@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
 
@@ -20,12 +21,15 @@ from visdiff.prompts import load_prompt
 
 
 class OpenAICaptioner:
-    """One chat request per image."""
+    """One chat request per image, ``concurrency`` requests in flight at a time."""
 
-    def __init__(self, client: ChatClient, *, prompt: str, max_new_tokens: int = 120) -> None:
+    def __init__(self, client: ChatClient, *, prompt: str, max_new_tokens: int = 120, concurrency: int = 4) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         self.client = client
         self.prompt = prompt
         self.max_new_tokens = max_new_tokens
+        self.concurrency = concurrency
         self.spec = f"openai:{client.model}"
         self.cache_id = json.dumps(
             {"backend": "openai", **client.describe(), "prompt": prompt, "max_new_tokens": max_new_tokens,
@@ -34,7 +38,9 @@ class OpenAICaptioner:
         )
 
     def caption_images(self, images: Sequence[Image.Image]) -> list[str]:
-        return [self._caption(image) for image in images]
+        # Requests wait on the network, not the CPU: threads overlap them (the SDK client is thread-safe).
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(self._caption, images))
 
     def _caption(self, image: Image.Image) -> str:
         messages = [{"role": "user", "content": [{"type": "text", "text": self.prompt}, image_content(image)]}]
@@ -53,7 +59,8 @@ def _create_openai(
     max_new_tokens: int = 120,
     timeout: float = 60.0,
     max_retries: int = 3,
+    concurrency: int = 4,
 ) -> OpenAICaptioner:
     client = ChatClient(model or "gpt-4o", base_url=base_url, timeout=timeout, max_retries=max_retries, use_cache=False)
     prompt = prompt if prompt is not None else load_prompt("caption").text.strip()
-    return OpenAICaptioner(client, prompt=prompt, max_new_tokens=max_new_tokens)
+    return OpenAICaptioner(client, prompt=prompt, max_new_tokens=max_new_tokens, concurrency=concurrency)

@@ -35,7 +35,8 @@ class LLMProposer(ChatProposer):
     def _caption_lines(self, context: ProposalContext, image_set: ImageSet, rng: np.random.Generator) -> str:
         sample = image_set.subset(sample_positions(len(image_set), self.samples_per_set, rng))
         captions = context.caption(sample)
-        return "\n".join(f"- {captions[key]}" for key in sample.keys if key in captions)
+        # One line per caption, whatever the captioner emitted.
+        return "\n".join(f"- {' '.join(captions[key].split())}" for key in sample.keys if key in captions)
 
 
 @PROPOSERS.register("llm")
