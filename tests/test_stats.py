@@ -100,6 +100,16 @@ def test_constant_scores_give_nan_tests_not_errors():
     assert welch["t"][1] == pytest.approx(ref.statistic, rel=1e-12)
 
 
+def test_constant_scores_not_exact_in_binary_are_still_constant():
+    # Means of 0.2 round differently for 10 and 12 images; that residue is no evidence.
+    a = np.full((10, 2), 0.2)
+    b = np.full((12, 2), 0.2)
+    b[:, 1] = 0.3
+    welch = stats.welch_ttest(a, b)
+    assert np.isnan(welch["t"]).all() and np.isnan(welch["p_greater"]).all()
+    assert np.isnan(welch["effect_size"]).all()
+
+
 def test_bh_matches_scipy_for_1_and_1000_hypotheses():
     rng = np.random.default_rng(0)
     p = np.concatenate([rng.uniform(0, 1e-3, 50), rng.uniform(size=950)])

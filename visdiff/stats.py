@@ -142,7 +142,7 @@ def _block_summary(a: np.ndarray, b: np.ndarray, *, with_u: bool) -> tuple:
     b_rows = np.array(b.T, order="C")
     moments = (
         a_rows.mean(axis=1, dtype=np.float64), b_rows.mean(axis=1, dtype=np.float64),
-        a_rows.var(axis=1, ddof=1, dtype=np.float64), b_rows.var(axis=1, ddof=1, dtype=np.float64),
+        _variance(a_rows), _variance(b_rows),
     )
     if not with_u:
         return (None, *moments)
@@ -161,6 +161,14 @@ def _block_summary(a: np.ndarray, b: np.ndarray, *, with_u: bool) -> tuple:
     return (u, *moments)
 
 
+def _variance(rows: np.ndarray) -> np.ndarray:
+    """Row variances (ddof=1); exactly 0 for constant rows, where the rounding of the mean
+    would otherwise leave ~1e-33 and turn a constant score into a "significant" one."""
+    var = rows.var(axis=1, ddof=1, dtype=np.float64)
+    var[rows.max(axis=1) == rows.min(axis=1)] = 0.0
+    return var
+
+
 def _welch(summary: _Summary) -> dict[str, np.ndarray]:
     n_a, n_b = summary.n_a, summary.n_b
     mean_a, mean_b, var_a, var_b = summary.mean_a, summary.mean_b, summary.var_a, summary.var_b
@@ -169,6 +177,9 @@ def _welch(summary: _Summary) -> dict[str, np.ndarray]:
         t = (mean_a - mean_b) / np.sqrt(se2_a + se2_b)
         df = (se2_a + se2_b) ** 2 / (se2_a**2 / (n_a - 1) + se2_b**2 / (n_b - 1))
         effect = (mean_a - mean_b) / np.sqrt((var_a + var_b) / 2.0)
+    # Constant in both sets: no evidence either way, whatever the means.
+    degenerate = (var_a == 0) & (var_b == 0)
+    t[degenerate] = df[degenerate] = effect[degenerate] = np.nan
     # Student t survival function via the regularised incomplete beta: exact and vectorised.
     p_greater = _t_sf(t, df)
     p_two = np.where(np.isnan(t), np.nan, np.minimum(1.0, 2.0 * _t_sf(np.abs(t), df)))
