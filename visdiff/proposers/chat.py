@@ -19,6 +19,7 @@ import numpy as np
 
 from visdiff.errors import ServiceError
 from visdiff.llm import ChatClient
+from visdiff.progress import progress_bar
 from visdiff.prompts import Prompt, load_prompt
 from visdiff.proposers import ProposalContext
 
@@ -200,17 +201,19 @@ class ChatProposer:
     def propose(self, context: ProposalContext) -> list[str]:
         found: list[list[str]] = []
         last_answer = ""
-        for round_index in range(self.rounds):
-            # Each round draws from its own stream: rounds differ, reruns repeat exactly.
-            rng = np.random.default_rng([context.seed, round_index])
-            messages = self.round_messages(context, rng)
-            params = {"temperature": self.temperature, "max_tokens": self.max_tokens,
-                      "seed": context.seed * 1000 + round_index}
-            hypotheses, last_answer = self._ask(messages, params)
-            if not hypotheses:
-                log.warning("round %d of %d: %s gave no usable list, even when asked again; answer began %r",
-                            round_index + 1, self.rounds, self.spec, last_answer[:120])
-            found.append(hypotheses)
+        with progress_bar(f"LLM rounds ({self.spec})", self.rounds, enabled=context.show_progress) as bar:
+            for round_index in range(self.rounds):
+                # Each round draws from its own stream: rounds differ, reruns repeat exactly.
+                rng = np.random.default_rng([context.seed, round_index])
+                messages = self.round_messages(context, rng)
+                params = {"temperature": self.temperature, "max_tokens": self.max_tokens,
+                          "seed": context.seed * 1000 + round_index}
+                hypotheses, last_answer = self._ask(messages, params)
+                if not hypotheses:
+                    log.warning("round %d of %d: %s gave no usable list, even when asked again; answer began %r",
+                                round_index + 1, self.rounds, self.spec, last_answer[:120])
+                found.append(hypotheses)
+                bar.advance()
         merged = merge_hypotheses(found)
         if not merged:
             raise ServiceError(
