@@ -24,7 +24,8 @@ Matcher (:func:`matches`), a hypothesis is correct when any of these holds:
 
 Out-of-domain pairs (not committed; written to a temporary folder): clipart from
 ``openclipart-png`` (public domain) grouped by the package's own folders, and photos from
-``mate-backgrounds`` (GPL-2+) altered to greyscale, blurred or darkened, and those photos
+``mate-backgrounds`` (GPL-2+) altered to greyscale, blurred, darkened or turned upside
+down, and those photos
 against clipart drawings (both ways). Install with
 ``apt-get install openclipart-png mate-backgrounds``. Devbench's ``classes.tsv`` is never read.
 """
@@ -179,6 +180,7 @@ def ood_pairs(out: Path, seed: int = 0) -> list[Pair]:
             "black and white photos": lambda im: ImageOps.grayscale(im).convert("RGB"),
             "blurry photos": lambda im: im.filter(ImageFilter.GaussianBlur(max(im.size) / 100)),
             "dark, underexposed photos": lambda im: ImageEnhance.Brightness(im).enhance(0.3),
+            "upside-down photos": lambda im: im.rotate(180),
         }
         for n, (truth, transform) in enumerate(transforms.items()):
             # Each photo lands in A (altered) or B (as is), alternating halves per transform.

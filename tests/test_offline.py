@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from visdiff.concepts import (
     N_CLASSES,
     PHOTO_PROPERTIES,
+    STATISTICS,
     exact_weights,
     image_statistics,
     load_concept_table,
@@ -88,7 +89,7 @@ def test_image_statistics_measure_colour_exposure_and_focus():
     blurred = np.asarray(Image.fromarray(colour).filter(ImageFilter.GaussianBlur(6)))
     pixels = torch.from_numpy(np.stack([colour, grey, dark, blurred])).permute(0, 3, 1, 2).float() / 255
     stats = image_statistics(pixels)
-    scores = property_scores(stats)
+    scores = property_scores(torch.cat([stats, torch.zeros(len(stats), 1)], dim=1))  # upright
     names = [p.name for p in PHOTO_PROPERTIES]
     grey_col, dark_col, blur_col = (names.index(n) for n in ("black and white photo", "dark photo", "blurry photo"))
     assert scores[1, grey_col] == 1 and scores[0, grey_col] == 0
@@ -103,7 +104,7 @@ def test_flat_fills_score_as_drawings_and_texture_as_photographs():
     ImageDraw.Draw(canvas).ellipse([40, 50, 180, 170], fill=(220, 60, 40), outline=(0, 0, 0), width=3)
     texture = np.random.default_rng(1).normal(128, 30, (224, 224, 3)).clip(0, 255).astype(np.uint8)
     pixels = torch.from_numpy(np.stack([np.asarray(canvas), texture])).permute(0, 3, 1, 2).float() / 255
-    scores = property_scores(image_statistics(pixels))
+    scores = property_scores(torch.cat([image_statistics(pixels), torch.zeros(2, 1)], dim=1))
     names = [p.name for p in PHOTO_PROPERTIES]
     assert scores[:, names.index("drawing")].tolist() == [1.0, 0.0]
     assert scores[:, names.index("photograph")].tolist() == [0.0, 1.0]
@@ -180,7 +181,7 @@ def test_packaged_classifier_recognises_the_example_images(offline_scorer):
     images = [Image.open(p).convert("RGB") for p in sorted((EXAMPLES / "a").iterdir())]
     pixels = torch.stack([offline_scorer.preprocess(im) for im in images])
     embeddings = offline_scorer.encode_images(pixels)
-    assert embeddings.shape == (len(images), N_CLASSES + 4)
+    assert embeddings.shape == (len(images), N_CLASSES + len(STATISTICS))
     assert torch.allclose(embeddings[:, :N_CLASSES].sum(dim=1), torch.ones(len(images)), atol=1e-4)
 
 

@@ -28,7 +28,10 @@ import numpy as np
 import torch
 
 N_CLASSES = 1000
-STATISTICS = ("colourfulness", "brightness", "sharpness", "flatness")
+# The first four come from pixels (:func:`image_statistics`); the offline scorer appends
+# "uprightness": the log of the classifier's top probability on the image minus that on the
+# image turned 180 degrees (an upside-down photo looks more familiar turned over).
+STATISTICS = ("colourfulness", "brightness", "sharpness", "flatness", "uprightness")
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,9 @@ class PhotoProperty:
 # photos and 0.27-0.76 for blurred ones (hard-edged drawings reach 2). Flatness (share of
 # pixels whose luminance differs from both upper and left neighbours by under 1/255) is
 # 0.10 median, 0.38 at the 95th percentile for devbench photos, and 0.67 median, 0.35 at
-# the 5th percentile for openclipart drawings saved as JPEG.
+# the 5th percentile for openclipart drawings saved as JPEG. Uprightness is -0.7 median for
+# devbench's upside-down photos (90th percentile 0.15) and 0.7 for upright ones (10th
+# percentile -0.03).
 PHOTO_PROPERTIES: tuple[PhotoProperty, ...] = (
     PhotoProperty(
         "black and white photo", "black and white photos",
@@ -103,6 +108,12 @@ PHOTO_PROPERTIES: tuple[PhotoProperty, ...] = (
         ("blurry photo", "blurry photos", "blurred photos", "out-of-focus photos",
          "out of focus photos", "blurry images", "blurred images", "soft-focus photos"),
         "sharpness", zero=0.75, one=0.45,
+    ),
+    PhotoProperty(
+        "upside-down photo", "upside-down photos",
+        ("upside-down photo", "upside-down photos", "upside down photos", "inverted photos",
+         "photos turned upside down", "rotated photos", "flipped photos", "upside-down images"),
+        "uprightness", zero=0.3, one=-0.7,
     ),
     PhotoProperty(
         "drawing", "drawings",
@@ -204,7 +215,7 @@ def image_statistics(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def property_scores(statistics: torch.Tensor) -> torch.Tensor:
-    """(n, 4) :func:`image_statistics` -> (n, len(PHOTO_PROPERTIES)) scores in [0, 1]."""
+    """(n, len(STATISTICS)) statistics -> (n, len(PHOTO_PROPERTIES)) scores in [0, 1]."""
     columns = [p.score(statistics[:, STATISTICS.index(p.statistic)]) for p in PHOTO_PROPERTIES]
     return torch.stack(columns, dim=1)
 

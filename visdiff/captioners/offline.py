@@ -26,8 +26,8 @@ CONCEPT_CONFIDENCE = 0.6
 # classes: "dog" (118 breeds) for a breed, "bird" for a bird.
 CATEGORY_MAX_CLASSES = 120
 ADJECTIVES = {"black and white photo": "black and white", "dark photo": "dark",
-              "bright photo": "bright", "blurry photo": "blurry"}
-CAPTION_VERSION = 2
+              "bright photo": "bright", "blurry photo": "blurry", "upside-down photo": "upside-down"}
+CAPTION_VERSION = 3
 
 
 def _article(word: str) -> str:

