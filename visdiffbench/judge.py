@@ -127,6 +127,7 @@ class OfflineJudge:
     - ``sim_a`` = cosine(h, name of A), or cosine(h, the words of A's name that B's name lacks)
       when that is higher ("Dogs playing in a park" vs "Cats playing in a park" -> "dogs");
       ``sim_b`` likewise for B; ``margin = sim_a - sim_b``.
+    - 1.0 if h is A's name or A's distinctive words; else
     - 1.0 if ``sim_a >= full_similarity`` and ``margin >= full_margin``;
       0.5 if ``sim_a >= partial_similarity`` and ``margin > partial_margin``; else 0.
 
@@ -167,10 +168,14 @@ class OfflineJudge:
         if not hypotheses:
             return []
         t = self.thresholds
+        a, b = normalize_phrase(name_a), normalize_phrase(name_b)
+        names_a = {a, _distinct_words(a, b)} - {""}
         judgements = []
         for h, (sim_a, sim_b) in zip(hypotheses, self.similarities(hypotheses, name_a=name_a, name_b=name_b)):
             margin = sim_a - sim_b
-            if sim_a >= t.full_similarity and margin >= t.full_margin:
+            if normalize_phrase(h) in names_a:
+                score = 1.0  # names A outright, however close B's name embeds ("upside-down" vs "upright")
+            elif sim_a >= t.full_similarity and margin >= t.full_margin:
                 score = 1.0
             elif sim_a >= t.partial_similarity and margin > t.partial_margin:
                 score = 0.5

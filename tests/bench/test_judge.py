@@ -75,6 +75,9 @@ def test_offline_judge_scores_clear_cases(offline_judge):
     # Shared words are discounted: only "dogs" distinguishes these names.
     assert offline_judge.judge(["dogs"], name_a="Dogs playing in a park", name_b="Cats playing in a park")[0].score == 1.0
     assert offline_judge.judge([], name_a="a", name_b="b") == []
+    # Naming A outright is a full match even when B's name embeds close to it.
+    close = offline_judge.judge(["Upside-down photos", "upside-down"], name_a="upside-down photos", name_b="upright photos")
+    assert [j.score for j in close] == [1.0, 1.0]
 
 
 def test_offline_judge_agrees_with_hand_labelled_rubric_scores(offline_judge):
