@@ -13,7 +13,7 @@ from tests.fake_openai import FAST_RETRY, Reply
 from visdiff import compare, propose, stats
 from visdiff.captioners import create_captioner
 from visdiff.cli import app
-from visdiff.compare import _proposer_spec
+from visdiff.pipeline import _proposer_spec
 from visdiff.errors import BackendError, ServiceError
 from visdiff.profiles import LAPTOP, OFFLINE, PAPER, get_profile
 

@@ -10,7 +10,7 @@ from visdiff.io import ImageSet, load_image_set
 from visdiff.rankers import create_scorer, list_scorers
 from visdiff.ranking import rank, rank_scores
 from visdiff.captioning import caption
-from visdiff.compare import compare, propose
+from visdiff.pipeline import compare, propose
 from visdiff.prompts import load_prompt
 from visdiff.types import CompareResult
 

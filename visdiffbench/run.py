@@ -30,7 +30,7 @@ import pandas as pd
 import visdiff
 from visdiff.atomic import write_text_atomic
 from visdiff.captioners import create_captioner
-from visdiff.compare import DEVICE_CAPTIONERS
+from visdiff.pipeline import DEVICE_CAPTIONERS
 from visdiff.errors import InputError
 from visdiff.profiles import get_profile
 from visdiff.progress import progress_bar

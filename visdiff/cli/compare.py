@@ -16,7 +16,7 @@ from visdiff.cli._models import (
     BaseUrlOption, BothDirectionsOption, CaptionerOption, ClipOption, DeviceOption, LlmOption, ProfileOption,
     ProposerOption, RoundsOption, SamplesOption, ScorerOption, SeedOption, scorer_spec,
 )
-from visdiff.compare import compare
+from visdiff.pipeline import compare
 from visdiff.profiles import DEFAULT_PROFILE
 from visdiff.progress import progress_enabled
 from visdiff.ranking import DEFAULT_ALPHA

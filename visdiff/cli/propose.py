@@ -14,7 +14,7 @@ from visdiff.cli._models import (
     BaseUrlOption, BothDirectionsOption, CaptionerOption, ClipOption, DeviceOption, LlmOption, ProfileOption,
     ProposerOption, RoundsOption, SamplesOption, ScorerOption, SeedOption, scorer_spec,
 )
-from visdiff.compare import propose
+from visdiff.pipeline import propose
 from visdiff.profiles import DEFAULT_PROFILE
 from visdiff.progress import progress_enabled
 
