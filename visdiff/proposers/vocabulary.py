@@ -140,7 +140,7 @@ def select_phrases(
     chosen: list[int] = []
     blocked: set[int] = set()
     generality, depth = np.asarray(vocabulary.generality), np.asarray(vocabulary.depth)
-    while candidates and len(chosen) < max_proposals:
+    while len(chosen) < max_proposals:
         candidates -= blocked
         if not candidates:
             break
