@@ -23,7 +23,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -111,7 +111,9 @@ def load_sentence_model(device: str):
         raise BackendError(f"cannot load the packaged MiniLM model: {e}") from e
 
 
+@lru_cache(maxsize=1)
 def _preprocess_transform():
+    # Built on first use: importing torchvision alone costs about a second.
     from torchvision import transforms
 
     return transforms.Compose([
@@ -136,13 +138,17 @@ class OfflineScorer:
         # Text rows (cached too) depend on the concept table and the MiniLM matching settings.
         matching = f"{concepts_digest()}-k{MATCH_TOP_K}t{MATCH_TEMPERATURE}m{MIN_SIMILARITY}"
         self.cache_id = f"offline-{ARCH}-{weights.stem}-{RESIZE}c{IMAGE_SIZE}-v{EMBEDDING_VERSION}-{matching}"
-        self._transform = _preprocess_transform()
-        self.model = load_classifier(str(self.device))
         self._name_embeddings: torch.Tensor | None = None
 
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
+    @property
+    def preprocess(self) -> Callable[[Image.Image], torch.Tensor]:
         """RGB image -> (3, 224, 224) in [0, 1] (scaled to [-1, 1] only for the network)."""
-        return self._transform(image)
+        return _preprocess_transform()
+
+    @property
+    def model(self) -> torch.nn.Module:
+        # Loaded on first use (and once per process): a run served from the cache needs no weights.
+        return load_classifier(str(self.device))
 
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
