@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test clean
 
 setup: $(STAMP)
 
@@ -25,7 +25,7 @@ test: setup chromium
 # The report test loads report.html in headless Chromium (Debian package); without it that test fails.
 .PHONY: chromium
 chromium:
-	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) || echo "could not install chromium: the browser test of the report will fail" >&2
+	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium) || echo "could not install chromium: the browser test of the report will fail" >&2
 
 clean:
 	rm -rf $(VENV) build *.egg-info
