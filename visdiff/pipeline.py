@@ -35,7 +35,9 @@ from visdiff.io import ImageSet, load_image_set
 from visdiff.profiles import DEFAULT_PROFILE, Profile, get_profile
 from visdiff.proposers import ProposalContext, Proposer, create_proposer
 from visdiff.rankers import Scorer
-from visdiff.ranking import DEFAULT_ALPHA, clean_hypotheses, embedding_cache, rank_scores, resolve_scorer, text_embeddings
+from visdiff.ranking import (
+    DEFAULT_ALPHA, clean_hypotheses, embed_both, embedding_cache, rank_scores, resolve_scorer, text_embeddings,
+)
 from visdiff.registry import parse_spec
 from visdiff.types import CompareResult
 
@@ -164,6 +166,18 @@ class _Pipeline:
             self._embeddings.update(zip(image_set.keys, emb, strict=True))
         rows = [self._embeddings[key] for key in image_set.keys]
         return torch.stack(rows) if rows else torch.zeros(0), image_set
+
+    def embed_pair(self, set_a: ImageSet, set_b: ImageSet) -> tuple[torch.Tensor, torch.Tensor, ImageSet, ImageSet]:
+        """Both sets in one pass (an image in both is encoded once, workers start once), as
+        embeddings and the sets without their unreadable images."""
+        scorer = self.scorer  # built (and timed) on first use, outside the embed stage
+        with self.timed("embed"):
+            emb_a, emb_b, set_a, set_b = embed_both(
+                scorer, set_a, set_b, cache=self._embedding_cache, batch_size=self.batch_size,
+                show_progress=self.show_progress, embed_stats=self.embed_stats,
+            )
+        self._embeddings.update(zip(set_a.keys + set_b.keys, torch.cat([emb_a, emb_b]), strict=True))
+        return emb_a, emb_b, set_a, set_b
 
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         """Text embeddings (cached beside the image embeddings)."""
@@ -330,8 +344,7 @@ def compare(
     with pipeline.timed("load_images"):
         image_set_a, image_set_b = _load_sets(set_a, set_b)
     # Embed first: images that fail to decode leave the sets before anyone proposes from them.
-    emb_a, image_set_a = pipeline.embed(image_set_a)
-    emb_b, image_set_b = pipeline.embed(image_set_b)
+    emb_a, emb_b, image_set_a, image_set_b = pipeline.embed_pair(image_set_a, image_set_b)
     image_set_a.require(2)
     image_set_b.require(2)
 
