@@ -70,6 +70,10 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
+# Images per decoding task of a data-loader worker.
+DECODE_CHUNK = 16
+
+
 def default_num_workers() -> int:
     return min(4, os.cpu_count() or 1)
 
@@ -92,7 +96,9 @@ def encode_items(
     split = split_transform(scorer.preprocess)
     loader = DataLoader(
         _DecodeDataset(items, split.to_uint8 if split else scorer.preprocess, split.draft_size if split else None),
-        batch_size=batch_size,
+        # Workers decode small chunks, gathered here into model batches: with whole model
+        # batches per worker, a few large batches would keep most workers idle.
+        batch_size=min(batch_size, DECODE_CHUNK),
         num_workers=workers,
         collate_fn=_collate,
         worker_init_fn=_worker_init if workers else None,
@@ -102,18 +108,30 @@ def encode_items(
     )
     out = [None] * len(items)
     failures: dict[int, str] = {}
+    pending: list[tuple[list[int], torch.Tensor]] = []
+
+    def encode_pending() -> None:
+        pixels = torch.cat([chunk for _, chunk in pending])
+        if split is not None:
+            pixels = split.normalize(pixels, scorer.device)
+        # Through float16 as stored, so cached and fresh embeddings give identical scores.
+        emb = scorer.encode_images(pixels).float().cpu().numpy().astype(np.float16)
+        for row, i in enumerate(i for positions, _ in pending for i in positions):
+            out[i] = emb[row]
+        bar.advance(len(emb))
+        pending.clear()
+
     with progress_bar("embedding images", len(items), enabled=show_progress) as bar:
         for positions, pixels, failed in loader:
             for i, reason in failed:
                 failures[i] = reason
+            bar.advance(len(failed))
             if pixels is not None:
-                if split is not None:
-                    pixels = split.normalize(pixels, scorer.device)
-                # Through float16 as stored, so cached and fresh embeddings give identical scores.
-                emb = scorer.encode_images(pixels).float().cpu().numpy().astype(np.float16)
-                for row, i in enumerate(positions):
-                    out[i] = emb[row]
-            bar.advance(len(positions) + len(failed))
+                pending.append((positions, pixels))
+            if sum(len(p) for p, _ in pending) >= batch_size:
+                encode_pending()
+        if pending:
+            encode_pending()
     rows = [e for e in out if e is not None]
     dim = rows[0].shape[0] if rows else 0
     return (np.stack(rows) if rows else np.zeros((0, dim), np.float16)), failures
