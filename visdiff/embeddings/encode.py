@@ -8,6 +8,7 @@ dropped from the set with a reason, never embedded as garbage.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -97,8 +98,9 @@ def encode_items(
     loader = DataLoader(
         _DecodeDataset(items, split.to_uint8 if split else scorer.preprocess, split.draft_size if split else None),
         # Workers decode small chunks, gathered here into model batches: with whole model
-        # batches per worker, a few large batches would keep most workers idle.
-        batch_size=min(batch_size, DECODE_CHUNK),
+        # batches per worker, a few large batches would keep most workers idle. A divisor
+        # of batch_size, so model batches keep exactly that size.
+        batch_size=math.gcd(batch_size, DECODE_CHUNK),
         num_workers=workers,
         collate_fn=_collate,
         worker_init_fn=_worker_init if workers else None,
