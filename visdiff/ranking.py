@@ -113,7 +113,7 @@ def text_embeddings(scorer: Scorer, texts: list[str], cache: EmbeddingCache | No
     run never needs the model (scorers load their weights on first use). Rows go through
     float16 whether cached or fresh, so cold and warm runs give identical scores."""
     keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
-    text_cache = None if cache is None else EmbeddingCache(cache.path.parent.parent, cache.cache_id + "/text")
+    text_cache = None if cache is None else cache.companion("text")
     found, rows = text_cache.lookup(keys) if text_cache else (np.zeros(len(texts), bool), None)
     if not found.all():
         missing = [t for t, hit in zip(texts, found) if not hit]

@@ -95,9 +95,18 @@ class EmbeddingCache:
     """Content-addressed float16 embedding store for one scorer."""
 
     def __init__(self, cache_dir: Path, cache_id: str) -> None:
-        self.path = Path(cache_dir) / "embeddings" / store_name(cache_id)
+        self.cache_dir = Path(cache_dir)
+        self.path = self.cache_dir / "embeddings" / store_name(cache_id)
         self.cache_id = cache_id
         self._index: _Index | None = None
+        self._companions: dict[str, EmbeddingCache] = {}
+
+    def companion(self, kind: str) -> EmbeddingCache:
+        """The store for another kind of row of the same scorer (e.g. ``"text"``), kept
+        with its loaded index so repeated lookups in one run read the shards once."""
+        if kind not in self._companions:
+            self._companions[kind] = EmbeddingCache(self.cache_dir, f"{self.cache_id}/{kind}")
+        return self._companions[kind]
 
     def _shards(self) -> list[Path]:
         if not self.path.is_dir():
