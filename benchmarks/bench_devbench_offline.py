@@ -47,9 +47,9 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 import visdiff
 from visdiff.concepts import exact_index, load_concept_table, normalise_text
-from visdiff.io import to_rgb
+from visdiff.image_sets import to_rgb
 from visdiff.proposers import create_proposer
-from visdiff.rankers import create_scorer
+from visdiff.scorers import create_scorer
 
 REPO = Path(__file__).resolve().parents[1]
 PARAPHRASE_SIMILARITY = 0.75
@@ -104,7 +104,7 @@ class Matcher:
     """Decides whether a hypothesis states the ground truth (see the module docstring)."""
 
     def __init__(self) -> None:
-        from visdiff.rankers.offline import load_sentence_model
+        from visdiff.scorers.offline import load_sentence_model
 
         self.model = load_sentence_model("cpu")
 

@@ -28,8 +28,8 @@ from PIL import Image
 
 from visdiff.embeddings.cache import EmbeddingCache
 from visdiff.embeddings.encode import embed_image_set
-from visdiff.io import list_image_files, load_image_set
-from visdiff.rankers import create_scorer
+from visdiff.image_sets import list_image_files, load_image_set
+from visdiff.scorers import create_scorer
 
 
 def generate_jpegs(folder: Path, n: int, size=(640, 480), seed: int = 0) -> None:

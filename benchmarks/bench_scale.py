@@ -64,7 +64,7 @@ def fill(cache_dir: Path, n: int) -> None:
 def measure(cache_dir: Path, n: int) -> dict:
     from visdiff.embeddings.cache import EmbeddingCache
     from visdiff.embeddings.encode import embed_image_set
-    from visdiff.io import ImageItem, ImageSet
+    from visdiff.image_sets import ImageItem, ImageSet
     from visdiff.ranking import rank_scores, text_embeddings
 
     sets = {s: ImageSet(tuple(ImageItem(key=k, source=f"{s}{i}") for i, k in enumerate(keys_for(s, n)))) for s in "ab"}

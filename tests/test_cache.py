@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 import visdiff
 from visdiff.cli import app
 from visdiff.embeddings import cache as cache_module
-from visdiff.embeddings.cache import EmbeddingCache, cache_info, clear_cache, store_name
+from visdiff.cache_root import CacheRoot
+from visdiff.embeddings.cache import EmbeddingCache, store_name
 from visdiff.errors import InputError
 
 from .conftest import make_image
@@ -116,7 +117,7 @@ def test_orphan_embedding_file_and_temp_files_are_ignored(tmp_path):
     (cache.path / ".123-abc.keys.npy.xyz.tmp").write_bytes(b"\x93NUMPY partial")
     found, rows = EmbeddingCache(tmp_path, "s").lookup([key_of(0)])
     assert found.tolist() == [False] and rows is None
-    assert cache_info(tmp_path)[0].rows == 0
+    assert embedding_stores(tmp_path)[0].entries == 0
 
 
 def test_shard_deleted_after_indexing_is_a_miss(tmp_path):
@@ -153,12 +154,16 @@ def test_concurrent_writers_leave_a_consistent_store(tmp_path):
     found, rows = EmbeddingCache(tmp_path, "shared").lookup([key_of(i) for i in expected_ids])
     assert found.all()
     np.testing.assert_array_equal(rows, np.stack([row_of(i) for i in expected_ids]).astype(np.float16))
-    info = cache_info(tmp_path)[0]
+    info = embedding_stores(tmp_path)[0]
     assert info.shards == processes * rounds
     assert not list(tmp_path.rglob("*.tmp"))
 
 
 # --- through visdiff.rank ------------------------------------------------------------
+
+
+def embedding_stores(cache_dir) -> list:
+    return [s for s in CacheRoot(cache_dir).info() if s.kind == "embeddings"]
 
 
 def rank(image_dirs, scorer, **options):
@@ -176,10 +181,10 @@ def test_second_run_encodes_nothing_and_scores_identically(image_dirs, tiny_clip
 
 def test_cache_dir_argument_and_env_var(image_dirs, tiny_clip_weights, tmp_path, isolated_cache):
     rank(image_dirs, tiny_clip_weights, cache_dir=tmp_path / "explicit")
-    assert cache_info(tmp_path / "explicit")[0].rows == 12
-    assert cache_info(isolated_cache) == []  # the env-var default was not touched
+    assert embedding_stores(tmp_path / "explicit")[0].entries == 12
+    assert embedding_stores(isolated_cache) == []  # the env-var default was not touched
     rank(image_dirs, tiny_clip_weights)
-    assert cache_info(isolated_cache)[0].rows == 12
+    assert embedding_stores(isolated_cache)[0].entries == 12
 
 
 def test_no_cache_neither_reads_nor_writes(image_dirs, tiny_clip_weights, isolated_cache):
@@ -211,7 +216,7 @@ def test_different_scorer_uses_a_different_store(image_dirs, tiny_clip_weights, 
     rank(image_dirs, tiny_clip_weights)
     other = rank(image_dirs, f"open_clip:{TINY_CLIP_ARCH}:{other_weights}")
     assert other.attrs["embeddings"]["encoded"] == 12
-    image_stores = [s.store for s in cache_info(isolated_cache) if "_text-" not in s.store]
+    image_stores = [s.store for s in embedding_stores(isolated_cache) if "_text-" not in s.store]
     assert len(image_stores) == 2
 
 
@@ -221,14 +226,14 @@ def test_different_scorer_uses_a_different_store(image_dirs, tiny_clip_weights, 
 def test_cli_cache_info_and_clear(image_dirs, tiny_clip_weights, isolated_cache):
     runner = CliRunner()
     empty = runner.invoke(app, ["cache", "info"])
-    assert empty.exit_code == 0 and "no cached embeddings" in empty.stdout
+    assert empty.exit_code == 0 and "nothing cached" in empty.stdout
     assert f"cache dir: {isolated_cache}" in empty.stdout
     rank(image_dirs, tiny_clip_weights)
     info = runner.invoke(app, ["cache", "info"])
     assert info.exit_code == 0 and "12 embeddings in 1 shard(s)" in info.stdout
     cleared = runner.invoke(app, ["cache", "clear", "--yes"])
     assert cleared.exit_code == 0 and "cleared" in cleared.stdout
-    assert cache_info(isolated_cache) == []
+    assert embedding_stores(isolated_cache) == []
     assert rank(image_dirs, tiny_clip_weights).attrs["embeddings"]["encoded"] == 12
 
 
@@ -236,14 +241,14 @@ def test_cli_cache_clear_asks_first(isolated_cache):
     EmbeddingCache(isolated_cache, "s").add([key_of(0)], row_of(0)[None])
     result = CliRunner().invoke(app, ["cache", "clear"], input="n\n")
     assert result.exit_code == 1
-    assert cache_info(isolated_cache)[0].rows == 1
+    assert embedding_stores(isolated_cache)[0].entries == 1
 
 
 def test_clear_refuses_folders_that_are_not_caches(tmp_path):
     photos = tmp_path / "photos"
     make_image(photos / "holiday.jpg", (1, 2, 3))
     with pytest.raises(InputError, match="does not look like a visdiff cache"):
-        clear_cache(photos)
+        CacheRoot(photos).clear()
     assert (photos / "holiday.jpg").exists()
     result = CliRunner().invoke(app, ["cache", "clear", "--yes", "--cache-dir", str(photos)])
     assert result.exit_code == 2 and "refusing to clear" in result.stderr
@@ -251,4 +256,4 @@ def test_clear_refuses_folders_that_are_not_caches(tmp_path):
 
 
 def test_clear_of_missing_folder_frees_nothing(tmp_path):
-    assert clear_cache(tmp_path / "never-created") == 0
+    assert CacheRoot(tmp_path / "never-created").clear() == 0

@@ -12,6 +12,7 @@ from PIL import Image
 
 from tests.conftest import make_image
 from tests.fake_openai import Reply
+import visdiff
 from visdiff import captioning
 from visdiff.captioners import create_captioner, list_captioners
 from visdiff.errors import BackendError, ServiceError
@@ -109,34 +110,34 @@ def test_unloadable_model_is_a_backend_error(tmp_path):
 
 def test_caption_api_caches_by_content_and_batches(tiny_blip2_opt, folder):
     captioner = CountingCaptioner(create_captioner(f"blip2:{tiny_blip2_opt}", max_new_tokens=MAX_NEW))
-    first = captioning.caption(folder, captioner=captioner, batch_size=2)
+    first = visdiff.caption(folder, captioner=captioner, caption_batch_size=2)
     assert list(first.columns) == ["source", "sha256", "caption"] and len(first) == 5
     assert captioner.batches == [2, 2, 1]
     assert first.attrs["captions"]["captioned"] == 5 and first.attrs["captions"]["cached"] == 0
     # A rerun (any batch size) captions nothing; a renamed copy of an image is a cache hit.
     shutil.copy(folder / "0.png", folder / "renamed.png")
-    second = captioning.caption(folder, captioner=captioner, batch_size=4)
+    second = visdiff.caption(folder, captioner=captioner, caption_batch_size=4)
     assert captioner.batches == [2, 2, 1]
     assert second.attrs["captions"] == {**second.attrs["captions"], "captioned": 0, "cached": 5}
     assert len(second) == 6 and dict(zip(second.sha256, second.caption, strict=True)) == dict(zip(first.sha256, first.caption, strict=True))
     # Another prompt is another cache entry.
     reprompted = CountingCaptioner(create_captioner(f"blip2:{tiny_blip2_opt}", max_new_tokens=MAX_NEW, prompt="a photo of"))
-    captioning.caption(folder, captioner=reprompted)
+    visdiff.caption(folder, captioner=reprompted)
     assert reprompted.batches == [5]
 
 
 def test_bumping_the_cache_version_invalidates(tiny_blip2_opt, folder, monkeypatch):
     captioner = CountingCaptioner(create_captioner(f"blip2:{tiny_blip2_opt}", max_new_tokens=MAX_NEW))
-    captioning.caption(folder, captioner=captioner)
+    visdiff.caption(folder, captioner=captioner)
     monkeypatch.setattr(captioning, "CAPTION_CACHE_VERSION", captioning.CAPTION_CACHE_VERSION + 1)
-    captioning.caption(folder, captioner=captioner)
+    visdiff.caption(folder, captioner=captioner)
     assert captioner.batches == [5, 5]
 
 
 def test_no_cache_recaptions(tiny_blip2_opt, folder):
     captioner = CountingCaptioner(create_captioner(f"blip2:{tiny_blip2_opt}", max_new_tokens=MAX_NEW))
-    captioning.caption(folder, captioner=captioner, use_cache=False)
-    captioning.caption(folder, captioner=captioner, use_cache=False)
+    visdiff.caption(folder, captioner=captioner, use_cache=False)
+    visdiff.caption(folder, captioner=captioner, use_cache=False)
     assert captioner.batches == [5, 5]
 
 
@@ -144,7 +145,7 @@ def test_undecodable_image_is_skipped_with_reason(tiny_blip2_opt, folder):
     data = (folder / "1.png").read_bytes()
     (folder / "broken.png").write_bytes(data[: len(data) // 2])  # valid header, truncated pixels
     captioner = create_captioner(f"blip2:{tiny_blip2_opt}", max_new_tokens=MAX_NEW)
-    table = captioning.caption(folder, captioner=captioner)
+    table = visdiff.caption(folder, captioner=captioner)
     assert len(table) == 5
     assert [s["source"] for s in table.attrs["skipped"]] == [str(folder / "broken.png")]
 

@@ -143,13 +143,13 @@ def test_usage_errors_exit_2(rank_args):
     assert invoke("rank").exit_code == 2
 
 
-def test_unknown_scorer_exits_1(image_dirs):
+def test_unknown_scorer_exits_2(image_dirs):
     a, b = image_dirs
     result = invoke("rank", a, b, "-H", "x", "--scorer", "nosuch:model")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "unknown scorer backend 'nosuch'" in result.stderr and "open_clip" in result.stderr
     result = invoke("rank", a, b, "-H", "x", "--clip", "NoSuchNet:openai")
-    assert result.exit_code == 1 and "unknown open_clip architecture 'NoSuchNet'" in result.stderr
+    assert result.exit_code == 2 and "unknown open_clip architecture 'NoSuchNet'" in result.stderr
 
 
 def test_python_dash_m_entry_point(tmp_path):

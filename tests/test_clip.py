@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 import visdiff
-from visdiff.errors import BackendError
-from visdiff.rankers import Scorer, create_scorer
+from visdiff.errors import BackendError, InputError
+from visdiff.scorers import Scorer, create_scorer
 
 from .conftest import TINY_CLIP_ARCH
 
@@ -104,7 +104,7 @@ def test_weights_of_another_architecture_are_a_backend_error(tmp_path):
     ],
 )
 def test_bad_model_names_fail_early_listing_choices(model, message):
-    with pytest.raises(BackendError, match=message):
+    with pytest.raises(InputError, match=message):
         create_scorer(f"open_clip:{model}")
 
 

@@ -13,8 +13,8 @@ from tests.fake_openai import FAST_RETRY, Reply
 from visdiff import compare, propose, stats
 from visdiff.captioners import create_captioner
 from visdiff.cli import app
-from visdiff.pipeline import _proposer_spec
-from visdiff.errors import BackendError, ServiceError
+from visdiff.errors import InputError, ServiceError
+from visdiff.options import RunOptions
 from visdiff.profiles import LAPTOP, OFFLINE, PAPER, get_profile
 
 # Fixtures: fake_openai (scripted OpenAI-compatible server), tiny_* model folders.
@@ -85,7 +85,7 @@ def test_compare_end_to_end(image_dirs, fake_openai, tiny_captioner, tiny_clip_w
     assert config["proposer"]["prompt"] == "propose" and len(config["proposer"]["prompt_sha256"]) == 64
     assert config["proposer"]["model"] == "fake-model" and config["proposer"]["base_url"] == fake_openai.base_url
     assert config["scorer"] == tiny_clip_weights and config["captioner"] == tiny_captioner.spec
-    assert config["n_a"] == 6 and config["seed"] == 0 and config["rounds"] == 3
+    assert config["n_a"] == 6 and config["options"]["seed"] == 0 and config["options"]["rounds"] == 3
     assert SECRET not in json.dumps(config)
     assert {"load_images", "embed", "caption", "propose", "score", "rank", "total"} <= set(result.timings)
     assert all(t >= 0 for t in result.timings.values())
@@ -101,7 +101,7 @@ def test_rerun_is_served_from_caches(image_dirs, fake_openai, tiny_captioner, ti
     assert tiny_captioner.images == captioned and len(fake_openai.requests) == 3
     assert second.proposals == first.proposals
     np.testing.assert_array_equal(second.scores_a, first.scores_a)
-    assert second.config["llm_requests"] == {"requests": 0, "cached": 3}
+    assert second.config["proposer"]["llm_requests"] == {"requests": 0, "cached": 3}
     assert second.config["captions"]["captioned"] == 0
 
 
@@ -116,7 +116,7 @@ def test_late_failure_keeps_finished_work(image_dirs, fake_openai, tiny_captione
     fake_openai.respond = answer_in_turn
     result = run(image_dirs, fake_openai, tiny_captioner, tiny_clip_weights)
     assert len(fake_openai.requests) - asked == 2  # rounds 2 and 3 only
-    assert result.config["llm_requests"] == {"requests": 2, "cached": 1}
+    assert result.config["proposer"]["llm_requests"] == {"requests": 2, "cached": 1}
     # Only images first sampled in rounds 2-3 are captioned now.
     assert tiny_captioner.images - captioned == result.config["captions"]["captioned"]
     assert result.config["captions"]["cached"] >= 8
@@ -150,12 +150,12 @@ def test_propose_api(image_dirs, fake_openai, tiny_captioner):
 
 
 def test_llm_option_picks_the_chat_model():
-    assert _proposer_spec(None, "m", OFFLINE) == "llm:m"
-    assert _proposer_spec(None, "m", LAPTOP) == "llm:m"
-    assert _proposer_spec("vlm:x", "m", OFFLINE) == "vlm:m"
-    assert _proposer_spec(None, None, PAPER) == "llm:gpt-4o"
-    with pytest.raises(BackendError, match="applies to the llm/vlm proposers"):
-        _proposer_spec("vocabulary", "m", OFFLINE)
+    assert RunOptions(llm="m").proposer_spec() == "llm:m"
+    assert RunOptions(profile="laptop", llm="m").proposer_spec() == "llm:m"
+    assert RunOptions(proposer="vlm:x", llm="m").proposer_spec() == "vlm:m"
+    assert RunOptions(profile="paper").proposer_spec() == "llm:gpt-4o"
+    with pytest.raises(InputError, match="applies to the llm/vlm proposers"):
+        RunOptions(proposer="vocabulary", llm="m").proposer_spec()
 
 
 def test_profiles():
@@ -163,7 +163,7 @@ def test_profiles():
     assert PAPER.captioner == "blip2:Salesforce/blip2-flan-t5-xxl"
     assert PAPER.scorer == "open_clip:ViT-bigG-14:laion2b_s39b_b160k"
     assert LAPTOP.scorer == "open_clip:ViT-B-32:laion2b_s34b_b79k"
-    with pytest.raises(BackendError, match="choose one of: offline, laptop, paper"):
+    with pytest.raises(InputError, match="choose one of: offline, laptop, paper"):
         get_profile("gpu")
 
 
@@ -196,7 +196,7 @@ def test_cli_compare_json(image_dirs, fake_openai, tiny_clip_weights, isolated_c
     assert sorted(r["hypothesis"] for r in payload["results"]) == ["Blue tones", "noisy textures", "red tones"]
     assert payload["proposals"] == ["red tones", "noisy textures", "Blue tones"]
     assert payload["config"]["proposer"]["prompt"] == "propose"
-    assert {"captioner", "scorer", "seed"} <= set(payload["config"]) and "total" in payload["timings"]
+    assert {"captioner", "scorer", "options"} <= set(payload["config"]) and "total" in payload["timings"]
     assert "using the offline profile" not in result.stderr
     stored = "".join(p.read_text(errors="ignore") for p in isolated_cache.rglob("*.json"))
     assert "red tones" in stored and "a small square photo" in stored  # answers and captions cached...
@@ -249,8 +249,7 @@ def test_cli_caption_csv_and_jsonl(image_dirs, tiny_blip2_opt, tmp_path):
     assert len(records) == 6 and all(len(r["caption"].split()) == 3 for r in records)
 
 
-def test_cli_caption_bad_option_for_backend_is_exit_1(image_dirs, tiny_blip2_opt):
+def test_cli_caption_bad_option_for_backend_is_exit_2(image_dirs):
     a, _ = image_dirs
-    result = runner.invoke(app, ["caption", str(a), "--captioner", "openai:m", "--max-new-tokens", "3",
-                                 "--device", "cpu"])
-    assert result.exit_code == 1 and "does not take the option(s)" in result.stderr
+    result = runner.invoke(app, ["caption", str(a), "--captioner", "offline", "--max-new-tokens", "3"])
+    assert result.exit_code == 2 and "does not take the option(s)" in result.stderr

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from visdiff.errors import InputError
-from visdiff.io import ImageSet, decode_image_bytes, hash_bytes, list_image_files, load_image_set
+from visdiff.image_sets import ImageSet, decode_image_bytes, hash_bytes, list_image_files, load_image_set
 
 from .conftest import make_image
 

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.fake_openai import FAST_RETRY, Reply
+from visdiff.cache_root import CacheRoot
 from visdiff.errors import BackendError, ServiceError
 from visdiff.llm import ChatClient, image_content
 
@@ -20,7 +21,7 @@ SECRET = "sk-test-secret-1234567890"
 
 
 def make_client(server, tmp_path, **options) -> ChatClient:
-    options = {"timeout": 5.0, "max_retries": 2, "cache_dir": tmp_path / "cache", **options}
+    options = {"timeout": 5.0, "max_retries": 2, "cache": CacheRoot(tmp_path / "cache"), **options}
     return ChatClient("fake-model", base_url=server.base_url, api_key=SECRET, **options)
 
 
@@ -46,7 +47,7 @@ def test_cache_serves_repeat_and_keys_on_params_never_the_key(fake_openai, tmp_p
     assert client.chat(MESSAGES, seed=2) == "second"
     # A new client (new process) with another key reads the same cache entry.
     other = ChatClient("fake-model", base_url=fake_openai.base_url, api_key="sk-other",
-                       cache_dir=tmp_path / "cache")
+                       cache=CacheRoot(tmp_path / "cache"))
     assert other.chat(MESSAGES, seed=1) == "first"
     stored = "".join(p.read_text() for p in (tmp_path / "cache").rglob("*") if p.is_file())
     assert "first" in stored and SECRET not in stored and "sk-other" not in stored
@@ -54,7 +55,7 @@ def test_cache_serves_repeat_and_keys_on_params_never_the_key(fake_openai, tmp_p
 
 def test_no_cache_asks_every_time(fake_openai, tmp_path):
     fake_openai.replies += [Reply("one"), Reply("two")]
-    client = make_client(fake_openai, tmp_path, use_cache=False)
+    client = make_client(fake_openai, tmp_path, cache=None)
     assert [client.chat(MESSAGES), client.chat(MESSAGES)] == ["one", "two"]
     assert not (tmp_path / "cache").exists()
 
@@ -117,7 +118,7 @@ def test_bad_request_message_is_redacted(fake_openai, tmp_path):
 
 
 def test_unreachable_server_is_a_service_error(tmp_path):
-    client = ChatClient("m", base_url="http://127.0.0.1:9/v1", max_retries=0, cache_dir=tmp_path)
+    client = ChatClient("m", base_url="http://127.0.0.1:9/v1", max_retries=0, cache=CacheRoot(tmp_path))
     with pytest.raises(ServiceError, match="cannot connect"):
         client.chat(MESSAGES)
 
@@ -126,7 +127,7 @@ def test_key_and_base_url_from_environment(fake_openai, tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     fake_openai.replies.append(Reply("env"))
-    client = ChatClient("fake-model", cache_dir=tmp_path)
+    client = ChatClient("fake-model", cache=CacheRoot(tmp_path))
     assert client.chat(MESSAGES) == "env"
     assert fake_openai.requests[0].headers["authorization"] == f"Bearer {SECRET}"
     assert SECRET not in json.dumps(client.describe())
@@ -142,7 +143,7 @@ def test_openai_without_key_is_a_clear_error(monkeypatch):
 def test_local_server_needs_no_key(fake_openai, tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     fake_openai.replies.append(Reply("hi"))
-    assert ChatClient("m", base_url=fake_openai.base_url, cache_dir=tmp_path).chat(MESSAGES) == "hi"
+    assert ChatClient("m", base_url=fake_openai.base_url, cache=CacheRoot(tmp_path)).chat(MESSAGES) == "hi"
 
 
 def test_image_content_is_a_jpeg_data_url():

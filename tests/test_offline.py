@@ -21,7 +21,9 @@ from visdiff.concepts import (
     property_scores,
 )
 from visdiff.errors import BackendError, InputError
-from visdiff.io import load_image_set
+from visdiff.image_sets import load_image_set
+from visdiff.cache_root import CacheRoot
+from visdiff.embeddings.scoring import Scoring
 from visdiff.proposers import ProposalContext, create_proposer
 from visdiff.proposers.vocabulary import Vocabulary, select_phrases, vocabulary_from_phrases
 
@@ -144,19 +146,14 @@ def test_vocabulary_file_errors(tmp_path):
 
 
 def test_vocabulary_proposer_runs_on_a_clip_scorer(tiny_clip_weights, image_dirs, tmp_path):
-    from visdiff.rankers import create_scorer
+    from visdiff.scorers import create_scorer
 
     words = tmp_path / "words.txt"
     words.write_text("red things\nblue things\ndogs\nsomething else\n")
     proposer = create_proposer(f"vocabulary:{words}", max_proposals=3)
-    scorer = create_scorer(tiny_clip_weights)
+    scoring = Scoring(create_scorer(tiny_clip_weights), cache=CacheRoot.disabled())
     set_a, set_b = load_image_set(image_dirs[0]), load_image_set(image_dirs[1])
-
-    def score(image_set, texts):
-        pixels = torch.stack([scorer.preprocess(item.open()) for item in image_set.items])
-        return scorer.score(scorer.encode_images(pixels), scorer.encode_texts(texts)).numpy()
-
-    proposals = proposer.propose(ProposalContext(set_a, set_b, score=score))
+    proposals = proposer.propose(ProposalContext(set_a, set_b, captioning=None, scoring=scoring))
     assert 1 <= len(proposals) <= 3
     assert set(proposals) <= {"red things", "blue things", "dogs", "something else"}
 
@@ -164,7 +161,7 @@ def test_vocabulary_proposer_runs_on_a_clip_scorer(tiny_clip_weights, image_dirs
 # -- real packaged weights ------------------------------------------------------------------
 
 def test_offline_scorer_rejects_a_model_name():
-    from visdiff.rankers import create_scorer
+    from visdiff.scorers import create_scorer
 
     with pytest.raises(BackendError, match="one built-in model"):
         create_scorer("offline:resnet50")
@@ -172,7 +169,7 @@ def test_offline_scorer_rejects_a_model_name():
 
 @pytest.fixture(scope="module")
 def offline_scorer():
-    from visdiff.rankers import create_scorer
+    from visdiff.scorers import create_scorer
 
     return create_scorer("offline")
 
@@ -206,7 +203,7 @@ def test_offline_captioner_names_the_subject():
 
 
 def test_minilm_maps_free_text_to_the_nearest_concept(offline_scorer, monkeypatch):
-    from visdiff.rankers import offline
+    from visdiff.scorers import offline
 
     # Embedding all ~1800 concept names takes a while on a CPU; a few make the same point.
     table = load_concept_table()

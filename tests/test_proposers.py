@@ -11,10 +11,11 @@ import pytest
 from PIL import Image
 
 from tests.fake_openai import FAST_RETRY, Reply
-from visdiff.errors import BackendError, ServiceError
-from visdiff.io import load_image_set
+from visdiff.cache_root import CacheRoot
+from visdiff.errors import ServiceError
+from visdiff.image_sets import load_image_set
 from visdiff.proposers import ProposalContext, create_proposer, list_proposers
-from visdiff.proposers.chat import merge_hypotheses, parse_hypotheses
+from visdiff.proposers.chat import parse_hypotheses
 from visdiff.proposers.vlm import make_grid
 
 # Fixture: fake_openai (a scripted OpenAI-compatible server per test).
@@ -46,22 +47,18 @@ def test_parse_hypotheses(answer, expected):
     assert parse_hypotheses(answer) == expected
 
 
-def test_merge_is_case_and_whitespace_insensitive():
-    assert merge_hypotheses([["Red  cars", "snow"], ["red cars", "Snow ", "dogs"]]) == ["Red cars", "snow", "dogs"]
-
-
 def _image_set(n: int, offset: int, name: str):
     return load_image_set([Image.new("RGB", (8, 8), (offset + i, 10, 10)) for i in range(n)], name=name)
 
 
 class RecordingCaptions:
-    """Caption function for a ProposalContext: fixed labels, records each call's set size."""
+    """Captioning stage for a ProposalContext: fixed labels, records each call's set size."""
 
     def __init__(self, labels: dict[str, str]) -> None:
         self.labels = labels
         self.calls: list[int] = []
 
-    def __call__(self, image_set):
+    def caption(self, image_set):
         self.calls.append(len(image_set))
         return {k: self.labels[k] for k in image_set.keys}
 
@@ -71,7 +68,7 @@ def context():
     set_a, set_b = _image_set(25, 0, "A"), _image_set(25, 100, "B")
     labels = {**{k: f"a-caption-{i}" for i, k in enumerate(set_a.keys)},
               **{k: f"b-caption-{i}" for i, k in enumerate(set_b.keys)}}
-    return ProposalContext(set_a=set_a, set_b=set_b, seed=0, caption=RecordingCaptions(labels))
+    return ProposalContext(set_a=set_a, set_b=set_b, seed=0, captioning=RecordingCaptions(labels), scoring=None)
 
 
 def make_llm(server, **options):
@@ -93,7 +90,7 @@ def test_llm_rounds_sample_captions_and_merge(fake_openai, context):
         assert len(re.findall(r"^- b-caption-\d+$", prompt, re.M)) == 20
         assert "Give 10 such concepts" in prompt
     # Only the sampled images are captioned: 20 of A and 20 of B per round.
-    assert context.caption.calls == [20, 20] * 3
+    assert context.captioning.calls == [20, 20] * 3
     prompts = [r.last_user_text for r in fake_openai.requests]
     assert len(set(prompts)) == 3  # each round draws a new sample
     assert [r.body["seed"] for r in fake_openai.requests] == [0, 1, 2]
@@ -101,9 +98,9 @@ def test_llm_rounds_sample_captions_and_merge(fake_openai, context):
 
 def test_llm_sampling_is_seeded(fake_openai, context):
     fake_openai.respond = lambda request: Reply("* snow")
-    make_llm(fake_openai, rounds=1, use_cache=False).propose(context)
-    make_llm(fake_openai, rounds=1, use_cache=False).propose(context)
-    make_llm(fake_openai, rounds=1, use_cache=False).propose(ProposalContext(**{**context.__dict__, "seed": 7}))
+    make_llm(fake_openai, rounds=1).propose(context)
+    make_llm(fake_openai, rounds=1).propose(context)
+    make_llm(fake_openai, rounds=1).propose(ProposalContext(**{**context.__dict__, "seed": 7}))
     first, again, other = (r.last_user_text for r in fake_openai.requests)
     assert first == again and first != other
 
@@ -120,10 +117,10 @@ def test_settings_are_honoured_and_recorded(fake_openai, context):
     assert record["model"] == "fake-model" and record["rounds"] == 2 and record["samples_per_set"] == 5
 
 
-def test_rerun_is_served_from_cache(fake_openai, context):
+def test_rerun_is_served_from_cache(fake_openai, context, tmp_path):
     fake_openai.replies += [Reply("* a"), Reply("* b"), Reply("* c")]
-    first = make_llm(fake_openai).propose(context)
-    assert make_llm(fake_openai).propose(context) == first == ["a", "b", "c"]
+    first = make_llm(fake_openai, cache=CacheRoot(tmp_path)).propose(context)
+    assert make_llm(fake_openai, cache=CacheRoot(tmp_path)).propose(context) == first == ["a", "b", "c"]
     assert len(fake_openai.requests) == 3
 
 
@@ -155,11 +152,6 @@ def test_server_failure_is_a_service_error(fake_openai, context):
         make_llm(fake_openai).propose(context)
 
 
-def test_llm_proposer_needs_captions(fake_openai, context):
-    with pytest.raises(BackendError, match="needs captions"):
-        make_llm(fake_openai).propose(ProposalContext(set_a=context.set_a, set_b=context.set_b))
-
-
 def test_make_grid_stacks_labelled_bands():
     grid = make_grid([Image.new("RGB", (30, 20), "red")] * 7, [Image.new("RGB", (20, 30), "blue")] * 3, cell=16, columns=5)
     # Band A: 2 rows; band B: 1 row; 4 px rule between.
@@ -177,4 +169,4 @@ def test_vlm_sends_one_grid_image_per_round(fake_openai, context):
     url = content[1]["image_url"]["url"]
     grid = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
     assert grid.size == (64 + 4 * 200, 2 * (200 + 8) + 4)
-    assert context.caption.calls == []  # the vlm proposer never captions
+    assert context.captioning.calls == []  # the vlm proposer never captions

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import visdiff
-from visdiff.cli._common import table_records
+from visdiff.jsonable import to_jsonable
 from visdiff.errors import InputError
 from visdiff.ranking import RESULT_COLUMNS, clean_hypotheses
 
@@ -79,7 +79,7 @@ def test_constant_scores_give_nan_statistics_that_serialise():
     assert constant["auroc"] == 0.5
     assert np.isnan(constant["t"]) and np.isnan(constant["p_value"]) and np.isnan(constant["q_value"])
     assert not constant["significant"]
-    records = table_records(table)
+    records = to_jsonable(table.to_dict("records"))
     text = json.dumps(records, allow_nan=False)  # NaN becomes null, never invalid JSON
     assert json.loads(text)[-1]["p_value"] is None or json.loads(text)[0]["p_value"] is None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from visdiff import create_scorer, list_scorers
-from visdiff.errors import BackendError
+from visdiff.errors import BackendError, InputError
 from visdiff.registry import Registry, Spec, parse_spec, require
 
 
@@ -26,7 +26,7 @@ def test_parse_spec_splits_on_the_first_colon(text, spec):
 
 @pytest.mark.parametrize("bad", ["", "   ", None, 3])
 def test_parse_spec_rejects_empty_or_non_strings(bad):
-    with pytest.raises(BackendError, match="empty backend spec"):
+    with pytest.raises(InputError, match="empty backend spec"):
         parse_spec(bad)
 
 
@@ -46,7 +46,7 @@ def test_unknown_backend_lists_choices():
     registry: Registry[str] = Registry("widget")
     registry.register("alpha")(lambda model: model)
     registry.register("beta")(lambda model: model)
-    with pytest.raises(BackendError, match=r"unknown widget backend 'gamma' in 'gamma:x'; choose one of: alpha, beta"):
+    with pytest.raises(InputError, match=r"unknown widget backend 'gamma' in 'gamma:x'; choose one of: alpha, beta"):
         registry.create("gamma:x")
 
 
@@ -59,7 +59,7 @@ def test_duplicate_registration_is_refused():
 
 def test_scorer_registry_has_open_clip_and_rejects_unknown():
     assert "open_clip" in list_scorers()
-    with pytest.raises(BackendError, match="unknown scorer backend 'nope' in 'nope'; choose one of: .*open_clip"):
+    with pytest.raises(InputError, match="unknown scorer backend 'nope' in 'nope'; choose one of: .*open_clip"):
         create_scorer("nope")
 
 

@@ -18,12 +18,12 @@ from PIL import Image
 
 from tests.conftest import make_image
 from visdiff.errors import InputError
-from visdiff.io import load_image_set
+from visdiff.image_sets import load_image_set
 from visdiff.ranking import RESULT_COLUMNS, rank_scores
 from visdiff.report import SCHEMA_VERSION, write_outputs
 from visdiff.report.evidence import ThumbnailCache, short_names, top_images
 from visdiff.report.plots import score_histogram
-from visdiff.types import CompareResult
+from visdiff.result import CompareResult
 
 # Solid colours the page uses nowhere else, so the screenshot shows whether thumbnails drew.
 GREEN, MAGENTA, YELLOW = (40, 180, 40), (180, 40, 180), (240, 220, 40)

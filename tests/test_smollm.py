@@ -16,12 +16,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from visdiff.io import load_image_set
+from visdiff.image_sets import load_image_set
 from visdiff.proposers import ProposalContext, create_proposer
 from visdiff.proposers.chat import MAX_WORDS
 
@@ -82,10 +83,9 @@ def test_llm_proposer_with_a_real_local_model(smollm_server):
     set_a = load_image_set([Image.new("RGB", (8, 8), (i, 0, 0)) for i in range(5)], name="A")
     set_b = load_image_set([Image.new("RGB", (8, 8), (0, 0, i)) for i in range(5)], name="B")
     captions = {**dict(zip(set_a.keys, CAPTIONS_A, strict=True)), **dict(zip(set_b.keys, CAPTIONS_B, strict=True))}
-    context = ProposalContext(set_a=set_a, set_b=set_b, seed=0,
-                              caption=lambda image_set: {k: captions[k] for k in image_set.keys})
-    proposer = create_proposer("llm:smollm2", base_url=smollm_server, rounds=3, samples_per_set=5,
-                               timeout=300.0, use_cache=False)
+    captioning = SimpleNamespace(caption=lambda image_set: {k: captions[k] for k in image_set.keys})
+    context = ProposalContext(set_a=set_a, set_b=set_b, seed=0, captioning=captioning, scoring=None)
+    proposer = create_proposer("llm:smollm2", base_url=smollm_server, rounds=3, samples_per_set=5, timeout=300.0)
     phrases = proposer.propose(context)
     print("SmolLM2-135M proposals:", phrases)
     assert phrases, "the real model produced no usable phrase"

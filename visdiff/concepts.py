@@ -9,7 +9,7 @@ summed probability of its classes, for a property a 0..1 ramp over one statistic
 Texts are turned into *concept weights* over the 1000 classes and the properties, so that
 ``score = image_vector @ weights``: an exact name ("dogs", "black and white photos") gives
 the concept's indicator, "X and Y" the union of both, and anything else a MiniLM-similarity
-mix of the nearest concepts (see :mod:`visdiff.rankers.offline`).
+mix of the nearest concepts (see :mod:`visdiff.scorers.offline`).
 
 The class table is ``visdiff/data/imagenet_concepts.json``, generated from WordNet 3.0 by
 ``scripts/build_concepts.py``.

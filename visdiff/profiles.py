@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from visdiff.errors import BackendError
+from visdiff.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -64,5 +64,5 @@ def get_profile(name: str | Profile) -> Profile:
     if isinstance(name, Profile):
         return name
     if name not in PROFILES:
-        raise BackendError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
+        raise InputError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
     return PROFILES[name]

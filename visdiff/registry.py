@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from visdiff.errors import BackendError
+from visdiff.errors import BackendError, InputError
 
 T = TypeVar("T")
 
@@ -31,7 +31,7 @@ class Spec:
 def parse_spec(spec: str) -> Spec:
     """Split ``backend:model`` on the first colon (model ids may contain more colons)."""
     if not isinstance(spec, str) or not spec.strip():
-        raise BackendError(f"empty backend spec {spec!r}; expected 'backend' or 'backend:model'")
+        raise InputError(f"empty backend spec {spec!r}; expected 'backend' or 'backend:model'")
     backend, _, model = spec.strip().partition(":")
     return Spec(backend=backend.strip(), model=model.strip())
 
@@ -40,10 +40,13 @@ class Registry(Generic[T]):
     """Name -> factory table for one pipeline stage.
 
     A factory takes the model part of the spec (possibly empty) plus keyword options.
+    ``backends`` are the modules that register this stage's factories when imported; they are
+    imported on first use, so heavy imports wait until a backend is asked for.
     """
 
-    def __init__(self, stage: str) -> None:
+    def __init__(self, stage: str, backends: tuple[str, ...] = ()) -> None:
         self.stage = stage
+        self.backends = backends
         self._factories: dict[str, Callable[..., T]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -55,18 +58,31 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def _load_backends(self) -> None:
+        import importlib
+
+        for module in self.backends:
+            importlib.import_module(module)
+
     def names(self) -> list[str]:
+        """Registered backend names, sorted."""
+        self._load_backends()
         return sorted(self._factories)
 
-    def create(self, spec: str | Spec, **options) -> T:
+    def check(self, spec: str | Spec) -> Spec:
+        """The parsed spec, or ``InputError`` naming the choices when its backend is unknown."""
         parsed = spec if isinstance(spec, Spec) else parse_spec(spec)
-        factory = self._factories.get(parsed.backend)
-        if factory is None:
-            raise BackendError(
+        if parsed.backend not in self.names():
+            raise InputError(
                 f"unknown {self.stage} backend {parsed.backend!r} in {str(spec)!r}; "
                 f"choose one of: {', '.join(self.names())}"
             )
-        return factory(parsed.model, **options)
+        return parsed
+
+    def create(self, spec: str | Spec, **options) -> T:
+        """Build the backend a ``backend:model`` spec names, with ``options``."""
+        parsed = self.check(spec)
+        return self._factories[parsed.backend](parsed.model, **options)
 
 
 def require(module: str, extra: str):

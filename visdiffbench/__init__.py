@@ -11,11 +11,11 @@ from visdiffbench.data import (
 )
 from visdiffbench.judge import Judge, Judgement, LLMJudge, OfflineJudge, create_judge, parse_rubric_answer
 from visdiffbench.metrics import PAPER_RESULTS, acc_at_k, summarize, summary_markdown
-from visdiffbench.run import BenchConfig, BenchRun, Stages, read_results, run_benchmark, run_pair
+from visdiffbench.run import BenchConfig, BenchRun, read_results, run_benchmark, run_pair
 
 __all__ = [
     "PAPER_RESULTS", "BenchConfig", "BenchPair", "BenchRun", "Benchmark", "DataIssue", "Judge", "Judgement",
-    "LLMJudge", "OfflineJudge", "Stages", "acc_at_k", "apply_purity", "create_judge", "load_benchmark",
+    "LLMJudge", "OfflineJudge", "acc_at_k", "apply_purity", "create_judge", "load_benchmark",
     "load_group_csv", "load_jsonl", "load_paired_csv", "parse_rubric_answer", "read_results", "run_benchmark",
     "run_pair", "summarize", "summary_markdown",
 ]

@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from visdiff.errors import InputError
-from visdiff.io import IMAGE_EXTENSIONS
+from visdiff.image_sets import IMAGE_EXTENSIONS
 
 KNOWN_SPLITS = ("easy", "medium", "hard", "imagenetr", "imagenetstar")
 # The ImageNet-R / ImageNet* CSVs pair every group with one base group; ``misc`` is listed in

@@ -18,11 +18,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
+from visdiff.cache_root import CacheRoot
 from visdiff.errors import BackendError
-from visdiff import load_prompt
+from visdiff.prompts import load_prompt
 
 RUBRIC_SCORES = {"2": 1.0, "1": 0.5, "0": 0.0}
 _RUBRIC_ANSWER = re.compile(r"^\s*([012])\s*\.?\s*$")
@@ -69,17 +69,15 @@ class LLMJudge:
         Chat model name, e.g. ``gpt-4o`` (the paper used GPT-4).
     base_url, api_key : str, optional
         Endpoint and key (defaults: ``$OPENAI_BASE_URL``, ``$OPENAI_API_KEY``).
-    cache_dir : path, optional
-        Root cache folder for answers; default the user cache dir.
-    use_cache : bool
-        Read and write the answer cache.
+    cache : CacheRoot, optional
+        The run's cache root for answers; None: answers are not cached.
     """
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
-                 cache_dir: str | Path | None = None, use_cache: bool = True) -> None:
+                 cache: CacheRoot | None = None) -> None:
         from visdiff.llm import ChatClient
 
-        self.client = ChatClient(model, base_url=base_url, api_key=api_key, cache_dir=cache_dir, use_cache=use_cache)
+        self.client = ChatClient(model, base_url=base_url, api_key=api_key, cache=cache)
         self.prompt = load_prompt("judge")
         self.spec = f"llm:{model}"
 
@@ -143,7 +141,7 @@ class OfflineJudge:
     def __init__(self, *, thresholds: OfflineThresholds = OfflineThresholds(), device: str = "cpu") -> None:
         self.thresholds = thresholds
         # The offline scorer's loader: the packaged weights, never the network, one shared instance.
-        from visdiff.rankers.offline import load_sentence_model
+        from visdiff.scorers.offline import load_sentence_model
 
         self.model = load_sentence_model(device)
         self.spec = "offline:all-MiniLM-L6-v2"
@@ -187,14 +185,14 @@ class OfflineJudge:
 
 
 def create_judge(name: str, *, llm: str | None = None, base_url: str | None = None, api_key: str | None = None,
-                 cache_dir: str | Path | None = None, use_cache: bool = True) -> Judge:
+                 cache: CacheRoot | None = None) -> Judge:
     """Build the ``offline`` judge or the ``llm`` judge (which needs ``llm``, a model name)."""
     if name == "offline":
         return OfflineJudge()
     if name == "llm":
         if not llm:
             raise BackendError("the llm judge needs a model: --judge-llm gpt-4o (the paper used GPT-4)")
-        return LLMJudge(llm, base_url=base_url, api_key=api_key, cache_dir=cache_dir, use_cache=use_cache)
+        return LLMJudge(llm, base_url=base_url, api_key=api_key, cache=cache)
     raise BackendError(f"unknown judge {name!r}; choose one of: {', '.join(JUDGES)}")
 
 

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -29,12 +28,11 @@ import pandas as pd
 
 import visdiff
 from visdiff.atomic import write_text_atomic
-from visdiff.captioners import create_captioner
-from visdiff.pipeline import DEVICE_CAPTIONERS
 from visdiff.errors import InputError
-from visdiff.profiles import get_profile
+from visdiff.jsonable import to_jsonable
+from visdiff.options import RunOptions
 from visdiff.progress import progress_bar
-from visdiff.registry import parse_spec
+from visdiff.stages import RunStages
 from visdiffbench.data import Benchmark, BenchPair, apply_purity
 from visdiffbench.judge import Judge
 from visdiffbench.metrics import PAPER_NOTE, acc_at_k, summarize, summary_markdown
@@ -44,7 +42,7 @@ log = logging.getLogger(__name__)
 RESULTS_FILE = "results.jsonl"
 RUN_FILE = "run.json"
 # Bump when the meaning of a results line changes; a folder written by another version is refused.
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2
 # Table columns kept per hypothesis in a results line.
 _HYPOTHESIS_COLUMNS = ("hypothesis", "auroc", "mean_a", "mean_b", "effect_size", "p_value", "q_value", "significant")
 
@@ -53,21 +51,13 @@ _HYPOTHESIS_COLUMNS = ("hypothesis", "auroc", "mean_a", "mean_b", "effect_size",
 class BenchConfig:
     """Everything that determines a benchmark run's results (never API keys).
 
-    ``captioner``/``proposer``/``scorer`` override the profile's stage specs; ``top_k`` is how
-    many of the ranked hypotheses the judge scores (Acc@5 needs 5); ``min_images`` the fewest
-    readable images a set may have before the pair is skipped.
+    ``run`` holds the pipeline's options (profile, stage specs, LLM settings, seed, alpha, and
+    how to run: device, cache, batch sizes); ``top_k`` is how many of the ranked hypotheses the
+    judge scores (Acc@5 needs 5); ``min_images`` the fewest readable images a set may have
+    before the pair is skipped.
     """
 
-    profile: str = "offline"
-    captioner: str | None = None
-    proposer: str | None = None
-    scorer: str | None = None
-    llm: str | None = None
-    base_url: str | None = None
-    rounds: int = 3
-    samples_per_set: int = 20
-    seed: int = 0
-    alpha: float = 0.05
+    run: RunOptions = field(default_factory=RunOptions)
     purity: float = 1.0
     judge: str = "offline"
     judge_llm: str | None = None
@@ -82,30 +72,10 @@ class BenchConfig:
         if self.min_images < 2:
             raise InputError(f"min_images must be at least 2 (a set needs two images to rank), got {self.min_images}")
 
-
-@dataclass(frozen=True)
-class Stages:
-    """Built pipeline stages shared by every pair; ``None`` lets compare build the config's
-    (or the profile's) spec for each pair."""
-
-    captioner: object | None = None
-    proposer: object | None = None
-    scorer: object | None = None
-
-
-def build_stages(config: BenchConfig, *, device: str | None = None) -> Stages:
-    """Load the captioner and the scorer once, for every pair of a run.
-
-    These hold the large models. The proposer is left to ``compare``, which builds it per pair
-    from its spec with the LLM options (cheap: a client or a phrase list).
-    """
-    profile = get_profile(config.profile)
-    captioner_spec = config.captioner or profile.captioner
-    captioner_options = {"device": device} if device and parse_spec(captioner_spec).backend in DEVICE_CAPTIONERS else {}
-    return Stages(
-        captioner=create_captioner(captioner_spec, **captioner_options),
-        scorer=visdiff.create_scorer(config.scorer or profile.scorer, **({"device": device} if device else {})),
-    )
+    def identity(self) -> dict:
+        """The settings that shape results, as recorded in ``run.json``."""
+        return {"run": self.run.identity(), "purity": self.purity, "judge": self.judge, "judge_llm": self.judge_llm,
+                "top_k": self.top_k, "min_images": self.min_images}
 
 
 @dataclass(frozen=True)
@@ -125,10 +95,7 @@ def run_benchmark(
     *,
     config: BenchConfig,
     judge: Judge,
-    stages: Stages = Stages(),
-    cache_dir: str | os.PathLike | None = None,
-    use_cache: bool = True,
-    device: str | None = None,
+    models: dict | None = None,
     reports: bool = False,
     show_progress: bool | None = None,
 ) -> BenchRun:
@@ -144,9 +111,9 @@ def run_benchmark(
     config : BenchConfig
     judge : Judge
         Scores the top ``config.top_k`` hypotheses of each pair.
-    stages : Stages
-        Built stages to reuse across pairs, e.g. from :func:`build_stages`; ``Stages()``
-        makes compare build every stage for every pair.
+    models : dict, optional
+        Built ``captioner``/``scorer`` (or ``proposer``) to reuse across pairs, e.g.
+        :meth:`visdiff.stages.RunStages.built_models`; default: built here once, for all pairs.
     reports : bool
         Also write each pair's HTML report to ``out_dir/reports/<pair id>/``.
 
@@ -165,16 +132,18 @@ def run_benchmark(
     todo = [pair for pair in benchmark.pairs if pair.id not in done]
     write_text_atomic(out / "data_issues.jsonl", "".join(json.dumps(asdict(i)) + "\n" for i in benchmark.issues))
     versions = library_versions()
+    if models is None and todo:
+        models = RunStages(config.run).built_models()
     with open(results_path, "a", encoding="utf-8") as results, progress_bar("benchmark pairs", len(todo), enabled=show_progress) as bar:
         for pair in todo:
-            record = run_pair(pair, config=config, judge=judge, stages=stages, cache_dir=cache_dir,
-                              use_cache=use_cache, device=device, report_dir=out / "reports" / pair.id if reports else None)
+            record = run_pair(pair, config=config, judge=judge, models=models,
+                              report_dir=out / "reports" / pair.id if reports else None)
             record["versions"] = versions
             append_record(results, record)
             records.append(record)
             bar.advance()
     summary = summarize(records)
-    title = f"# {', '.join(Path(src).name for src in benchmark.sources)}: {config.profile} profile, {judge.spec} judge\n\n"
+    title = f"# {', '.join(Path(src).name for src in benchmark.sources)}: {config.run.profile} profile, {judge.spec} judge\n\n"
     write_text_atomic(out / "summary.md", title + summary_markdown(summary) + "\n" + PAPER_NOTE + "\n")
     write_text_atomic(out / "summary.csv", summary.to_csv(index=False))
     return BenchRun(out, summary, records, new_pairs=len(todo), resumed_pairs=len(done))
@@ -185,31 +154,21 @@ def run_pair(
     *,
     config: BenchConfig,
     judge: Judge,
-    stages: Stages = Stages(),
-    cache_dir: str | os.PathLike | None = None,
-    use_cache: bool = True,
-    device: str | None = None,
+    models: dict | None = None,
     report_dir: Path | None = None,
 ) -> dict:
     """Compare one pair and judge its top hypotheses; a pair without enough readable images
     gives a ``skipped`` record with the reason. Service and backend failures propagate."""
     started = time.perf_counter()
-    pair, swapped = apply_purity(pair, config.purity, seed=config.seed)
+    pair, swapped = apply_purity(pair, config.purity, seed=config.run.seed)
     record = {
         "pair_id": pair.id, "split": pair.split, "name_a": pair.name_a, "name_b": pair.name_b,
-        "difference": pair.difference, "seed": config.seed, "purity": config.purity, "swapped": swapped,
+        "difference": pair.difference, "seed": config.run.seed, "purity": config.purity, "swapped": swapped,
     }
     try:
         set_a = _image_set(pair.images_a, side="A", min_images=config.min_images)
         set_b = _image_set(pair.images_b, side="B", min_images=config.min_images)
-        result = visdiff.compare(
-            set_a, set_b, profile=config.profile,
-            captioner=_first_given(stages.captioner, config.captioner),
-            proposer=_first_given(stages.proposer, config.proposer),
-            scorer=_first_given(stages.scorer, config.scorer), llm=config.llm, base_url=config.base_url,
-            rounds=config.rounds, samples_per_set=config.samples_per_set, seed=config.seed, alpha=config.alpha,
-            cache_dir=cache_dir, use_cache=use_cache, device=device, show_progress=False,
-        )
+        result = visdiff.compare(set_a, set_b, config.run, show_progress=False, **(models or {}))
     except InputError as e:
         log.warning("skipping pair %s: %s", pair.id, e)
         return {**record, "status": "skipped", "reason": str(e), "judge_scores": [],
@@ -278,7 +237,7 @@ def read_results(path: Path) -> list[dict]:
 
 def append_record(file, record: dict) -> None:
     """Append one JSON line and force it to disk before the next pair starts."""
-    file.write(json.dumps(_plain(record), ensure_ascii=False, allow_nan=False) + "\n")
+    file.write(json.dumps(to_jsonable(record), ensure_ascii=False, allow_nan=False) + "\n")
     file.flush()
     os.fsync(file.fileno())
 
@@ -295,7 +254,7 @@ def library_versions() -> dict[str, str]:
 
 
 def _check_run_file(path: Path, config: BenchConfig, judge: Judge) -> None:
-    wanted = {"results_version": RESULTS_VERSION, "config": asdict(config), "judge": judge.spec}
+    wanted = {"results_version": RESULTS_VERSION, "config": to_jsonable(config.identity()), "judge": judge.spec}
     if not path.exists():
         write_text_atomic(path, json.dumps({**wanted, "versions": library_versions(), "created_at": _now()}, indent=2) + "\n")
         return
@@ -304,12 +263,20 @@ def _check_run_file(path: Path, config: BenchConfig, judge: Judge) -> None:
     except (OSError, json.JSONDecodeError) as e:
         raise InputError(f"{path} is unreadable ({e}); use another --out folder") from e
     differs = [k for k in ("results_version", "judge") if found.get(k) != wanted[k]]
-    differs += [f.name for f in fields(BenchConfig) if found.get("config", {}).get(f.name) != wanted["config"][f.name]]
+    differs += _differences(found.get("config"), wanted["config"])
     if differs:
         raise InputError(
             f"{path.parent} holds results of a different run (differs in: {', '.join(differs)}); "
             "use another --out folder to keep results of one configuration together"
         )
+
+
+def _differences(found, wanted, prefix: str = "") -> list[str]:
+    """Dotted names of the settings where ``found`` (from run.json) and ``wanted`` differ."""
+    if not isinstance(found, dict) or not isinstance(wanted, dict):
+        return [] if found == wanted else [prefix.rstrip(".") or "config"]
+    return [name for key in sorted(set(found) | set(wanted))
+            for name in _differences(found.get(key), wanted.get(key), f"{prefix}{key}.")]
 
 
 def _check_same_pairs(benchmark: Benchmark, done: dict[str, dict], results_path: Path) -> None:
@@ -330,30 +297,9 @@ def _image_set(paths, *, side: str, min_images: int):
     return visdiff.load_image_set(list(paths), name=side).require(min_images)
 
 
-def _first_given(built, spec):
-    return built if built is not None else spec
-
-
 def _hypothesis_rows(table: pd.DataFrame) -> list[dict]:
     columns = [c for c in _HYPOTHESIS_COLUMNS if c in table.columns]
     return table[columns].to_dict("records")
-
-
-def _plain(value):
-    """JSON-ready copy: numpy scalars -> Python, paths -> str, NaN/inf -> None (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    raise TypeError(f"cannot store {type(value).__name__} in a results line")
 
 
 def _now() -> str:

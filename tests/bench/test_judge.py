@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.fake_openai import Reply, fake_openai  # noqa: F401
+from visdiff.cache_root import CacheRoot
 from visdiff.errors import BackendError
 from visdiffbench import LLMJudge, OfflineJudge, create_judge, parse_rubric_answer
 from visdiffbench.judge import normalize_phrase
@@ -27,7 +28,7 @@ def test_rubric_answers_are_parsed_strictly(answer, score):
 
 def test_llm_judge_asks_once_per_hypothesis_and_records_unusable_answers(fake_openai, tmp_path):
     fake_openai.replies += [Reply("2"), Reply("1."), Reply("I would say 2")]
-    judge = LLMJudge("judge-model", base_url=fake_openai.base_url, cache_dir=tmp_path)
+    judge = LLMJudge("judge-model", base_url=fake_openai.base_url, cache=CacheRoot(tmp_path))
     judgements = judge.judge(["dogs", "puppies", "animals"], name_a="dogs", name_b="birds")
     assert [j.score for j in judgements] == [1.0, 0.5, None]
     assert judgements[2].detail == "I would say 2"
@@ -41,9 +42,9 @@ def test_llm_judge_asks_once_per_hypothesis_and_records_unusable_answers(fake_op
 
 def test_llm_judge_answers_are_cached(fake_openai, tmp_path):
     fake_openai.replies += [Reply("0")]
-    first = LLMJudge("judge-model", base_url=fake_openai.base_url, cache_dir=tmp_path)
+    first = LLMJudge("judge-model", base_url=fake_openai.base_url, cache=CacheRoot(tmp_path))
     assert first.judge(["grass"], name_a="dogs", name_b="birds")[0].score == 0.0
-    again = LLMJudge("judge-model", base_url=fake_openai.base_url, cache_dir=tmp_path)
+    again = LLMJudge("judge-model", base_url=fake_openai.base_url, cache=CacheRoot(tmp_path))
     assert again.judge(["grass"], name_a="dogs", name_b="birds")[0].score == 0.0
     assert len(fake_openai.requests) == 1 and again.client.stats.cached == 1
 

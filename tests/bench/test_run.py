@@ -15,7 +15,7 @@ import visdiff
 from tests.fake_openai import Reply, fake_openai  # noqa: F401
 from visdiff.cli import app
 from visdiff.errors import InputError
-from visdiffbench import BenchConfig, Judgement, Stages, load_benchmark, read_results, run_benchmark
+from visdiffbench import BenchConfig, Judgement, load_benchmark, read_results, run_benchmark
 
 MINIBENCH = Path(__file__).resolve().parents[1] / "data" / "minibench"
 PHRASES = ["red squares", "blue squares", "bright images", "dark images", "noisy green images", "smooth green images"]
@@ -35,6 +35,9 @@ class FixedProposer:
         if self.calls == self.fail_on:
             raise KeyboardInterrupt
         return list(PHRASES)
+
+    def describe(self) -> dict:
+        return {"spec": self.spec}
 
 
 class ExactJudge:
@@ -57,7 +60,7 @@ def tiny_scorer(tiny_clip_weights):
 def run(out: Path, scorer, *, proposer=None, config: BenchConfig | None = None, bench=None, reports=False):
     return run_benchmark(
         bench or load_benchmark(MINIBENCH), out, config=config or BenchConfig(), judge=ExactJudge(),
-        stages=Stages(proposer=proposer or FixedProposer(), scorer=scorer), reports=reports, show_progress=False,
+        models={"proposer": proposer or FixedProposer(), "scorer": scorer}, reports=reports, show_progress=False,
     )
 
 
@@ -86,7 +89,7 @@ def test_run_writes_one_record_per_pair_and_a_summary(tmp_path, tiny_scorer):
     assert "Paper columns: VisDiff (BLIP-2 captions, GPT-4 proposer" in markdown
     assert "| hard | 1 | 1 | 0 |" in markdown
     assert (tmp_path / "out" / "summary.csv").read_text().startswith("split,pairs,evaluated")
-    assert json.loads((tmp_path / "out" / "run.json").read_text())["config"]["seed"] == 0
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["config"]["run"]["seed"] == 0
 
 
 def test_interrupted_run_resumes_without_lost_or_duplicated_lines(tmp_path, tiny_scorer):
@@ -125,8 +128,8 @@ def test_torn_last_line_is_cut_and_that_pair_redone(tmp_path, tiny_scorer):
 def test_corrupt_middle_line_and_changed_config_are_refused(tmp_path, tiny_scorer):
     out = tmp_path / "out"
     run(out, tiny_scorer)
-    with pytest.raises(InputError, match="differs in: seed, purity"):
-        run(out, tiny_scorer, config=BenchConfig(seed=1, purity=0.5))
+    with pytest.raises(InputError, match="differs in: purity, run.seed"):
+        run(out, tiny_scorer, config=BenchConfig(run=visdiff.RunOptions(seed=1), purity=0.5))
     lines = (out / "results.jsonl").read_text().splitlines(keepends=True)
     (out / "results.jsonl").write_text(lines[0] + "garbage\n" + lines[2])
     with pytest.raises(InputError, match=r"results.jsonl:2 is not a JSON record"):
@@ -165,7 +168,7 @@ def test_pair_without_enough_readable_images_is_skipped_with_a_reason(tmp_path, 
 
 
 def test_purity_is_applied_and_recorded(tmp_path, tiny_scorer):
-    result = run(tmp_path / "out", tiny_scorer, config=BenchConfig(purity=0.6, seed=4))
+    result = run(tmp_path / "out", tiny_scorer, config=BenchConfig(run=visdiff.RunOptions(seed=4), purity=0.6))
     assert [(r["purity"], r["swapped"]) for r in result.records] == [(0.6, 2)] * 3
     assert all(r["n_a"] == 5 and r["n_b"] == 5 for r in result.records)
 

@@ -19,7 +19,9 @@ class Captioner(Protocol):
     """Image captioning interface.
 
     ``cache_id`` names the model, prompt and generation settings exactly: captions are cached
-    under (image content hash, ``cache_id``).
+    under (image content hash, ``cache_id``). Factories take the model part of the spec and
+    the keywords ``device`` and ``base_url`` (a backend ignores the one it has no use for),
+    plus options of their own.
     """
 
     spec: str
@@ -29,22 +31,11 @@ class Captioner(Protocol):
         """One caption per RGB image, in order (one batched call where the backend can)."""
 
 
-CAPTIONERS: Registry[Captioner] = Registry("captioner")
-
-
-def create_captioner(spec: str, **options) -> Captioner:
-    """Build a captioner from a spec such as ``blip2:Salesforce/blip2-flan-t5-xxl``."""
-    _load_backends()
-    return CAPTIONERS.create(spec, **options)
-
-
-def list_captioners() -> list[str]:
-    _load_backends()
-    return CAPTIONERS.names()
-
-
-def _load_backends() -> None:
-    # Importing a backend module registers it; heavy imports happen only inside factories.
-    # (Each backend module adds its import line here.)
-    from visdiff.captioners import hf, openai_compat  # noqa: F401
-    from visdiff.captioners import offline  # noqa: F401
+CAPTIONERS: Registry[Captioner] = Registry("captioner", backends=(
+    "visdiff.captioners.hf",
+    "visdiff.captioners.openai_compat",
+    "visdiff.captioners.offline",
+))
+# Build a backend from a spec such as ``blip2:Salesforce/blip2-flan-t5-xxl``; list the backend names.
+create_captioner = CAPTIONERS.create
+list_captioners = CAPTIONERS.names

@@ -30,7 +30,7 @@ from PIL import Image
 from visdiff.captioners import CAPTIONERS
 from visdiff.errors import BackendError
 from visdiff.prompts import load_prompt
-from visdiff.rankers import auto_device, auto_dtype
+from visdiff.devices import auto_device, auto_dtype
 from visdiff.registry import require
 
 
@@ -159,7 +159,8 @@ class HFCaptioner:
 
 
 def _factory(family: ModelFamily):
-    def create(model: str, **options) -> HFCaptioner:
+    def create(model: str, *, base_url: str | None = None, **options) -> HFCaptioner:
+        del base_url  # calls no endpoint
         return HFCaptioner(family, model or family.default_model, **options)
 
     create.__doc__ = f"Build a {family.backend} captioner; options as :class:`HFCaptioner`."

@@ -2,7 +2,7 @@
 measured photographic properties as a short caption, e.g. "a blurry, black and white photo
 of a golden retriever, a kind of dog" ("drawing" instead of "photo" for flat-filled images).
 
-Built on the offline scorer's models (:mod:`visdiff.rankers.offline`), so an LLM proposer
+Built on the offline scorer's models (:mod:`visdiff.scorers.offline`), so an LLM proposer
 can work from these captions when an LLM is configured but no captioning model is.
 """
 
@@ -16,7 +16,7 @@ from PIL import Image
 from visdiff.captioners import CAPTIONERS
 from visdiff.concepts import PHOTO_PROPERTIES, load_concept_table
 from visdiff.errors import BackendError
-from visdiff.rankers.offline import OfflineScorer
+from visdiff.scorers.offline import OfflineScorer
 
 # Name the class when the classifier is this sure; otherwise name the most specific concept
 # holding at least CONCEPT_CONFIDENCE of the probability ("some kind of dog").
@@ -79,5 +79,6 @@ class OfflineCaptioner:
 
 
 @CAPTIONERS.register("offline")
-def _create_offline(model: str, **options) -> OfflineCaptioner:
+def _create_offline(model: str, *, base_url: str | None = None, **options) -> OfflineCaptioner:
+    del base_url  # calls no endpoint
     return OfflineCaptioner(model, **options)

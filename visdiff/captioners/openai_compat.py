@@ -55,12 +55,14 @@ def _create_openai(
     model: str,
     *,
     base_url: str | None = None,
+    device: str | None = None,
     prompt: str | None = None,
     max_new_tokens: int = 120,
     timeout: float = 60.0,
     max_retries: int = 3,
     concurrency: int = 4,
 ) -> OpenAICaptioner:
-    client = ChatClient(model or "gpt-4o", base_url=base_url, timeout=timeout, max_retries=max_retries, use_cache=False)
+    del device  # runs no local model
+    client = ChatClient(model or "gpt-4o", base_url=base_url, timeout=timeout, max_retries=max_retries)
     prompt = prompt if prompt is not None else load_prompt("caption").text.strip()
     return OpenAICaptioner(client, prompt=prompt, max_new_tokens=max_new_tokens, concurrency=concurrency)

@@ -13,14 +13,10 @@ from rich import box
 from rich.table import Table
 
 from visdiff.cli import app
-from visdiff.cli._common import CacheDirOption, NoCacheOption, QuietOption, VerboseOption, cli_errors, set_verbosity, stderr, stdout
-from visdiff.cli._models import (
-    BaseUrlOption, CaptionerOption, ClipOption, DeviceOption, LlmOption, ProfileOption, ProposerOption, RoundsOption,
-    SamplesOption, ScorerOption, SeedOption, scorer_spec,
-)
-from visdiff.profiles import DEFAULT_PROFILE
-from visdiff.progress import progress_enabled
-from visdiff.ranking import DEFAULT_ALPHA
+from visdiff.cli.compare import COMPARE_OPTIONS
+from visdiff.cli.options import run_command
+from visdiff.cli.output import stderr, stdout
+from visdiff.options import RunOptions
 
 BENCH_PANEL = "Benchmark"
 JUDGE_PANEL = "Judge"
@@ -40,9 +36,10 @@ def _splits(value: str | None) -> list[str] | None:
     return splits
 
 
-@app.command("bench")
+@run_command(app, "bench", *(name for name in COMPARE_OPTIONS if name != "both_directions"))
 def bench_command(
     bench: Annotated[Path, typer.Argument(exists=True, help="Benchmark: a release .jsonl file, a folder of them, or PairedImageSets.csv / ImageNetR.csv / ImageNetStar.csv.")],
+    options: RunOptions,
     root: Annotated[Path | None, typer.Option(exists=True, file_okay=False, help="Folder the image paths are relative to (default: the file's folder; for CSVs <folder>/VisDiffBench if present).", rich_help_panel=BENCH_PANEL)] = None,
     split: Annotated[str | None, typer.Option("--split", help="Only these splits, comma-separated (e.g. easy,medium,hard).", rich_help_panel=BENCH_PANEL)] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most N pairs per split.", rich_help_panel=BENCH_PANEL)] = None,
@@ -50,51 +47,25 @@ def bench_command(
     purity: Annotated[float, typer.Option(min=0.0, max=1.0, help="Swap a fraction 1-p of set A with set B (paper Fig. 4).", rich_help_panel=BENCH_PANEL)] = 1.0,
     min_images: Annotated[int, typer.Option(min=2, help="Skip a pair when a set has fewer readable images.", rich_help_panel=BENCH_PANEL)] = 2,
     reports: Annotated[bool, typer.Option("--reports", help="Also write each pair's HTML report under <out>/reports/.", rich_help_panel=BENCH_PANEL)] = False,
-    profile: ProfileOption = None,
-    captioner: CaptionerOption = None,
-    proposer: ProposerOption = None,
-    scorer: ScorerOption = None,
-    clip: ClipOption = None,
-    device: DeviceOption = None,
-    llm: LlmOption = None,
-    base_url: BaseUrlOption = None,
-    rounds: RoundsOption = 3,
-    samples: SamplesOption = 20,
-    seed: SeedOption = 0,
-    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="False-discovery rate for the significance flag.")] = DEFAULT_ALPHA,
     judge: Annotated[JudgeName, typer.Option(help="offline: MiniLM similarity, no API; llm: the paper's 2/1/0 rubric via --judge-llm.", rich_help_panel=JUDGE_PANEL, case_sensitive=False)] = JudgeName.offline,
     judge_llm: Annotated[str | None, typer.Option(help="Chat model of the llm judge (the paper used GPT-4).", rich_help_panel=JUDGE_PANEL)] = None,
     judge_base_url: Annotated[str | None, typer.Option(help="Endpoint of the judge model (default: --base-url); the key comes from $OPENAI_API_KEY.", rich_help_panel=JUDGE_PANEL)] = None,
-    cache_dir: CacheDirOption = None,
-    no_cache: NoCacheOption = False,
-    quiet: QuietOption = False,
-    verbose: VerboseOption = False,
+    quiet: bool = False,
 ) -> None:
     """Run compare on every benchmark pair, judge the top 5 hypotheses, and print Acc@1/Acc@5 per split
     beside the paper's numbers. Results go to <out>/results.jsonl (one line per pair) and
     <out>/summary.md / summary.csv; interrupt and rerun to resume."""
     from visdiffbench import BenchConfig, create_judge, load_benchmark, run_benchmark
-    from visdiffbench.run import build_stages
 
-    set_verbosity(quiet, verbose)
-    profile_name = profile.value if profile else DEFAULT_PROFILE
-    with cli_errors():
-        benchmark = load_benchmark(bench, root=root).select(splits=_splits(split), limit=limit)
-        _report_issues(benchmark.issues, quiet=quiet)
-        config = BenchConfig(
-            profile=profile_name, captioner=captioner, proposer=proposer, scorer=scorer_spec(scorer, clip), llm=llm,
-            base_url=base_url, rounds=rounds, samples_per_set=samples, seed=seed, alpha=alpha, purity=purity,
-            judge=judge.value, judge_llm=judge_llm, min_images=min_images,
-        )
-        built_judge = create_judge(judge.value, llm=judge_llm, base_url=judge_base_url or base_url,
-                                   cache_dir=cache_dir, use_cache=not no_cache)
-        out_dir = out or Path("bench-out") / f"{Path(bench).stem}-{profile_name}-{judge.value}"
-        run = run_benchmark(
-            benchmark, out_dir, config=config, judge=built_judge, stages=build_stages(config, device=device),
-            cache_dir=cache_dir, use_cache=not no_cache, device=device, reports=reports,
-            show_progress=progress_enabled(quiet),
-        )
-    _render_summary(run.summary, title=f"{bench} ({profile_name} profile, {judge.value} judge)")
+    benchmark = load_benchmark(bench, root=root).select(splits=_splits(split), limit=limit)
+    _report_issues(benchmark.issues, quiet=quiet)
+    config = BenchConfig(run=options, purity=purity, judge=judge.value, judge_llm=judge_llm, min_images=min_images)
+    built_judge = create_judge(judge.value, llm=judge_llm, base_url=judge_base_url or options.base_url,
+                               cache=options.cache_root())
+    out_dir = out or Path("bench-out") / f"{Path(bench).stem}-{options.profile}-{judge.value}"
+    run = run_benchmark(benchmark, out_dir, config=config, judge=built_judge, reports=reports,
+                        show_progress=options.show_progress)
+    _render_summary(run.summary, title=f"{bench} ({options.profile} profile, {judge.value} judge)")
     stderr.print(f"{run.new_pairs} pair(s) run, {run.resumed_pairs} already done; results in {run.out_dir}", highlight=False)
 
 

@@ -7,38 +7,35 @@ from typing import Annotated
 import typer
 
 from visdiff.cli import app
-from visdiff.cli._common import CacheDirOption, cli_errors, stdout
-from visdiff.config import default_cache_dir
-from visdiff.embeddings.cache import cache_info, clear_cache
+from visdiff.cli.options import run_command
+from visdiff.cli.output import stdout
+from visdiff.options import RunOptions
 
 cache_app = typer.Typer(help="Inspect or clear the embedding, caption and LLM caches.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
 
-@cache_app.command("info")
-def info_command(cache_dir: CacheDirOption = None) -> None:
+@run_command(cache_app, "info", "cache_dir")
+def info_command(options: RunOptions) -> None:
     """Show where the cache is and what it holds."""
-    root = cache_dir or default_cache_dir()
-    stdout.print(f"cache dir: {root}", highlight=False, soft_wrap=True)
-    stores = cache_info(root)
+    root = options.cache_root()
+    stdout.print(f"cache dir: {root.path}", highlight=False, soft_wrap=True)
+    stores = root.info()
     if not stores:
-        stdout.print("no cached embeddings")
+        stdout.print("nothing cached")
     for s in stores:
-        stdout.print(
-            f"{s.store}: {s.rows} embeddings in {s.shards} shard(s), {s.bytes / 1e6:.2f} MB",
-            highlight=False, soft_wrap=True,
-        )
+        held = f"{s.entries} embeddings in {s.shards} shard(s)" if s.kind == "embeddings" else f"{s.entries} file(s)"
+        stdout.print(f"{s.kind}/{s.store}: {held}, {s.bytes / 1e6:.2f} MB", highlight=False, soft_wrap=True)
 
 
-@cache_app.command("clear")
+@run_command(cache_app, "clear", "cache_dir")
 def clear_command(
-    cache_dir: CacheDirOption = None,
+    options: RunOptions,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete everything in the cache folder."""
-    root = cache_dir or default_cache_dir()
-    if not yes and not typer.confirm(f"delete everything under {root}?"):
+    root = options.cache_root()
+    if not yes and not typer.confirm(f"delete everything under {root.path}?"):
         raise typer.Exit(code=1)
-    with cli_errors():
-        freed = clear_cache(root)
-    stdout.print(f"cleared {root} ({freed / 1e6:.2f} MB)", highlight=False)
+    freed = root.clear()
+    stdout.print(f"cleared {root.path} ({freed / 1e6:.2f} MB)", highlight=False)

@@ -7,44 +7,29 @@ from typing import Annotated
 
 import typer
 
-from visdiff.captioning import DEFAULT_BATCH_SIZE, caption
+from visdiff.captioning import DEFAULT_BATCH_SIZE, build_captioner
 from visdiff.cli import app
-from visdiff.cli._common import CacheDirOption, NoCacheOption, QuietOption, VerboseOption, cli_errors, stderr, stdout, set_verbosity
-from visdiff.cli._models import BaseUrlOption, CaptionerOption, DeviceOption, ProfileOption
-from visdiff.profiles import DEFAULT_PROFILE
-from visdiff.progress import progress_enabled
+from visdiff.cli.options import run_command
+from visdiff.cli.output import stderr, stdout
+from visdiff.options import RunOptions
+from visdiff.pipeline import caption
 
 
-@app.command("caption")
+@run_command(app, "caption", "profile", "captioner", "device", "base_url", "cache_dir", "no_cache")
 def caption_command(
     images: Annotated[Path, typer.Argument(help="A folder of images or a path,group_name CSV.")],
-    profile: ProfileOption = None,
-    captioner: CaptionerOption = None,
+    options: RunOptions,
     prompt: Annotated[str | None, typer.Option(help="Caption prompt (Hugging Face and openai captioners).", rich_help_panel="Models")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Longest caption in tokens.", rich_help_panel="Models")] = None,
-    device: DeviceOption = None,
-    base_url: BaseUrlOption = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per captioning call.", rich_help_panel="Models")] = DEFAULT_BATCH_SIZE,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write source,sha256,caption CSV to this file ('-' for stdout).", rich_help_panel="Output", dir_okay=False)] = None,
     jsonl_out: Annotated[Path | None, typer.Option("--jsonl", help="Write one JSON object per image to this file ('-' for stdout).", rich_help_panel="Output", dir_okay=False)] = None,
-    cache_dir: CacheDirOption = None,
-    no_cache: NoCacheOption = False,
-    quiet: QuietOption = False,
-    verbose: VerboseOption = False,
 ) -> None:
     """Caption every image (cached by image content, model, prompt and settings)."""
-    from visdiff.captioning import resolve_captioner
-    from visdiff.profiles import get_profile
-
-    set_verbosity(quiet, verbose)
-    options = {k: v for k, v in {"prompt": prompt, "max_new_tokens": max_new_tokens, "device": device, "base_url": base_url}.items() if v is not None}
-    with cli_errors():
-        spec = captioner or get_profile(profile.value if profile else DEFAULT_PROFILE).captioner
-        built = resolve_captioner(spec, **options)
-        table = caption(images, captioner=built, batch_size=batch_size, cache_dir=cache_dir,
-                        use_cache=not no_cache, show_progress=progress_enabled(quiet))
-    for skipped in table.attrs["skipped"]:
-        stderr.print(f"skipped {skipped['source']}: {skipped['reason']}", highlight=False)
+    own = {k: v for k, v in {"prompt": prompt, "max_new_tokens": max_new_tokens}.items() if v is not None}
+    captioner = build_captioner(options.captioner_spec(), device=options.device, base_url=options.base_url, **own) \
+        if own else None
+    table = caption(images, options.replace(caption_batch_size=batch_size), captioner=captioner)
     if csv_out is None and jsonl_out is None:
         for row in table.itertuples(index=False):
             stdout.print(f"{row.source}\t{row.caption}", highlight=False, markup=False, soft_wrap=True)

@@ -8,14 +8,13 @@ from typing import Annotated
 import typer
 
 from visdiff.cli import app
-from visdiff.cli._common import (
-    CacheDirOption, CsvOption, JsonOption, NoCacheOption, QuietOption, VerboseOption,
-    cli_errors, render_ranking, report_skipped, set_verbosity, write_table,
-)
+from visdiff.cli.compare import SetArgument
+from visdiff.cli.options import run_command
+from visdiff.cli.output import CsvOption, JsonOption, render_ranking, report_skipped, write_table
 from visdiff.errors import InputError
-from visdiff.io import load_image_set
-from visdiff.progress import progress_enabled
-from visdiff.ranking import DEFAULT_ALPHA, DEFAULT_SCORER, rank
+from visdiff.image_sets import load_image_set
+from visdiff.options import RunOptions
+from visdiff.pipeline import rank
 
 
 def _read_hypotheses(hypotheses: list[str] | None, hypotheses_file: Path | None) -> list[str]:
@@ -30,42 +29,29 @@ def _read_hypotheses(hypotheses: list[str] | None, hypotheses_file: Path | None)
     return items
 
 
-@app.command("rank")
+@run_command(app, "rank", "profile", "scorer", "clip", "device", "batch_size", "alpha", "cache_dir", "no_cache")
 def rank_command(
-    set_a: Annotated[Path, typer.Argument(help="Set A: a folder of images or a path,group_name CSV.")],
-    set_b: Annotated[Path, typer.Argument(help="Set B: a folder of images or a path,group_name CSV.")],
+    set_a: SetArgument,
+    set_b: SetArgument,
+    options: RunOptions,
     group_a: Annotated[str | None, typer.Option("--group-a", help="Which group_name of a CSV set A takes (a CSV may hold both sets).")] = None,
     group_b: Annotated[str | None, typer.Option("--group-b", help="Which group_name of a CSV set B takes.")] = None,
     hypothesis: Annotated[list[str] | None, typer.Option("--hypothesis", "-H", help="A candidate difference (repeatable).")] = None,
     hypotheses_file: Annotated[Path | None, typer.Option("--hypotheses-file", "-f", exists=True, dir_okay=False, help="One hypothesis per line.")] = None,
-    scorer: Annotated[str, typer.Option("--scorer", "-s", help="Scorer spec, e.g. 'open_clip:ViT-bigG-14:laion2b_s39b_b160k' (the paper's) or 'open_clip:ViT-B-32:/path/weights.pt'.", rich_help_panel="Model")] = DEFAULT_SCORER,
-    clip: Annotated[str | None, typer.Option("--clip", help="Shorthand for --scorer open_clip:ARCH:PRETRAINED.", rich_help_panel="Model")] = None,
-    device: Annotated[str | None, typer.Option(help="cuda, mps or cpu (default: best available).", rich_help_panel="Model")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.", rich_help_panel="Model")] = 64,
-    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="False-discovery rate for the significance flag.")] = DEFAULT_ALPHA,
-    cache_dir: CacheDirOption = None,
-    no_cache: NoCacheOption = False,
     json_out: JsonOption = None,
     csv_out: CsvOption = None,
-    quiet: QuietOption = False,
-    verbose: VerboseOption = False,
 ) -> None:
     """Rank candidate differences by how well they separate A from B (AUROC, Welch t-test, BH q-values)."""
-    set_verbosity(quiet, verbose)
-    with cli_errors():
-        table = rank(
-            _read_hypotheses(hypothesis, hypotheses_file),
-            load_image_set(set_a, group=group_a, name="A"),
-            load_image_set(set_b, group=group_b, name="B"),
-            scorer=f"open_clip:{clip}" if clip else scorer,
-            alpha=alpha, cache_dir=cache_dir, use_cache=not no_cache, batch_size=batch_size,
-            device=device, show_progress=progress_enabled(quiet),
-        )
+    table = rank(
+        _read_hypotheses(hypothesis, hypotheses_file),
+        load_image_set(set_a, group=group_a, name="A"),
+        load_image_set(set_b, group=group_b, name="B"),
+        options,
+    )
     report_skipped(table.attrs)
     if str(json_out) != "-" and str(csv_out) != "-":
         render_ranking(table, title=f"A = {set_a}  vs  B = {set_b}  ({table.attrs['scorer']})")
-    with cli_errors():
-        try:
-            write_table(table, json_path=json_out, csv_path=csv_out, extra=dict(table.attrs))
-        except OSError as e:
-            raise InputError(f"cannot write results: {e}") from e
+    try:
+        write_table(table, json_path=json_out, csv_path=csv_out, extra=dict(table.attrs))
+    except OSError as e:
+        raise InputError(f"cannot write results: {e}") from e

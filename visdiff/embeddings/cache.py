@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from visdiff.atomic import write_atomic
-from visdiff.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +78,6 @@ class _Index:
             shard[hit] = self.shard[pos[hit]]
             row[hit] = self.row[pos[hit]]
         return shard, row
-
-
-@dataclass(frozen=True)
-class CacheInfo:
-    store: str
-    path: Path
-    shards: int
-    rows: int
-    bytes: int
 
 
 class EmbeddingCache:
@@ -182,42 +171,3 @@ class EmbeddingCache:
         if self._index is not None:
             self._index = self._index.extended(emb_file, digests)
 
-
-def cache_info(cache_dir: Path) -> list[CacheInfo]:
-    root = Path(cache_dir) / "embeddings"
-    infos = []
-    for store in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
-        shards = list(store.glob("*.keys.npy"))
-        rows = 0
-        for s in shards:
-            try:
-                rows += np.load(s, mmap_mode="r", allow_pickle=False).shape[0]
-            except (OSError, ValueError):
-                continue
-        size = sum(f.stat().st_size for f in store.iterdir() if f.is_file())
-        infos.append(CacheInfo(store.name, store, len(shards), rows, size))
-    return infos
-
-
-def clear_cache(cache_dir: Path) -> int:
-    """Delete every cached embedding, caption and LLM answer; returns bytes freed.
-
-    visdiff keeps everything in sub-folders (``embeddings/``, ``captions/``, ``llm/``), so a
-    folder with loose files at its top, or the home folder, is refused with ``InputError``:
-    a mistyped ``--cache-dir`` must not wipe a photo folder or a project.
-    """
-    root = Path(cache_dir).expanduser()
-    if not root.is_dir():
-        return 0
-    resolved = root.resolve()
-    if resolved == Path.home().resolve() or resolved == Path(resolved.anchor):
-        raise InputError(f"refusing to clear {root}: it is the home or root folder, not a cache")
-    loose = sorted(p.name for p in root.iterdir() if not p.is_dir())
-    if loose:
-        raise InputError(
-            f"refusing to clear {root}: it does not look like a visdiff cache "
-            f"(it holds files such as {loose[0]!r}); delete it by hand if you mean to"
-        )
-    freed = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
-    shutil.rmtree(root)
-    return freed

@@ -22,9 +22,9 @@ from torch.utils.data import DataLoader, Dataset
 from visdiff.embeddings.cache import EmbeddingCache
 from visdiff.embeddings.transforms import split_transform
 from visdiff.errors import InputError
-from visdiff.io import ImageItem, ImageSet
+from visdiff.image_sets import ImageItem, ImageSet
 from visdiff.progress import progress_bar
-from visdiff.rankers import Scorer
+from visdiff.scorers import Scorer
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,12 @@ import io
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image
 
-from visdiff.config import default_cache_dir
+from visdiff.cache_root import CacheRoot
 from visdiff.errors import BackendError, ServiceError
 from visdiff.registry import require
-from visdiff.textcache import TextCache
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +56,8 @@ class ChatClient:
         Seconds per request attempt.
     max_retries : int
         Retries of transient failures (see module docstring) before giving up.
-    cache_dir : Path, optional
-        Root cache folder; answers go to ``<cache_dir>/llm``. Default: the user cache dir.
-    use_cache : bool
-        Read and write the answer cache.
+    cache : CacheRoot, optional
+        The run's cache root; answers go to its ``llm/`` store. None: answers are not cached.
     """
 
     def __init__(
@@ -72,8 +68,7 @@ class ChatClient:
         api_key: str | None = None,
         timeout: float = 60.0,
         max_retries: int = 3,
-        cache_dir: str | Path | None = None,
-        use_cache: bool = True,
+        cache: CacheRoot | None = None,
     ) -> None:
         if not model:
             raise BackendError("no LLM model given (e.g. --llm gpt-4o)")
@@ -91,10 +86,7 @@ class ChatClient:
                 )
             key = _LOCAL_PLACEHOLDER_KEY
         self._client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=timeout, max_retries=max_retries)
-        self._cache = (
-            TextCache(Path(cache_dir) if cache_dir else default_cache_dir(), "llm", version=LLM_CACHE_VERSION)
-            if use_cache else None
-        )
+        self._cache = cache.texts("llm", version=LLM_CACHE_VERSION) if cache is not None else None
         self.stats = ChatStats()
 
     @property

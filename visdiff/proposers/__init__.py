@@ -6,28 +6,32 @@ Backends register in :data:`PROPOSERS` by name and are built from ``backend:mode
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import numpy as np
-
-from visdiff.io import ImageSet
+from visdiff.image_sets import ImageSet
 from visdiff.registry import Registry
+
+if TYPE_CHECKING:
+    from visdiff.captioning import Captioning
+    from visdiff.embeddings.scoring import Scoring
+
+# Proposers that talk to a chat model: their factories take the LLM run options
+# (``base_url``, ``rounds``, ``samples_per_set``) and ``--llm`` picks their model.
+CHAT_PROPOSERS = frozenset({"llm", "vlm"})
 
 
 @dataclass(frozen=True)
 class ProposalContext:
-    """What a proposer may use. ``caption(image_set)`` returns {content hash: caption} for
-    every image of the given set (cached); ``score(image_set, texts)`` returns the (n, m)
-    scores of the ranking scorer (embeddings cached). Either is ``None`` when the pipeline
-    has no captioner or scorer. Proposers that sample take ``seed``."""
+    """What a proposer works from: both image sets, the run's captioning stage (captions of any
+    image set, cached) and its scoring stage (scores of any image set against texts, with
+    the ranking scorer; embeddings cached). Proposers that sample take ``seed``."""
 
     set_a: ImageSet
     set_b: ImageSet
+    captioning: Captioning
+    scoring: Scoring
     seed: int = 0
-    caption: Callable[[ImageSet], dict[str, str]] | None = None
-    score: Callable[[ImageSet, list[str]], np.ndarray] | None = None
     show_progress: bool | None = None
 
 
@@ -35,31 +39,23 @@ class ProposalContext:
 class Proposer(Protocol):
     """Hypothesis proposal interface.
 
-    ``propose`` gets a :class:`ProposalContext` (both image sets, and on demand their captions
-    or a scorer) and returns candidate phrases describing A as opposed to B.
+    ``propose`` gets a :class:`ProposalContext` and returns candidate phrases describing A as
+    opposed to B; ``describe`` returns its spec, settings and what it spent (LLM requests)
+    for result records, never secrets.
     """
 
     spec: str
 
     def propose(self, context: ProposalContext) -> list[str]: ...
 
-
-PROPOSERS: Registry[Proposer] = Registry("proposer")
-
-
-def create_proposer(spec: str, **options) -> Proposer:
-    """Build a proposer from a spec such as ``llm:gpt-4o`` or ``vocabulary``."""
-    _load_backends()
-    return PROPOSERS.create(spec, **options)
+    def describe(self) -> dict: ...
 
 
-def list_proposers() -> list[str]:
-    _load_backends()
-    return PROPOSERS.names()
-
-
-def _load_backends() -> None:
-    # Importing a backend module registers it; heavy imports happen only inside factories.
-    # (Each backend module adds its import line here.)
-    from visdiff.proposers import llm, vlm  # noqa: F401
-    from visdiff.proposers import vocabulary  # noqa: F401
+PROPOSERS: Registry[Proposer] = Registry("proposer", backends=(
+    "visdiff.proposers.llm",
+    "visdiff.proposers.vlm",
+    "visdiff.proposers.vocabulary",
+))
+# Build a backend from a spec such as ``llm:gpt-4o`` or ``vocabulary``; list the backend names.
+create_proposer = PROPOSERS.create
+list_proposers = PROPOSERS.names

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import asdict
 
 import numpy as np
 
 from visdiff.errors import ServiceError
+from visdiff.cache_root import CacheRoot
 from visdiff.llm import ChatClient
 from visdiff.progress import progress_bar
+from visdiff.ranking import dedupe_phrases
 from visdiff.prompts import Prompt, load_prompt
 from visdiff.proposers import ProposalContext
 
@@ -86,20 +87,7 @@ def parse_hypotheses(answer: str) -> list[str]:
         if len(raw) == 1 and raw[0].count(",") >= 2:
             raw = re.split(r"[,;]", raw[0])
     items = [_clean_item(text) for text in raw]
-    return merge_hypotheses([item for item in items if _usable(item)])
-
-
-def merge_hypotheses(groups: Sequence[str] | Sequence[Sequence[str]]) -> list[str]:
-    """First occurrence of each phrase, compared case- and whitespace-insensitively."""
-    flat = [h for g in groups for h in ([g] if isinstance(g, str) else g)]
-    seen: set[str] = set()
-    out: list[str] = []
-    for h in flat:
-        norm = " ".join(h.split()).lower()
-        if norm and norm not in seen:
-            seen.add(norm)
-            out.append(" ".join(h.split()))
-    return out
+    return dedupe_phrases([item for item in items if _usable(item)])
 
 
 def sample_positions(n: int, k: int, rng: np.random.Generator) -> list[int]:
@@ -176,12 +164,10 @@ class ChatProposer:
         base_url: str | None = None,
         timeout: float = 60.0,
         max_retries: int = 3,
-        cache_dir: str | Path | None = None,
-        use_cache: bool = True,
+        cache: CacheRoot | None = None,
     ):
-        """Build with its own :class:`ChatClient` (``base_url`` ... ``use_cache`` go to the client)."""
-        client = ChatClient(model, base_url=base_url, timeout=timeout, max_retries=max_retries,
-                            cache_dir=cache_dir, use_cache=use_cache)
+        """Build with its own :class:`ChatClient` (``base_url`` ... ``cache`` go to the client)."""
+        client = ChatClient(model, base_url=base_url, timeout=timeout, max_retries=max_retries, cache=cache)
         return cls(client, prompt=load_prompt(prompt), rounds=rounds, samples_per_set=samples_per_set,
                    n_hypotheses=n_hypotheses, temperature=temperature, max_tokens=max_tokens)
 
@@ -192,6 +178,7 @@ class ChatProposer:
             "prompt": self.prompt.name, "prompt_sha256": self.prompt.sha256,
             "rounds": self.rounds, "samples_per_set": self.samples_per_set,
             "n_hypotheses": self.n_hypotheses, "temperature": self.temperature, "max_tokens": self.max_tokens,
+            "llm_requests": asdict(self.client.stats),
         }
 
     def round_messages(self, context: ProposalContext, rng: np.random.Generator) -> list[dict]:
@@ -214,7 +201,7 @@ class ChatProposer:
                                 round_index + 1, self.rounds, self.spec, last_answer[:120])
                 found.append(hypotheses)
                 bar.advance()
-        merged = merge_hypotheses(found)
+        merged = dedupe_phrases([h for hypotheses in found for h in hypotheses])
         if not merged:
             raise ServiceError(
                 f"{self.spec} gave no usable hypotheses in {self.rounds} round(s), each asked twice; "

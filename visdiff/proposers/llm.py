@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from visdiff.errors import BackendError
-from visdiff.io import ImageSet
+from visdiff.image_sets import ImageSet
 from visdiff.proposers import PROPOSERS, ProposalContext
 from visdiff.proposers.chat import ChatProposer, sample_positions
 
@@ -23,8 +22,6 @@ class LLMProposer(ChatProposer):
     backend = "llm"
 
     def round_messages(self, context: ProposalContext, rng: np.random.Generator) -> list[dict]:
-        if context.caption is None:
-            raise BackendError("the llm proposer needs captions, but the pipeline has no captioner")
         text = self.prompt.render(
             captions_a=self._caption_lines(context, context.set_a, rng),
             captions_b=self._caption_lines(context, context.set_b, rng),
@@ -34,7 +31,7 @@ class LLMProposer(ChatProposer):
 
     def _caption_lines(self, context: ProposalContext, image_set: ImageSet, rng: np.random.Generator) -> str:
         sample = image_set.subset(sample_positions(len(image_set), self.samples_per_set, rng))
-        captions = context.caption(sample)
+        captions = context.captioning.caption(sample)
         # One line per caption, whatever the captioner emitted.
         return "\n".join(f"- {' '.join(captions[key].split())}" for key in sample.keys if key in captions)
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from visdiff.io import ImageSet
+from visdiff.image_sets import ImageSet
 from visdiff.llm import image_content
 from visdiff.proposers import PROPOSERS, ProposalContext
 from visdiff.proposers.chat import ChatProposer, sample_positions

@@ -36,7 +36,7 @@ import numpy as np
 
 from visdiff import stats
 from visdiff.concepts import PHOTO_PROPERTIES, load_concept_table, normalise_text
-from visdiff.errors import BackendError, InputError
+from visdiff.errors import InputError
 from visdiff.proposers import PROPOSERS, ProposalContext
 
 
@@ -170,11 +170,9 @@ class VocabularyProposer:
         self.diff_ratio = diff_ratio
 
     def propose(self, context: ProposalContext) -> list[str]:
-        if context.score is None:
-            raise BackendError("the vocabulary proposer needs a scorer, but the pipeline has none")
         phrases = list(self.vocabulary.phrases)
-        scores_a = context.score(context.set_a, phrases)
-        scores_b = context.score(context.set_b, phrases)
+        scores_a = context.scoring.score(context.set_a, phrases)
+        scores_b = context.scoring.score(context.set_b, phrases)
         picks = select_phrases(scores_a, scores_b, self.vocabulary, max_proposals=self.max_proposals,
                                auroc_tolerance=self.auroc_tolerance, diff_ratio=self.diff_ratio)
         return [phrases[i] for i in picks]

@@ -14,7 +14,7 @@ from visdiff.atomic import write_text_atomic
 from visdiff.errors import InputError
 from visdiff.report.html import render_report
 from visdiff.report.results import SCHEMA_VERSION, results_csv, results_payload
-from visdiff.types import CompareResult
+from visdiff.result import CompareResult
 
 __all__ = ["SCHEMA_VERSION", "render_report", "results_csv", "results_payload", "write_outputs"]
 

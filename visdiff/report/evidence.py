@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from visdiff.errors import InputError
-from visdiff.io import ImageItem, ImageSet
+from visdiff.image_sets import ImageItem, ImageSet
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,11 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from visdiff.ranking import format_p_value
 from visdiff.report.evidence import EvidenceImage, ThumbnailCache, short_names, top_images
 from visdiff.report.plots import HistogramPlot, score_histogram
 from visdiff.report.results import ranked_table, settings_record
-from visdiff.types import CompareResult
+from visdiff.result import CompareResult
 
 
 # Lists of unreadable inputs in the config/attrs: the page lists them in their own section.
@@ -52,13 +53,6 @@ def fmt_number(value, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     return f"{value:.{digits}f}"
-
-
-def fmt_p(value) -> str:
-    """p/q-values: scientific below 0.001, 'n/a' when undefined."""
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:.1e}" if value < 1e-3 else f"{value:.3f}"
 
 
 def setting_rows(settings: dict, prefix: str = "") -> list[tuple[str, str]]:
@@ -102,7 +96,7 @@ def _environment():
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=fmt_number, p=fmt_p)
+    env.filters.update(num=fmt_number, p=format_p_value)
     return env
 
 

@@ -27,46 +27,22 @@ so the file is strict JSON.
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict
 from datetime import datetime, timezone
-from enum import Enum
-from pathlib import PurePath
 
 import numpy as np
 import pandas as pd
 
-from visdiff.io import ImageSet
-from visdiff.types import CompareResult
+from visdiff.image_sets import ImageSet
+from visdiff.jsonable import to_jsonable
+from visdiff.result import CompareResult
 
 SCHEMA_VERSION = 1
 # A setting is secret when its name's last word is one of these ("openai_api_key", "hf_token"),
 # not merely when it contains one ("max_tokens" stays).
 SECRET_WORDS = frozenset({"key", "apikey", "token", "secret", "password", "authorization"})
 REDACTED = "<redacted>"
-
-
-def to_jsonable(value):
-    """``value`` with numpy scalars/arrays, dataclasses, enums, paths and tuples made JSON types,
-    non-finite floats ``None``."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable(asdict(value))
-    if isinstance(value, Enum):
-        return to_jsonable(value.value)
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return to_jsonable(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, PurePath):
-        return str(value)
-    return value
 
 
 def is_secret_name(name: str) -> bool:

@@ -19,8 +19,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from visdiff.errors import BackendError
-from visdiff.rankers import SCORERS, auto_device, auto_dtype
+from visdiff.errors import BackendError, InputError
+from visdiff.cache_root import CacheRoot
+from visdiff.devices import auto_device, auto_dtype
+from visdiff.scorers import SCORERS
 from visdiff.registry import require
 
 DEFAULT_MODEL = "ViT-B-32:laion2b_s34b_b79k"
@@ -56,22 +58,22 @@ def check_arch_and_weights(open_clip, arch: str, pretrained: str | None) -> None
     if arch not in architectures:
         close = difflib.get_close_matches(arch, architectures, n=3, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise BackendError(
+        raise InputError(
             f"unknown open_clip architecture {arch!r}; {hint}choose one of: {', '.join(architectures)}"
         )
     if pretrained and Path(pretrained).is_file():
         return
     if pretrained and ("/" in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors"))):
-        raise BackendError(f"open_clip weights file {pretrained!r} does not exist")
+        raise InputError(f"open_clip weights file {pretrained!r} does not exist")
     tags = open_clip.list_pretrained_tags_by_model(arch)
     choices = f"tags for {arch}: {', '.join(tags)}" if tags else f"{arch} has no published tags"
     if not pretrained:
-        raise BackendError(
+        raise InputError(
             f"open_clip:{arch} names no weights; use open_clip:{arch}:TAG or open_clip:{arch}:/path/to/weights.pt "
             f"({choices})"
         )
     if pretrained not in tags:
-        raise BackendError(f"unknown pretrained tag {pretrained!r} for open_clip {arch}; {choices}")
+        raise InputError(f"unknown pretrained tag {pretrained!r} for open_clip {arch}; {choices}")
 
 
 class OpenClipScorer:
@@ -139,5 +141,6 @@ class OpenClipScorer:
 
 
 @SCORERS.register("open_clip")
-def _open_clip(model: str, **options) -> OpenClipScorer:
+def _open_clip(model: str, *, cache: CacheRoot | None = None, **options) -> OpenClipScorer:
+    del cache  # keeps no files of its own
     return OpenClipScorer(model, **options)

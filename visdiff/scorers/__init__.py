@@ -24,6 +24,9 @@ class Scorer(Protocol):
     ``cache_id`` must produce the same image embeddings, since the cache is keyed on it.
     ``preprocess`` is a picklable callable PIL image -> tensor (read in the main process,
     called in data-loader workers; a property is fine, so scorers may load lazily).
+    Factories take the model part of the spec and the keywords ``device`` and ``cache`` (the
+    run's :class:`~visdiff.cache_root.CacheRoot`, for files of the scorer's own), plus options
+    of their own; building must be cheap (weights load on first use).
     """
 
     spec: str
@@ -43,42 +46,10 @@ class Scorer(Protocol):
         """(n, d), (m, d') -> (n, m) scores; higher means the text fits the image better."""
 
 
-SCORERS: Registry[Scorer] = Registry("scorer")
-
-
-def create_scorer(spec: str, **options) -> Scorer:
-    """Build a scorer from a spec such as ``open_clip:ViT-B-32:laion2b_s34b_b79k``."""
-    _load_backends()
-    return SCORERS.create(spec, **options)
-
-
-def list_scorers() -> list[str]:
-    _load_backends()
-    return SCORERS.names()
-
-
-def _load_backends() -> None:
-    # Importing a backend module registers it; heavy imports happen only inside factories.
-    from visdiff.rankers import clip  # noqa: F401
-    from visdiff.rankers import offline  # noqa: F401
-
-
-def auto_device(device: str | torch.device | None = None) -> torch.device:
-    """The given device, else CUDA, then Apple MPS, then CPU."""
-    if device is not None:
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def auto_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
-    """fp16 on accelerators (bf16 where asked), fp32 on CPU."""
-    choices = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    if precision != "auto":
-        if precision not in choices:
-            raise ValueError(f"precision {precision!r}; choose auto, {', '.join(choices)}")
-        return choices[precision]
-    return torch.float32 if device.type == "cpu" else torch.float16
+SCORERS: Registry[Scorer] = Registry("scorer", backends=(
+    "visdiff.scorers.clip",
+    "visdiff.scorers.offline",
+))
+# Build a backend from a spec such as ``open_clip:ViT-B-32:laion2b_s34b_b79k``; list the backend names.
+create_scorer = SCORERS.create
+list_scorers = SCORERS.names

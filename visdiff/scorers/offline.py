@@ -44,9 +44,10 @@ from visdiff.concepts import (
     normalise_text,
     property_scores,
 )
-from visdiff.config import default_cache_dir
+from visdiff.cache_root import CacheRoot
 from visdiff.errors import BackendError
-from visdiff.rankers import SCORERS, auto_device
+from visdiff.devices import auto_device
+from visdiff.scorers import SCORERS
 from visdiff.registry import require
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,8 @@ def _preprocess_transform():
 class OfflineScorer:
     """Scores images against texts through ImageNet classes, WordNet and image statistics."""
 
-    def __init__(self, model: str = "", *, device: str | torch.device | None = None) -> None:
+    def __init__(self, model: str = "", *, device: str | torch.device | None = None,
+                 cache: CacheRoot | None = None) -> None:
         if model:
             raise BackendError(f"the offline scorer has one built-in model; got {model!r} (use 'offline')")
         self.device = auto_device(device)
@@ -139,6 +141,8 @@ class OfflineScorer:
         matching = f"{concepts_digest()}-k{MATCH_TOP_K}t{MATCH_TEMPERATURE}m{MIN_SIMILARITY}"
         self.cache_id = f"offline-{ARCH}-{weights.stem}-{RESIZE}c{IMAGE_SIZE}-v{EMBEDDING_VERSION}-{matching}"
         self._name_embeddings: torch.Tensor | None = None
+        # Concept-name embeddings are kept under the run's cache root (in memory only without one).
+        self._names_folder = cache.folder("offline") if cache is not None else None
 
     @property
     def preprocess(self) -> Callable[[Image.Image], torch.Tensor]:
@@ -213,18 +217,21 @@ class OfflineScorer:
         return out
 
     def _names_embedded(self, model, names: list[str]) -> torch.Tensor:
-        """MiniLM embeddings of the concept names, computed once and kept in the cache dir."""
+        """MiniLM embeddings of the concept names, computed once and kept in the cache root."""
+        if self._name_embeddings is not None and self._name_embeddings.shape[0] == len(names):
+            return self._name_embeddings
         digest = hashlib.sha256(json.dumps([sentence_model_path().name, names]).encode()).hexdigest()[:16]
-        path = default_cache_dir() / "offline" / f"concept-names-{digest}.npy"
-        if self._name_embeddings is None and path.is_file():
+        path = self._names_folder / f"concept-names-{digest}.npy" if self._names_folder is not None else None
+        if path is not None and path.is_file():
             try:
                 self._name_embeddings = torch.from_numpy(np.load(path, allow_pickle=False)).float()
             except (OSError, ValueError) as e:
                 log.warning("recomputing damaged concept-name embeddings %s (%s)", path, e)
         if self._name_embeddings is None or self._name_embeddings.shape[0] != len(names):
             embedded = model.encode(names, batch_size=256, convert_to_numpy=True,
-                                    normalize_embeddings=True, show_progress_bar=False)
-            write_atomic(path, lambda f: np.save(f, embedded.astype(np.float16), allow_pickle=False))
+                                    normalize_embeddings=True, show_progress_bar=False).astype(np.float16)
+            if path is not None:
+                write_atomic(path, lambda f: np.save(f, embedded, allow_pickle=False))
             self._name_embeddings = torch.from_numpy(embedded).float()
         return self._name_embeddings
 

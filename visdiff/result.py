@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from visdiff.io import ImageSet
+from visdiff.image_sets import ImageSet
 
 
 @dataclass

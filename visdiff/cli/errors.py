@@ -1,0 +1,67 @@
+"""The CLI's one error path: every failure becomes one line on stderr and an exit code.
+
+- 2: usage and input errors (:class:`~visdiff.errors.InputError`: a bad value, with the choices);
+- 1: model, service and system failures (naming the service or the file);
+- 130: interrupted (Ctrl-C).
+
+No traceback unless ``--debug``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from visdiff.errors import InputError, VisdiffError
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+stderr = Console(stderr=True)
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    stderr.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=code)
+
+
+def describe_os_error(error: OSError) -> str:
+    """``file: reason`` for an OSError, without Python's ``[Errno N]`` noise."""
+    where = error.filename if error.filename is not None else ""
+    reason = error.strerror or str(error)
+    return f"{where}: {reason}" if where else reason
+
+
+@contextmanager
+def cli_errors(*, debug: bool = False) -> Iterator[None]:
+    """Turn every exception raised inside into a one-line message and an exit code."""
+    try:
+        yield
+    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        raise
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        raise fail("interrupted", EXIT_INTERRUPTED) from None
+    except Exception as e:
+        if debug:
+            raise
+        if isinstance(e, InputError):
+            raise fail(str(e), EXIT_USAGE) from None
+        if isinstance(e, VisdiffError):
+            raise fail(str(e), EXIT_FAILURE) from None
+        if isinstance(e, OSError):
+            raise fail(describe_os_error(e), EXIT_FAILURE) from None
+        raise fail(f"unexpected {type(e).__name__}: {e} (rerun with --debug for the traceback)", EXIT_FAILURE) from None
+
+
+def set_verbosity(quiet: bool, verbose: bool) -> None:
+    level = logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING
+    logging.getLogger("visdiff").setLevel(level)

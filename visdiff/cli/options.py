@@ -1,0 +1,149 @@
+"""The CLI's run options, declared once, and the decorator that gives them to a command.
+
+``@run_command(app, "compare", "profile", "captioner", ...)`` adds the named options (and
+``--quiet``/``--verbose``/``--debug``) to the command's signature, builds one
+:class:`~visdiff.options.RunOptions` from them, passes it as ``options``, and runs the command
+inside the CLI's one error path (:func:`visdiff.cli.errors.cli_errors`).
+
+Adding a run option: a field of :class:`RunOptions`, and its declaration in :data:`DECLARED`
+(plus its name in the commands that take it).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from visdiff.cache_root import CACHE_ENV
+from visdiff.cli.errors import cli_errors, set_verbosity
+from visdiff.llm import BASE_URL_ENV
+from visdiff.options import RunOptions
+from visdiff.profiles import PROFILES
+from visdiff.progress import progress_enabled
+from visdiff.ranking import DEFAULT_ALPHA
+
+MODELS = "Models"
+LLM = "LLM proposer"
+CACHE = "Cache"
+OUTPUT = "Output"
+
+ProfileName = Enum("ProfileName", {name: name for name in PROFILES}, type=str)
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One CLI option: its type with the typer declaration, and its default."""
+
+    annotation: Any
+    default: Any = None
+
+
+DECLARED: dict[str, Declared] = {
+    "profile": Declared(Annotated[ProfileName | None, typer.Option(
+        "--profile", "-p", help="Bundle of models: offline (default, no downloads), laptop (CPU + API LLM), paper.",
+        rich_help_panel=MODELS, case_sensitive=False)]),
+    "captioner": Declared(Annotated[str | None, typer.Option(
+        "--captioner", help="Captioner spec, e.g. 'blip2:Salesforce/blip2-flan-t5-xxl', 'llava:llava-hf/llava-1.5-7b-hf', "
+        "'hf:Salesforce/blip-image-captioning-base', 'openai:gpt-4o'.", rich_help_panel=MODELS)]),
+    "proposer": Declared(Annotated[str | None, typer.Option(
+        "--proposer", help="Proposer spec: 'llm:MODEL' (captions -> LLM), 'vlm:MODEL' (image grid -> vision LLM), "
+        "'vocabulary'.", rich_help_panel=MODELS)]),
+    "scorer": Declared(Annotated[str | None, typer.Option(
+        "--scorer", "-s", help="Scorer spec, e.g. 'open_clip:ViT-bigG-14:laion2b_s39b_b160k' (the paper's) or "
+        "'open_clip:ViT-B-32:/path/weights.pt'.", rich_help_panel=MODELS)]),
+    "clip": Declared(Annotated[str | None, typer.Option(
+        "--clip", help="Shorthand for --scorer open_clip:ARCH:PRETRAINED.", rich_help_panel=MODELS)]),
+    "device": Declared(Annotated[str | None, typer.Option(
+        help="cuda, mps or cpu (default: best available).", rich_help_panel=MODELS)]),
+    "batch_size": Declared(Annotated[int, typer.Option(
+        min=1, help="Images per forward pass of the scorer.", rich_help_panel=MODELS)], 64),
+    "llm": Declared(Annotated[str | None, typer.Option(
+        "--llm", help="Chat model for the proposer (any OpenAI-compatible name); key from $OPENAI_API_KEY.",
+        rich_help_panel=LLM)]),
+    "base_url": Declared(Annotated[str | None, typer.Option(
+        "--base-url", envvar=BASE_URL_ENV, show_envvar=True,
+        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM, Ollama, llama.cpp).",
+        rich_help_panel=LLM)]),
+    "rounds": Declared(Annotated[int, typer.Option(
+        min=1, help="Proposal rounds (one LLM call each).", rich_help_panel=LLM)], 3),
+    "samples_per_set": Declared(Annotated[int, typer.Option(
+        "--samples", min=1, help="Images sampled from each set per round.", rich_help_panel=LLM)], 20),
+    "seed": Declared(Annotated[int, typer.Option(
+        help="Seed for the sampling of images and the LLM.", rich_help_panel=LLM)], 0),
+    "both_directions": Declared(Annotated[bool, typer.Option(
+        "--both-directions", help="Also propose and rank what is more true of B than of A.", rich_help_panel=LLM)],
+        False),
+    "alpha": Declared(Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="False-discovery rate for the significance flag.")], DEFAULT_ALPHA),
+    "cache_dir": Declared(Annotated[Path | None, typer.Option(
+        "--cache-dir", envvar=CACHE_ENV, help="Cache folder (default: the user cache dir).",
+        rich_help_panel=CACHE)]),
+    "no_cache": Declared(Annotated[bool, typer.Option(
+        "--no-cache", help="Neither read nor write the cache; write nothing to disk but the outputs.",
+        rich_help_panel=CACHE)], False),
+}
+# Every command takes these; they shape the output, not the run.
+OUTPUT_OPTIONS: dict[str, Declared] = {
+    "quiet": Declared(Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No progress bars or warnings, only results and errors.", rich_help_panel=OUTPUT)], False),
+    "verbose": Declared(Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Log each step.", rich_help_panel=OUTPUT)], False),
+    "debug": Declared(Annotated[bool, typer.Option(
+        "--debug", help="Show the full traceback of an error.", rich_help_panel=OUTPUT)], False),
+}
+# Declared names that are not RunOptions fields, and how they become one.
+_CLI_ONLY = {"clip", "no_cache"}
+
+
+def run_options(values: dict, *, quiet: bool) -> RunOptions:
+    """A RunOptions from declared CLI values (``--clip`` -> scorer, ``--no-cache`` -> use_cache)."""
+    fields = {name: value for name, value in values.items() if name not in _CLI_ONLY}
+    if isinstance(fields.get("profile"), Enum):
+        fields["profile"] = fields["profile"].value
+    if fields.get("profile") is None:
+        fields.pop("profile", None)
+    if values.get("clip"):
+        fields["scorer"] = f"open_clip:{values['clip']}"
+    if "no_cache" in values:
+        fields["use_cache"] = not values["no_cache"]
+    return RunOptions.build(show_progress=progress_enabled(quiet), **fields)
+
+
+def run_command(app: typer.Typer, name: str, *declared: str):
+    """Register ``func`` as command ``name`` with the ``declared`` run options (see module doc).
+
+    ``func`` takes ``options: RunOptions`` plus its own parameters; a parameter named like a
+    shared option (``quiet``...) receives that option's raw value.
+    """
+    def decorate(func):
+        hints = typing.get_type_hints(func, include_extras=True)
+        shared = {**{n: DECLARED[n] for n in declared}, **OUTPUT_OPTIONS}
+        own = [p.replace(annotation=hints.get(p.name, p.annotation))
+               for p in inspect.signature(func).parameters.values() if p.name != "options" and p.name not in shared]
+        own_names = {p.name for p in inspect.signature(func).parameters.values()} - {"options"}
+        parameters = own + [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=d.annotation, default=d.default)
+            for n, d in shared.items()
+        ]
+
+        @functools.wraps(func)
+        def command(**values):
+            quiet, verbose, debug = (values.get(n, False) for n in OUTPUT_OPTIONS)
+            set_verbosity(quiet, verbose)
+            with cli_errors(debug=debug):
+                options = run_options({n: values[n] for n in declared}, quiet=quiet)
+                return func(options=options, **{n: v for n, v in values.items() if n in own_names})
+
+        del command.__wrapped__  # typer must read the new signature, not the function's own
+        command.__signature__ = inspect.Signature(parameters)
+        command.__annotations__ = {p.name: p.annotation for p in parameters}
+        return app.command(name)(command)
+
+    return decorate

@@ -1,0 +1,60 @@
+"""Shared CLI output: result files, the ranked table, skipped-file notes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from visdiff.jsonable import to_jsonable
+from visdiff.ranking import format_p_value
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+JsonOption = Annotated[Path | None, typer.Option(
+    "--json", help="Write results as JSON to this file ('-' for stdout).", rich_help_panel="Output", dir_okay=False)]
+CsvOption = Annotated[Path | None, typer.Option(
+    "--csv", help="Write results as CSV to this file ('-' for stdout).", rich_help_panel="Output", dir_okay=False)]
+
+
+def write_table(table: pd.DataFrame, *, json_path: Path | None, csv_path: Path | None, extra: dict | None = None) -> None:
+    """Write ``table`` (and ``extra`` metadata, for JSON) where asked; '-' means stdout."""
+    if json_path is not None:
+        payload = json.dumps(to_jsonable({**(extra or {}), "results": table.to_dict("records")}), indent=2)
+        if str(json_path) == "-":
+            typer.echo(payload)
+        else:
+            json_path.write_text(payload + "\n", encoding="utf-8")
+    if csv_path is not None:
+        if str(csv_path) == "-":
+            typer.echo(table.to_csv(index=False), nl=False)
+        else:
+            table.to_csv(csv_path, index=False)
+
+
+def render_ranking(table: pd.DataFrame, *, title: str = "", limit: int | None = None, favoured: str = "A") -> None:
+    """Rich table of ranked hypotheses on stdout."""
+    view = Table(title=title or None, show_lines=False)
+    for name, justify in [("#", "right"), (f"hypothesis (more true of {favoured})", "left"), ("AUROC", "right"),
+                          ("mean A", "right"), ("mean B", "right"), ("p", "right"), ("q", "right"), ("sig.", "center")]:
+        view.add_column(name, justify=justify)
+    rows = table if limit is None else table.head(limit)
+    for i, row in enumerate(rows.itertuples(index=False), start=1):
+        view.add_row(
+            str(i), row.hypothesis, f"{row.auroc:.3f}", f"{row.mean_a:.4g}", f"{row.mean_b:.4g}",
+            format_p_value(row.p_value), format_p_value(row.q_value), "✓" if row.significant else "·",
+        )
+    stdout.print(view)
+
+
+def report_skipped(attrs: dict) -> None:
+    for side in ("a", "b"):
+        skipped = attrs.get(f"skipped_{side}") or []
+        if skipped:
+            stderr.print(f"set {side.upper()}: skipped {len(skipped)} unreadable file(s)", highlight=False)

@@ -1,0 +1,116 @@
+"""The scoring stage: a scorer, its embedding store, and the embeddings of one run.
+
+Image embeddings are looked up by content hash in the cache, computed for the misses
+(:mod:`visdiff.embeddings.encode`) and kept for the run, so the proposer and the ranker embed
+each set once. Text embeddings are cached beside the image embeddings, so a warm run never
+loads the model (scorers load their weights on first use).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+
+from visdiff.cache_root import CacheRoot
+from visdiff.embeddings.encode import EmbedStats, embed_image_set
+from visdiff.image_sets import ImageSet
+from visdiff.scorers import Scorer, create_scorer
+from visdiff.timing import Timings
+
+
+class Scoring:
+    """Scores image sets against texts with one scorer, embeddings cached by content.
+
+    Parameters
+    ----------
+    scorer : str or Scorer
+        A spec (built here: cheap, weights load on first use) or a built scorer.
+    cache : CacheRoot
+        Where embeddings are cached (a disabled root caches nothing).
+    timings : Timings, optional
+        Where the stage records ``load_scorer``, ``embed`` and ``score`` seconds.
+    device : str, optional
+        Device of a scorer built from a spec.
+    batch_size, num_workers, show_progress
+        Embedding settings (images per forward pass, decoding workers, progress bar).
+    """
+
+    def __init__(self, scorer: str | Scorer, *, cache: CacheRoot, timings: Timings | None = None,
+                 device: str | None = None, batch_size: int = 64, num_workers: int | None = None,
+                 show_progress: bool | None = None) -> None:
+        self.timings = timings or Timings()
+        with self.timings.stage("load_scorer"):
+            self.scorer = create_scorer(scorer, device=device, cache=cache) if isinstance(scorer, str) else scorer
+        self.store = cache.embeddings(self.scorer.cache_id)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.show_progress = show_progress
+        self.stats = EmbedStats()
+        self._embedded: dict[tuple[str, ...], torch.Tensor] = {}
+
+    @property
+    def spec(self) -> str:
+        return self.scorer.spec
+
+    def embed_sets(self, *image_sets: ImageSet) -> list[tuple[torch.Tensor, ImageSet]]:
+        """Per set: the embeddings of its readable images (float32 on the scorer's device) and
+        the set without the images that failed to decode.
+
+        All sets go through one pass, so an image in several sets is decoded and encoded once
+        (also without a cache) and the decoding workers start once.
+        """
+        known = [self._embedded.get(tuple(s.keys)) for s in image_sets]
+        if all(e is not None for e in known):
+            return list(zip(known, image_sets))
+        combined = ImageSet(tuple(item for s in image_sets for item in s.items))
+        with self.timings.stage("embed"):
+            embeddings, usable = embed_image_set(
+                self.scorer, combined, cache=self.store, batch_size=self.batch_size,
+                num_workers=self.num_workers, show_progress=self.show_progress, stats=self.stats,
+            )
+        # Failures are per content hash; `usable.skipped` lists them in position order.
+        failed_keys = {item.key for item in combined.items} - set(usable.keys)
+        reasons = {item.key: s.reason for item, s in zip(
+            (it for it in combined.items if it.key in failed_keys), usable.skipped)}
+        out, start = [], 0
+        for image_set in image_sets:
+            kept = image_set.drop({i: reasons[it.key] for i, it in enumerate(image_set.items) if it.key in failed_keys},
+                                  warn=False)
+            block = embeddings[start: start + len(kept)]
+            start += len(kept)
+            self._embedded[tuple(kept.keys)] = block
+            out.append((block, kept))
+        return out
+
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        """Text embeddings on the scorer's device, rows cached beside the image embeddings.
+        Rows go through float16 whether cached or fresh, so cold and warm runs score alike."""
+        keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+        text_store = None if self.store is None else self.store.companion("text")
+        found, rows = text_store.lookup(keys) if text_store else (np.zeros(len(texts), bool), None)
+        if not found.all():
+            missing = [t for t, hit in zip(texts, found) if not hit]
+            fresh = self.scorer.encode_texts(missing).float().cpu().numpy().astype(np.float16)
+            if text_store is not None:
+                text_store.add([k for k, hit in zip(keys, found) if not hit], fresh)
+            merged = np.empty((len(texts), fresh.shape[1]), np.float16)
+            merged[~found] = fresh
+            if rows is not None:
+                merged[found] = rows
+            rows = merged
+        return torch.from_numpy(rows.astype(np.float32)).to(self.scorer.device)
+
+    def score_embeddings(self, embeddings: list[torch.Tensor], texts: list[str]) -> list[np.ndarray]:
+        """(n_i, m) score matrices of each embedding block against the m ``texts``."""
+        with self.timings.stage("score"):
+            text = self.encode_texts(list(texts))
+            return [self.scorer.score(e, text).float().cpu().numpy() for e in embeddings]
+
+    def score(self, image_set: ImageSet, texts: list[str]) -> np.ndarray:
+        """(n readable images, m texts) scores of one set."""
+        [(embeddings, _)] = self.embed_sets(image_set)
+        return self.score_embeddings([embeddings], texts)[0]
+
+

@@ -1,0 +1,103 @@
+"""The stages of one run, built from :class:`RunOptions` (or given built): the one place where
+profiles, specs and run options turn into a captioning stage, a scoring stage and a proposer.
+
+Built objects passed in (``captioner=``, ``proposer=``, ``scorer=``) are used as they are, so a
+benchmark loads its models once for many pairs. Every stage records its own seconds in the
+run's :class:`Timings`; nested stages (captioning done for the proposer) count apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from functools import cached_property
+
+from visdiff.captioners import CAPTIONERS, Captioner
+from visdiff.captioning import Captioning
+from visdiff.embeddings.scoring import Scoring
+from visdiff.errors import InputError
+from visdiff.image_sets import ImageSet
+from visdiff.options import RunOptions
+from visdiff.proposers import CHAT_PROPOSERS, PROPOSERS, ProposalContext, Proposer
+from visdiff.ranking import clean_hypotheses
+from visdiff.scorers import SCORERS, Scorer
+from visdiff.timing import Timings
+
+
+def build_proposer(options: RunOptions, *, cache) -> Proposer:
+    """The proposer ``options`` name; chat proposers get the LLM options and the cache."""
+    spec = PROPOSERS.check(options.proposer_spec())
+    if spec.backend not in CHAT_PROPOSERS:
+        return PROPOSERS.create(spec)
+    return PROPOSERS.create(spec, base_url=options.base_url, rounds=options.rounds,
+                            samples_per_set=options.samples_per_set, cache=cache)
+
+
+class RunStages:
+    """Captioning, scoring and proposing for one run, sharing one cache root and one clock.
+
+    Specs are checked here, before any image is read; models load on first use (a proposer
+    that needs no captions never loads the captioner).
+    """
+
+    def __init__(self, options: RunOptions, *, captioner: Captioner | None = None,
+                 proposer: Proposer | None = None, scorer: Scorer | None = None) -> None:
+        if proposer is not None and options.llm:
+            raise InputError("llm= selects the model of a proposer spec; it cannot change a built proposer")
+        self.options = options
+        self.cache = options.cache_root()
+        self.cache.check_usable()
+        self.timings = Timings()
+        self._built = {"captioner": captioner, "proposer": proposer, "scorer": scorer}
+        # Cheap checks first: a misspelt backend fails before any model loads or image is read.
+        if captioner is None:
+            CAPTIONERS.check(options.captioner_spec())
+        if scorer is None:
+            SCORERS.check(options.scorer_spec())
+        if proposer is None:
+            PROPOSERS.check(options.proposer_spec())
+
+    @cached_property
+    def captioning(self) -> Captioning:
+        return Captioning(
+            self._built["captioner"] or self.options.captioner_spec(), cache=self.cache, timings=self.timings,
+            batch_size=self.options.caption_batch_size, show_progress=self.options.show_progress,
+            device=self.options.device, base_url=self.options.base_url,
+        )
+
+    @cached_property
+    def scoring(self) -> Scoring:
+        return Scoring(
+            self._built["scorer"] or self.options.scorer_spec(), cache=self.cache, timings=self.timings,
+            device=self.options.device, batch_size=self.options.batch_size, show_progress=self.options.show_progress,
+        )
+
+    @cached_property
+    def proposer(self) -> Proposer:
+        with self.timings.stage("load_proposer"):
+            return self._built["proposer"] or build_proposer(self.options, cache=self.cache)
+
+    def propose(self, set_a: ImageSet, set_b: ImageSet) -> list[str]:
+        """The proposer's phrases for A over B, cleaned and de-duplicated."""
+        context = ProposalContext(set_a=set_a, set_b=set_b, captioning=self.captioning, scoring=self.scoring,
+                                  seed=self.options.seed, show_progress=self.options.show_progress)
+        with self.timings.stage("propose"):
+            return clean_hypotheses(self.proposer.propose(context))
+
+    def built_models(self) -> dict:
+        """The captioner and the scorer, built now, for reuse by later runs (``compare(...,
+        **models)``): a benchmark loads its large models once for all its pairs."""
+        return {"captioner": self.captioning.captioner, "scorer": self.scoring.scorer}
+
+    def describe(self) -> dict:
+        """Specs, settings and counts of the stages that ran (never API keys)."""
+        return {
+            "profile": self.options.profile,
+            "options": self.options.identity(),
+            "proposer": self.proposer.describe(),
+            "scorer": self.scoring.spec,
+            "captioner": self.captioning.spec,
+            "captioner_cache_id": self.captioning.cache_id,
+            "captions": asdict(self.captioning.stats),
+            "embeddings": asdict(self.scoring.stats),
+        }
+
