@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 import visdiff
-from visdiff.embeddings.cache import cache_info
+from visdiff.cache_root import CacheRoot
 
 TINY_ARCH = "visdiff-bench-tiny-vit"
 TINY_CONFIG = {
@@ -97,8 +97,8 @@ def main() -> None:
         cold_s, cold = timed_rank(root / "a", root / "b", scorer=scorer, cache_dir=cache_dir, batch_size=args.batch_size)
         warm_s, warm = timed_rank(root / "a", root / "b", scorer=scorer, cache_dir=cache_dir, batch_size=args.batch_size)
 
-        stores = cache_info(cache_dir)
-        image_store = max(stores, key=lambda s: s.rows)  # the text store holds only the hypotheses
+        stores = [s for s in CacheRoot(cache_dir).info() if s.kind == "embeddings"]
+        image_store = max(stores, key=lambda s: s.entries)  # the text store holds only the hypotheses
         n_images = cold.attrs["n_a"] + cold.attrs["n_b"]
         same = cold.drop(columns="hypothesis").equals(warm.drop(columns="hypothesis")) and cold["hypothesis"].equals(warm["hypothesis"])
 
@@ -108,8 +108,8 @@ def main() -> None:
         print(f"cold: {cold_s:8.3f} s   image forward passes: {cold.attrs['embeddings']['encoded']:4d}   cached: {cold.attrs['embeddings']['cached']}")
         print(f"warm: {warm_s:8.3f} s   image forward passes: {warm.attrs['embeddings']['encoded']:4d}   cached: {warm.attrs['embeddings']['cached']}")
         print(f"speed-up warm vs cold: {cold_s / warm_s:.1f}x   identical tables: {same}")
-        print(f"cache: {image_store.rows} embeddings in {image_store.shards} shard(s), "
-              f"{image_store.bytes} bytes = {image_store.bytes / image_store.rows:.1f} bytes/image")
+        print(f"cache: {image_store.entries} embeddings in {image_store.shards} shard(s), "
+              f"{image_store.bytes} bytes = {image_store.bytes / image_store.entries:.1f} bytes/image")
 
 
 if __name__ == "__main__":

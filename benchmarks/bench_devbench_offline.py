@@ -46,6 +46,7 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 import visdiff
+from visdiff.cache_root import CacheRoot
 from visdiff.concepts import exact_index, load_concept_table, normalise_text
 from visdiff.image_sets import to_rgb
 from visdiff.proposers import create_proposer
@@ -231,7 +232,8 @@ def main() -> None:
             print(f"cold run, {min(20, len(pairs[0].images_a))} + {min(20, len(pairs[0].images_b))} images "
                   f"({pairs[0].id}), fresh interpreter, empty cache, model load included: {seconds:.1f} s")
 
-        scorer, proposer, matcher = create_scorer("offline"), create_proposer("vocabulary"), Matcher()
+        scorer = create_scorer("offline", cache=CacheRoot(tmp / "cache"))
+        proposer, matcher = create_proposer("vocabulary"), Matcher()
         hits: dict[str, list[tuple[bool, bool]]] = {}
         for pair in pairs:
             start = time.perf_counter()

@@ -62,22 +62,21 @@ def fill(cache_dir: Path, n: int) -> None:
 
 
 def measure(cache_dir: Path, n: int) -> dict:
-    from visdiff.embeddings.cache import EmbeddingCache
-    from visdiff.embeddings.encode import embed_image_set
+    from visdiff.cache_root import CacheRoot
+    from visdiff.embeddings.scoring import Scoring
     from visdiff.image_sets import ImageItem, ImageSet
-    from visdiff.ranking import rank_scores, text_embeddings
+    from visdiff.ranking import rank_scores
 
     sets = {s: ImageSet(tuple(ImageItem(key=k, source=f"{s}{i}") for i, k in enumerate(keys_for(s, n)))) for s in "ab"}
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     scorer = MatrixScorer()
     start = time.perf_counter()
-    cache = EmbeddingCache(cache_dir, scorer.cache_id)
-    emb_a, _ = embed_image_set(scorer, sets["a"], cache=cache, show_progress=False)
-    emb_b, _ = embed_image_set(scorer, sets["b"], cache=cache, show_progress=False)
+    scoring = Scoring(scorer, cache=CacheRoot(cache_dir), show_progress=False)
+    [(emb_a, _), (emb_b, _)] = scoring.embed_sets(sets["a"], sets["b"])
     loaded = time.perf_counter()
     hypotheses = [f"hypothesis {j}" for j in range(HYPOTHESES)]
-    text = text_embeddings(scorer, hypotheses, None)
-    table = rank_scores(scorer.score(emb_a, text).numpy(), scorer.score(emb_b, text).numpy(), hypotheses)
+    scores_a, scores_b = scoring.score_embeddings([emb_a, emb_b], hypotheses)
+    table = rank_scores(scores_a, scores_b, hypotheses)
     done = time.perf_counter()
     assert len(table) == HYPOTHESES and table["auroc"].between(0, 1).all()
     return {
@@ -111,8 +110,8 @@ def main() -> None:
             child = [sys.executable, __file__, "--cache-dir", tmp, "--child"]
             subprocess.run(child + ["fill", str(n)], check=True)
             r = json.loads(subprocess.run(child + ["measure", str(n)], check=True, capture_output=True, text=True).stdout)
-            store = next((Path(tmp) / "embeddings").iterdir())
-            disk = sum(f.stat().st_size for f in store.iterdir())
+            # The image store is the big one; the text store beside it holds the hypotheses.
+            disk = max(sum(f.stat().st_size for f in store.iterdir()) for store in (Path(tmp) / "embeddings").iterdir())
         growth = (r["peak_rss_mb"] - r["baseline_rss_mb"]) / (2 * n / 1000)
         print(f"{n:>10} {r['load_s']:>8.2f} {r['rank_s']:>8.2f} {r['total_s']:>8.2f} {r['peak_rss_mb']:>12.0f} {growth:>12.2f}")
     print(f"cache on disk: {disk / (2 * n):.1f} bytes per image ({DIM} x float16 + 32-byte key + .npy headers)")

@@ -25,7 +25,7 @@ class TextCache:
     Parameters
     ----------
     cache_dir : Path
-        Root cache folder (see :func:`visdiff.config.default_cache_dir`).
+        Root cache folder (see :class:`visdiff.cache_root.CacheRoot`).
     namespace : str
         Sub-folder, e.g. ``"captions"`` or ``"llm"``.
     version : int
