@@ -15,7 +15,7 @@ from visdiff.cache_root import CacheRoot
 from visdiff.errors import ServiceError
 from visdiff.image_sets import load_image_set
 from visdiff.proposers import ProposalContext, create_proposer, list_proposers
-from visdiff.proposers.chat import parse_hypotheses
+from visdiff.proposers.chat import parse_answer, parse_hypotheses
 from visdiff.proposers.vlm import make_grid
 
 # Fixture: fake_openai (a scripted OpenAI-compatible server per test).
@@ -41,10 +41,27 @@ pytest_plugins = ["tests.fake_openai"]
         ("I'm sorry, but I can't help with that.", []),
         ("Sure! Here is the list you asked for:", []),
         ("- " + " ".join(["word"] * 20), []),
+        # An endpoint's error text, markup and courtesies are never hypotheses.
+        ("1. red cars\n2. snow\n3. dogs\n4. Error: rate limit exceeded", ["red cars", "snow", "dogs"]),
+        ("- HTTP 503 Service Unavailable\n- Internal Server Error\n- sunsets", ["sunsets"]),
+        ("<html><body><h1>502 Bad Gateway</h1></body></html>", []),
+        ("- <b>dogs</b>\n- <div class='x'>cats</div>\n- birds", ["birds"]),
+        ("Sunsets\nBeaches\n\nHope this helps!", ["Sunsets", "Beaches"]),
+        ("- red cars\n- Let me know if you need more\n- Thanks!\n- snow", ["red cars", "snow"]),
     ],
 )
 def test_parse_hypotheses(answer, expected):
     assert parse_hypotheses(answer) == expected
+
+
+def test_parse_answer_lists_every_dropped_line_with_its_reason():
+    parsed = parse_answer("Here you go:\n1. Snow\n2. snow\n3. Error: quota exceeded\n4. <i>x</i>\n5. fewer cars\nCheers")
+    assert parsed.phrases == ["Snow"]
+    assert parsed.dropped == [
+        ("Here you go:", "not a list item"), ("Cheers", "not a list item"),
+        ("Error: quota exceeded", "error message, not a hypothesis"), ("<i>x</i>", "markup, not a hypothesis"),
+        ("fewer cars", "negation or comparison a scorer cannot score"), ("snow", "duplicate"),
+    ]
 
 
 def _image_set(n: int, offset: int, name: str):

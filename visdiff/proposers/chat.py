@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -48,8 +48,33 @@ _PROSE = re.compile(
 )
 # Negations and comparisons a CLIP scorer cannot score as an image property.
 _UNSCORABLE = re.compile(r"^(?:fewer|less|no|absence of|lack of|without)\b|\bgroup [ab]\b|\bcaptions?\b", re.IGNORECASE)
+# An endpoint's or proxy's error text relayed as the answer ("4. Error: rate limit exceeded").
+_ERROR_TEXT = re.compile(
+    r"^(?:error|exception|traceback|fatal|failed|failure)\b|\brate.?limit|\bquota\b|"
+    r"\b(?:status|error) code\b|\bhttp(?:/\d(?:\.\d)?)? ?[45]\d\d\b|"
+    r"\b(?:internal server error|bad gateway|service unavailable|gateway time-?out|too many requests|"
+    r"invalid (?:request|api key)|timed out)\b",
+    re.IGNORECASE,
+)
+# HTML or XML markup: a page or a fragment, never an image property.
+_MARKUP = re.compile(r"</?[a-zA-Z][\w:-]*(?:\s[^<>]*)?/?>|<!--|<!doctype|&(?:lt|gt|amp|nbsp|quot);", re.IGNORECASE)
+# Closing (or opening) courtesies.
+_PLEASANTRY = re.compile(
+    r"^(?:hope (?:this|that|it) helps|i hope|let me know|feel free|happy to help|glad to help|good luck|"
+    r"thanks?\b|thank you|you're welcome|best regards|cheers\b|enjoy\b|have a (?:great|nice|good))",
+    re.IGNORECASE,
+)
 _LETTER = re.compile(r"[^\W\d_]")
 _STRIP = " \t\"'“”‘’`.,;:!*_"
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    """What parsing kept of a chat answer (``phrases``, in order, without duplicates) and every
+    line it dropped, with the reason (``dropped``: (line, reason) pairs)."""
+
+    phrases: list[str]
+    dropped: list[tuple[str, str]]
 
 
 def _clean_item(text: str) -> str:
@@ -62,32 +87,74 @@ def _clean_item(text: str) -> str:
     return " ".join(text.split())
 
 
-def _usable(item: str) -> bool:
-    return (
-        bool(_LETTER.search(item)) and len(item.split()) <= MAX_WORDS
-        and not _UNSCORABLE.search(item) and not _PROSE.match(item)
-    )
+def _rejection(raw: str, item: str) -> str:
+    """Why a list item is not a hypothesis ('' if it is one). ``raw`` is the line as sent, so
+    an error message is caught before its label ("Error") could pass for a phrase."""
+    if _ERROR_TEXT.search(raw):
+        return "error message, not a hypothesis"
+    if _MARKUP.search(raw):
+        return "markup, not a hypothesis"
+    if _PLEASANTRY.match(item) or _PROSE.match(item):
+        return "prose, not a hypothesis"
+    if not _LETTER.search(item):
+        return "no words"
+    if len(item.split()) > MAX_WORDS:
+        return f"longer than {MAX_WORDS} words"
+    if _UNSCORABLE.search(item):
+        return "negation or comparison a scorer cannot score"
+    return ""
 
 
-def parse_hypotheses(answer: str) -> list[str]:
-    """Phrases of a chat model's list answer, in order, duplicates removed.
+def parse_answer(answer: str) -> ParsedAnswer:
+    """The phrases of a chat model's list answer, and the lines dropped with reasons.
 
     When any line is a list item (bullet or number), only list items count, so preambles and
     closing remarks drop out. A single unmarked line with commas is read as a comma list.
+    Error messages, markup, courtesies and prose never become phrases.
+    """
+    dropped: list[tuple[str, str]] = []
+    lines = []
+    for line in answer.splitlines():
+        if _FENCE.match(line) or _HEADING.match(line):
+            dropped.append((line, "formatting"))
+        elif line.strip():
+            lines.append(line)
+    marked = any(_MARKER.match(line) for line in lines)
+    raw = []
+    for line in lines:
+        if marked and not _MARKER.match(line):
+            dropped.append((line, "not a list item"))
+        elif not marked and line.rstrip().endswith(":"):
+            dropped.append((line, "heading"))
+        else:
+            raw.append(_MARKER.sub("", line, count=1) if marked else line)
+    if not marked and len(raw) == 1 and raw[0].count(",") >= 2:
+        raw = re.split(r"[,;]", raw[0])
+    kept = []
+    for text in raw:
+        item = _clean_item(text)
+        reason = _rejection(text, item)
+        if reason:
+            dropped.append((text.strip(), reason))
+        else:
+            kept.append(item)
+    phrases = dedupe_phrases(kept)
+    seen = {p.lower() for p in phrases}
+    for item in kept:
+        if " ".join(item.split()).lower() in seen:
+            seen.discard(" ".join(item.split()).lower())
+        else:
+            dropped.append((item, "duplicate"))
+    return ParsedAnswer(phrases, dropped)
+
+
+def parse_hypotheses(answer: str) -> list[str]:
+    """The phrases of a chat model's list answer (see :func:`parse_answer`).
 
     >>> parse_hypotheses('Here are the differences:\\n\\n1. **Snowy scenes**: winter\\n2. "red cars"\\n- more of dogs (e.g. pugs)')
     ['Snowy scenes', 'red cars', 'dogs']
     """
-    lines = [ln for ln in answer.splitlines() if ln.strip() and not _FENCE.match(ln) and not _HEADING.match(ln)]
-    marked = [_MARKER.sub("", ln, count=1) for ln in lines if _MARKER.match(ln)]
-    if marked:
-        raw = marked
-    else:
-        raw = [ln for ln in lines if not ln.rstrip().endswith(":")]
-        if len(raw) == 1 and raw[0].count(",") >= 2:
-            raw = re.split(r"[,;]", raw[0])
-    items = [_clean_item(text) for text in raw]
-    return dedupe_phrases([item for item in items if _usable(item)])
+    return parse_answer(answer).phrases
 
 
 def sample_positions(n: int, k: int, rng: np.random.Generator) -> list[int]:
