@@ -27,12 +27,16 @@ class Reply:
     """One scripted answer: chat content with HTTP 200, or an error status with headers.
 
     ``delay`` seconds pass before answering (longer than the client timeout = a timeout).
+    ``raw_body`` replaces the JSON body (with ``content_type``), for servers that misbehave.
     """
 
     content: str | None = ""
     status: int = 200
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    # Faulty servers: a raw body sent as is with this content type (an HTML page, cut-off JSON).
+    raw_body: str | None = None
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -101,14 +105,16 @@ class FakeOpenAIServer:
                 self._send(reply, body)
 
             def _send(self, reply: Reply, body: dict) -> None:
-                if reply.status == 200:
-                    payload = completion(reply.content, model=body.get("model", ""))
+                if reply.raw_body is not None:
+                    data = reply.raw_body.encode()
+                elif reply.status == 200:
+                    data = json.dumps(completion(reply.content, model=body.get("model", ""))).encode()
                 else:
-                    payload = {"error": {"message": reply.content or f"HTTP {reply.status}", "type": "server_error"}}
-                data = json.dumps(payload).encode()
+                    error = {"message": reply.content or f"HTTP {reply.status}", "type": "server_error"}
+                    data = json.dumps({"error": error}).encode()
                 try:
                     self.send_response(reply.status)
-                    self.send_header("content-type", "application/json")
+                    self.send_header("content-type", reply.content_type)
                     self.send_header("content-length", str(len(data)))
                     for name, value in reply.headers.items():
                         self.send_header(name, value)

@@ -191,4 +191,4 @@ def test_one_csv_for_both_sets_with_groups(tmp_path, tiny_clip_weights):
 def test_unwritable_output_path_exits_2(rank_args, tmp_path):
     result = invoke(*rank_args, "-H", "x", "--json", tmp_path / "no" / "such" / "dir" / "out.json")
     assert result.exit_code == 2
-    assert "cannot write results" in result.stderr and "Traceback" not in result.output
+    assert "cannot write output file" in result.stderr and "Traceback" not in result.output

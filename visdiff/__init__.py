@@ -2,36 +2,46 @@
 
 Public API: :func:`compare`, :func:`propose`, :func:`caption`, :func:`rank`,
 :func:`rank_scores`, :func:`load_image_set`, :func:`load_prompt`, :class:`RunOptions`,
-:class:`CompareResult`, and
-the stage registries' ``create_*`` / ``list_*`` functions. Everything else is internal.
+:class:`CompareResult`, and the stage registries' ``create_*`` / ``list_*`` functions.
+Everything else is internal.
+
+Names are imported on first use: ``import visdiff`` stays light (the command line starts,
+and answers Ctrl-C, before torch is loaded).
 """
 
-from visdiff.errors import BackendError, InputError, ServiceError, VisdiffError
-from visdiff.image_sets import ImageSet, load_image_set
-from visdiff.options import RunOptions
-from visdiff.scorers import create_scorer, list_scorers
-from visdiff.ranking import rank_scores
-from visdiff.pipeline import caption, compare, propose, rank
-from visdiff.prompts import load_prompt
-from visdiff.result import CompareResult
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BackendError",
-    "CompareResult",
-    "ImageSet",
-    "InputError",
-    "RunOptions",
-    "ServiceError",
-    "VisdiffError",
-    "caption",
-    "compare",
-    "create_scorer",
-    "list_scorers",
-    "load_image_set",
-    "load_prompt",
-    "propose",
-    "rank",
-    "rank_scores",
-]
+_EXPORTS = {
+    "BackendError": "visdiff.errors",
+    "InputError": "visdiff.errors",
+    "ServiceError": "visdiff.errors",
+    "VisdiffError": "visdiff.errors",
+    "ImageSet": "visdiff.image_sets",
+    "load_image_set": "visdiff.image_sets",
+    "RunOptions": "visdiff.options",
+    "create_scorer": "visdiff.scorers",
+    "list_scorers": "visdiff.scorers",
+    "rank_scores": "visdiff.ranking",
+    "caption": "visdiff.pipeline",
+    "compare": "visdiff.pipeline",
+    "propose": "visdiff.pipeline",
+    "rank": "visdiff.pipeline",
+    "load_prompt": "visdiff.prompts",
+    "CompareResult": "visdiff.result",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'visdiff' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

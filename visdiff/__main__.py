@@ -1,3 +1,3 @@
-from visdiff.cli import main
+from visdiff.entry import main
 
 main()

@@ -80,14 +80,10 @@ class CacheRoot:
         return self.path / name if self.path is not None else None
 
     def check_usable(self) -> None:
-        """Fail at once, before any model runs, when the root cannot be a folder."""
+        """Fail at once, before any model runs, when the root cannot be a writable folder."""
         if self.path is None:
             return
-        for parent in (self.path, *self.path.parents):
-            if parent.exists():
-                if not parent.is_dir():
-                    raise InputError(f"cache dir {self.path}: {parent} exists and is not a folder")
-                break
+        check_writable_folder(self.path, "cache dir", hint="; pass another --cache-dir, or --no-cache")
 
     def info(self) -> list[StoreInfo]:
         """Every store under the root: embedding stores with their row counts, text stores and
@@ -133,6 +129,15 @@ class CacheRoot:
         freed = _size(root)
         shutil.rmtree(root)
         return freed
+
+
+def check_writable_folder(folder: Path, what: str, *, hint: str = "") -> None:
+    """``InputError`` unless ``folder`` is, or can be created as, a folder this process may write to."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor))
+    if not existing.is_dir():
+        raise InputError(f"{what} {folder}: {existing} exists and is not a folder{hint}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {folder}: {existing} is not writable{hint}")
 
 
 def _size(folder: Path) -> int:

@@ -11,17 +11,28 @@ from __future__ import annotations
 
 import math
 import os
+from urllib.parse import urlsplit
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from visdiff.cache_root import CacheRoot
 from visdiff.devices import check_device
 from visdiff.errors import InputError
+from visdiff.redaction import redact_url
 from visdiff.profiles import DEFAULT_PROFILE, Profile, get_profile
 from visdiff.proposers import CHAT_PROPOSERS
 from visdiff.ranking import DEFAULT_ALPHA
 from visdiff.registry import parse_spec
 
 RUNTIME = {"runtime": True}
+
+
+def check_url(url: str) -> str:
+    """An http(s) endpoint URL, or ``InputError`` saying what a valid one looks like."""
+    parsed = urlsplit(url) if isinstance(url, str) else None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise InputError(f"base URL {redact_url(str(url))!r} is not an http(s) URL; "
+                         "expected e.g. http://localhost:8000/v1 or https://api.openai.com/v1")
+    return url
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,8 @@ class RunOptions:
             if spec is not None and not isinstance(spec, str):
                 raise InputError(f"{name} must be a spec string here, got {type(spec).__name__}")
         check_device(self.device)
+        if self.base_url is not None:
+            check_url(self.base_url)
 
     @classmethod
     def build(cls, options: RunOptions | None = None, **keywords) -> RunOptions:
@@ -105,8 +118,10 @@ class RunOptions:
         return RunOptions.build(self, **keywords)
 
     def identity(self) -> dict:
-        """The settings that shape results (everything but how the run executes)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("runtime")}
+        """The settings that shape results (everything but how the run executes), as recorded in
+        results: credentials in the endpoint URL are masked."""
+        settings = {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("runtime")}
+        return {**settings, "base_url": redact_url(self.base_url)}
 
     def as_dict(self) -> dict:
         return asdict(self)

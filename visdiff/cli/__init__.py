@@ -1,7 +1,7 @@
 """The ``visdiff`` command: a thin layer over the public API, one module per subcommand.
 
-Results go to stdout, logs and progress to stderr. Exit codes: 0 ok, 1 failure (model or
-service), 2 bad input or usage.
+Results go to stdout, logs and progress to stderr. Exit codes: 0 ok, 1 failure (model,
+service or system), 2 bad input or usage, 130 interrupted; see :mod:`visdiff.cli.errors`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ app = typer.Typer(
 )
 
 
-def main() -> None:
+def setup_logging() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
-    app()
 
 
 # Each module adds its commands to `app`.

@@ -10,9 +10,10 @@ import typer
 from visdiff.captioning import DEFAULT_BATCH_SIZE, build_captioner
 from visdiff.cli import app
 from visdiff.cli.options import run_command
-from visdiff.cli.output import stderr, stdout
+from visdiff.cli.output import check_outputs, stdout, write_text_file
 from visdiff.options import RunOptions
 from visdiff.pipeline import caption
+from visdiff.report.results import csv_safe
 
 
 @run_command(app, "caption", "profile", "captioner", "device", "base_url", "cache_dir", "no_cache")
@@ -26,6 +27,7 @@ def caption_command(
     jsonl_out: Annotated[Path | None, typer.Option("--jsonl", help="Write one JSON object per image to this file ('-' for stdout).", rich_help_panel="Output", dir_okay=False)] = None,
 ) -> None:
     """Caption every image (cached by image content, model, prompt and settings)."""
+    check_outputs(csv_out, jsonl_out)
     own = {k: v for k, v in {"prompt": prompt, "max_new_tokens": max_new_tokens}.items() if v is not None}
     captioner = build_captioner(options.captioner_spec(), device=options.device, base_url=options.base_url, **own) \
         if own else None
@@ -34,13 +36,14 @@ def caption_command(
         for row in table.itertuples(index=False):
             stdout.print(f"{row.source}\t{row.caption}", highlight=False, markup=False, soft_wrap=True)
     if csv_out is not None:
+        text = csv_safe(table).to_csv(index=False)
         if str(csv_out) == "-":
-            typer.echo(table.to_csv(index=False), nl=False)
+            typer.echo(text, nl=False)
         else:
-            table.to_csv(csv_out, index=False)
+            write_text_file(csv_out, text)
     if jsonl_out is not None:
         lines = table.to_json(orient="records", lines=True, force_ascii=False)
         if str(jsonl_out) == "-":
             typer.echo(lines, nl=not lines.endswith("\n"))
         else:
-            jsonl_out.write_text(lines, encoding="utf-8")
+            write_text_file(jsonl_out, lines)

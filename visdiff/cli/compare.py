@@ -9,7 +9,9 @@ import typer
 
 from visdiff.cli import app
 from visdiff.cli.options import run_command
-from visdiff.cli.output import CsvOption, JsonOption, render_ranking, report_skipped, stderr, write_table
+from visdiff.cli.output import (
+    CsvOption, JsonOption, check_outputs, render_ranking, report_skipped, stderr, write_table,
+)
 from visdiff.options import RunOptions
 from visdiff.pipeline import compare
 from visdiff.profiles import DEFAULT_PROFILE
@@ -35,6 +37,7 @@ def compare_command(
     quiet: bool = False,
 ) -> None:
     """Describe how set A differs from set B: caption, propose with an LLM, rank with CLIP."""
+    check_outputs(json_out, csv_out, folder=out)
     if not quiet and options.profile == DEFAULT_PROFILE and not any((options.captioner, options.proposer, options.scorer, options.llm)):
         stderr.print(OFFLINE_NOTE, highlight=False, soft_wrap=True)
     result = compare(set_a, set_b, options)

@@ -13,7 +13,6 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -44,7 +43,7 @@ def cli_errors(*, debug: bool = False) -> Iterator[None]:
     """Turn every exception raised inside into a one-line message and an exit code."""
     try:
         yield
-    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+    except (typer.Exit, typer.Abort, typer.TyperException):
         raise
     except KeyboardInterrupt:
         if debug:

@@ -11,7 +11,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from visdiff.cache_root import check_writable_folder
+from visdiff.errors import InputError
 from visdiff.jsonable import to_jsonable
+from visdiff.report.results import csv_safe
 from visdiff.ranking import format_p_value
 
 stdout = Console()
@@ -23,6 +26,31 @@ CsvOption = Annotated[Path | None, typer.Option(
     "--csv", help="Write results as CSV to this file ('-' for stdout).", rich_help_panel="Output", dir_okay=False)]
 
 
+def check_outputs(*files: Path | None, folder: Path | None = None) -> None:
+    """Before any work: each output file ('-' = stdout, at most one of them) and the output
+    folder can be written, or ``InputError`` names the one that cannot."""
+    if sum(str(f) == "-" for f in files if f is not None) > 1:
+        raise InputError("only one output can go to standard output ('-'); give the others a file name")
+    for file in files:
+        if file is None or str(file) == "-":
+            continue
+        if file.is_dir():
+            raise InputError(f"output file {file} is a folder")
+        if not file.parent.is_dir():
+            raise InputError(f"cannot write output file {file}: folder {file.parent} does not exist")
+        check_writable_folder(file.parent, f"cannot write output file {file}: folder")
+    if folder is not None:
+        check_writable_folder(folder, "output folder")
+
+
+def write_text_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``; a failure names the file (a write error alone does not)."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from e
+
+
 def write_table(table: pd.DataFrame, *, json_path: Path | None, csv_path: Path | None, extra: dict | None = None) -> None:
     """Write ``table`` (and ``extra`` metadata, for JSON) where asked; '-' means stdout."""
     if json_path is not None:
@@ -30,12 +58,13 @@ def write_table(table: pd.DataFrame, *, json_path: Path | None, csv_path: Path |
         if str(json_path) == "-":
             typer.echo(payload)
         else:
-            json_path.write_text(payload + "\n", encoding="utf-8")
+            write_text_file(json_path, payload + "\n")
     if csv_path is not None:
+        text = csv_safe(table).to_csv(index=False)
         if str(csv_path) == "-":
-            typer.echo(table.to_csv(index=False), nl=False)
+            typer.echo(text, nl=False)
         else:
-            table.to_csv(csv_path, index=False)
+            write_text_file(csv_path, text)
 
 
 def render_ranking(table: pd.DataFrame, *, title: str = "", limit: int | None = None, favoured: str = "A") -> None:

@@ -11,7 +11,7 @@ import typer
 from visdiff.cli import app
 from visdiff.cli.compare import COMPARE_OPTIONS, SetArgument
 from visdiff.cli.options import run_command
-from visdiff.cli.output import stdout
+from visdiff.cli.output import check_outputs, stdout, write_text_file
 from visdiff.options import RunOptions
 from visdiff.pipeline import propose
 
@@ -24,6 +24,7 @@ def propose_command(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write {\"a_over_b\": [...], \"b_over_a\": [...]} to this file ('-' for stdout).", rich_help_panel="Output", dir_okay=False)] = None,
 ) -> None:
     """Propose short phrases that hold more for A than for B (one per line on stdout)."""
+    check_outputs(json_out)
     found = {"a_over_b": propose(set_a, set_b, options)}
     if options.both_directions:
         found["b_over_a"] = propose(set_b, set_a, options)
@@ -32,7 +33,7 @@ def propose_command(
         if str(json_out) == "-":
             typer.echo(payload)
             return
-        json_out.write_text(payload + "\n", encoding="utf-8")
+        write_text_file(json_out, payload + "\n")
     for key, phrases in found.items():
         if options.both_directions:
             stdout.print(f"# more true of {'A' if key == 'a_over_b' else 'B'}", highlight=False, markup=False)

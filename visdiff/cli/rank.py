@@ -10,7 +10,7 @@ import typer
 from visdiff.cli import app
 from visdiff.cli.compare import SetArgument
 from visdiff.cli.options import run_command
-from visdiff.cli.output import CsvOption, JsonOption, render_ranking, report_skipped, write_table
+from visdiff.cli.output import CsvOption, JsonOption, check_outputs, render_ranking, report_skipped, write_table
 from visdiff.errors import InputError
 from visdiff.image_sets import load_image_set
 from visdiff.options import RunOptions
@@ -42,6 +42,7 @@ def rank_command(
     csv_out: CsvOption = None,
 ) -> None:
     """Rank candidate differences by how well they separate A from B (AUROC, Welch t-test, BH q-values)."""
+    check_outputs(json_out, csv_out)
     table = rank(
         _read_hypotheses(hypothesis, hypotheses_file),
         load_image_set(set_a, group=group_a, name="A"),
@@ -51,7 +52,4 @@ def rank_command(
     report_skipped(table.attrs)
     if str(json_out) != "-" and str(csv_out) != "-":
         render_ranking(table, title=f"A = {set_a}  vs  B = {set_b}  ({table.attrs['scorer']})")
-    try:
-        write_table(table, json_path=json_out, csv_path=csv_out, extra=dict(table.attrs))
-    except OSError as e:
-        raise InputError(f"cannot write results: {e}") from e
+    write_table(table, json_path=json_out, csv_path=csv_out, extra=dict(table.attrs))

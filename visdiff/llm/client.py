@@ -21,6 +21,7 @@ from PIL import Image
 
 from visdiff.cache_root import CacheRoot
 from visdiff.errors import BackendError, ServiceError
+from visdiff.redaction import redact_text, redact_url
 from visdiff.registry import require
 
 log = logging.getLogger(__name__)
@@ -91,11 +92,11 @@ class ChatClient:
 
     @property
     def endpoint(self) -> str:
-        return self.base_url or "api.openai.com"
+        return redact_url(self.base_url) or "api.openai.com"
 
     def describe(self) -> dict:
         """Model and endpoint, for result records (never the key)."""
-        return {"model": self.model, "base_url": self.base_url}
+        return {"model": self.model, "base_url": redact_url(self.base_url)}
 
     def chat(self, messages: list[dict], **params) -> str:
         """Send one chat-completions request and return the answer text ("" if none).
@@ -114,7 +115,7 @@ class ChatClient:
                 return cached
         response = self._create(messages, params)
         self.stats.requests += 1
-        text = (response.choices[0].message.content or "") if response.choices else ""
+        text = self._answer_text(response)
         # An empty answer is not cached: asking again may help.
         if cache_key is not None and text.strip():
             self._cache.put(cache_key, text)
@@ -140,6 +141,23 @@ class ChatClient:
             raise ServiceError(f"{where}: HTTP {e.status_code}{retried}: {self._detail(e)}") from e
         except openai.OpenAIError as e:
             raise ServiceError(f"{where}: {self._redact(str(e))}") from e
+        except ValueError as e:  # a body that is not the JSON it claims to be (cut off, garbled)
+            raise ServiceError(f"{where}: sent a malformed response ({self._redact(str(e))[:200]})") from e
+
+    def _answer_text(self, response) -> str:
+        """The answer of a chat completion ("" if it has none); anything that is not a chat
+        completion (an HTML page from a proxy, a login form...) is a ``ServiceError``."""
+        choices = getattr(response, "choices", None)
+        if isinstance(response, (str, bytes)) or not isinstance(choices, list):
+            raw = response if isinstance(response, (str, bytes)) else response.model_dump_json(exclude_none=True)
+            sample = " ".join(str(raw)[:120].split())
+            raise ServiceError(f"LLM {self.model!r} at {self.endpoint}: the answer is not a chat completion "
+                               f"(is the base URL right?); it began {self._redact(sample)!r}")
+        if not choices:
+            return ""
+        message = getattr(choices[0], "message", None)
+        content = getattr(message, "content", None)
+        return content if isinstance(content, str) else ""
 
     def _detail(self, error) -> str:
         # The server's own message when it sent one, else the SDK's "Error code: ..." text.
@@ -149,7 +167,7 @@ class ChatClient:
 
     def _redact(self, text: str) -> str:
         key = self._client.api_key
-        return text.replace(key, "***") if key else text
+        return redact_text(text.replace(key, "***") if key else text)
 
 
 def image_content(image: Image.Image, *, max_side: int = 1024, quality: int = 90) -> dict:

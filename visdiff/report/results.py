@@ -36,13 +36,13 @@ import pandas as pd
 
 from visdiff.image_sets import ImageSet
 from visdiff.jsonable import to_jsonable
+from visdiff.redaction import REDACTED, redact_text
 from visdiff.result import CompareResult
 
 SCHEMA_VERSION = 1
 # A setting is secret when its name's last word is one of these ("openai_api_key", "hf_token"),
 # not merely when it contains one ("max_tokens" stays).
 SECRET_WORDS = frozenset({"key", "apikey", "token", "secret", "password", "authorization"})
-REDACTED = "<redacted>"
 
 
 def is_secret_name(name: str) -> bool:
@@ -60,6 +60,8 @@ def settings_record(settings: dict) -> dict:
             return {k: REDACTED if is_secret_name(k) and v is not None else redact(v) for k, v in value.items()}
         if isinstance(value, list):
             return [redact(v) for v in value]
+        if isinstance(value, str):
+            return redact_text(value)  # credentials inside a URL
         return value
 
     return redact(to_jsonable(dict(settings)))
@@ -107,6 +109,21 @@ def results_payload(result: CompareResult) -> dict:
     })
 
 
+# A cell starting with one of these is a formula to a spreadsheet (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells cannot run as spreadsheet formulas: those starting with
+    ``= + - @``, a tab or a carriage return get a leading apostrophe, as spreadsheets expect."""
+    safe = table.copy()
+    for column in safe.columns:
+        if not (pd.api.types.is_object_dtype(safe[column]) or pd.api.types.is_string_dtype(safe[column])):
+            continue
+        safe[column] = safe[column].map(lambda v: f"'{v}" if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
+    return safe
+
+
 def results_csv(result: CompareResult) -> str:
-    """The ranked table as CSV text, one row per hypothesis, ``rank`` first."""
-    return ranked_table(result.table).to_csv(index=False)
+    """The ranked table as CSV text, one row per hypothesis, ``rank`` first, formula-safe."""
+    return csv_safe(ranked_table(result.table)).to_csv(index=False)

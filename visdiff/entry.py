@@ -1,0 +1,34 @@
+"""The ``visdiff`` executable: answers Ctrl-C and a closed or full standard output with an
+exit code and one line, from the first instant (the CLI and its models import slowly)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130
+
+
+def main() -> None:
+    try:
+        from visdiff.cli import app, setup_logging
+
+        setup_logging()
+        try:
+            app()
+            code = 0
+        except SystemExit as e:  # typer ends every run with one
+            code = e.code if isinstance(e.code, int) else int(e.code is not None)
+        sys.stdout.flush()
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        code = EXIT_INTERRUPTED
+    except OSError as e:
+        # Standard output closed or full (`visdiff ... | head`, `> /dev/full`).
+        sys.stderr.write(f"error: cannot write the output: {e.strerror or e}\n")
+        code = EXIT_FAILURE
+    if code:
+        # Nothing left to flush into a broken stdout at interpreter exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(code)
