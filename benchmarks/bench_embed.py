@@ -88,7 +88,7 @@ def main() -> None:
         folder = args.images or tmp / "images"
         if args.images is None:
             generate_jpegs(folder, args.n)
-        files = list_image_files(folder)
+        files = list_image_files(folder).files
         spec = random_vit_spec(tmp) if args.scorer == "vit-b-32-random" else args.scorer
         load_start = time.perf_counter()
         scorer = create_scorer(spec)

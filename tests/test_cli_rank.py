@@ -98,7 +98,7 @@ def test_skipped_files_are_reported_on_stderr(rank_args, image_dirs):
     (a / "empty.png").write_bytes(b"")
     result = invoke(*rank_args, "-H", "red", "--json", "-")
     assert result.exit_code == 0, result.output
-    assert "set A: skipped 2 unreadable file(s)" in result.stderr
+    assert "set A: skipped 2 file(s) that could not be used" in result.stderr
     assert json.loads(result.stdout)["n_a"] == 6
 
 

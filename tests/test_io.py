@@ -33,7 +33,7 @@ def truncated_jpeg(path):
 # --- sources -------------------------------------------------------------------------
 
 
-def test_folder_is_recursive_sorted_and_filtered_by_extension(tmp_path):
+def test_folder_is_recursive_sorted_and_lists_what_is_not_an_image(tmp_path):
     make_image(tmp_path / "b.png", (1, 2, 3))
     make_image(tmp_path / "a.JPG", (4, 5, 6))
     make_image(tmp_path / "sub" / "deeper" / "c.webp", (7, 8, 9))
@@ -42,7 +42,8 @@ def test_folder_is_recursive_sorted_and_filtered_by_extension(tmp_path):
     image_set = load_image_set(tmp_path)
     assert [p.split("/")[-1] for p in (i.source for i in image_set)] == ["a.JPG", "b.png", "c.webp"]
     assert image_set.name == tmp_path.name
-    assert image_set.skipped == ()
+    assert [(s.source.split("/")[-1], s.reason) for s in image_set.skipped] == [
+        ("model.pt", "not an image file"), ("notes.txt", "not an image file")]
 
 
 def test_list_of_paths_keeps_order_and_reports_missing(tmp_path):
@@ -245,7 +246,7 @@ def test_bad_files_are_skipped_with_one_warning_each(tmp_path, caplog):
     assert reasons["text.png"] == "not an image file"
     # Cut inside its header: PIL cannot even tell the format.
     assert reasons["header_cut.jpg"] == "not an image file"
-    assert reasons["broken_link.jpg"].startswith("cannot read file")
+    assert reasons["broken_link.jpg"] == "broken link"
     assert len(reasons) == 4
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 4 and all(w.startswith("skipping ") for w in warnings)
@@ -257,7 +258,7 @@ def test_unreadable_path_in_a_list_is_skipped(tmp_path):
     good = [make_image(tmp_path / f"{i}.png", (i, i, i)) for i in range(2)]
     image_set = load_image_set([tmp_path / "folder.jpg", *good])
     assert len(image_set) == 2
-    assert image_set.skipped[0].reason.startswith("cannot read file")
+    assert image_set.skipped[0].reason == "not a regular file (folder)"
 
 
 def test_empty_and_missing_folders_are_input_errors(tmp_path):
@@ -279,4 +280,6 @@ def test_fewer_than_two_readable_images_is_an_input_error(tmp_path):
 def test_list_image_files_ignores_non_images(tmp_path):
     make_image(tmp_path / "x.bmp", (0, 0, 0))
     (tmp_path / "x.bmp.txt").write_text("")
-    assert list_image_files(tmp_path) == [tmp_path / "x.bmp"]
+    scan = list_image_files(tmp_path)
+    assert scan.files == [tmp_path / "x.bmp"]
+    assert [(s.source, s.reason) for s in scan.skipped] == [(str(tmp_path / "x.bmp.txt"), "not an image file")]

@@ -11,6 +11,7 @@ import hashlib
 import io
 import logging
 import os
+import stat
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,9 +24,24 @@ from visdiff.errors import InputError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".jfif"}
-)
+# Files with these extensions are taken as images; any other file in a folder is identified
+# by its content (a JPEG without an extension is still a JPEG), and listed as skipped if it
+# is not an image.
+IMAGE_EXTENSIONS = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".bmp", ".dib", ".gif", ".tif", ".tiff",
+    ".avif", ".avifs", ".ico", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".qoi", ".jp2", ".j2k", ".jpx",
+})
+
+
+def display_path(path: Path | str) -> str:
+    """``path`` as printable text: bytes that are not UTF-8 in a file name (kept by Python as
+    surrogates) are shown as ``\\xNN`` escapes, so the name can go into any output file."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", errors="backslashreplace")
 
 
 @dataclass(frozen=True)
@@ -189,7 +205,12 @@ def _probe(path: Path) -> tuple[str | None, str]:
     later, at decode time in the embedding step, which records it as skipped too.
     """
     try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            return None, f"not a regular file ({_file_kind(mode)})"
         data = read_bytes(path)
+    except FileNotFoundError:
+        return None, "no such file" if not path.is_symlink() else "broken link"
     except OSError as e:
         return None, f"cannot read file ({e.strerror or e})"
     if not data:
@@ -206,16 +227,25 @@ def _probe(path: Path) -> tuple[str | None, str]:
     return hash_bytes(data), ""
 
 
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "named pipe"), (stat.S_ISSOCK, "socket"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device")):
+        if test(mode):
+            return kind
+    return "special file"
+
+
 def _from_paths(paths: Iterable[Path], *, name: str) -> ImageSet:
     items: list[ImageItem] = []
     skipped: list[SkippedImage] = []
     for path in paths:
         key, reason = _probe(path)
+        source = display_path(path)
         if key is None:
-            log.warning("skipping %s: %s", path, reason)
-            skipped.append(SkippedImage(str(path), reason))
+            log.warning("skipping %s: %s", source, reason)
+            skipped.append(SkippedImage(source, reason))
         else:
-            items.append(ImageItem(key=key, source=str(path), path=path))
+            items.append(ImageItem(key=key, source=source, path=path))
     return ImageSet(tuple(items), tuple(skipped), name=name)
 
 
@@ -237,17 +267,61 @@ def _from_pil(images: Sequence[Image.Image], *, name: str) -> ImageSet:
     return ImageSet(tuple(items), tuple(skipped), name=name)
 
 
-def list_image_files(folder: Path) -> list[Path]:
-    """Image files under ``folder``, recursively, sorted by path, by extension.
+@dataclass(frozen=True)
+class FolderScan:
+    """What a folder holds: image files to read (sorted by path), and what is not one, with
+    the reason (sub-folders that cannot be read, special files, files that are not images)."""
 
-    Broken symlinks with an image extension are listed too, so they are reported as
-    unreadable instead of vanishing silently.
+    files: list[Path]
+    skipped: list[SkippedImage]
+
+
+def _is_image_content(path: Path) -> bool:
+    try:
+        with _refuse_bombs(), Image.open(path):
+            return True
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return False
+
+
+def list_image_files(folder: Path) -> FolderScan:
+    """The image files under ``folder``, recursively (hidden files and folders excluded).
+
+    Files with an image extension are listed (also broken links, so they are reported);
+    other regular files are identified by content. Named pipes, devices and sockets are never
+    opened. Everything passed over is in ``skipped`` with its reason; unreadable sub-folders
+    and non-image files are logged once each as a summary.
     """
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_EXTENSIONS and (p.is_file() or (p.is_symlink() and not p.exists()))
-    )
+    files: list[Path] = []
+    skipped: list[SkippedImage] = []
+    unreadable: list[str] = []
+
+    def folder_error(error: OSError) -> None:
+        unreadable.append(display_path(error.filename))
+        skipped.append(SkippedImage(display_path(error.filename), f"cannot read folder ({error.strerror})"))
+
+    for root, dirs, names in os.walk(folder, onerror=folder_error):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(n for n in names if not n.startswith(".")):
+            path = Path(root) / name
+            try:
+                mode = path.stat().st_mode
+            except OSError:  # a broken link: reported when read
+                mode = stat.S_IFREG
+            if not stat.S_ISREG(mode):
+                skipped.append(SkippedImage(display_path(path), f"not a regular file ({_file_kind(mode)})"))
+            elif path.suffix.lower() in IMAGE_EXTENSIONS or _is_image_content(path):
+                files.append(path)
+            else:
+                skipped.append(SkippedImage(display_path(path), "not an image file"))
+    if unreadable:
+        log.warning("cannot read %d sub-folder(s) of %s, skipped: %s", len(unreadable), display_path(folder),
+                    ", ".join(unreadable[:3]) + (" ..." if len(unreadable) > 3 else ""))
+    others = [s.source for s in skipped if not s.reason.startswith("cannot read folder")]
+    if others:
+        log.warning("skipping %d file(s) of %s that are not images: %s", len(others), display_path(folder),
+                    ", ".join(others[:3]) + (" ..." if len(others) > 3 else ""))
+    return FolderScan(sorted(files), skipped)
 
 
 def read_csv_groups(csv_path: Path) -> dict[str, list[Path]]:
@@ -296,12 +370,12 @@ def load_image_set(source, *, group: str | None = None, name: str | None = None)
         if not path.exists():
             raise InputError(f"no such file or folder: {path}")
         if path.is_dir():
-            files = list_image_files(path)
-            if not files:
-                raise InputError(
-                    f"folder {path} contains no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})"
-                )
-            return _from_paths(files, name=name or path.name)
+            scan = list_image_files(path)
+            if not scan.files:
+                raise InputError(f"folder {display_path(path)} contains no image files"
+                                 + (f" ({len(scan.skipped)} other entries skipped)" if scan.skipped else ""))
+            image_set = _from_paths(scan.files, name=name or path.name)
+            return replace(image_set, skipped=tuple(scan.skipped) + image_set.skipped)
         if path.suffix.lower() == ".csv":
             groups = read_csv_groups(path)
             if group is None:

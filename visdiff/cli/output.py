@@ -86,4 +86,5 @@ def report_skipped(attrs: dict) -> None:
     for side in ("a", "b"):
         skipped = attrs.get(f"skipped_{side}") or []
         if skipped:
-            stderr.print(f"set {side.upper()}: skipped {len(skipped)} unreadable file(s)", highlight=False)
+            stderr.print(f"set {side.upper()}: skipped {len(skipped)} file(s) that could not be used "
+                         "(listed in the results with reasons)", highlight=False)
