@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import stat
+import sys
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -169,10 +170,32 @@ BOMB_REASON = "refused, too many pixels (decompression bomb?)"
 def _refuse_bombs() -> Iterator[None]:
     """PIL's decompression-bomb warning raised as an error: images above
     ``Image.MAX_IMAGE_PIXELS`` (~89 Mpx) are refused, not only those above twice it (where
-    PIL itself raises)."""
+    PIL itself raises). PIL's other warnings (corrupt EXIF, odd TIFF tags) are silenced: a
+    file that cannot be used is reported once, with its reason."""
     with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         yield
+
+
+@contextmanager
+def _silence_libtiff(image: Image.Image) -> Iterator[None]:
+    """libtiff prints its decoding errors straight to the process's stderr (file descriptor 2),
+    past Python; while a TIFF decodes, that descriptor points at /dev/null. The failure itself
+    still raises, and is reported with the file as skipped."""
+    if image.format != "TIFF":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def decode_image_bytes(data: bytes, *, source: str = "<bytes>", min_size: int | None = None) -> Image.Image:
@@ -188,7 +211,8 @@ def decode_image_bytes(data: bytes, *, source: str = "<bytes>", min_size: int | 
             image = Image.open(io.BytesIO(data))
             if min_size and image.format == "JPEG":
                 image.draft("RGB", (min_size, min_size))
-            image.load()
+            with _silence_libtiff(image):
+                image.load()
             return to_rgb(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise InputError(f"{source}: {BOMB_REASON}") from e
@@ -344,6 +368,12 @@ def read_csv_groups(csv_path: Path) -> dict[str, list[Path]]:
         raise InputError(f"cannot read {csv_path}: {e.strerror or e}") from e
     except (UnicodeDecodeError, csv.Error) as e:
         raise InputError(f"{csv_path} is not a readable UTF-8 CSV: {e}") from e
+    home = csv_path.parent.resolve()
+    outside = [p for paths in groups.values() for p in paths if not p.resolve().is_relative_to(home)]
+    if outside:
+        # Fine for a local tool, but worth a word: a shared CSV may point anywhere.
+        log.warning("%d path(s) in %s lead outside its folder (e.g. %s); reading them as given",
+                    len(outside), display_path(csv_path), display_path(outside[0]))
     return groups
 
 

@@ -15,6 +15,7 @@ table that gives.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -27,19 +28,24 @@ from visdiff.ranking import clean_hypotheses, rank_directions, rank_scores
 from visdiff.result import CompareResult
 from visdiff.stages import RunStages
 
+log = logging.getLogger(__name__)
+
 BUILT_STAGES = ("captioner", "proposer", "scorer")
 
 
 def _stages(options: RunOptions | None, keywords: dict, *, only: Sequence[str] = BUILT_STAGES) -> RunStages:
-    """The run's stages from ``options`` and keywords; built stage objects among the keywords
-    are used as they are, specs become options."""
-    built = {name: keywords.pop(name) for name in only
-             if keywords.get(name) is not None and not isinstance(keywords[name], str)}
+    """The run's stages from ``options`` and keywords (``None`` means not given); built stage
+    objects among the keywords are used as they are, specs become options."""
+    keywords = {name: value for name, value in keywords.items() if value is not None}
+    built = {name: keywords.pop(name) for name in only if name in keywords and not isinstance(keywords[name], str)}
     return RunStages(RunOptions.build(options, **keywords), **built)
 
 
 def _load_sets(set_a, set_b) -> tuple[ImageSet, ImageSet]:
-    return load_image_set(set_a, name="A").require(2), load_image_set(set_b, name="B").require(2)
+    image_set_a, image_set_b = load_image_set(set_a, name="A").require(2), load_image_set(set_b, name="B").require(2)
+    if sorted(image_set_a.keys) == sorted(image_set_b.keys):
+        log.warning("set A and set B hold the same images: no hypothesis can tell them apart (every AUROC is 0.5)")
+    return image_set_a, image_set_b
 
 
 def caption(images, options: RunOptions | None = None, **keywords) -> pd.DataFrame:

@@ -19,12 +19,15 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
+from filelock import FileLock, Timeout
 
 import visdiff
 from visdiff.atomic import write_text_atomic
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.jsonl"
 RUN_FILE = "run.json"
+LOCK_FILE = ".lock"
 # Bump when the meaning of a results line changes; a folder written by another version is refused.
 RESULTS_VERSION = 2
 # Table columns kept per hypothesis in a results line.
@@ -124,6 +128,28 @@ def run_benchmark(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out):
+        return _run_in(out, benchmark, config=config, judge=judge, models=models, reports=reports,
+                       show_progress=show_progress)
+
+
+@contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold a lock on the results folder: a second run into it is refused at once, so no pair
+    is run or written twice."""
+    lock = FileLock(out / LOCK_FILE)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise InputError(f"another visdiff bench is writing to {out}; wait for it to finish or use another --out") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _run_in(out: Path, benchmark: Benchmark, *, config: BenchConfig, judge: Judge, models: dict | None,
+            reports: bool, show_progress: bool | None) -> BenchRun:
     _check_run_file(out / RUN_FILE, config, judge)
     results_path = out / RESULTS_FILE
     records = read_results(results_path)

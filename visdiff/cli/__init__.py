@@ -22,6 +22,9 @@ app = typer.Typer(
 
 def setup_logging() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    # huggingface_hub prints through a handler of its own: passed on to ours too, every
+    # retry of a download would show twice.
+    logging.getLogger("huggingface_hub").propagate = False
 
 
 # Each module adds its commands to `app`.

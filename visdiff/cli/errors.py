@@ -64,3 +64,8 @@ def cli_errors(*, debug: bool = False) -> Iterator[None]:
 def set_verbosity(quiet: bool, verbose: bool) -> None:
     level = logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING
     logging.getLogger("visdiff").setLevel(level)
+    # Libraries log what visdiff reports itself (PIL: why a file cannot be decoded, which the
+    # skipped-file list has): only their failures that visdiff does not catch are worth a line.
+    logging.getLogger().setLevel(logging.CRITICAL if quiet else max(level, logging.WARNING))
+    logging.getLogger("PIL").setLevel(logging.CRITICAL)
+    logging.getLogger("huggingface_hub").setLevel(logging.CRITICAL if quiet else logging.WARNING)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -83,6 +84,9 @@ def render_ranking(table: pd.DataFrame, *, title: str = "", limit: int | None = 
 
 
 def report_skipped(attrs: dict) -> None:
+    """One line per set with skipped inputs (not with --quiet: each was logged as a warning)."""
+    if not logging.getLogger("visdiff").isEnabledFor(logging.WARNING):
+        return
     for side in ("a", "b"):
         skipped = attrs.get(f"skipped_{side}") or []
         if skipped:

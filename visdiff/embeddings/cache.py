@@ -107,16 +107,18 @@ class EmbeddingCache:
         shard_keys: list[np.ndarray] = []
         for keys_file in self._shards():
             emb_file = keys_file.with_name(keys_file.name.replace(".keys.npy", ".emb.npy"))
+            damaged = keys_file
             try:
                 keys = np.load(keys_file, allow_pickle=False)
+                if keys.dtype != np.uint8 or keys.ndim != 2 or keys.shape[1] != 32:
+                    raise ValueError(f"keys of dtype {keys.dtype} and shape {keys.shape}, expected uint8 (n, 32)")
+                damaged = emb_file
                 emb = np.load(emb_file, mmap_mode="r", allow_pickle=False)
-                if keys.dtype != np.uint8 or emb.dtype != np.float16:
-                    raise ValueError(f"dtypes {keys.dtype} and {emb.dtype}, expected uint8 and float16")
-                if keys.ndim != 2 or keys.shape[1] != 32 or emb.ndim != 2 or emb.shape[0] != keys.shape[0]:
-                    raise ValueError(f"shapes {keys.shape} and {emb.shape} do not match")
+                if emb.dtype != np.float16 or emb.ndim != 2 or emb.shape[0] != keys.shape[0]:
+                    raise ValueError(f"embeddings of dtype {emb.dtype} and shape {emb.shape} for {keys.shape[0]} keys")
             # EOFError: a zero-byte or cut .npy header.
             except (OSError, ValueError, EOFError) as e:
-                log.warning("ignoring damaged cache shard %s (%s); its images will be recomputed", keys_file, e)
+                log.warning("ignoring damaged cache shard %s (%s); its images will be recomputed", damaged, e)
                 continue
             files.append(emb_file)
             shard_keys.append(keys)

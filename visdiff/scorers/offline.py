@@ -106,6 +106,10 @@ def load_sentence_model(device: str):
     # The model folder is local; this keeps huggingface_hub from trying to reach the hub.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sentence_transformers = require("sentence_transformers", "offline")
+    from transformers.utils import logging as transformers_logging
+
+    # Its "Loading weights" bar is noise: visdiff shows progress only for long steps, on a terminal.
+    transformers_logging.disable_progress_bar()
     try:
         return sentence_transformers.SentenceTransformer(str(sentence_model_path()), device=device)
     except (OSError, ValueError) as e:
