@@ -127,7 +127,7 @@ class CacheRoot:
                 f"(it holds files such as {loose[0]!r}); delete it by hand if you mean to"
             )
         freed = _size(root)
-        shutil.rmtree(root)
+        shutil.rmtree(root, onerror=_raise_with_path)
         return freed
 
 
@@ -138,6 +138,12 @@ def check_writable_folder(folder: Path, what: str, *, hint: str = "") -> None:
         raise InputError(f"{what} {folder}: {existing} exists and is not a folder{hint}")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"{what} {folder}: {existing} is not writable{hint}")
+
+
+def _raise_with_path(function, path: str, excinfo) -> None:
+    """rmtree's error, naming the whole path (it reports names relative to open folders)."""
+    error = excinfo[1]
+    raise OSError(getattr(error, "errno", None), getattr(error, "strerror", None) or str(error), path) from error
 
 
 def _size(folder: Path) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from visdiff.errors import InputError
-from visdiff.image_sets import ImageItem, ImageSet
+from visdiff.image_sets import ImageItem, ImageSet, display_path
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def short_names(image_set: ImageSet) -> list[str]:
     """
     folders = [os.path.dirname(os.path.abspath(item.path)) for item in image_set.items if item.path is not None]
     root = os.path.commonpath(folders) if folders else ""
-    return [os.path.relpath(os.path.abspath(item.path), root) if item.path is not None else item.source
+    return [display_path(os.path.relpath(os.path.abspath(item.path), root)) if item.path is not None else item.source
             for item in image_set.items]
 
 

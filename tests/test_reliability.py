@@ -1,0 +1,327 @@
+"""Every bad input, failing service and interrupt a careless user can cause: one line, the
+right exit code (2 usage/input, 1 model/service/system, 130 interrupted), never a traceback,
+never garbage in the results. Table-driven, so each case stays fixed.
+
+Read-only folders are tested in a capability-free subprocess (``setpriv --bounding-set=-all``):
+as root, ``chmod`` alone would not stop a write.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from filelock import FileLock
+from PIL import Image
+from typer.testing import CliRunner
+
+import visdiff
+from tests.fake_openai import FakeOpenAIServer, Reply
+from visdiff.cli import app
+from visdiff.embeddings.cache import EmbeddingCache
+from visdiff.image_sets import list_image_files, load_image_set
+
+from .conftest import make_image
+
+pytest_plugins = ["tests.fake_openai"]
+
+REPO = Path(__file__).resolve().parents[1]
+MINIBENCH = REPO / "tests" / "data" / "minibench"
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def run_cli(*args, env: dict | None = None, without_capabilities: bool = False, stdout=subprocess.PIPE,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m visdiff ARGS`` in a fresh process (optionally as root without capabilities,
+    so file permissions bind)."""
+    command = [sys.executable, "-m", "visdiff", *map(str, args)]
+    if without_capabilities:
+        command = ["setpriv", "--bounding-set=-all", "--", *command]
+    return subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, cwd=REPO)
+
+
+def assert_one_line_error(result, code: int, message: str) -> None:
+    output = result.output if hasattr(result, "output") else result.stderr
+    code_seen = result.exit_code if hasattr(result, "exit_code") else result.returncode
+    assert code_seen == code, output
+    assert message in output, output
+    assert "Traceback" not in output
+
+
+# --- usage and input errors: exit 2 before any work -------------------------------------------
+
+
+def _no_gpu_device() -> str:
+    return "cuda:99" if torch.cuda.is_available() else "cuda"
+
+
+USAGE_CASES = [
+    ("unknown scorer backend", ["--scorer", "foo:bar"], "unknown scorer backend 'foo'"),
+    ("unknown open_clip arch", ["--clip", "NoSuchArch:x"], "unknown open_clip architecture 'NoSuchArch'"),
+    ("unknown proposer", ["--proposer", "magic"], "unknown proposer backend 'magic'"),
+    ("unknown captioner, unused", ["--captioner", "nope:x"], "unknown captioner backend 'nope'"),
+    ("base URL not a URL", ["--llm", "m", "--base-url", "not a url"], "is not an http(s) URL"),
+    ("device that does not exist", ["--device", "tpu"], "device 'tpu'"),
+    ("GPU device on a machine without", ["--device", _no_gpu_device()], "not available on this machine"),
+    ("cache dir below a file", ["--cache-dir", "{file}/sub"], "exists and is not a folder"),
+    ("cache dir is a device", ["--cache-dir", "/dev/null"], "exists and is not a folder"),
+    ("json into a missing folder", ["--json", "/no/such/dir/x.json"], "folder /no/such/dir does not exist"),
+    ("json and csv both on stdout", ["--json", "-", "--csv", "-"], "only one output can go to standard output"),
+]
+
+
+@pytest.mark.parametrize("args", [c[1] for c in USAGE_CASES], ids=[c[0] for c in USAGE_CASES])
+@pytest.mark.parametrize("command", ["compare", "propose", "rank"])
+def test_usage_errors_exit_2_before_any_work(command, args, image_dirs, tmp_path):
+    if command == "rank" and args[0] in ("--captioner", "--proposer", "--llm"):
+        pytest.skip(f"rank takes no {args[0]}")
+    if command == "propose" and "--csv" in args:
+        pytest.skip("propose takes no --csv")
+    message = dict((tuple(c[1]), c[2]) for c in USAGE_CASES)[tuple(args)]
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    args = [arg.replace("{file}", str(a_file)) for arg in args]
+    hypotheses = ["-H", "x"] if command == "rank" else []
+    result = invoke(command, *image_dirs, *hypotheses, *args)
+    assert_one_line_error(result, 2, message)
+    assert "embedding" not in result.output  # failed before any image was read
+
+
+# --- system failures: exit 1 naming the file ----------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--json", "--csv"])
+def test_output_file_on_a_full_disk_exits_1_naming_it(option, image_dirs):
+    result = invoke("rank", *image_dirs, "-H", "x", option, "/dev/full")
+    assert_one_line_error(result, 1, "/dev/full: No space left on device")
+
+
+def test_stdout_on_a_full_disk_exits_1():
+    with open("/dev/full", "w") as full:
+        result = run_cli("rank", REPO / "examples" / "a", REPO / "examples" / "b", "-H", "music", stdout=full)
+    assert result.returncode == 1 and "No space left on device" in result.stderr
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+
+
+def test_read_only_cache_dir_exits_2_at_once(image_dirs, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cache.chmod(0o555)
+    result = run_cli("rank", *image_dirs, "-H", "x", "--cache-dir", cache, without_capabilities=True)
+    assert result.returncode == 2, result.stderr
+    assert f"cache dir {cache}: {cache} is not writable" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_clearing_a_read_only_cache_exits_1_naming_the_file(tmp_path):
+    cache = tmp_path / "cache"
+    EmbeddingCache(cache, "s").add(["0" * 64], np.zeros((1, 2), np.float16))
+    for folder in (cache, cache / "embeddings"):
+        folder.chmod(0o555)
+    result = run_cli("cache", "clear", "-y", "--cache-dir", cache, without_capabilities=True)
+    assert result.returncode == 1 and "Permission denied" in result.stderr and str(cache) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_csv_into_a_read_only_folder_exits_2_at_once(image_dirs, tmp_path):
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    folder.chmod(0o555)
+    result = run_cli("rank", *image_dirs, "-H", "x", "--no-cache", "--csv", folder / "out.csv",
+                     without_capabilities=True)
+    assert result.returncode == 2 and "is not writable" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_locked_sub_folder_is_reported(image_dirs, tmp_path):
+    a, b = image_dirs
+    locked = a / "locked"
+    make_image(locked / "hidden.png", (1, 2, 3))
+    locked.chmod(0o000)
+    result = run_cli("rank", a, b, "-H", "x", "--no-cache", "--json", "-", without_capabilities=True)
+    locked.chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    assert "cannot read 1 sub-folder(s)" in result.stderr
+    skipped = json.loads(result.stdout)["skipped_a"]
+    assert [(s["source"], s["reason"]) for s in skipped] == [(str(locked), "cannot read folder (Permission denied)")]
+
+
+# --- interrupts ------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_while_starting_exits_130_without_a_traceback(image_dirs):
+    process = subprocess.Popen([sys.executable, "-m", "visdiff", "compare", *map(str, image_dirs)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    time.sleep(0.3)  # still importing torch
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+
+
+# --- failing LLM endpoints --------------------------------------------------------------------------
+
+ENDPOINT_CASES = [
+    ("HTML page with HTTP 200", Reply(raw_body="<html><body>Please log in</body></html>", content_type="text/html"),
+     "the answer is not a chat completion"),
+    ("cut-off JSON", Reply(raw_body='{"id": "x", "choices": [{"message": {"content": "cut', ), "sent a malformed response"),
+    ("JSON that is no completion", Reply(raw_body='{"detail": "not found"}'), "the answer is not a chat completion"),
+]
+
+
+@pytest.mark.parametrize("reply, message", [c[1:] for c in ENDPOINT_CASES], ids=[c[0] for c in ENDPOINT_CASES])
+def test_faulty_llm_endpoint_exits_1_naming_it(reply, message, image_dirs):
+    with FakeOpenAIServer(respond=lambda request: reply) as server:
+        result = invoke("propose", *image_dirs, "--llm", "m", "--base-url", server.base_url, "--rounds", "1",
+                        "--no-cache")
+    assert_one_line_error(result, 1, message)
+    assert f"LLM 'm' at {server.base_url}" in result.output
+
+
+def test_error_text_from_the_llm_never_becomes_a_hypothesis(image_dirs, fake_openai):
+    fake_openai.respond = lambda request: Reply("1. reddish images\n2. noisy images\n3. bright images\n"
+                                                "4. Error: rate limit exceeded\n<p>Hope this helps!</p>")
+    result = visdiff.compare(*image_dirs, llm="m", base_url=fake_openai.base_url, rounds=1, use_cache=False,
+                             show_progress=False)
+    assert sorted(result.table["hypothesis"]) == ["bright images", "noisy images", "reddish images"]
+
+
+def test_credentials_in_the_base_url_are_never_recorded(image_dirs, fake_openai, tmp_path):
+    fake_openai.respond = lambda request: Reply("- reddish images\n- noisy images")
+    url = fake_openai.base_url.replace("http://", "http://user:sk-SECRET-KEY@")
+    result = invoke("compare", *image_dirs, "--llm", "m", "--base-url", url, "--rounds", "1", "--out", tmp_path / "out",
+                    "--json", tmp_path / "out.json")
+    assert result.exit_code == 0, result.output
+    for path in [tmp_path / "out" / "report.html", tmp_path / "out" / "results.json", tmp_path / "out.json"]:
+        text = path.read_text()
+        assert "sk-SECRET-KEY" not in text and "<redacted>@127.0.0.1" in text.replace("&lt;redacted&gt;", "<redacted>")
+
+
+# --- output that must not be lost, duplicated or unsafe ------------------------------------------
+
+
+def test_file_name_that_is_not_utf8_is_written_escaped(image_dirs, tmp_path):
+    a, b = image_dirs
+    with open(os.path.join(os.fsencode(a), b"caf\xe9.png"), "wb") as f:
+        Image.new("RGB", (48, 40), (250, 30, 30)).save(f, format="PNG")
+    result = invoke("compare", a, b, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    sources = [i["source"] for i in json.loads((tmp_path / "out" / "results.json").read_text())["sets"]["a"]["images"]]
+    assert str(a / "caf\\xe9.png") in sources
+    assert "caf\\xe9.png" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_second_bench_into_the_same_folder_is_refused(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    with FileLock(out / ".lock"):
+        result = invoke("bench", MINIBENCH, "--out", out)
+    assert_one_line_error(result, 2, "another visdiff bench is writing to")
+    assert not (out / "results.jsonl").exists()
+
+
+def test_spreadsheet_formulas_in_hypotheses_are_defused(image_dirs, tmp_path):
+    result = invoke("rank", *image_dirs, "-H", "=HYPERLINK(\"http://x\")", "-H", "@SUM(A1)", "-H", "+1", "-H", "-1",
+                    "--csv", tmp_path / "out.csv")
+    assert result.exit_code == 0, result.output
+    cells = [line.split(",")[0] for line in (tmp_path / "out.csv").read_text().splitlines()[1:]]
+    assert cells and all(cell.lstrip('"').startswith("'") for cell in cells)
+
+
+# --- noise ---------------------------------------------------------------------------------------
+
+
+def _corrupt_tiff(path: Path) -> None:
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(
+        path, compression="tiff_adobe_deflate")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 200] = bytes(200)
+    path.write_bytes(bytes(data))
+
+
+def test_quiet_is_quiet_even_for_corrupt_tiffs_and_model_loading(image_dirs):
+    a, b = image_dirs
+    _corrupt_tiff(a / "corrupt.tif")
+    result = run_cli("rank", a, b, "-H", "a red thing", "-q", "--no-cache", "--json", "-")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no PIL warning, no libtiff line, no "Loading weights" bar
+    assert [s["reason"] for s in json.loads(result.stdout)["skipped_a"]] == ["unreadable image (decoder error -2)"]
+
+
+def test_caption_reports_a_skipped_file_once(image_dirs, caplog):
+    a, _ = image_dirs
+    (a / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    with caplog.at_level(logging.WARNING):
+        result = invoke("caption", a)
+    assert result.exit_code == 0, result.output
+    assert (result.output + caplog.text).count("broken.png") == 1
+
+
+def test_hub_retries_are_logged_once():
+    code = ("from visdiff.cli import setup_logging; setup_logging(); "
+            "from huggingface_hub.utils import logging; logging.get_logger('huggingface_hub.x').warning('retry 1/5')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert result.stderr.count("retry 1/5") == 1, result.stderr
+
+
+def test_damaged_shard_warning_names_the_damaged_file(tmp_path, caplog):
+    store = EmbeddingCache(tmp_path, "s")
+    store.add(["0" * 64], np.zeros((1, 2), np.float16))
+    emb_file = next(store.path.glob("*.emb.npy"))
+    emb_file.write_bytes(b"damaged")
+    with caplog.at_level(logging.WARNING):
+        found, _ = EmbeddingCache(tmp_path, "s").lookup(["0" * 64])
+    assert not found.any()
+    assert emb_file.name in caplog.text and ".keys.npy" not in caplog.text
+
+
+# --- nothing skipped in silence ------------------------------------------------------------------
+
+
+def test_folder_lists_every_file_it_does_not_use(tmp_path):
+    folder = tmp_path / "set"
+    make_image(folder / "photo.jpg", (200, 10, 10))
+    jpeg_bytes = (folder / "photo.jpg").read_bytes()
+    (folder / "no_extension").write_bytes(jpeg_bytes)  # a JPEG all the same
+    (folder / "drawing.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    Image.new("RGB", (16, 16), "blue").save(folder / "modern.avif")
+    os.mkfifo(folder / "pipe.jpg")
+    (folder / "device.png").symlink_to("/dev/zero")
+    scan = list_image_files(folder)
+    assert [p.name for p in scan.files] == ["modern.avif", "no_extension", "photo.jpg"]
+    assert sorted((Path(s.source).name, s.reason) for s in scan.skipped) == [
+        ("device.png", "not a regular file (character device)"),
+        ("drawing.svg", "not an image file"),
+        ("pipe.jpg", "not a regular file (named pipe)"),
+    ]
+
+
+def test_same_images_in_both_sets_are_said(image_dirs, caplog):
+    a, _ = image_dirs
+    with caplog.at_level(logging.WARNING):
+        result = invoke("rank", a, a, "-H", "x")
+    assert result.exit_code == 0 and "set A and set B hold the same images" in caplog.text
+
+
+def test_csv_paths_leaving_its_folder_are_said_once(tmp_path, caplog):
+    make_image(tmp_path / "outside.png", (1, 2, 3))
+    make_image(tmp_path / "sets" / "inside.png", (3, 2, 1))
+    csv_path = tmp_path / "sets" / "set.csv"
+    csv_path.write_text("path,group_name\ninside.png,g\n../outside.png,g\n../outside.png,g\n")
+    with caplog.at_level(logging.WARNING):
+        image_set = load_image_set(csv_path)
+    assert len(image_set) == 3
+    assert caplog.text.count("lead outside its folder") == 1
