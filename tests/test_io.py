@@ -89,9 +89,9 @@ def test_csv_with_several_groups_needs_group(tmp_path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("file,label\nx.png,a\n", "expected columns 'path,group_name'"),
-        ("", "expected columns 'path,group_name'"),
-        ("path,group_name\n,cats\n", "line 2: empty path or group_name"),
+        ("file_id,label\nx.png,a\n", r"has no image column; expected one of path, image.*found columns \['file_id', 'label'\]"),
+        ("", "is empty: expected a header with a path column"),
+        ("path,group_name\n,cats\n", "row 1: empty 'path'"),
     ],
 )
 def test_malformed_csv_is_an_input_error(tmp_path, content, message):
@@ -140,7 +140,7 @@ def test_image_set_passes_through_and_other_objects_are_refused(tmp_path):
     assert load_image_set(image_set) is image_set
     with pytest.raises(InputError, match="cannot use int as an image source"):
         load_image_set([1, 2])
-    with pytest.raises(InputError, match="neither a folder nor a .csv"):
+    with pytest.raises(InputError, match="neither a folder nor a table of images"):
         load_image_set(make_image(tmp_path / "one.png", (1, 1, 1)))
 
 

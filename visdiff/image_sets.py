@@ -6,7 +6,6 @@ copied files share cache entries and edited files never reuse stale ones.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import logging
@@ -22,6 +21,7 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from visdiff.errors import InputError
+from visdiff.tables import DEFAULT_GROUP_COLUMN, TABLE_SUFFIXES, is_table, relative_to, select_rows
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ class ImageItem:
     source: str
     path: Path | None = None
     image: Image.Image | None = field(default=None, compare=False, repr=False)
+    # The encoded file itself, for images stored in a table rather than on disk.
+    data: bytes | None = field(default=None, compare=False, repr=False)
 
     def open(self, *, min_size: int | None = None) -> Image.Image:
         """Decode to an RGB image (EXIF orientation applied). Raises ``InputError`` if unreadable.
@@ -65,6 +67,8 @@ class ImageItem:
                 return to_rgb(self.image)
             except (OSError, ValueError) as e:
                 raise InputError(f"{self.source}: cannot convert {self.image.mode} image to RGB ({e})") from e
+        if self.data is not None:
+            return decode_image_bytes(self.data, source=self.source, min_size=min_size)
         try:
             data = read_bytes(self.path)
         except OSError as e:
@@ -237,6 +241,11 @@ def _probe(path: Path) -> tuple[str | None, str]:
         return None, "no such file" if not path.is_symlink() else "broken link"
     except OSError as e:
         return None, f"cannot read file ({e.strerror or e})"
+    return _probe_data(data)
+
+
+def _probe_data(data: bytes) -> tuple[str | None, str]:
+    """(content hash, '') for bytes whose header PIL recognises, else (None, reason)."""
     if not data:
         return None, "empty file"
     try:
@@ -348,45 +357,53 @@ def list_image_files(folder: Path) -> FolderScan:
     return FolderScan(sorted(files), skipped)
 
 
-def read_csv_groups(csv_path: Path) -> dict[str, list[Path]]:
-    """``path,group_name`` CSV (VisDiffBench style) -> {group: [paths relative to the CSV]}."""
-    try:
-        # utf-8-sig: spreadsheets often start CSVs with a byte-order mark.
-        with open(csv_path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or not {"path", "group_name"} <= set(reader.fieldnames):
-                raise InputError(
-                    f"{csv_path}: expected columns 'path,group_name', found {reader.fieldnames}"
-                )
-            groups: dict[str, list[Path]] = {}
-            for line, row in enumerate(reader, start=2):
-                path, group = (row.get("path") or "").strip(), (row.get("group_name") or "").strip()
-                if not path or not group:
-                    raise InputError(f"{csv_path}, line {line}: empty path or group_name")
-                groups.setdefault(group, []).append(csv_path.parent / path)
-    except OSError as e:
-        raise InputError(f"cannot read {csv_path}: {e.strerror or e}") from e
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise InputError(f"{csv_path} is not a readable UTF-8 CSV: {e}") from e
-    home = csv_path.parent.resolve()
-    outside = [p for paths in groups.values() for p in paths if not p.resolve().is_relative_to(home)]
+def _from_table(path: Path, *, group: str | None, group_column: str, where: Mapping[str, str] | None,
+                name: str | None) -> ImageSet:
+    """The images of a table's chosen rows, in row order: paths (relative to the table) are
+    read like files, image bytes stored in the table are used as they are."""
+    rows = select_rows(path, group=group, group_column=group_column, where=where)
+    paths = [relative_to(rows.folder, image) for image in rows.images if isinstance(image, str)]
+    home = rows.folder.resolve()
+    outside = [p for p in paths if not p.resolve().is_relative_to(home)]
     if outside:
-        # Fine for a local tool, but worth a word: a shared CSV may point anywhere.
+        # Fine for a local tool, but worth a word: a shared table may point anywhere.
         log.warning("%d path(s) in %s lead outside its folder (e.g. %s); reading them as given",
-                    len(outside), display_path(csv_path), display_path(outside[0]))
-    return groups
+                    len(outside), display_path(path), display_path(outside[0]))
+    items: list[ImageItem] = []
+    skipped: list[SkippedImage] = []
+    for image, label in zip(rows.images, rows.labels, strict=True):
+        if isinstance(image, bytes):
+            key, reason = _probe_data(image)
+            item = ImageItem(key=key, source=label, data=image) if key else None
+        else:
+            file = relative_to(rows.folder, image)
+            key, reason = _probe(file)
+            label = display_path(file)
+            item = ImageItem(key=key, source=label, path=file) if key else None
+        if item is None:
+            log.warning("skipping %s: %s", label, reason)
+            skipped.append(SkippedImage(label, reason))
+        else:
+            items.append(item)
+    return ImageSet(tuple(items), tuple(skipped), name=name or rows.group or path.stem)
 
 
-def load_image_set(source, *, group: str | None = None, name: str | None = None) -> ImageSet:
-    """Build an :class:`ImageSet` from a folder, a list of paths, a CSV, or PIL images.
+def load_image_set(source, *, group: str | None = None, group_column: str = DEFAULT_GROUP_COLUMN,
+                   where: Mapping[str, str] | None = None, name: str | None = None) -> ImageSet:
+    """Build an :class:`ImageSet` from a folder, a table, a list of paths, or PIL images.
 
     Parameters
     ----------
-    source : folder, CSV file, sequence of paths, sequence of ``PIL.Image.Image``, or ImageSet
-        A folder is searched recursively for image files (sorted). A CSV needs columns
-        ``path,group_name`` with paths relative to the CSV; ``group`` picks the rows.
+    source : folder, table, sequence of paths, sequence of ``PIL.Image.Image``, or ImageSet
+        A folder is searched recursively for image files (sorted). A table is a CSV, a Parquet
+        file or a ``datasets`` ``save_to_disk`` folder with a path column (relative to the
+        table) or an image-bytes column (see :mod:`visdiff.tables`).
     group : str, optional
-        Which ``group_name`` to take from a CSV with several groups.
+        Which value of the group column to take from a table with several groups.
+    group_column : str
+        The table's group column (default ``group_name``, as in VisDiffBench's CSVs).
+    where : mapping, optional
+        Keep only the table rows whose columns equal these values.
     name : str, optional
         Label for messages and reports; defaults to the folder or group name.
 
@@ -399,6 +416,8 @@ def load_image_set(source, *, group: str | None = None, name: str | None = None)
         path = Path(source)
         if not path.exists():
             raise InputError(f"no such file or folder: {path}")
+        if is_table(path):
+            return _from_table(path, group=group, group_column=group_column, where=where, name=name)
         if path.is_dir():
             scan = list_image_files(path)
             if not scan.files:
@@ -406,19 +425,8 @@ def load_image_set(source, *, group: str | None = None, name: str | None = None)
                                  + (f" ({len(scan.skipped)} other entries skipped)" if scan.skipped else ""))
             image_set = _from_paths(scan.files, name=name or path.name)
             return replace(image_set, skipped=tuple(scan.skipped) + image_set.skipped)
-        if path.suffix.lower() == ".csv":
-            groups = read_csv_groups(path)
-            if group is None:
-                if len(groups) != 1:
-                    raise InputError(
-                        f"{path} has groups {sorted(groups)}; choose one (group= in Python, "
-                        "--group-a/--group-b on the command line)"
-                    )
-                group = next(iter(groups))
-            if group not in groups:
-                raise InputError(f"{path} has no group {group!r}; groups: {sorted(groups)}")
-            return _from_paths(groups[group], name=name or group)
-        raise InputError(f"{path} is neither a folder nor a .csv of image paths")
+        raise InputError(f"{path} is neither a folder nor a table of images "
+                         f"({', '.join(sorted(TABLE_SUFFIXES))}, or a datasets save_to_disk folder)")
     seq = list(source)
     if seq and all(isinstance(x, Image.Image) for x in seq):
         return _from_pil(seq, name=name or "")

@@ -9,7 +9,10 @@ import typer
 
 from visdiff.captioning import DEFAULT_BATCH_SIZE, build_captioner
 from visdiff.cli import app
-from visdiff.cli.options import run_command
+from visdiff.cli.options import (
+    DEFAULT_GROUP_COLUMN, INPUT, GroupColumnOption, SetArgument, WhereOption, parse_where, run_command,
+)
+from visdiff.image_sets import load_image_set
 from visdiff.cli.output import check_outputs, stdout, write_text_file
 from visdiff.options import RunOptions
 from visdiff.pipeline import caption
@@ -18,8 +21,11 @@ from visdiff.report.results import csv_safe
 
 @run_command(app, "caption", "profile", "captioner", "device", "base_url", "cache_dir", "no_cache")
 def caption_command(
-    images: Annotated[Path, typer.Argument(help="A folder of images or a path,group_name CSV.")],
+    images: SetArgument,
     options: RunOptions,
+    group: Annotated[str | None, typer.Option("--group", help="Value of the group column to take from a table.", rich_help_panel=INPUT)] = None,
+    group_col: GroupColumnOption = DEFAULT_GROUP_COLUMN,
+    where: WhereOption = None,
     prompt: Annotated[str | None, typer.Option(help="Caption prompt (Hugging Face and openai captioners).", rich_help_panel="Models")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Longest caption in tokens.", rich_help_panel="Models")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per captioning call.", rich_help_panel="Models")] = DEFAULT_BATCH_SIZE,
@@ -31,7 +37,8 @@ def caption_command(
     own = {k: v for k, v in {"prompt": prompt, "max_new_tokens": max_new_tokens}.items() if v is not None}
     captioner = build_captioner(options.captioner_spec(), device=options.device, base_url=options.base_url, **own) \
         if own else None
-    table = caption(images, options.replace(caption_batch_size=batch_size), captioner=captioner)
+    image_set = load_image_set(images, group=group, group_column=group_col, where=parse_where(where))
+    table = caption(image_set, options.replace(caption_batch_size=batch_size), captioner=captioner)
     if csv_out is None and jsonl_out is None:
         for row in table.itertuples(index=False):
             stdout.print(f"{row.source}\t{row.caption}", highlight=False, markup=False, soft_wrap=True)

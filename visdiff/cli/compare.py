@@ -8,7 +8,10 @@ from typing import Annotated
 import typer
 
 from visdiff.cli import app
-from visdiff.cli.options import run_command
+from visdiff.cli.options import (
+    DEFAULT_GROUP_COLUMN, GroupAOption, GroupBOption, GroupColumnOption, SetArgument, SetBArgument, WhereOption,
+    input_sets, run_command,
+)
 from visdiff.cli.output import (
     CsvOption, JsonOption, check_outputs, render_ranking, report_skipped, stderr, write_table,
 )
@@ -22,14 +25,15 @@ OFFLINE_NOTE = (
     "using the offline profile (small built-in models, no downloads); for the paper's pipeline pass "
     "--profile paper, or pick models with --captioner, --llm and --clip"
 )
-SetArgument = Annotated[Path, typer.Argument(help="A folder of images or a path,group_name CSV.")]
-
-
 @run_command(app, "compare", *COMPARE_OPTIONS)
 def compare_command(
     set_a: SetArgument,
-    set_b: SetArgument,
     options: RunOptions,
+    set_b: SetBArgument = None,
+    group_a: GroupAOption = None,
+    group_b: GroupBOption = None,
+    group_col: GroupColumnOption = DEFAULT_GROUP_COLUMN,
+    where: WhereOption = None,
     top: Annotated[int | None, typer.Option(min=1, help="Show only the best N rows per direction.", rich_help_panel="Output")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write report.html, results.json and results.csv into this folder.", rich_help_panel="Output", file_okay=False)] = None,
     json_out: JsonOption = None,
@@ -40,7 +44,8 @@ def compare_command(
     check_outputs(json_out, csv_out, folder=out)
     if not quiet and options.profile == DEFAULT_PROFILE and not any((options.captioner, options.proposer, options.scorer, options.llm)):
         stderr.print(OFFLINE_NOTE, highlight=False, soft_wrap=True)
-    result = compare(set_a, set_b, options)
+    sets = input_sets(set_a, set_b, group_a=group_a, group_b=group_b, group_col=group_col, where=where)
+    result = compare(*sets, options)
     if out is not None:
         from visdiff.report import write_outputs
 
@@ -48,7 +53,7 @@ def compare_command(
     report_skipped(result.config)
     table = result.table
     if str(json_out) != "-" and str(csv_out) != "-":
-        title = f"A = {set_a}  vs  B = {set_b}  ({result.config['scorer']})"
+        title = f"A = {sets[0].name}  vs  B = {sets[1].name}  ({result.config['scorer']})"
         if "direction" in table:
             for side in ("A", "B"):
                 rows = table[table["direction"] == side]

@@ -23,11 +23,14 @@ import typer
 
 from visdiff.cache_root import CACHE_ENV
 from visdiff.cli.errors import cli_errors, set_verbosity
+from visdiff.errors import InputError
+from visdiff.image_sets import ImageSet, load_image_set
 from visdiff.llm import BASE_URL_ENV
 from visdiff.options import RunOptions
 from visdiff.profiles import PROFILES
 from visdiff.progress import progress_enabled
 from visdiff.ranking import DEFAULT_ALPHA
+from visdiff.tables import DEFAULT_GROUP_COLUMN, parse_where
 
 MODELS = "Models"
 LLM = "LLM proposer"
@@ -147,3 +150,32 @@ def run_command(app: typer.Typer, name: str, *declared: str):
         return app.command(name)(command)
 
     return decorate
+
+
+# --- image sets: the same input options on every command that takes sets --------------------
+
+INPUT = "Input"
+SetArgument = Annotated[Path, typer.Argument(
+    help="A folder of images, or a table (CSV, Parquet, datasets folder) of image paths or bytes.")]
+SetBArgument = Annotated[Path | None, typer.Argument(
+    help="Set B, as set A; leave out when --group-b picks set B from set A's table.", show_default=False)]
+GroupAOption = Annotated[str | None, typer.Option(
+    "--group-a", help="Value of the group column that set A takes from a table.", rich_help_panel=INPUT)]
+GroupBOption = Annotated[str | None, typer.Option(
+    "--group-b", help="Value of the group column that set B takes (from set B's table, or set A's).",
+    rich_help_panel=INPUT)]
+GroupColumnOption = Annotated[str, typer.Option(
+    "--group-col", help="The tables' group column.", rich_help_panel=INPUT)]
+WhereOption = Annotated[list[str] | None, typer.Option(
+    "--where", help="Keep only table rows with COLUMN=VALUE (repeatable).", rich_help_panel=INPUT)]
+
+
+def input_sets(set_a: Path, set_b: Path | None, *, group_a: str | None, group_b: str | None, group_col: str,
+               where: list[str] | None) -> tuple[ImageSet, ImageSet]:
+    """Sets A and B from the command's inputs; one table may give both (``--group-b`` alone)."""
+    if set_b is None and group_b is None:
+        raise InputError("give set B, or --group-b to take set B from set A's table")
+    filters = parse_where(where)
+    loaded = [load_image_set(source, group=group, group_column=group_col, where=filters, name=name)
+              for source, group, name in ((set_a, group_a, "A"), (set_b or set_a, group_b, "B"))]
+    return loaded[0], loaded[1]

@@ -8,11 +8,12 @@ from typing import Annotated
 import typer
 
 from visdiff.cli import app
-from visdiff.cli.compare import SetArgument
-from visdiff.cli.options import run_command
+from visdiff.cli.options import (
+    DEFAULT_GROUP_COLUMN, GroupAOption, GroupBOption, GroupColumnOption, SetArgument, SetBArgument, WhereOption,
+    input_sets, run_command,
+)
 from visdiff.cli.output import CsvOption, JsonOption, check_outputs, render_ranking, report_skipped, write_table
 from visdiff.errors import InputError
-from visdiff.image_sets import load_image_set
 from visdiff.options import RunOptions
 from visdiff.pipeline import rank
 
@@ -32,10 +33,12 @@ def _read_hypotheses(hypotheses: list[str] | None, hypotheses_file: Path | None)
 @run_command(app, "rank", "profile", "scorer", "clip", "device", "batch_size", "alpha", "cache_dir", "no_cache")
 def rank_command(
     set_a: SetArgument,
-    set_b: SetArgument,
     options: RunOptions,
-    group_a: Annotated[str | None, typer.Option("--group-a", help="Which group_name of a CSV set A takes (a CSV may hold both sets).")] = None,
-    group_b: Annotated[str | None, typer.Option("--group-b", help="Which group_name of a CSV set B takes.")] = None,
+    set_b: SetBArgument = None,
+    group_a: GroupAOption = None,
+    group_b: GroupBOption = None,
+    group_col: GroupColumnOption = DEFAULT_GROUP_COLUMN,
+    where: WhereOption = None,
     hypothesis: Annotated[list[str] | None, typer.Option("--hypothesis", "-H", help="A candidate difference (repeatable).")] = None,
     hypotheses_file: Annotated[Path | None, typer.Option("--hypotheses-file", "-f", exists=True, dir_okay=False, help="One hypothesis per line.")] = None,
     json_out: JsonOption = None,
@@ -43,13 +46,10 @@ def rank_command(
 ) -> None:
     """Rank candidate differences by how well they separate A from B (AUROC, Welch t-test, BH q-values)."""
     check_outputs(json_out, csv_out)
-    table = rank(
-        _read_hypotheses(hypothesis, hypotheses_file),
-        load_image_set(set_a, group=group_a, name="A"),
-        load_image_set(set_b, group=group_b, name="B"),
-        options,
-    )
+    hypotheses = _read_hypotheses(hypothesis, hypotheses_file)
+    sets = input_sets(set_a, set_b, group_a=group_a, group_b=group_b, group_col=group_col, where=where)
+    table = rank(hypotheses, *sets, options)
     report_skipped(table.attrs)
     if str(json_out) != "-" and str(csv_out) != "-":
-        render_ranking(table, title=f"A = {set_a}  vs  B = {set_b}  ({table.attrs['scorer']})")
+        render_ranking(table, title=f"A = {sets[0].name}  vs  B = {sets[1].name}  ({table.attrs['scorer']})")
     write_table(table, json_path=json_out, csv_path=csv_out, extra=dict(table.attrs))

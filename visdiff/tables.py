@@ -1,0 +1,143 @@
+"""Image sets from tables: a CSV, a Parquet file, or a folder saved with Hugging Face
+``datasets``' ``save_to_disk``; one table may hold several sets, told apart by a group column.
+
+A table holds one image per row, as a path (relative to the table's folder) or as the image
+bytes (``datasets`` writes an ``image`` column of ``{"bytes", "path"}``). Rows are chosen by
+equality filters (``where``) and by the value of the group column (``group_name`` by default, as
+in VisDiffBench's CSVs). Unknown columns or values are an ``InputError`` naming those that exist.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from visdiff.errors import InputError
+from visdiff.registry import require
+
+TABLE_SUFFIXES = frozenset({".csv", ".parquet", ".pq"})
+DEFAULT_GROUP_COLUMN = "group_name"
+# Columns holding the image (path or bytes), in order of preference.
+IMAGE_COLUMNS = ("path", "image", "image_path", "file", "filepath", "file_name")
+_SHOWN_VALUES = 20
+
+
+@dataclass(frozen=True)
+class TableRows:
+    """The chosen rows' images: each a path (``str``) or bytes, with a label for messages."""
+
+    images: list[str | bytes]
+    labels: list[str]
+    folder: Path
+    group: str | None
+
+
+def is_table(path: Path) -> bool:
+    """A CSV/Parquet file, or a folder written by ``datasets.Dataset.save_to_disk``."""
+    if path.is_dir():
+        return (path / "dataset_info.json").is_file() and (path / "state.json").is_file()
+    return path.suffix.lower() in TABLE_SUFFIXES
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """The whole table; text columns as str."""
+    try:
+        if path.is_dir():
+            datasets = require("datasets", "datasets")
+            dataset = datasets.load_from_disk(str(path))
+            # Keep images as they were stored ({"bytes", "path"}), not decoded to PIL here.
+            for column, feature in dataset.features.items():
+                if isinstance(feature, datasets.Image):
+                    dataset = dataset.cast_column(column, datasets.Image(decode=False))
+            return dataset.to_pandas()
+        if path.suffix.lower() == ".csv":
+            # utf-8-sig: spreadsheets often start CSVs with a byte-order mark.
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        require("pyarrow", "tables")
+        return pd.read_parquet(path)
+    except pd.errors.EmptyDataError as e:
+        raise InputError(f"{path} is empty: expected a header with a path column") from e
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path} is not a readable UTF-8 CSV: {e}") from e
+    except (pd.errors.ParserError, ValueError) as e:
+        raise InputError(f"cannot read table {path}: {e}") from e
+    except OSError as e:
+        raise InputError(f"cannot read table {path}: {e.strerror or e}") from e
+
+
+def _values(table: pd.DataFrame, column: str) -> str:
+    values = sorted(table[column].astype(str).unique())
+    more = f" and {len(values) - _SHOWN_VALUES} more" if len(values) > _SHOWN_VALUES else ""
+    return f"{values[:_SHOWN_VALUES]}{more}"
+
+
+def _require_column(table: pd.DataFrame, column: str, path: Path, what: str) -> None:
+    if column not in table.columns:
+        raise InputError(f"{path} has no {what} column {column!r}; columns: {list(table.columns)}")
+
+
+def select_rows(path: Path, *, group: str | None = None, group_column: str = DEFAULT_GROUP_COLUMN,
+                where: Mapping[str, str] | None = None) -> TableRows:
+    """The images of the rows of table ``path`` matching every ``where`` equality and ``group``.
+
+    Without ``group`` the table must hold one group (or have no group column).
+    """
+    table = read_table(path)
+    for column, value in (where or {}).items():
+        _require_column(table, column, path, "--where")
+        matches = table[column].astype(str) == str(value)
+        if not matches.any():
+            raise InputError(f"{path}: no row has {column}={value!r}; values: {_values(table, column)}")
+        table = table[matches]
+    if group is not None or group_column != DEFAULT_GROUP_COLUMN:
+        _require_column(table, group_column, path, "group")
+    if group_column in table.columns:
+        groups = sorted(table[group_column].astype(str).unique())
+        if group is None:
+            if len(groups) != 1:
+                raise InputError(f"{path} has groups {groups[:_SHOWN_VALUES]}; choose one (group= in Python, "
+                                 "--group-a/--group-b on the command line)")
+            group = groups[0]
+        if group not in groups:
+            raise InputError(f"{path} has no group {group!r} in column {group_column!r}; groups: {_values(table, group_column)}")
+        table = table[table[group_column].astype(str) == group]
+    image_column = next((c for c in IMAGE_COLUMNS if c in table.columns), None)
+    if image_column is None:
+        raise InputError(f"{path} has no image column; expected one of {', '.join(IMAGE_COLUMNS)}, "
+                         f"found columns {list(table.columns)}")
+    images, labels = [], []
+    for row, value in enumerate(table[image_column], start=1):
+        label = f"{path}[row {row}]"
+        if isinstance(value, dict):  # datasets' Image feature, not decoded
+            data, stored_path = value.get("bytes"), value.get("path")
+            value = data if data else stored_path
+            label = stored_path or label
+        if isinstance(value, (bytes, bytearray)) and value:
+            images.append(bytes(value))
+        elif isinstance(value, str) and value.strip():
+            images.append(value.strip())
+        else:
+            raise InputError(f"{path}, row {row}: empty {image_column!r}")
+        labels.append(label)
+    folder = path if path.is_dir() else path.parent
+    return TableRows(images, labels, folder, group)
+
+
+def parse_where(filters: list[str] | None) -> dict[str, str]:
+    """``["split=val", "label=dog"]`` -> ``{"split": "val", "label": "dog"}``."""
+    out = {}
+    for item in filters or []:
+        column, sep, value = item.partition("=")
+        if not sep or not column.strip():
+            raise InputError(f"--where {item!r}: expected COLUMN=VALUE")
+        out[column.strip()] = value
+    return out
+
+
+def relative_to(folder: Path, image: str) -> Path:
+    """A table's path, relative to the table's folder unless absolute."""
+    return Path(image) if os.path.isabs(image) else folder / image
