@@ -17,17 +17,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
-from filelock import FileLock, Timeout
 
 import visdiff
 from visdiff.atomic import write_text_atomic
@@ -35,6 +29,7 @@ from visdiff.errors import InputError
 from visdiff.jsonable import to_jsonable
 from visdiff.options import RunOptions
 from visdiff.progress import progress_bar
+from visdiff.runlog import append_record, exclusive, library_versions, now, read_records
 from visdiff.stages import RunStages
 from visdiffbench.data import Benchmark, BenchPair, apply_purity
 from visdiffbench.judge import Judge
@@ -44,7 +39,6 @@ log = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.jsonl"
 RUN_FILE = "run.json"
-LOCK_FILE = ".lock"
 # Bump when the meaning of a results line changes; a folder written by another version is refused.
 RESULTS_VERSION = 2
 # Table columns kept per hypothesis in a results line.
@@ -128,24 +122,9 @@ def run_benchmark(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out):
+    with exclusive(out, "visdiff bench"):
         return _run_in(out, benchmark, config=config, judge=judge, models=models, reports=reports,
                        show_progress=show_progress)
-
-
-@contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """Hold a lock on the results folder: a second run into it is refused at once, so no pair
-    is run or written twice."""
-    lock = FileLock(out / LOCK_FILE)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise InputError(f"another visdiff bench is writing to {out}; wait for it to finish or use another --out") from None
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def _run_in(out: Path, benchmark: Benchmark, *, config: BenchConfig, judge: Judge, models: dict | None,
@@ -198,7 +177,7 @@ def run_pair(
     except InputError as e:
         log.warning("skipping pair %s: %s", pair.id, e)
         return {**record, "status": "skipped", "reason": str(e), "judge_scores": [],
-                "timings": {"total": time.perf_counter() - started}, "finished_at": _now()}
+                "timings": {"total": time.perf_counter() - started}, "finished_at": now()}
     judge_started = time.perf_counter()
     ranked = list(result.table["hypothesis"])
     judgements = judge.judge(ranked[: config.top_k], name_a=pair.name_a, name_b=pair.name_b)
@@ -222,67 +201,20 @@ def run_pair(
         "timings": {**result.timings, "judge": judge_seconds, "total": time.perf_counter() - started},
         "models": result.config,
         "judge": judge.describe(),
-        "finished_at": _now(),
+        "finished_at": now(),
     }
 
 
 def read_results(path: Path) -> list[dict]:
-    """Records in ``results.jsonl``, first line per pair id.
-
-    Every record is written as one line ending in a newline, so bytes after the last newline
-    are a torn line (the run died while writing it): they are cut from the file and that pair
-    is redone. A complete line that is not a record means the file was edited or is not ours:
-    ``InputError``.
-    """
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    complete_bytes = data.rfind(b"\n") + 1  # everything after the last newline is torn
-    records: list[dict] = []
-    seen: set[str] = set()
-    for number, line in enumerate(data[:complete_bytes].split(b"\n")[:-1], start=1):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}:{number} is not a JSON record ({e.msg}); fix or move the file") from e
-        if not isinstance(record, dict) or "pair_id" not in record or "split" not in record:
-            raise InputError(f"{path}:{number} is not a benchmark record")
-        if record["pair_id"] in seen:
-            log.warning("%s:%d repeats pair %s; using its first record", path, number, record["pair_id"])
-            continue
-        seen.add(record["pair_id"])
-        records.append(record)
-    if complete_bytes < len(data):
-        log.warning("%s: cutting a torn last line (%d bytes) left by an interrupted run", path, len(data) - complete_bytes)
-        with open(path, "r+b") as f:
-            f.truncate(complete_bytes)
-            f.flush()
-            os.fsync(f.fileno())
-    return records
-
-
-def append_record(file, record: dict) -> None:
-    """Append one JSON line and force it to disk before the next pair starts."""
-    file.write(json.dumps(to_jsonable(record), ensure_ascii=False, allow_nan=False) + "\n")
-    file.flush()
-    os.fsync(file.fileno())
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of Python and of the libraries that shape results."""
-    versions = {"python": platform.python_version(), "visdiff": visdiff.__version__}
-    for dist in ("torch", "open_clip_torch", "transformers", "sentence-transformers", "numpy", "openai"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    """Records in ``results.jsonl``, first line per pair id (see :func:`visdiff.runlog.read_records`:
+    a torn last line is cut and that pair redone; a line that is not a record is an ``InputError``)."""
+    return read_records(path, key="pair_id", required=("pair_id", "split"), kind="benchmark")
 
 
 def _check_run_file(path: Path, config: BenchConfig, judge: Judge) -> None:
     wanted = {"results_version": RESULTS_VERSION, "config": to_jsonable(config.identity()), "judge": judge.spec}
     if not path.exists():
-        write_text_atomic(path, json.dumps({**wanted, "versions": library_versions(), "created_at": _now()}, indent=2) + "\n")
+        write_text_atomic(path, json.dumps({**wanted, "versions": library_versions(), "created_at": now()}, indent=2) + "\n")
         return
     try:
         found = json.loads(path.read_text(encoding="utf-8"))
@@ -326,7 +258,3 @@ def _image_set(paths, *, side: str, min_images: int):
 def _hypothesis_rows(table: pd.DataFrame) -> list[dict]:
     columns = [c for c in _HYPOTHESIS_COLUMNS if c in table.columns]
     return table[columns].to_dict("records")
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,99 @@
+"""Resumable runs over many units (benchmark pairs, sweep values): one results folder, one
+JSON line per finished unit, fsynced as it finishes, and a lock so that one run writes at a time.
+
+A rerun reads the lines already there and skips their units; bytes after the last newline are a
+torn line (the run died while writing it): they are cut off and that unit is redone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from visdiff.errors import InputError
+from visdiff.jsonable import to_jsonable
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = ".lock"
+
+
+@contextmanager
+def exclusive(folder: Path, what: str) -> Iterator[None]:
+    """Hold a lock on the results folder: a second run into it is refused at once (``what``
+    names the command in the message), so no unit is run or written twice."""
+    lock = FileLock(folder / LOCK_FILE)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise InputError(f"another {what} is writing to {folder}; wait for it to finish or use another --out") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def read_records(path: Path, *, key: str, required: tuple[str, ...], kind: str) -> list[dict]:
+    """Records in a results file, first line per ``key``; torn last line cut (see module doc).
+
+    A complete line that is not a JSON object with the ``required`` fields means the file was
+    edited or is not ours: ``InputError`` (``kind`` names the records in the message).
+    """
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    complete_bytes = data.rfind(b"\n") + 1  # everything after the last newline is torn
+    records: list[dict] = []
+    seen: set[str] = set()
+    for number, line in enumerate(data[:complete_bytes].split(b"\n")[:-1], start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}:{number} is not a JSON record ({e.msg}); fix or move the file") from e
+        if not isinstance(record, dict) or any(field not in record for field in required):
+            raise InputError(f"{path}:{number} is not a {kind} record")
+        if record[key] in seen:
+            log.warning("%s:%d repeats %s %s; using its first record", path, number, key, record[key])
+            continue
+        seen.add(record[key])
+        records.append(record)
+    if complete_bytes < len(data):
+        log.warning("%s: cutting a torn last line (%d bytes) left by an interrupted run", path, len(data) - complete_bytes)
+        with open(path, "r+b") as f:
+            f.truncate(complete_bytes)
+            f.flush()
+            os.fsync(f.fileno())
+    return records
+
+
+def append_record(file, record: dict) -> None:
+    """Append one JSON line and force it to disk before the next unit starts."""
+    file.write(json.dumps(to_jsonable(record), ensure_ascii=False, allow_nan=False) + "\n")
+    file.flush()
+    os.fsync(file.fileno())
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and of the libraries that shape results."""
+    from visdiff import __version__
+
+    versions = {"python": platform.python_version(), "visdiff": __version__}
+    for dist in ("torch", "open_clip_torch", "transformers", "sentence-transformers", "numpy", "openai"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
