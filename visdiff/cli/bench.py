@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
-from rich.table import Table
 
 from visdiff.cli import app
 from visdiff.cli.compare import COMPARE_OPTIONS
 from visdiff.cli.options import run_command
-from visdiff.cli.output import stderr, stdout
+from visdiff.cli.output import render_summary, stderr
 from visdiff.options import RunOptions
 
 BENCH_PANEL = "Benchmark"
@@ -65,7 +62,11 @@ def bench_command(
     out_dir = out or Path("bench-out") / f"{Path(bench).stem}-{options.profile}-{judge.value}"
     run = run_benchmark(benchmark, out_dir, config=config, judge=built_judge, reports=reports,
                         show_progress=options.show_progress)
-    _render_summary(run.summary, title=f"{bench} ({options.profile} profile, {judge.value} judge)")
+    from visdiffbench.metrics import PAPER_NOTE
+
+    # Short headers so the table fits 80 columns; summary.md / summary.csv keep the full names.
+    render_summary(run.summary, title=f"{bench} ({options.profile} profile, {judge.value} judge)", caption=PAPER_NOTE,
+                   headers={"evaluated": "run", "paper_acc@1": "paper@1", "paper_acc@5": "paper@5"}, text_columns=("split",))
     stderr.print(f"{run.new_pairs} pair(s) run, {run.resumed_pairs} already done; results in {run.out_dir}", highlight=False)
 
 
@@ -78,16 +79,3 @@ def _report_issues(issues, *, quiet: bool) -> None:
     if not quiet:
         for issue in issues[:5]:
             stderr.print(f"  {issue.pair_id or '-'}: {issue.detail}", highlight=False)
-
-
-def _render_summary(summary, *, title: str) -> None:
-    from visdiffbench.metrics import PAPER_NOTE
-
-    # Short headers so the table fits 80 columns; summary.md / summary.csv keep the full names.
-    headers = {"evaluated": "run", "paper_acc@1": "paper@1", "paper_acc@5": "paper@5"}
-    view = Table(title=title, caption=PAPER_NOTE, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for column in summary.columns:
-        view.add_column(headers.get(column, column), justify="left" if column == "split" else "right", no_wrap=True)
-    for row in summary.itertuples(index=False):
-        view.add_row(*("–" if isinstance(v, float) and math.isnan(v) else f"{v:.2f}" if isinstance(v, float) else str(v) for v in row))
-    stdout.print(view)

@@ -10,11 +10,12 @@ import typer
 from visdiff.captioning import DEFAULT_BATCH_SIZE, build_captioner
 from visdiff.cli import app
 from visdiff.cli.options import (
-    DEFAULT_GROUP_COLUMN, INPUT, GroupColumnOption, SetArgument, WhereOption, parse_where, run_command,
+    INPUT, GroupColumnOption, SetArgument, WhereOption, parse_where, run_command,
 )
 from visdiff.image_sets import load_image_set
 from visdiff.cli.output import check_outputs, stdout, write_text_file
 from visdiff.options import RunOptions
+from visdiff.tables import DEFAULT_GROUP_COLUMN
 from visdiff.pipeline import caption
 from visdiff.report.results import csv_safe
 

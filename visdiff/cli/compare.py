@@ -9,13 +9,14 @@ import typer
 
 from visdiff.cli import app
 from visdiff.cli.options import (
-    DEFAULT_GROUP_COLUMN, GroupAOption, GroupBOption, GroupColumnOption, SetArgument, SetBArgument, WhereOption,
+    GroupAOption, GroupBOption, GroupColumnOption, SetArgument, SetBArgument, WhereOption,
     input_sets, run_command,
 )
 from visdiff.cli.output import (
     CsvOption, JsonOption, check_outputs, render_ranking, report_skipped, stderr, write_table,
 )
 from visdiff.options import RunOptions
+from visdiff.tables import DEFAULT_GROUP_COLUMN
 from visdiff.pipeline import compare
 from visdiff.profiles import DEFAULT_PROFILE
 

@@ -30,7 +30,7 @@ from visdiff.options import RunOptions
 from visdiff.profiles import PROFILES
 from visdiff.progress import progress_enabled
 from visdiff.ranking import DEFAULT_ALPHA
-from visdiff.tables import DEFAULT_GROUP_COLUMN, parse_where
+from visdiff.tables import parse_where
 
 MODELS = "Models"
 LLM = "LLM proposer"

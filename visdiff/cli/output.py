@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -80,6 +82,19 @@ def render_ranking(table: pd.DataFrame, *, title: str = "", limit: int | None = 
             str(i), row.hypothesis, f"{row.auroc:.3f}", f"{row.mean_a:.4g}", f"{row.mean_b:.4g}",
             format_p_value(row.p_value), format_p_value(row.q_value), "✓" if row.significant else "·",
         )
+    stdout.print(view)
+
+
+def render_summary(summary: pd.DataFrame, *, title: str, caption: str | None = None, headers: dict | None = None,
+                   text_columns: tuple[str, ...] = ()) -> None:
+    """A compact table of per-unit results (benchmark splits, swept values) on stdout."""
+    view = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for column in summary.columns:
+        text = column in text_columns or not pd.api.types.is_numeric_dtype(summary[column])
+        view.add_column((headers or {}).get(column, column), justify="left" if text else "right")
+    for row in summary.itertuples(index=False):
+        view.add_row(*("–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}" if isinstance(v, float)
+                       else str(v) for v in row))
     stdout.print(view)
 
 

@@ -11,11 +11,12 @@ import typer
 from visdiff.cli import app
 from visdiff.cli.compare import COMPARE_OPTIONS
 from visdiff.cli.options import (
-    DEFAULT_GROUP_COLUMN, GroupAOption, GroupBOption, GroupColumnOption, SetArgument, SetBArgument, WhereOption,
+    GroupAOption, GroupBOption, GroupColumnOption, SetArgument, SetBArgument, WhereOption,
     input_sets, run_command,
 )
 from visdiff.cli.output import check_outputs, stdout, write_text_file
 from visdiff.options import RunOptions
+from visdiff.tables import DEFAULT_GROUP_COLUMN
 from visdiff.pipeline import propose
 
 

@@ -9,12 +9,13 @@ import typer
 
 from visdiff.cli import app
 from visdiff.cli.options import (
-    DEFAULT_GROUP_COLUMN, GroupAOption, GroupBOption, GroupColumnOption, SetArgument, SetBArgument, WhereOption,
+    GroupAOption, GroupBOption, GroupColumnOption, SetArgument, SetBArgument, WhereOption,
     input_sets, run_command,
 )
 from visdiff.cli.output import CsvOption, JsonOption, check_outputs, render_ranking, report_skipped, write_table
 from visdiff.errors import InputError
 from visdiff.options import RunOptions
+from visdiff.tables import DEFAULT_GROUP_COLUMN
 from visdiff.pipeline import rank
 
 

@@ -86,7 +86,7 @@ def settings_table(result: CompareResult) -> list[tuple[str, str]]:
     return setting_rows(shown) + timings
 
 
-def _environment():
+def environment():
     import jinja2
 
     env = jinja2.Environment(
@@ -142,7 +142,7 @@ def render_report(result: CompareResult, *, top_images_per_set: int = 6) -> str:
     from visdiff import __version__
 
     check_shapes(result)
-    return _environment().get_template("report.html.j2").render(
+    return environment().get_template("report.html.j2").render(
         result=result,
         alpha=result.table.attrs.get("alpha"),
         settings=settings_table(result),

@@ -1,0 +1,47 @@
+"""``visdiff sweep``: one comparison per value of a table column, resumable, with an index page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from visdiff.cli import app
+from visdiff.cli.compare import COMPARE_OPTIONS
+from visdiff.cli.options import (
+    GroupColumnOption, WhereOption, parse_where, run_command,
+)
+from visdiff.cli.output import render_summary, stderr
+from visdiff.options import RunOptions
+from visdiff.tables import DEFAULT_GROUP_COLUMN
+from visdiff.sweep import SweepSpec, run_sweep
+
+SWEEP = "Sweep"
+
+
+@run_command(app, "sweep", *(name for name in COMPARE_OPTIONS if name != "both_directions"))
+def sweep_command(
+    table: Annotated[Path, typer.Argument(exists=True, help="A table (CSV, Parquet, datasets folder) of images.")],
+    options: RunOptions,
+    by: Annotated[str, typer.Option("--by", help="Column whose every value gets its own comparison (e.g. class).", rich_help_panel=SWEEP)],
+    group_a: Annotated[str, typer.Option("--group-a", help="Group compared within each value: set A.", rich_help_panel=SWEEP)],
+    group_b: Annotated[str, typer.Option("--group-b", help="Group compared within each value: set B.", rich_help_panel=SWEEP)],
+    group_col: GroupColumnOption = DEFAULT_GROUP_COLUMN,
+    where: WhereOption = None,
+    top: Annotated[int, typer.Option(min=1, help="Ranked hypotheses kept per value in results.jsonl.", rich_help_panel=SWEEP)] = 5,
+    out: Annotated[Path | None, typer.Option("--out", file_okay=False, help="Results folder (default: sweep-out/<table>-<by>). Rerunning into it resumes.", rich_help_panel=SWEEP)] = None,
+    no_reports: Annotated[bool, typer.Option("--no-reports", help="Skip the per-value HTML reports.", rich_help_panel=SWEEP)] = False,
+) -> None:
+    """Compare --group-a with --group-b within every value of --by (e.g. per class), sharing models and
+    cache; one fsynced line per value in <out>/results.jsonl, summary.csv, and index.html linking each
+    value's report. Interrupt and rerun to resume."""
+    spec = SweepSpec(table=table, by=by, group_a=group_a, group_b=group_b, group_column=group_col,
+                     where=parse_where(where), top=top)
+    out_dir = out or Path("sweep-out") / f"{table.stem}-{by}"
+    run = run_sweep(spec, out_dir, options, reports=not no_reports)
+    shown = run.summary[["value", "n_a", "n_b", "top_hypothesis", "auroc", "q_value", "n_significant"]]
+    render_summary(shown, title=f"{table}: per {by}, {group_a} vs {group_b}",
+                   headers={"top_hypothesis": "best hypothesis (or why skipped)", "q_value": "q", "n_significant": "sig."})
+    stderr.print(f"{run.new_values} value(s) run, {run.resumed_values} already done; index: {run.out_dir / 'index.html'}",
+                 highlight=False, soft_wrap=True)

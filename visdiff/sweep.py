@@ -1,0 +1,159 @@
+"""Sweeps: one comparison per value of a table column (class by class), sharing models and the
+cache, resumable like ``bench`` (one fsynced line per value, see :mod:`visdiff.runlog`).
+
+Within each value of ``by``, set A is the rows whose group column is ``group_a`` and set B those
+whose group column is ``group_b`` (e.g. per class: A = ImageNetV2, B = ImageNet; or A =
+misclassified, B = correctly classified). The results folder gets ``results.jsonl`` (one line
+per value: sizes, top hypotheses with their statistics, or why the value was skipped),
+``summary.csv``, one report per value under ``reports/`` and ``index.html`` linking them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from visdiff.atomic import write_text_atomic
+from visdiff.errors import InputError
+from visdiff.image_sets import load_image_set
+from visdiff.jsonable import to_jsonable
+from visdiff.options import RunOptions
+from visdiff.pipeline import compare
+from visdiff.progress import progress_bar
+from visdiff.report.results import csv_safe
+from visdiff.runlog import append_record, exclusive, library_versions, now, read_records
+from visdiff.stages import RunStages
+from visdiff.tables import DEFAULT_GROUP_COLUMN, read_table
+
+RESULTS_FILE = "results.jsonl"
+SPEC_FILE = "sweep.json"
+SUMMARY_COLUMNS = ["value", "status", "n_a", "n_b", "top_hypothesis", "auroc", "q_value", "significant",
+                   "n_significant", "report"]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What to sweep: table, the column whose values are swept, the two groups compared within
+    each value, row filters, and how many ranked hypotheses each results line keeps."""
+
+    table: Path
+    by: str
+    group_a: str
+    group_b: str
+    group_column: str = DEFAULT_GROUP_COLUMN
+    where: dict[str, str] = field(default_factory=dict)
+    top: int = 5
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    out_dir: Path
+    summary: pd.DataFrame
+    new_values: int
+    resumed_values: int
+
+
+def sweep_values(spec: SweepSpec) -> list[str]:
+    """The values of ``spec.by`` among the rows that pass ``spec.where``, sorted."""
+    table = read_table(spec.table)
+    missing = [c for c in (spec.by, spec.group_column, *spec.where) if c not in table.columns]
+    if missing:
+        raise InputError(f"{spec.table} has no column {missing[0]!r}; columns: {list(table.columns)}")
+    for column, value in spec.where.items():
+        table = table[table[column].astype(str) == str(value)]
+    return sorted(table[spec.by].astype(str).unique())
+
+
+def report_folder(value: str) -> str:
+    """A file-system-safe, unique folder name for a swept value."""
+    readable = re.sub(r"[^\w.-]+", "_", value).strip("._")[:60] or "value"
+    return f"{readable}-{hashlib.sha256(value.encode()).hexdigest()[:8]}"
+
+
+def run_sweep(spec: SweepSpec, out_dir: Path, options: RunOptions, *, reports: bool = True) -> SweepRun:
+    """Compare A and B within every value of ``spec.by`` not yet in ``out_dir``; see module doc."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with exclusive(out, "visdiff sweep"):
+        _check_spec_file(out / SPEC_FILE, spec, options)
+        records = read_records(out / RESULTS_FILE, key="value", required=("value", "status"), kind="sweep")
+        done = {r["value"] for r in records}
+        todo = [v for v in sweep_values(spec) if v not in done]
+        models = RunStages(options).built_models() if todo else {}
+        with open(out / RESULTS_FILE, "a", encoding="utf-8") as results, \
+                progress_bar(f"sweep over {spec.by}", len(todo), enabled=options.show_progress) as bar:
+            for value in todo:
+                record = _compare_value(spec, value, options, models, out if reports else None)
+                append_record(results, record)
+                records.append(record)
+                bar.advance()
+        summary = summarize(records)
+        write_text_atomic(out / "summary.csv", csv_safe(summary).to_csv(index=False))
+        write_text_atomic(out / "index.html", render_index(spec, summary))
+    return SweepRun(out, summary, new_values=len(todo), resumed_values=len(done))
+
+
+def _compare_value(spec: SweepSpec, value: str, options: RunOptions, models: dict, out: Path | None) -> dict:
+    where = {**spec.where, spec.by: value}
+    record = {"value": value, "finished_at": None}
+    try:
+        set_a, set_b = (load_image_set(spec.table, group=group, group_column=spec.group_column, where=where,
+                                       name=f"{value}: {group}").require(2)
+                        for group in (spec.group_a, spec.group_b))
+        result = compare(set_a, set_b, options, show_progress=False, **models)
+    except InputError as e:  # too few images of one group for this value: recorded, not fatal
+        return {**record, "status": "skipped", "reason": str(e), "finished_at": now()}
+    report = None
+    if out is not None:
+        from visdiff.report import write_outputs
+
+        report = Path("reports") / report_folder(value) / "report.html"
+        write_outputs(result, out / report.parent)
+    table = result.table
+    columns = ["hypothesis", "auroc", "mean_a", "mean_b", "effect_size", "p_value", "q_value", "significant"]
+    return {
+        **record, "status": "ok", "n_a": len(result.set_a), "n_b": len(result.set_b),
+        "hypotheses": table[columns].head(spec.top).to_dict("records"),
+        "n_significant": int(table["significant"].sum()), "n_hypotheses": len(table),
+        "report": str(report) if report else None, "timings": result.timings, "finished_at": now(),
+    }
+
+
+def summarize(records: list[dict]) -> pd.DataFrame:
+    """One row per swept value: sizes and the best hypothesis with its evidence."""
+    rows = []
+    for r in sorted(records, key=lambda r: r["value"]):
+        top = (r.get("hypotheses") or [{}])[0]
+        rows.append({
+            "value": r["value"], "status": r["status"], "n_a": r.get("n_a"), "n_b": r.get("n_b"),
+            "top_hypothesis": top.get("hypothesis", r.get("reason", "")), "auroc": top.get("auroc"),
+            "q_value": top.get("q_value"), "significant": top.get("significant"),
+            "n_significant": r.get("n_significant"), "report": r.get("report"),
+        })
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def render_index(spec: SweepSpec, summary: pd.DataFrame) -> str:
+    """``index.html``: the summary table, each value linking to its report."""
+    from visdiff.report.html import environment
+
+    return environment().get_template("sweep_index.html.j2").render(
+        spec=spec, rows=to_jsonable(summary.to_dict("records")), created_at=now())
+
+
+def _check_spec_file(path: Path, spec: SweepSpec, options: RunOptions) -> None:
+    wanted = to_jsonable({"spec": asdict(spec), "options": options.identity()})
+    if not path.exists():
+        write_text_atomic(path, json.dumps({**wanted, "versions": library_versions(), "created_at": now()}, indent=2) + "\n")
+        return
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"{path} is unreadable ({e}); use another --out folder") from e
+    if {k: found.get(k) for k in wanted} != wanted:
+        raise InputError(f"{path.parent} holds a sweep with other settings; use another --out folder")
