@@ -63,7 +63,7 @@ def test_sweep_refuses_other_settings_in_the_same_folder(failures_table, tmp_pat
     run_sweep(spec(failures_table), tmp_path / "out", RunOptions(show_progress=False), reports=False)
     result = runner.invoke(app, ["sweep", str(failures_table), "--by", "label", "--group-col", "correct",
                                  "--group-a", "False", "--group-b", "True", "--seed", "3", "--out", str(tmp_path / "out")])
-    assert result.exit_code == 2 and "holds a sweep with other settings" in result.output
+    assert result.exit_code == 2 and "holds a sweep of other settings (differs in: options.seed)" in result.output
 
 
 def test_cli_sweep_and_unknown_column(failures_table, tmp_path):

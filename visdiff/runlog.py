@@ -19,6 +19,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from visdiff.atomic import write_text_atomic
 from visdiff.errors import InputError
 from visdiff.jsonable import to_jsonable
 
@@ -40,6 +41,32 @@ def exclusive(folder: Path, what: str) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def check_settings_file(path: Path, wanted: dict, *, what: str) -> None:
+    """The settings of the run that made the folder (``path``) must be ``wanted``: a new folder
+    records them (with library versions); a folder of another configuration is refused with
+    the dotted names of the settings that differ, so one results file never mixes runs."""
+    wanted = to_jsonable(wanted)
+    if not path.exists():
+        write_text_atomic(path, json.dumps({**wanted, "versions": library_versions(), "created_at": now()}, indent=2) + "\n")
+        return
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"{path} is unreadable ({e}); use another --out folder") from e
+    differs = _differences({k: found.get(k) for k in wanted}, wanted)
+    if differs:
+        raise InputError(f"{path.parent} holds {what} of other settings (differs in: {', '.join(differs)}); "
+                         "use another --out folder to keep results of one configuration together")
+
+
+def _differences(found, wanted, prefix: str = "") -> list[str]:
+    """Dotted names of the settings where ``found`` and ``wanted`` differ."""
+    if not isinstance(found, dict) or not isinstance(wanted, dict):
+        return [] if found == wanted else [prefix.rstrip(".")]
+    return [name for key in sorted(set(found) | set(wanted))
+            for name in _differences(found.get(key), wanted.get(key), f"{prefix}{key}.")]
 
 
 def read_records(path: Path, *, key: str, required: tuple[str, ...], kind: str) -> list[dict]:

@@ -11,7 +11,6 @@ per value: sizes, top hypotheses with their statistics, or why the value was ski
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from visdiff.options import RunOptions
 from visdiff.pipeline import compare
 from visdiff.progress import progress_bar
 from visdiff.report.results import csv_safe
-from visdiff.runlog import append_record, exclusive, library_versions, now, read_records
+from visdiff.runlog import append_record, check_settings_file, exclusive, now, read_records
 from visdiff.stages import RunStages
 from visdiff.tables import DEFAULT_GROUP_COLUMN, read_table
 
@@ -81,7 +80,7 @@ def run_sweep(spec: SweepSpec, out_dir: Path, options: RunOptions, *, reports: b
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out, "visdiff sweep"):
-        _check_spec_file(out / SPEC_FILE, spec, options)
+        check_settings_file(out / SPEC_FILE, {"spec": asdict(spec), "options": options.identity()}, what="a sweep")
         records = read_records(out / RESULTS_FILE, key="value", required=("value", "status"), kind="sweep")
         done = {r["value"] for r in records}
         todo = [v for v in values if v not in done]
@@ -145,16 +144,3 @@ def render_index(spec: SweepSpec, summary: pd.DataFrame) -> str:
 
     return environment().get_template("sweep_index.html.j2").render(
         spec=spec, rows=to_jsonable(summary.to_dict("records")), created_at=now())
-
-
-def _check_spec_file(path: Path, spec: SweepSpec, options: RunOptions) -> None:
-    wanted = to_jsonable({"spec": asdict(spec), "options": options.identity()})
-    if not path.exists():
-        write_text_atomic(path, json.dumps({**wanted, "versions": library_versions(), "created_at": now()}, indent=2) + "\n")
-        return
-    try:
-        found = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"{path} is unreadable ({e}); use another --out folder") from e
-    if {k: found.get(k) for k in wanted} != wanted:
-        raise InputError(f"{path.parent} holds a sweep with other settings; use another --out folder")

@@ -26,10 +26,9 @@ import pandas as pd
 import visdiff
 from visdiff.atomic import write_text_atomic
 from visdiff.errors import InputError
-from visdiff.jsonable import to_jsonable
 from visdiff.options import RunOptions
 from visdiff.progress import progress_bar
-from visdiff.runlog import append_record, exclusive, library_versions, now, read_records
+from visdiff.runlog import append_record, check_settings_file, exclusive, library_versions, now, read_records
 from visdiff.stages import RunStages
 from visdiffbench.data import Benchmark, BenchPair, apply_purity
 from visdiffbench.judge import Judge
@@ -129,7 +128,8 @@ def run_benchmark(
 
 def _run_in(out: Path, benchmark: Benchmark, *, config: BenchConfig, judge: Judge, models: dict | None,
             reports: bool, show_progress: bool | None) -> BenchRun:
-    _check_run_file(out / RUN_FILE, config, judge)
+    check_settings_file(out / RUN_FILE, {"results_version": RESULTS_VERSION, "config": config.identity(),
+                                          "judge": judge.spec}, what="benchmark results")
     results_path = out / RESULTS_FILE
     records = read_results(results_path)
     done = {r["pair_id"]: r for r in records}
@@ -209,32 +209,6 @@ def read_results(path: Path) -> list[dict]:
     """Records in ``results.jsonl``, first line per pair id (see :func:`visdiff.runlog.read_records`:
     a torn last line is cut and that pair redone; a line that is not a record is an ``InputError``)."""
     return read_records(path, key="pair_id", required=("pair_id", "split"), kind="benchmark")
-
-
-def _check_run_file(path: Path, config: BenchConfig, judge: Judge) -> None:
-    wanted = {"results_version": RESULTS_VERSION, "config": to_jsonable(config.identity()), "judge": judge.spec}
-    if not path.exists():
-        write_text_atomic(path, json.dumps({**wanted, "versions": library_versions(), "created_at": now()}, indent=2) + "\n")
-        return
-    try:
-        found = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"{path} is unreadable ({e}); use another --out folder") from e
-    differs = [k for k in ("results_version", "judge") if found.get(k) != wanted[k]]
-    differs += _differences(found.get("config"), wanted["config"])
-    if differs:
-        raise InputError(
-            f"{path.parent} holds results of a different run (differs in: {', '.join(differs)}); "
-            "use another --out folder to keep results of one configuration together"
-        )
-
-
-def _differences(found, wanted, prefix: str = "") -> list[str]:
-    """Dotted names of the settings where ``found`` (from run.json) and ``wanted`` differ."""
-    if not isinstance(found, dict) or not isinstance(wanted, dict):
-        return [] if found == wanted else [prefix.rstrip(".") or "config"]
-    return [name for key in sorted(set(found) | set(wanted))
-            for name in _differences(found.get(key), wanted.get(key), f"{prefix}{key}.")]
 
 
 def _check_same_pairs(benchmark: Benchmark, done: dict[str, dict], results_path: Path) -> None:

@@ -128,7 +128,7 @@ def test_torn_last_line_is_cut_and_that_pair_redone(tmp_path, tiny_scorer):
 def test_corrupt_middle_line_and_changed_config_are_refused(tmp_path, tiny_scorer):
     out = tmp_path / "out"
     run(out, tiny_scorer)
-    with pytest.raises(InputError, match="differs in: purity, run.seed"):
+    with pytest.raises(InputError, match="differs in: config.purity, config.run.seed"):
         run(out, tiny_scorer, config=BenchConfig(run=visdiff.RunOptions(seed=1), purity=0.5))
     lines = (out / "results.jsonl").read_text().splitlines(keepends=True)
     (out / "results.jsonl").write_text(lines[0] + "garbage\n" + lines[2])

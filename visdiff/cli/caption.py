@@ -13,7 +13,7 @@ from visdiff.cli.options import (
     INPUT, GroupColumnOption, SetArgument, WhereOption, parse_where, run_command,
 )
 from visdiff.image_sets import load_image_set
-from visdiff.cli.output import check_outputs, stdout, write_text_file
+from visdiff.cli.output import check_outputs, stdout, write_output
 from visdiff.options import RunOptions
 from visdiff.tables import DEFAULT_GROUP_COLUMN
 from visdiff.pipeline import caption
@@ -44,14 +44,6 @@ def caption_command(
         for row in table.itertuples(index=False):
             stdout.print(f"{row.source}\t{row.caption}", highlight=False, markup=False, soft_wrap=True)
     if csv_out is not None:
-        text = csv_safe(table).to_csv(index=False)
-        if str(csv_out) == "-":
-            typer.echo(text, nl=False)
-        else:
-            write_text_file(csv_out, text)
+        write_output(csv_out, csv_safe(table).to_csv(index=False))
     if jsonl_out is not None:
-        lines = table.to_json(orient="records", lines=True, force_ascii=False)
-        if str(jsonl_out) == "-":
-            typer.echo(lines, nl=not lines.endswith("\n"))
-        else:
-            write_text_file(jsonl_out, lines)
+        write_output(jsonl_out, table.to_json(orient="records", lines=True, force_ascii=False))

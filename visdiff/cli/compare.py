@@ -8,15 +8,11 @@ from typing import Annotated
 import typer
 
 from visdiff.cli import app
-from visdiff.cli.options import (
-    GroupAOption, GroupBOption, GroupColumnOption, SetArgument, SetBArgument, WhereOption,
-    input_sets, run_command,
-)
+from visdiff.cli.options import SetInputs, run_command
 from visdiff.cli.output import (
     CsvOption, JsonOption, check_outputs, render_ranking, report_skipped, stderr, write_table,
 )
 from visdiff.options import RunOptions
-from visdiff.tables import DEFAULT_GROUP_COLUMN
 from visdiff.pipeline import compare
 from visdiff.profiles import DEFAULT_PROFILE
 
@@ -26,15 +22,12 @@ OFFLINE_NOTE = (
     "using the offline profile (small built-in models, no downloads); for the paper's pipeline pass "
     "--profile paper, or pick models with --captioner, --llm and --clip"
 )
-@run_command(app, "compare", *COMPARE_OPTIONS)
+
+
+@run_command(app, "compare", *COMPARE_OPTIONS, inputs=True)
 def compare_command(
-    set_a: SetArgument,
+    inputs: SetInputs,
     options: RunOptions,
-    set_b: SetBArgument = None,
-    group_a: GroupAOption = None,
-    group_b: GroupBOption = None,
-    group_col: GroupColumnOption = DEFAULT_GROUP_COLUMN,
-    where: WhereOption = None,
     top: Annotated[int | None, typer.Option(min=1, help="Show only the best N rows per direction.", rich_help_panel="Output")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write report.html, results.json and results.csv into this folder.", rich_help_panel="Output", file_okay=False)] = None,
     json_out: JsonOption = None,
@@ -45,7 +38,7 @@ def compare_command(
     check_outputs(json_out, csv_out, folder=out)
     if not quiet and options.profile == DEFAULT_PROFILE and not any((options.captioner, options.proposer, options.scorer, options.llm)):
         stderr.print(OFFLINE_NOTE, highlight=False, soft_wrap=True)
-    sets = input_sets(set_a, set_b, group_a=group_a, group_b=group_b, group_col=group_col, where=where)
+    sets = inputs.load()
     result = compare(*sets, options)
     if out is not None:
         from visdiff.report import write_outputs

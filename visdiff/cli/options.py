@@ -30,7 +30,7 @@ from visdiff.options import RunOptions
 from visdiff.profiles import PROFILES
 from visdiff.progress import progress_enabled
 from visdiff.ranking import DEFAULT_ALPHA
-from visdiff.tables import parse_where
+from visdiff.tables import DEFAULT_GROUP_COLUMN, parse_where
 
 MODELS = "Models"
 LLM = "LLM proposer"
@@ -119,19 +119,25 @@ def run_options(values: dict, *, quiet: bool) -> RunOptions:
     return RunOptions.build(show_progress=progress_enabled(quiet), **fields)
 
 
-def run_command(app: typer.Typer, name: str, *declared: str):
+def run_command(app: typer.Typer, name: str, *declared: str, inputs: bool = False):
     """Register ``func`` as command ``name`` with the ``declared`` run options (see module doc).
 
     ``func`` takes ``options: RunOptions`` plus its own parameters; a parameter named like a
-    shared option (``quiet``...) receives that option's raw value.
+    shared option (``quiet``...) receives that option's raw value. With ``inputs``, the
+    command takes sets A and B (arguments, group and filter options) and ``func`` gets them as
+    ``inputs: SetInputs``.
     """
     def decorate(func):
         hints = typing.get_type_hints(func, include_extras=True)
         shared = {**{n: DECLARED[n] for n in declared}, **OUTPUT_OPTIONS}
+        given = INPUT_OPTIONS if inputs else {}
         own = [p.replace(annotation=hints.get(p.name, p.annotation))
-               for p in inspect.signature(func).parameters.values() if p.name != "options" and p.name not in shared]
-        own_names = {p.name for p in inspect.signature(func).parameters.values()} - {"options"}
-        parameters = own + [
+               for p in inspect.signature(func).parameters.values() if p.name not in ("options", "inputs", *shared)]
+        own_names = {p.name for p in inspect.signature(func).parameters.values()} - {"options", "inputs"}
+        parameters = [
+            inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=d.annotation, default=d.default)
+            for n, d in given.items()
+        ] + own + [
             inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=d.annotation, default=d.default)
             for n, d in shared.items()
         ]
@@ -142,7 +148,8 @@ def run_command(app: typer.Typer, name: str, *declared: str):
             set_verbosity(quiet, verbose)
             with cli_errors(debug=debug):
                 options = run_options({n: values[n] for n in declared}, quiet=quiet)
-                return func(options=options, **{n: v for n, v in values.items() if n in own_names})
+                extra = {"inputs": SetInputs(**{n: values[n] for n in INPUT_OPTIONS})} if inputs else {}
+                return func(options=options, **extra, **{n: v for n, v in values.items() if n in own_names})
 
         del command.__wrapped__  # typer must read the new signature, not the function's own
         command.__signature__ = inspect.Signature(parameters)
@@ -170,12 +177,32 @@ WhereOption = Annotated[list[str] | None, typer.Option(
     "--where", help="Keep only table rows with COLUMN=VALUE (repeatable).", rich_help_panel=INPUT)]
 
 
-def input_sets(set_a: Path, set_b: Path | None, *, group_a: str | None, group_b: str | None, group_col: str,
-               where: list[str] | None) -> tuple[ImageSet, ImageSet]:
-    """Sets A and B from the command's inputs; one table may give both (``--group-b`` alone)."""
-    if set_b is None and group_b is None:
-        raise InputError("give set B, or --group-b to take set B from set A's table")
-    filters = parse_where(where)
-    loaded = [load_image_set(source, group=group, group_column=group_col, where=filters, name=name)
-              for source, group, name in ((set_a, group_a, "A"), (set_b or set_a, group_b, "B"))]
-    return loaded[0], loaded[1]
+@dataclass(frozen=True)
+class SetInputs:
+    """Where sets A and B come from, as given on the command line; loaded by :meth:`load`."""
+
+    set_a: Path
+    set_b: Path | None
+    group_a: str | None
+    group_b: str | None
+    group_col: str
+    where: list[str] | None
+
+    def load(self) -> tuple[ImageSet, ImageSet]:
+        """Sets A and B; one table may give both (``--group-b`` alone)."""
+        if self.set_b is None and self.group_b is None:
+            raise InputError("give set B, or --group-b to take set B from set A's table")
+        filters = parse_where(self.where)
+        loaded = [load_image_set(source, group=group, group_column=self.group_col, where=filters, name=name)
+                  for source, group, name in ((self.set_a, self.group_a, "A"), (self.set_b or self.set_a, self.group_b, "B"))]
+        return loaded[0], loaded[1]
+
+
+INPUT_OPTIONS: dict[str, Declared] = {
+    "set_a": Declared(SetArgument, inspect.Parameter.empty),
+    "set_b": Declared(SetBArgument),
+    "group_a": Declared(GroupAOption),
+    "group_b": Declared(GroupBOption),
+    "group_col": Declared(GroupColumnOption, DEFAULT_GROUP_COLUMN),
+    "where": Declared(WhereOption),
+}

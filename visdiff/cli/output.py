@@ -46,8 +46,12 @@ def check_outputs(*files: Path | None, folder: Path | None = None) -> None:
         check_writable_folder(folder, "output folder")
 
 
-def write_text_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path``; a failure names the file (a write error alone does not)."""
+def write_output(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` ('-': standard output); a failure names the file (a write
+    error alone does not)."""
+    if str(path) == "-":
+        typer.echo(text, nl=not text.endswith("\n"))
+        return
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as e:
@@ -57,17 +61,9 @@ def write_text_file(path: Path, text: str) -> None:
 def write_table(table: pd.DataFrame, *, json_path: Path | None, csv_path: Path | None, extra: dict | None = None) -> None:
     """Write ``table`` (and ``extra`` metadata, for JSON) where asked; '-' means stdout."""
     if json_path is not None:
-        payload = json.dumps(to_jsonable({**(extra or {}), "results": table.to_dict("records")}), indent=2)
-        if str(json_path) == "-":
-            typer.echo(payload)
-        else:
-            write_text_file(json_path, payload + "\n")
+        write_output(json_path, json.dumps(to_jsonable({**(extra or {}), "results": table.to_dict("records")}), indent=2) + "\n")
     if csv_path is not None:
-        text = csv_safe(table).to_csv(index=False)
-        if str(csv_path) == "-":
-            typer.echo(text, nl=False)
-        else:
-            write_text_file(csv_path, text)
+        write_output(csv_path, csv_safe(table).to_csv(index=False))
 
 
 def render_ranking(table: pd.DataFrame, *, title: str = "", limit: int | None = None, favoured: str = "A") -> None:

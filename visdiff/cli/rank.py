@@ -8,14 +8,10 @@ from typing import Annotated
 import typer
 
 from visdiff.cli import app
-from visdiff.cli.options import (
-    GroupAOption, GroupBOption, GroupColumnOption, SetArgument, SetBArgument, WhereOption,
-    input_sets, run_command,
-)
+from visdiff.cli.options import SetInputs, run_command
 from visdiff.cli.output import CsvOption, JsonOption, check_outputs, render_ranking, report_skipped, write_table
 from visdiff.errors import InputError
 from visdiff.options import RunOptions
-from visdiff.tables import DEFAULT_GROUP_COLUMN
 from visdiff.pipeline import rank
 
 
@@ -31,15 +27,10 @@ def _read_hypotheses(hypotheses: list[str] | None, hypotheses_file: Path | None)
     return items
 
 
-@run_command(app, "rank", "profile", "scorer", "clip", "device", "batch_size", "alpha", "cache_dir", "no_cache")
+@run_command(app, "rank", "profile", "scorer", "clip", "device", "batch_size", "alpha", "cache_dir", "no_cache", inputs=True)
 def rank_command(
-    set_a: SetArgument,
+    inputs: SetInputs,
     options: RunOptions,
-    set_b: SetBArgument = None,
-    group_a: GroupAOption = None,
-    group_b: GroupBOption = None,
-    group_col: GroupColumnOption = DEFAULT_GROUP_COLUMN,
-    where: WhereOption = None,
     hypothesis: Annotated[list[str] | None, typer.Option("--hypothesis", "-H", help="A candidate difference (repeatable).")] = None,
     hypotheses_file: Annotated[Path | None, typer.Option("--hypotheses-file", "-f", exists=True, dir_okay=False, help="One hypothesis per line.")] = None,
     json_out: JsonOption = None,
@@ -48,7 +39,7 @@ def rank_command(
     """Rank candidate differences by how well they separate A from B (AUROC, Welch t-test, BH q-values)."""
     check_outputs(json_out, csv_out)
     hypotheses = _read_hypotheses(hypothesis, hypotheses_file)
-    sets = input_sets(set_a, set_b, group_a=group_a, group_b=group_b, group_col=group_col, where=where)
+    sets = inputs.load()
     table = rank(hypotheses, *sets, options)
     report_skipped(table.attrs)
     if str(json_out) != "-" and str(csv_out) != "-":

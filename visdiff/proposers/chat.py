@@ -41,9 +41,12 @@ _BANNED_PREFIX = re.compile(
     r"photos (?:with|of|showing)|pictures (?:with|of|showing))\s+)+",
     re.IGNORECASE,
 )
+# Prose around a list, opening and closing courtesies included.
 _PROSE = re.compile(
     r"^(?:here (?:are|is)|sure\b|certainly|okay\b|ok\b|i\b|i'm|i am|sorry|unfortunately|as an ai|"
-    r"note\b|these\b|the following|based on|overall\b|in summary)",
+    r"note\b|these\b|the following|based on|overall\b|in summary|hope (?:this|that|it) helps|let me know|"
+    r"feel free|happy to help|glad to help|good luck|thanks?\b|thank you|you're welcome|best regards|cheers\b|"
+    r"enjoy\b|have a (?:great|nice|good))",
     re.IGNORECASE,
 )
 # Negations and comparisons a CLIP scorer cannot score as an image property.
@@ -58,12 +61,6 @@ _ERROR_TEXT = re.compile(
 )
 # HTML or XML markup: a page or a fragment, never an image property.
 _MARKUP = re.compile(r"</?[a-zA-Z][\w:-]*(?:\s[^<>]*)?/?>|<!--|<!doctype|&(?:lt|gt|amp|nbsp|quot);", re.IGNORECASE)
-# Closing (or opening) courtesies.
-_PLEASANTRY = re.compile(
-    r"^(?:hope (?:this|that|it) helps|i hope|let me know|feel free|happy to help|glad to help|good luck|"
-    r"thanks?\b|thank you|you're welcome|best regards|cheers\b|enjoy\b|have a (?:great|nice|good))",
-    re.IGNORECASE,
-)
 _LETTER = re.compile(r"[^\W\d_]")
 _STRIP = " \t\"'“”‘’`.,;:!*_"
 
@@ -94,7 +91,7 @@ def _rejection(raw: str, item: str) -> str:
         return "error message, not a hypothesis"
     if _MARKUP.search(raw):
         return "markup, not a hypothesis"
-    if _PLEASANTRY.match(item) or _PROSE.match(item):
+    if _PROSE.match(item):
         return "prose, not a hypothesis"
     if not _LETTER.search(item):
         return "no words"
