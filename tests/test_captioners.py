@@ -189,3 +189,55 @@ def test_gpu_captioning_in_half_precision(backend, fixture, request, images):
     assert len(captions) == 3 and all(len(c.split()) == MAX_NEW for c in captions)
     bf16 = create_captioner(f"{backend}:{request.getfixturevalue(fixture)}", max_new_tokens=MAX_NEW, precision="bf16")
     assert len(bf16.caption_images(images)) == 3
+
+
+def _recording_generate(captioner):
+    """Wrap the model's ``generate`` to record its keyword arguments."""
+    calls, generate = [], captioner.model.generate
+
+    def record(**kwargs):
+        calls.append({k: v for k, v in kwargs.items() if k in ("num_beams", "max_new_tokens", "do_sample", "temperature")})
+        return generate(**kwargs)
+
+    captioner.model.generate = record
+    return calls
+
+
+def test_paper_profile_decodes_blip2_with_5_beams_and_30_tokens(tiny_blip2_opt, images, tmp_path):
+    from visdiff.options import RunOptions
+    from visdiff.stages import RunStages
+
+    options = RunOptions(profile="paper", captioner=f"blip2:{tiny_blip2_opt}", cache_dir=tmp_path)
+    captioner = RunStages(options).captioning.captioner
+    calls = _recording_generate(captioner)
+    assert all(len(c.split()) <= 30 for c in captioner.caption_images(images))
+    assert calls == [{"num_beams": 5, "max_new_tokens": 30, "do_sample": False}]
+    assert json.loads(captioner.cache_id)["num_beams"] == 5
+    # The offline and laptop profiles keep greedy decoding with 60 tokens.
+    laptop = RunStages(options.replace(profile="laptop")).captioning.captioner
+    assert (laptop.num_beams, laptop.max_new_tokens, laptop.temperature) == (1, 60, 0.0)
+
+
+def test_paper_profile_samples_llava_at_temperature_0_2(tiny_llava, images, tmp_path):
+    from visdiff.options import RunOptions
+    from visdiff.stages import RunStages
+
+    options = RunOptions(profile="paper", captioner=f"llava:{tiny_llava}", caption_max_tokens=MAX_NEW, cache_dir=tmp_path)
+    captioner = RunStages(options).captioning.captioner
+    calls = _recording_generate(captioner)
+    assert len(captioner.caption_images(images)) == 3
+    assert calls == [{"num_beams": 1, "max_new_tokens": MAX_NEW, "do_sample": True, "temperature": 0.2}]
+    assert json.loads(captioner.cache_id)["temperature"] == 0.2
+    # Beams asked for on the command line replace the profile's sampling.
+    beams = RunStages(options.replace(caption_beams=2)).captioning.captioner
+    assert (beams.num_beams, beams.temperature) == (2, 0.0)
+
+
+def test_decoding_a_captioner_cannot_take_is_a_usage_error(tmp_path):
+    from visdiff.errors import InputError
+    from visdiff.options import RunOptions
+    from visdiff.stages import RunStages
+
+    stages = RunStages(RunOptions(captioner="offline", caption_beams=3, cache_dir=tmp_path))
+    with pytest.raises(InputError, match="captioner 'offline' does not take the option"):
+        stages.captioning.captioner

@@ -7,20 +7,62 @@ import hashlib
 import pytest
 
 from visdiff import load_prompt
-from visdiff.errors import BackendError
-from visdiff.prompts import _prompt_dirs, list_prompts
+from visdiff.errors import BackendError, InputError
+from visdiff.prompts import _prompt_roots, get_prompt_set, list_prompt_sets, list_prompts
+
+USED = {"caption", "judge", "propose", "propose_retry", "propose_vlm"}
 
 
 def test_builtin_prompts_load_with_their_hash():
-    assert {"caption", "propose", "propose_retry", "propose_vlm"} <= set(list_prompts())
+    assert USED <= set(list_prompts())
     prompt = load_prompt("propose")
-    assert prompt.name == "propose"
+    assert prompt.name == "propose" and prompt.prompt_set == "strict"
     assert prompt.sha256 == hashlib.sha256(prompt.text.encode("utf-8")).hexdigest()
+
+
+def test_both_prompt_sets_hold_every_prompt_the_pipeline_uses():
+    assert {"paper", "strict"} <= set(list_prompt_sets())
+    assert USED | {"system"} <= set(list_prompts("paper"))
+    assert "system" not in list_prompts("strict")  # visdiff's own requests send no system message
+    # The caption prompt is the paper's in both sets (same text, same caption cache).
+    assert load_prompt("caption", "paper").text == load_prompt("caption", "strict").text
+    for name in USED - {"caption"}:
+        assert load_prompt(name, "paper").sha256 != load_prompt(name, "strict").sha256
+
+
+def test_paper_propose_prompt_has_the_references_semantics():
+    text = load_prompt("propose", "paper").render(captions_a="- a dog", captions_b="- a cat", n_hypotheses=10)
+    assert "more likely to be true of the Group A images compared to the Group B images" in text  # relative
+    assert "distribution shift" in text
+    assert "wrong:" in text and "fixed:" in text  # worked bad examples with corrections
+    assert '"a cat sitting beside a dog"' in text  # relational phrases are fine
+    assert "Never join" not in text and "No comparisons" not in text
+    strict = load_prompt("propose", "strict").text
+    assert "typical of the Group A images but not of the Group B images" in strict  # exclusive
+    assert "Never join two ideas" in strict
+
+
+def test_paper_judge_asks_about_agreement_with_group_a():
+    text = load_prompt("judge", "paper").render(name_a="dogs", name_b="cats", hypothesis="puppies")
+    assert "agrees with the description of Group A" in text and "Prediction: puppies" in text
+
+
+def test_a_folder_is_a_prompt_set_and_a_missing_file_is_named(tmp_path):
+    (tmp_path / "propose.txt").write_text("Give $n_hypotheses ideas.")
+    prompt = load_prompt("propose", str(tmp_path))
+    assert prompt.prompt_set == str(tmp_path) and prompt.render(n_hypotheses=3) == "Give 3 ideas."
+    with pytest.raises(InputError, match=r"has no judge.txt"):
+        get_prompt_set(str(tmp_path)).load("judge")
+
+
+def test_unknown_prompt_set_lists_the_choices():
+    with pytest.raises(InputError, match=r"unknown prompt set 'nope'; choose one of: paper, strict"):
+        get_prompt_set("nope")
 
 
 def test_packaged_location_is_the_repo_folder():
     # visdiff/prompts links to the top-level prompts/, so wheels carry the files as package data.
-    dirs = [d.resolve() for d in _prompt_dirs()]
+    dirs = [d.resolve() for d in _prompt_roots()]
     assert len(set(dirs)) == 1 and dirs[0].name == "prompts"
 
 

@@ -14,6 +14,7 @@ from tests.fake_openai import FAST_RETRY, Reply
 from visdiff.cache_root import CacheRoot
 from visdiff.errors import ServiceError
 from visdiff.image_sets import load_image_set
+from visdiff.prompts import load_prompt
 from visdiff.proposers import ProposalContext, create_proposer, list_proposers
 from visdiff.proposers.chat import parse_answer, parse_hypotheses
 from visdiff.proposers.vlm import make_grid
@@ -187,3 +188,103 @@ def test_vlm_sends_one_grid_image_per_round(fake_openai, context):
     grid = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
     assert grid.size == (64 + 4 * 200, 2 * (200 + 8) + 4)
     assert context.captioning.calls == []  # the vlm proposer never captions
+
+
+def test_paper_settings_send_a_system_message_and_no_temperature_tokens_or_seed(fake_openai, context):
+    from visdiff.options import RunOptions
+
+    fake_openai.respond = lambda request: Reply("* a dog next to a horse\n* snow")
+    settings = RunOptions(profile="paper").chat_settings()
+    assert settings == {"temperature": None, "max_tokens": None, "send_seed": False, "system_message": None,
+                        "prompts": "paper"}
+    proposer = make_llm(fake_openai, rounds=1, **settings)
+    assert proposer.propose(context) == ["a dog next to a horse", "snow"]  # relational phrases survive parsing
+    body = fake_openai.requests[0].body
+    assert not {"temperature", "max_tokens", "seed"} & set(body)
+    assert [m["role"] for m in body["messages"]] == ["system", "user"]
+    assert body["messages"][0]["content"] == load_prompt("system", "paper").text
+    assert "more likely to be true of the Group A images" in body["messages"][1]["content"]
+    record = proposer.describe()
+    assert record["prompt_set"] == "paper" and record["prompt_sha256"] == load_prompt("propose", "paper").sha256
+    assert record["system_sha256"] == load_prompt("system", "paper").sha256
+    assert (record["temperature"], record["max_tokens"], record["send_seed"]) == (None, None, False)
+
+
+def test_every_generation_setting_can_be_given(fake_openai, context):
+    from visdiff.options import RunOptions
+
+    fake_openai.respond = lambda request: Reply("* snow")
+    options = RunOptions(profile="paper", temperature="0.3", max_tokens=100, system_message="Be brief.", llm_seed=True)
+    make_llm(fake_openai, rounds=1, **options.chat_settings()).propose(context)
+    body = fake_openai.requests[0].body
+    assert (body["temperature"], body["max_tokens"], body["seed"]) == (0.3, 100, 0)
+    assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+    # "" sends no system message; "default" sends no temperature.
+    make_llm(fake_openai, rounds=1, **options.replace(system_message="", temperature="default").chat_settings()).propose(context)
+    body = fake_openai.requests[1].body
+    assert [m["role"] for m in body["messages"]] == ["user"] and "temperature" not in body
+
+
+def test_the_default_profiles_keep_visdiffs_own_settings():
+    from visdiff.options import RunOptions
+
+    for profile in ("offline", "laptop"):
+        assert RunOptions(profile=profile).chat_settings() == {
+            "temperature": 0.7, "max_tokens": 512, "send_seed": True, "system_message": None, "prompts": "strict"}
+        assert RunOptions(profile=profile).caption_decoding("blip2") == {}
+
+
+@pytest.mark.parametrize("keywords, message", [
+    ({"temperature": "hot"}, "temperature must be a number or 'default'"),
+    ({"temperature": 3.0}, "temperature must be between 0 and 2"),
+    ({"max_tokens": 0}, "max_tokens must be a whole number >= 1"),
+    ({"caption_beams": 2, "caption_temperature": 0.5}, "exclude each other"),
+])
+def test_bad_generation_settings_are_usage_errors(keywords, message):
+    from visdiff.errors import InputError
+    from visdiff.options import RunOptions
+
+    with pytest.raises(InputError, match=message):
+        RunOptions(**keywords)
+
+
+def test_each_round_records_what_was_shown_sent_answered_and_dropped(fake_openai, context):
+    fake_openai.replies += [Reply("Sure:\n* snow\n* fewer cars"), Reply(""), Reply("* dogs")]
+    proposer = make_llm(fake_openai, rounds=2, samples_per_set=3)
+    proposer.propose(context)
+    first, second = context.rounds
+    assert first["round"] == 1 and first["proposer"] == "llm:fake-model"
+    assert len(first["images_a"]) == 3 and set(first["images_a"][0]) == {"key", "source"}
+    keys_a = [image["key"] for image in first["images_a"]]
+    assert list(first["captions_a"]) == keys_a and all(c.startswith("a-caption-") for c in first["captions_a"].values())
+    [request] = first["requests"]
+    assert request["messages"] == fake_openai.requests[0].body["messages"]  # the exact text sent
+    for caption in first["captions_b"].values():
+        assert f"- {caption}\n" in request["messages"][0]["content"] + "\n"
+    assert request["answer"] == "Sure:\n* snow\n* fewer cars" and request["phrases"] == ["snow"]
+    assert request["dropped"] == [{"line": "Sure:", "reason": "not a list item"},
+                                  {"line": "fewer cars", "reason": "negation or comparison a scorer cannot score"}]
+    # An unusable answer and its reminder are both on record.
+    assert [r["answer"] for r in second["requests"]] == ["", "* dogs"]
+    assert second["requests"][1]["messages"][0]["content"].endswith("and nothing before or after it.")
+
+
+def test_vlm_rounds_record_the_sampled_images_not_the_grid(fake_openai, context):
+    fake_openai.replies += [Reply("* bright colors")]
+    create_proposer("vlm:vision-model", base_url=fake_openai.base_url, rounds=1, samples_per_set=2).propose(context)
+    [record] = context.rounds
+    assert len(record["images_a"]) == 2 and "captions_a" not in record
+    content = record["requests"][0]["messages"][0]["content"]
+    assert content[0]["type"] == "text" and content[1] == {"type": "image_url", "note": "image omitted from the record"}
+
+
+def test_generation_settings_come_from_the_command_line():
+    from visdiff.cli.options import run_options
+
+    options = run_options({"profile": "laptop", "prompts": "paper", "temperature": "default", "max_tokens": "64",
+                           "system_message": "", "llm_seed": False, "caption_beams": 5, "caption_max_tokens": 30},
+                          quiet=True)
+    assert options.chat_settings() == {"temperature": None, "max_tokens": 64, "send_seed": False,
+                                       "system_message": "", "prompts": "paper"}
+    assert options.caption_decoding("blip2") == {"num_beams": 5, "max_new_tokens": 30}
+    assert {"prompts": "paper", "temperature": "default", "caption_beams": 5}.items() <= options.identity().items()

@@ -24,6 +24,8 @@ from visdiff.ranking import DEFAULT_ALPHA
 from visdiff.registry import parse_spec
 
 RUNTIME = {"runtime": True}
+# ``temperature="default"``: send no temperature, the provider's default applies (same for max_tokens).
+PROVIDER_DEFAULT = "default"
 
 
 def check_url(url: str) -> str:
@@ -54,6 +56,20 @@ class RunOptions:
         Proposal rounds, and images sampled per set per round (llm/vlm proposers).
     seed : int
         Seeds the proposer's sampling.
+    prompts : str, optional
+        Prompt set of the proposers, captioners and judge: ``strict``, ``paper`` or a folder of
+        templates (default: the profile's; see :mod:`visdiff.prompts`).
+    temperature, max_tokens : float or int or "default", optional
+        LLM request settings of the proposer; ``"default"`` sends none (the provider's default);
+        None takes the profile's.
+    system_message : str, optional
+        System message of the proposer's chat requests; ``""`` sends none; None takes the prompt
+        set's ``system.txt`` (none when the set has none).
+    llm_seed : bool, optional
+        Send a seed with each LLM request (default: the profile's).
+    caption_beams, caption_max_tokens, caption_temperature : optional
+        Caption decoding of local captioners: beam width, longest caption in new tokens,
+        sampling temperature (0 = no sampling). None takes the profile's for that backend.
     alpha : float
         False-discovery rate for the ``significant`` flag.
     both_directions : bool
@@ -79,6 +95,14 @@ class RunOptions:
     seed: int = 0
     alpha: float = DEFAULT_ALPHA
     both_directions: bool = False
+    prompts: str | None = None
+    temperature: float | str | None = None
+    max_tokens: int | str | None = None
+    system_message: str | None = None
+    llm_seed: bool | None = None
+    caption_beams: int | None = None
+    caption_max_tokens: int | None = None
+    caption_temperature: float | None = None
     device: str | None = field(default=None, metadata=RUNTIME)
     batch_size: int = field(default=64, metadata=RUNTIME)
     caption_batch_size: int = field(default=8, metadata=RUNTIME)
@@ -100,9 +124,31 @@ class RunOptions:
             spec = getattr(self, name)
             if spec is not None and not isinstance(spec, str):
                 raise InputError(f"{name} must be a spec string here, got {type(spec).__name__}")
+        self._check_generation()
         check_device(self.device)
         if self.base_url is not None:
             check_url(self.base_url)
+
+    def _check_generation(self) -> None:
+        for name, kind in (("temperature", float), ("max_tokens", int)):
+            value = getattr(self, name)
+            if isinstance(value, str) and value != PROVIDER_DEFAULT:
+                try:
+                    value = kind(value)
+                except ValueError:
+                    raise InputError(f"{name} must be a number or {PROVIDER_DEFAULT!r}, got {value!r}") from None
+                object.__setattr__(self, name, value)
+        for name in ("temperature", "caption_temperature"):
+            value = getattr(self, name)
+            if value not in (None, PROVIDER_DEFAULT) and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                                           or not 0 <= value <= 2):
+                raise InputError(f"{name} must be between 0 and 2, got {value!r}")
+        for name in ("max_tokens", "caption_beams", "caption_max_tokens"):
+            value = getattr(self, name)
+            if value not in (None, PROVIDER_DEFAULT) and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
+        if self.caption_beams is not None and self.caption_temperature:
+            raise InputError("caption_beams and caption_temperature > 0 exclude each other: beam search or sampling")
 
     @classmethod
     def build(cls, options: RunOptions | None = None, **keywords) -> RunOptions:
@@ -132,6 +178,40 @@ class RunOptions:
     @property
     def resolved_profile(self) -> Profile:
         return get_profile(self.profile)
+
+    def prompt_set(self) -> str:
+        """The prompt set's name or folder (the profile's unless ``prompts`` is given)."""
+        return self.prompts or self.resolved_profile.prompts
+
+    def chat_settings(self) -> dict:
+        """Settings of the chat proposer's requests, profile applied: ``temperature`` and
+        ``max_tokens`` (None: not sent), ``send_seed``, ``system_message`` (None: the prompt
+        set's) and ``prompts``."""
+        profile = self.resolved_profile
+
+        def pick(value, default):
+            return default if value is None else None if value == PROVIDER_DEFAULT else value
+
+        return {
+            "temperature": pick(self.temperature, profile.temperature),
+            "max_tokens": pick(self.max_tokens, profile.max_tokens),
+            "send_seed": profile.llm_seed if self.llm_seed is None else self.llm_seed,
+            "system_message": self.system_message,
+            "prompts": self.prompt_set(),
+        }
+
+    def caption_decoding(self, backend: str) -> dict:
+        """Decoding keywords for a captioner of ``backend``: the profile's for it, then the
+        ``caption_*`` options given. Empty when neither sets any (the backend's defaults)."""
+        decoding = dict(self.resolved_profile.caption_decoding.get(backend, {}))
+        given = {"num_beams": self.caption_beams, "max_new_tokens": self.caption_max_tokens,
+                 "temperature": self.caption_temperature}
+        if self.caption_beams is not None:
+            decoding.pop("temperature", None)
+        if self.caption_temperature:
+            decoding.pop("num_beams", None)
+        decoding.update({k: v for k, v in given.items() if v is not None})
+        return decoding
 
     def captioner_spec(self) -> str:
         return self.captioner or self.resolved_profile.captioner

@@ -10,25 +10,45 @@
   (fp16 weights take ~2 bytes per parameter, so roughly 30 GB for both models; an estimate,
   not a measurement), internet for the downloads and ``OPENAI_API_KEY``.
 
-Any stage can be overridden per run (``captioner=``, ``proposer=``, ``scorer=``, ``llm=``).
+Besides the stage specs a profile names the prompt set (:mod:`visdiff.prompts`), the LLM
+request settings and the caption decoding per captioner backend. ``paper`` uses the
+reference implementation's: the ``paper`` prompts (with a system message), the provider's
+default temperature and token limit (none sent, nor a seed), BLIP-2 beam search with 5 beams
+and at most 30 new tokens, LLaVA sampling at temperature 0.2. The others keep visdiff's own:
+``strict`` prompts, temperature 0.7, at most 512 tokens, a seed per round, greedy captions.
+
+Any stage or setting can be overridden per run (``captioner=``, ``temperature=``...).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from visdiff.errors import InputError
 
 
 @dataclass(frozen=True)
 class Profile:
-    """Backend specs for the three stages, and what running them requires."""
+    """Backend specs for the three stages, their settings, and what running them requires.
+
+    ``temperature`` and ``max_tokens`` of LLM requests: None sends none (the provider's
+    default). ``caption_decoding`` maps a captioner backend to its decoding keywords
+    (``num_beams``, ``max_new_tokens``, ``temperature``); a backend not listed decodes with
+    its own defaults.
+    """
 
     name: str
     captioner: str
     proposer: str
     scorer: str
     needs: str
+    prompts: str = "strict"
+    temperature: float | None = 0.7
+    max_tokens: int | None = 512
+    llm_seed: bool = True
+    caption_decoding: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: MappingProxyType({}))
 
 
 OFFLINE = Profile(
@@ -53,6 +73,14 @@ PAPER = Profile(
     scorer="open_clip:ViT-bigG-14:laion2b_s39b_b160k",
     needs="pip install 'visdiff[hf,open_clip,llm]'; a CUDA GPU (~15B parameters in fp16); "
           "internet for the downloads; OPENAI_API_KEY",
+    prompts="paper",
+    temperature=None,
+    max_tokens=None,
+    llm_seed=False,
+    caption_decoding=MappingProxyType({
+        "blip2": MappingProxyType({"num_beams": 5, "max_new_tokens": 30}),
+        "llava": MappingProxyType({"temperature": 0.2}),
+    }),
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (OFFLINE, LAPTOP, PAPER)}

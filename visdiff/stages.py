@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from functools import cached_property
 
-from visdiff.captioners import CAPTIONERS, Captioner
+from visdiff.captioners import CAPTIONERS, PROMPTED_CAPTIONERS, Captioner
 from visdiff.captioning import Captioning
 from visdiff.embeddings.scoring import Scoring
 from visdiff.errors import InputError
@@ -24,12 +24,23 @@ from visdiff.timing import Timings
 
 
 def build_proposer(options: RunOptions, *, cache) -> Proposer:
-    """The proposer ``options`` name; chat proposers get the LLM options and the cache."""
+    """The proposer ``options`` name; chat proposers get the LLM options (prompt set and
+    request settings, profile applied) and the cache."""
     spec = PROPOSERS.check(options.proposer_spec())
     if spec.backend not in CHAT_PROPOSERS:
         return PROPOSERS.create(spec)
     return PROPOSERS.create(spec, base_url=options.base_url, rounds=options.rounds,
-                            samples_per_set=options.samples_per_set, cache=cache)
+                            samples_per_set=options.samples_per_set, cache=cache, **options.chat_settings())
+
+
+def caption_settings(options: RunOptions, spec: str) -> dict:
+    """Prompt set and decoding keywords for a captioner built from ``spec``: the prompt set
+    for backends with a caption prompt, the decoding the options (profile applied) give."""
+    backend = CAPTIONERS.check(spec).backend
+    settings = options.caption_decoding(backend)
+    if backend in PROMPTED_CAPTIONERS:
+        settings["prompts"] = options.prompt_set()
+    return settings
 
 
 class RunStages:
@@ -58,10 +69,14 @@ class RunStages:
 
     @cached_property
     def captioning(self) -> Captioning:
+        # Prompt set and decoding reach only the backends that use them: the offline captioner
+        # takes neither, so its behaviour (and cache) never changes with a profile.
+        spec = self.options.captioner_spec()
+        settings = {} if self._built["captioner"] else caption_settings(self.options, spec)
         return Captioning(
-            self._built["captioner"] or self.options.captioner_spec(), cache=self.cache, timings=self.timings,
+            self._built["captioner"] or spec, cache=self.cache, timings=self.timings,
             batch_size=self.options.caption_batch_size, show_progress=self.options.show_progress,
-            device=self.options.device, base_url=self.options.base_url,
+            device=self.options.device, base_url=self.options.base_url, **settings,
         )
 
     @cached_property

@@ -71,18 +71,21 @@ class LLMJudge:
         Endpoint and key (defaults: ``$OPENAI_BASE_URL``, ``$OPENAI_API_KEY``).
     cache : CacheRoot, optional
         The run's cache root for answers; None: answers are not cached.
+    prompt : str, optional
+        A template file (``.txt``) with ``$name_a``, ``$name_b`` and ``$hypothesis``; default
+        the ``judge`` prompt of the prompt set ``prompts`` (default ``strict``).
     """
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
-                 cache: CacheRoot | None = None) -> None:
+                 cache: CacheRoot | None = None, prompt: str | None = None, prompts: str | None = None) -> None:
         from visdiff.llm import ChatClient
 
         self.client = ChatClient(model, base_url=base_url, api_key=api_key, cache=cache)
-        self.prompt = load_prompt("judge")
+        self.prompt = load_prompt(prompt or "judge", prompts)
         self.spec = f"llm:{model}"
 
     def describe(self) -> dict:
-        return {"judge": self.spec, **self.client.describe(), "prompt": self.prompt.name, "prompt_sha256": self.prompt.sha256}
+        return {"judge": self.spec, **self.client.describe(), **self.prompt.record()}
 
     def judge(self, hypotheses: Sequence[str], *, name_a: str, name_b: str) -> list[Judgement]:
         judgements = []
@@ -185,14 +188,15 @@ class OfflineJudge:
 
 
 def create_judge(name: str, *, llm: str | None = None, base_url: str | None = None, api_key: str | None = None,
-                 cache: CacheRoot | None = None) -> Judge:
-    """Build the ``offline`` judge or the ``llm`` judge (which needs ``llm``, a model name)."""
+                 cache: CacheRoot | None = None, prompt: str | None = None, prompts: str | None = None) -> Judge:
+    """Build the ``offline`` judge or the ``llm`` judge (which needs ``llm``, a model name;
+    ``prompt`` and ``prompts`` choose its template, see :class:`LLMJudge`)."""
     if name == "offline":
         return OfflineJudge()
     if name == "llm":
         if not llm:
             raise BackendError("the llm judge needs a model: --judge-llm gpt-4o (the paper used GPT-4)")
-        return LLMJudge(llm, base_url=base_url, api_key=api_key, cache=cache)
+        return LLMJudge(llm, base_url=base_url, api_key=api_key, cache=cache, prompt=prompt, prompts=prompts)
     raise BackendError(f"unknown judge {name!r}; choose one of: {', '.join(JUDGES)}")
 
 

@@ -31,6 +31,9 @@ class Captioner(Protocol):
         """One caption per RGB image, in order (one batched call where the backend can)."""
 
 
+# Backends whose factories take ``prompts`` (the prompt set of their ``caption`` prompt).
+PROMPTED_CAPTIONERS = frozenset({"blip2", "llava", "openai"})
+
 CAPTIONERS: Registry[Captioner] = Registry("captioner", backends=(
     "visdiff.captioners.hf",
     "visdiff.captioners.openai_compat",

@@ -12,8 +12,10 @@ Specs (the model may be a hub id or a local folder saved with ``save_pretrained`
   ``Salesforce/blip-image-captioning-base`` (CPU-friendly). No prompt unless one is given;
   with a prompt, chat models get their chat template.
 
-One ``generate`` call per batch, greedy decoding, device and dtype chosen automatically
-(fp16 on GPU, fp32 on CPU). The echoed prompt is cut from decoder-only outputs.
+One ``generate`` call per batch; greedy decoding unless told otherwise (``num_beams`` for beam
+search, ``temperature`` > 0 for sampling: the paper profile decodes BLIP-2 with 5 beams and at
+most 30 new tokens, and samples LLaVA at temperature 0.2); device and dtype chosen
+automatically (fp16 on GPU, fp32 on CPU). The echoed prompt is cut from decoder-only outputs.
 """
 
 from __future__ import annotations
@@ -77,6 +79,11 @@ class HFCaptioner:
         Longest caption, in tokens.
     num_beams : int
         Beam search width (1 = greedy).
+    temperature : float
+        Sampling temperature; 0 (default) does not sample. Sampled captions vary between
+        runs; the caption cache keeps the first ones.
+    prompts : str, optional
+        Prompt set the default prompt comes from (default ``strict``).
     device : str, optional
         ``cuda``, ``mps`` or ``cpu``; default the best available.
     precision : {"auto", "fp32", "fp16", "bf16"}
@@ -90,18 +97,22 @@ class HFCaptioner:
         prompt: str | None = None,
         max_new_tokens: int = 60,
         num_beams: int = 1,
+        temperature: float = 0.0,
+        prompts: str | None = None,
         device: str | None = None,
         precision: str = "auto",
     ) -> None:
         transformers = require("transformers", "hf")
         if not model:
             raise BackendError(f"the {family.backend} captioner needs a model id, e.g. '{family.backend}:Salesforce/blip-image-captioning-base'")
-        if max_new_tokens < 1 or num_beams < 1:
-            raise ValueError(f"max_new_tokens and num_beams must be >= 1, got {max_new_tokens}, {num_beams}")
+        if max_new_tokens < 1 or num_beams < 1 or temperature < 0:
+            raise ValueError(f"max_new_tokens and num_beams must be >= 1 and temperature >= 0, "
+                             f"got {max_new_tokens}, {num_beams}, {temperature}")
         self.device = auto_device(device)
         self.dtype = auto_dtype(self.device, precision)
         self.max_new_tokens = max_new_tokens
         self.num_beams = num_beams
+        self.temperature = temperature
         try:
             self.processor = transformers.AutoProcessor.from_pretrained(model)
             model_class = getattr(transformers, family.model_class)
@@ -113,7 +124,7 @@ class HFCaptioner:
             # Decoder-only models continue the last prompt token: pad on the left.
             tokenizer.padding_side = "left"
         if prompt is None:
-            prompt = load_prompt(family.default_prompt).text.strip() if family.default_prompt else ""
+            prompt = load_prompt(family.default_prompt, prompts).text.strip() if family.default_prompt else ""
         self.prompt_text = self._format_prompt(family, prompt)
         self.spec = f"{family.backend}:{model}"
         local = Path(model).expanduser()
@@ -123,6 +134,8 @@ class HFCaptioner:
                 "weights": _folder_fingerprint(local) if local.is_dir() else "",
                 "prompt": self.prompt_text, "max_new_tokens": max_new_tokens, "num_beams": num_beams,
                 "dtype": str(self.dtype).removeprefix("torch."),
+                # Only when sampling, so greedy and beam caches keep their ids.
+                **({"temperature": temperature} if temperature else {}),
             },
             sort_keys=True,
         )
@@ -147,8 +160,9 @@ class HFCaptioner:
         inputs = inputs.to(self.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         with torch.inference_mode():
+            sampling = {"do_sample": True, "temperature": self.temperature} if self.temperature else {"do_sample": False}
             output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens,
-                                         num_beams=self.num_beams, do_sample=False)
+                                         num_beams=self.num_beams, **sampling)
         prompt_ids = inputs.get("input_ids")
         if prompt_ids is not None and output.shape[1] >= prompt_ids.shape[1] \
                 and torch.equal(output[:, : prompt_ids.shape[1]], prompt_ids):

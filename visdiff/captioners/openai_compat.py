@@ -57,6 +57,7 @@ def _create_openai(
     base_url: str | None = None,
     device: str | None = None,
     prompt: str | None = None,
+    prompts: str | None = None,
     max_new_tokens: int = 120,
     timeout: float = 60.0,
     max_retries: int = 3,
@@ -64,5 +65,5 @@ def _create_openai(
 ) -> OpenAICaptioner:
     del device  # runs no local model
     client = ChatClient(model or "gpt-4o", base_url=base_url, timeout=timeout, max_retries=max_retries)
-    prompt = prompt if prompt is not None else load_prompt("caption").text.strip()
+    prompt = prompt if prompt is not None else load_prompt("caption", prompts).text.strip()
     return OpenAICaptioner(client, prompt=prompt, max_new_tokens=max_new_tokens, concurrency=concurrency)

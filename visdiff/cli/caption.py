@@ -18,9 +18,11 @@ from visdiff.options import RunOptions
 from visdiff.tables import DEFAULT_GROUP_COLUMN
 from visdiff.pipeline import caption
 from visdiff.report.results import csv_safe
+from visdiff.stages import caption_settings
 
 
-@run_command(app, "caption", "profile", "captioner", "device", "base_url", "cache_dir", "no_cache")
+@run_command(app, "caption", "profile", "captioner", "device", "base_url", "cache_dir", "no_cache",
+             "prompts", "caption_beams", "caption_temperature")
 def caption_command(
     images: SetArgument,
     options: RunOptions,
@@ -36,8 +38,9 @@ def caption_command(
     """Caption every image (cached by image content, model, prompt and settings)."""
     check_outputs(csv_out, jsonl_out)
     own = {k: v for k, v in {"prompt": prompt, "max_new_tokens": max_new_tokens}.items() if v is not None}
-    captioner = build_captioner(options.captioner_spec(), device=options.device, base_url=options.base_url, **own) \
-        if own else None
+    spec = options.captioner_spec()
+    captioner = build_captioner(spec, device=options.device, base_url=options.base_url,
+                                **{**caption_settings(options, spec), **own}) if own else None
     image_set = load_image_set(images, group=group, group_column=group_col, where=parse_where(where))
     table = caption(image_set, options.replace(caption_batch_size=batch_size), captioner=captioner)
     if csv_out is None and jsonl_out is None:

@@ -17,7 +17,9 @@ from visdiff.pipeline import compare
 from visdiff.profiles import DEFAULT_PROFILE
 
 COMPARE_OPTIONS = ("profile", "captioner", "proposer", "scorer", "clip", "device", "batch_size", "llm", "base_url",
-                   "rounds", "samples_per_set", "seed", "both_directions", "alpha", "cache_dir", "no_cache")
+                   "rounds", "samples_per_set", "seed", "both_directions", "alpha", "cache_dir", "no_cache",
+                   "prompts", "temperature", "max_tokens", "system_message", "llm_seed", "caption_beams",
+                   "caption_max_tokens", "caption_temperature")
 OFFLINE_NOTE = (
     "using the offline profile (small built-in models, no downloads); for the paper's pipeline pass "
     "--profile paper, or pick models with --captioner, --llm and --clip"

@@ -34,6 +34,7 @@ from visdiff.tables import DEFAULT_GROUP_COLUMN, parse_where
 
 MODELS = "Models"
 LLM = "LLM proposer"
+GENERATION = "Prompts and generation"
 CACHE = "Cache"
 OUTPUT = "Output"
 
@@ -83,6 +84,30 @@ DECLARED: dict[str, Declared] = {
     "both_directions": Declared(Annotated[bool, typer.Option(
         "--both-directions", help="Also propose and rank what is more true of B than of A.", rich_help_panel=LLM)],
         False),
+    "prompts": Declared(Annotated[str | None, typer.Option(
+        "--prompts", help="Prompt set of proposer, captioner and judge: 'strict' (CLIP-friendly), 'paper' (the "
+        "reference's semantics) or a folder of .txt templates (default: the profile's).", rich_help_panel=GENERATION)]),
+    "temperature": Declared(Annotated[str | None, typer.Option(
+        "--temperature", help="LLM sampling temperature, or 'default' to send none (default: the profile's: 0.7; "
+        "paper: none).", rich_help_panel=GENERATION)]),
+    "max_tokens": Declared(Annotated[str | None, typer.Option(
+        "--max-tokens", help="Longest LLM answer in tokens, or 'default' to send none (default: the profile's: 512; "
+        "paper: none).", rich_help_panel=GENERATION)]),
+    "system_message": Declared(Annotated[str | None, typer.Option(
+        "--system-message", help="System message of the LLM requests; '' for none (default: the prompt set's "
+        "system.txt, if any).", rich_help_panel=GENERATION)]),
+    "llm_seed": Declared(Annotated[bool | None, typer.Option(
+        "--llm-seed/--no-llm-seed", help="Send a seed with each LLM request (default: the profile's; paper: no).",
+        rich_help_panel=GENERATION, show_default=False)]),
+    "caption_beams": Declared(Annotated[int | None, typer.Option(
+        "--caption-beams", min=1, help="Beam search width of local captioners (default: the profile's; paper: 5 for "
+        "BLIP-2).", rich_help_panel=GENERATION)]),
+    "caption_max_tokens": Declared(Annotated[int | None, typer.Option(
+        "--caption-max-tokens", min=1, help="Longest caption in new tokens (default: the profile's; paper: 30 for "
+        "BLIP-2; else the captioner's).", rich_help_panel=GENERATION)]),
+    "caption_temperature": Declared(Annotated[float | None, typer.Option(
+        "--caption-temperature", min=0.0, help="Caption sampling temperature, 0 = none (default: the profile's; "
+        "paper: 0.2 for LLaVA).", rich_help_panel=GENERATION)]),
     "alpha": Declared(Annotated[float, typer.Option(
         min=0.0, max=1.0, help="False-discovery rate for the significance flag.")], DEFAULT_ALPHA),
     "cache_dir": Declared(Annotated[Path | None, typer.Option(

@@ -6,7 +6,7 @@ Backends register in :data:`PROPOSERS` by name and are built from ``backend:mode
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from visdiff.image_sets import ImageSet
@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from visdiff.embeddings.scoring import Scoring
 
 # Proposers that talk to a chat model: their factories take the LLM run options
-# (``base_url``, ``rounds``, ``samples_per_set``) and ``--llm`` picks their model.
+# (``base_url``, ``rounds``, ``samples_per_set``, prompts and request settings) and ``--llm``
+# picks their model.
 CHAT_PROPOSERS = frozenset({"llm", "vlm"})
 
 
@@ -25,7 +26,8 @@ CHAT_PROPOSERS = frozenset({"llm", "vlm"})
 class ProposalContext:
     """What a proposer works from: both image sets, the run's captioning stage (captions of any
     image set, cached) and its scoring stage (scores of any image set against texts, with
-    the ranking scorer; embeddings cached). Proposers that sample take ``seed``."""
+    the ranking scorer; embeddings cached). Proposers that sample take ``seed``. Proposers
+    that work in rounds append a record of each to ``rounds`` (provenance for results)."""
 
     set_a: ImageSet
     set_b: ImageSet
@@ -33,6 +35,7 @@ class ProposalContext:
     scoring: Scoring
     seed: int = 0
     show_progress: bool | None = None
+    rounds: list[dict] = field(default_factory=list)
 
 
 @runtime_checkable

@@ -10,6 +10,7 @@ does, it raises ``ServiceError``: an unusable answer is never ranked as a hypoth
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import asdict, dataclass
@@ -18,10 +19,11 @@ import numpy as np
 
 from visdiff.errors import ServiceError
 from visdiff.cache_root import CacheRoot
+from visdiff.image_sets import ImageSet
 from visdiff.llm import ChatClient
 from visdiff.progress import progress_bar
 from visdiff.ranking import dedupe_phrases
-from visdiff.prompts import Prompt, load_prompt
+from visdiff.prompts import Prompt, get_prompt_set
 from visdiff.proposers import ProposalContext
 
 log = logging.getLogger(__name__)
@@ -159,6 +161,11 @@ def sample_positions(n: int, k: int, rng: np.random.Generator) -> list[int]:
     return rng.choice(n, size=min(n, k), replace=False).tolist()
 
 
+def sampled_images(sample: ImageSet) -> list[dict]:
+    """Content hash and source of each image of a round's sample, for the round's record."""
+    return [{"key": item.key, "source": item.source} for item in sample.items]
+
+
 def _with_note(messages: list[dict], note: str) -> list[dict]:
     """``messages`` with ``note`` appended to the last user turn (keeps turns alternating,
     which some chat templates require)."""
@@ -170,6 +177,16 @@ def _with_note(messages: list[dict], note: str) -> list[dict]:
     return [*messages[:-1], last]
 
 
+def _shown_text(messages: list[dict]) -> list[dict]:
+    """``messages`` as recorded: text kept exactly, images replaced by a note (a base64 grid
+    would bloat results without helping anyone read them)."""
+    def part(p: dict) -> dict:
+        return p if p.get("type") == "text" else {"type": p.get("type", ""), "note": "image omitted from the record"}
+
+    return [{**m, "content": m["content"] if isinstance(m["content"], str) else [part(p) for p in m["content"]]}
+            for m in messages]
+
+
 class ChatProposer:
     """Rounds of chat requests that each return a list of phrases; subclasses build the messages.
 
@@ -178,13 +195,22 @@ class ChatProposer:
     client : ChatClient
     prompt : Prompt
         Template for one round (fields depend on the subclass; ``$n_hypotheses`` always).
+    retry_note : Prompt
+        Appended to the request when an answer held no usable phrase.
     rounds : int
         Chat requests, each on a fresh sample of images.
     samples_per_set : int
         Images sampled from A and from B per round.
     n_hypotheses : int
         Phrases asked for per round.
-    temperature, max_tokens : generation parameters sent with every request.
+    temperature, max_tokens : float, int or None
+        Sent with every request; None sends none (the provider's default).
+    send_seed : bool
+        Send a seed per round (``seed * 1000 + round``).
+    system : Prompt, optional
+        System message of every request; None sends none.
+
+    Every round is recorded in the context's ``rounds`` (see :meth:`propose`).
     """
 
     backend = ""
@@ -194,11 +220,14 @@ class ChatProposer:
         client: ChatClient,
         *,
         prompt: Prompt,
+        retry_note: Prompt,
         rounds: int,
         samples_per_set: int,
         n_hypotheses: int = 10,
-        temperature: float = 0.7,
-        max_tokens: int = 512,
+        temperature: float | None = 0.7,
+        max_tokens: int | None = 512,
+        send_seed: bool = True,
+        system: Prompt | None = None,
     ) -> None:
         if rounds < 1 or samples_per_set < 1 or n_hypotheses < 1:
             raise ValueError(
@@ -206,12 +235,14 @@ class ChatProposer:
             )
         self.client = client
         self.prompt = prompt
-        self.retry_note = load_prompt("propose_retry")
+        self.retry_note = retry_note
         self.rounds = rounds
         self.samples_per_set = samples_per_set
         self.n_hypotheses = n_hypotheses
         self.temperature = temperature
         self.max_tokens = max_tokens
+        self.send_seed = send_seed
+        self.system = system
         self.spec = f"{self.backend}:{client.model}"
 
     @classmethod
@@ -221,45 +252,76 @@ class ChatProposer:
         *,
         prompt: str,
         samples_per_set: int,
+        prompts: str | None = None,
         rounds: int = 3,
         n_hypotheses: int = 10,
-        temperature: float = 0.7,
-        max_tokens: int = 512,
+        temperature: float | None = 0.7,
+        max_tokens: int | None = 512,
+        send_seed: bool = True,
+        system_message: str | None = None,
         base_url: str | None = None,
         timeout: float = 60.0,
         max_retries: int = 3,
         cache: CacheRoot | None = None,
     ):
-        """Build with its own :class:`ChatClient` (``base_url`` ... ``cache`` go to the client)."""
+        """Build with its own :class:`ChatClient` (``base_url`` ... ``cache`` go to the client).
+
+        ``prompt`` names the round's template in the prompt set ``prompts`` (default
+        ``strict``); ``system_message`` None takes the set's ``system.txt`` if it has one,
+        ``""`` sends none, any other text is sent as it is.
+        """
+        prompt_set = get_prompt_set(prompts)
+        if system_message is None:
+            system = prompt_set.load("system") if prompt_set.has("system") else None
+        elif system_message:
+            text = system_message
+            system = Prompt("system_message", text, hashlib.sha256(text.encode("utf-8")).hexdigest(), "")
+        else:
+            system = None
         client = ChatClient(model, base_url=base_url, timeout=timeout, max_retries=max_retries, cache=cache)
-        return cls(client, prompt=load_prompt(prompt), rounds=rounds, samples_per_set=samples_per_set,
-                   n_hypotheses=n_hypotheses, temperature=temperature, max_tokens=max_tokens)
+        return cls(client, prompt=prompt_set.load(prompt), retry_note=prompt_set.load("propose_retry"),
+                   rounds=rounds, samples_per_set=samples_per_set, n_hypotheses=n_hypotheses,
+                   temperature=temperature, max_tokens=max_tokens, send_seed=send_seed, system=system)
 
     def describe(self) -> dict:
         """Settings for result records."""
         return {
-            "spec": self.spec, **self.client.describe(),
-            "prompt": self.prompt.name, "prompt_sha256": self.prompt.sha256,
+            "spec": self.spec, **self.client.describe(), **self.prompt.record(),
+            "retry_prompt_sha256": self.retry_note.sha256,
+            "system_message": self.system.text if self.system else None,
+            "system_sha256": self.system.sha256 if self.system else None,
             "rounds": self.rounds, "samples_per_set": self.samples_per_set,
             "n_hypotheses": self.n_hypotheses, "temperature": self.temperature, "max_tokens": self.max_tokens,
-            "llm_requests": asdict(self.client.stats),
+            "send_seed": self.send_seed, "llm_requests": asdict(self.client.stats),
         }
 
-    def round_messages(self, context: ProposalContext, rng: np.random.Generator) -> list[dict]:
-        """The chat messages of one round; ``rng`` draws that round's samples."""
+    def round_messages(self, context: ProposalContext, rng: np.random.Generator) -> tuple[list[dict], dict]:
+        """The user turn of one round, and what it showed the model (``images_a``/``images_b``:
+        key and source of each sampled image; ``captions_a``/``captions_b`` when captions were
+        shown); ``rng`` draws that round's samples."""
         raise NotImplementedError
 
+    def request_params(self, context: ProposalContext, round_index: int) -> dict:
+        params = {"temperature": self.temperature, "max_tokens": self.max_tokens,
+                  "seed": context.seed * 1000 + round_index if self.send_seed else None}
+        return {k: v for k, v in params.items() if v is not None}
+
     def propose(self, context: ProposalContext) -> list[str]:
+        """Phrases of every round, merged without duplicates. Each round appends to
+        ``context.rounds``: its index, what it showed, and per request sent (the first, and
+        the reminder when the first gave nothing usable) the exact messages, parameters,
+        raw answer, parsed phrases and dropped lines with reasons."""
         found: list[list[str]] = []
         last_answer = ""
         with progress_bar(f"LLM rounds ({self.spec})", self.rounds, enabled=context.show_progress) as bar:
             for round_index in range(self.rounds):
                 # Each round draws from its own stream: rounds differ, reruns repeat exactly.
                 rng = np.random.default_rng([context.seed, round_index])
-                messages = self.round_messages(context, rng)
-                params = {"temperature": self.temperature, "max_tokens": self.max_tokens,
-                          "seed": context.seed * 1000 + round_index}
-                hypotheses, last_answer = self._ask(messages, params)
+                user_turn, shown = self.round_messages(context, rng)
+                system = [{"role": "system", "content": self.system.text}] if self.system else []
+                requests = self._ask([*system, *user_turn], self.request_params(context, round_index))
+                context.rounds.append({"round": round_index + 1, "proposer": self.spec, **shown, "requests": requests})
+                hypotheses, last_answer = requests[-1]["phrases"], requests[-1]["answer"]
                 if not hypotheses:
                     log.warning("round %d of %d: %s gave no usable list, even when asked again; answer began %r",
                                 round_index + 1, self.rounds, self.spec, last_answer[:120])
@@ -273,10 +335,15 @@ class ChatProposer:
             )
         return merged
 
-    def _ask(self, messages: list[dict], params: dict) -> tuple[list[str], str]:
-        answer = self.client.chat(messages, **params)
-        hypotheses = parse_hypotheses(answer)
-        if not hypotheses:
-            answer = self.client.chat(_with_note(messages, self.retry_note.text.strip()), **params)
-            hypotheses = parse_hypotheses(answer)
-        return hypotheses, answer
+    def _ask(self, messages: list[dict], params: dict) -> list[dict]:
+        """The request, and the reminder when its answer held no phrase: one record each."""
+        requests = []
+        for attempt in (messages, _with_note(messages, self.retry_note.text.strip())):
+            answer = self.client.chat(attempt, **params)
+            parsed = parse_answer(answer)
+            requests.append({"messages": _shown_text(attempt), "params": params, "answer": answer,
+                             "phrases": parsed.phrases,
+                             "dropped": [{"line": line, "reason": reason} for line, reason in parsed.dropped]})
+            if parsed.phrases:
+                break
+        return requests

@@ -11,7 +11,7 @@ import numpy as np
 
 from visdiff.image_sets import ImageSet
 from visdiff.proposers import PROPOSERS, ProposalContext
-from visdiff.proposers.chat import ChatProposer, sample_positions
+from visdiff.proposers.chat import ChatProposer, sample_positions, sampled_images
 
 DEFAULT_LLM = "gpt-4o"
 
@@ -21,19 +21,23 @@ class LLMProposer(ChatProposer):
 
     backend = "llm"
 
-    def round_messages(self, context: ProposalContext, rng: np.random.Generator) -> list[dict]:
-        text = self.prompt.render(
-            captions_a=self._caption_lines(context, context.set_a, rng),
-            captions_b=self._caption_lines(context, context.set_b, rng),
-            n_hypotheses=self.n_hypotheses,
-        )
-        return [{"role": "user", "content": text}]
+    def round_messages(self, context: ProposalContext, rng: np.random.Generator) -> tuple[list[dict], dict]:
+        shown_a, shown_b = self._captions(context, context.set_a, rng), self._captions(context, context.set_b, rng)
+        text = self.prompt.render(captions_a=_caption_lines(shown_a[1]), captions_b=_caption_lines(shown_b[1]),
+                                  n_hypotheses=self.n_hypotheses)
+        shown = {"images_a": shown_a[0], "images_b": shown_b[0], "captions_a": shown_a[1], "captions_b": shown_b[1]}
+        return [{"role": "user", "content": text}], shown
 
-    def _caption_lines(self, context: ProposalContext, image_set: ImageSet, rng: np.random.Generator) -> str:
+    def _captions(self, context: ProposalContext, image_set: ImageSet, rng: np.random.Generator) -> tuple[list[dict], dict]:
+        """The sampled images (key and source) and their captions, in sampled order."""
         sample = image_set.subset(sample_positions(len(image_set), self.samples_per_set, rng))
         captions = context.captioning.caption(sample)
-        # One line per caption, whatever the captioner emitted.
-        return "\n".join(f"- {' '.join(captions[key].split())}" for key in sample.keys if key in captions)
+        return sampled_images(sample), {key: captions[key] for key in sample.keys if key in captions}
+
+
+def _caption_lines(captions: dict[str, str]) -> str:
+    # One line per caption, whatever the captioner emitted.
+    return "\n".join(f"- {' '.join(caption.split())}" for caption in captions.values())
 
 
 @PROPOSERS.register("llm")

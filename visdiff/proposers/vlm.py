@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from visdiff.image_sets import ImageSet
 from visdiff.llm import image_content
 from visdiff.proposers import PROPOSERS, ProposalContext
-from visdiff.proposers.chat import ChatProposer, sample_positions
+from visdiff.proposers.chat import ChatProposer, sample_positions, sampled_images
 
 DEFAULT_VLM = "gpt-4o"
 LABEL_WIDTH = 64
@@ -50,14 +50,15 @@ class VLMProposer(ChatProposer):
 
     backend = "vlm"
 
-    def round_messages(self, context: ProposalContext, rng: np.random.Generator) -> list[dict]:
-        grid = make_grid(self._sample(context.set_a, rng), self._sample(context.set_b, rng))
+    def round_messages(self, context: ProposalContext, rng: np.random.Generator) -> tuple[list[dict], dict]:
+        sample_a, sample_b = self._sample(context.set_a, rng), self._sample(context.set_b, rng)
+        grid = make_grid([item.open() for item in sample_a.items], [item.open() for item in sample_b.items])
         text = self.prompt.render(n_hypotheses=self.n_hypotheses)
-        return [{"role": "user", "content": [{"type": "text", "text": text}, image_content(grid, max_side=2048)]}]
+        messages = [{"role": "user", "content": [{"type": "text", "text": text}, image_content(grid, max_side=2048)]}]
+        return messages, {"images_a": sampled_images(sample_a), "images_b": sampled_images(sample_b)}
 
-    def _sample(self, image_set: ImageSet, rng: np.random.Generator) -> list[Image.Image]:
-        positions = sample_positions(len(image_set), self.samples_per_set, rng)
-        return [image_set.items[i].open() for i in positions]
+    def _sample(self, image_set: ImageSet, rng: np.random.Generator) -> ImageSet:
+        return image_set.subset(sample_positions(len(image_set), self.samples_per_set, rng))
 
 
 @PROPOSERS.register("vlm")
