@@ -312,3 +312,43 @@ def test_report_in_headless_chromium(compare_result, tmp_path):
     assert colour_pixels(image, GREEN) > 4 * 1920
     assert colour_pixels(image, MAGENTA) > 4 * 1920
     assert colour_pixels(image, YELLOW) > 1920
+
+
+def _round(direction: str) -> dict:
+    key = "0" * 64
+    return {
+        "direction": direction, "round": 1, "proposer": "llm:fake",
+        "images_a": [{"key": key, "source": "a/<b>1</b>.png"}], "images_b": [{"key": "1" * 64, "source": "b/2.png"}],
+        "captions_a": {key: "a dog <script>x()</script>"}, "captions_b": {"1" * 64: "a cat"},
+        "requests": [
+            {"messages": [{"role": "system", "content": "Be careful."}, {"role": "user", "content": "Group A:\n- a dog"}],
+             "params": {"temperature": 0.7}, "answer": "", "phrases": [], "dropped": []},
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "Group A again"},
+                                                       {"type": "image_url", "note": "image omitted from the record"}]}],
+             "params": {}, "answer": "Sure:\n* <i>dogs</i>\n* dogs", "phrases": ["dogs"],
+             "dropped": [{"line": "Sure:", "reason": "not a list item"}, {"line": "<i>dogs</i>", "reason": "markup, not a hypothesis"}]},
+        ],
+    }
+
+
+def test_proposal_rounds_are_in_results_json_and_collapsed_on_the_page(compare_result, tmp_path):
+    compare_result.proposal_rounds = [_round("A"), _round("B")]
+    paths = write_outputs(compare_result, tmp_path / "out")
+    doc = json.loads(paths["json"].read_text(encoding="utf-8"))
+    assert doc["proposal_rounds"] == compare_result.proposal_rounds  # image keys are not mistaken for secrets
+    html = paths["html"].read_text(encoding="utf-8")
+    page = PageParser(html)
+    assert page.tags("script") == [] and page.tags("i") == [] and page.tags("b") == []
+    rounds = [d for d in page.tags("details") if d.get("class") == "round"]
+    assert len(rounds) == 2 and not any("open" in d for d in page.tags("details"))
+    text = page.all_text
+    for literal in ("Round 1, more true of A", "Round 1, more true of B", "a/<b>1</b>.png", "a dog <script>x()</script>",
+                    "Be careful.", "Group A:\n- a dog", "[image_url: image omitted from the record]",
+                    "Sure:\n* <i>dogs</i>\n* dogs", "markup, not a hypothesis", "reminder after an unusable answer"):
+        assert literal in text
+
+
+def test_a_run_without_rounds_has_no_provenance_section(compare_result, tmp_path):
+    paths = write_outputs(compare_result, tmp_path / "out")
+    assert json.loads(paths["json"].read_text(encoding="utf-8"))["proposal_rounds"] == []
+    assert 'id="provenance"' not in paths["html"].read_text(encoding="utf-8")

@@ -177,4 +177,5 @@ def compare(set_a, set_b, options: RunOptions | None = None, **keywords) -> Comp
         captions_b={k: c for k, c in captions.items() if k in keys_b},
         config=config,
         timings=timings,
+        proposal_rounds=stages.proposal_rounds,
     )

@@ -18,7 +18,10 @@ class CompareResult:
     the (n_a, m)/(n_b, m) score matrices whose columns follow ``table`` row order, and whose
     rows follow ``set_a.items``/``set_b.items``. ``captions_a``/``captions_b`` map image content
     hash to caption (empty when the proposer used none). ``config`` records every setting and
-    model id (never API keys); ``timings`` seconds per stage.
+    model id (never API keys); ``timings`` seconds per stage. ``proposal_rounds`` is the
+    provenance of the proposals: per round, the images sampled, the captions and exact messages
+    sent, the raw answer, the phrases kept and the lines dropped with reasons (empty for
+    proposers without rounds).
     """
 
     table: pd.DataFrame
@@ -31,3 +34,4 @@ class CompareResult:
     captions_b: dict[str, str] = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    proposal_rounds: list[dict] = field(default_factory=list)

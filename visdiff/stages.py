@@ -58,6 +58,8 @@ class RunStages:
         self.cache = options.cache_root()
         self.cache.check_usable()
         self.timings = Timings()
+        # Provenance: every proposal round of this run, in order (see ChatProposer.propose).
+        self.proposal_rounds: list[dict] = []
         self._built = {"captioner": captioner, "proposer": proposer, "scorer": scorer}
         # Cheap checks first: a misspelt backend fails before any model loads or image is read.
         if captioner is None:
@@ -92,11 +94,14 @@ class RunStages:
             return self._built["proposer"] or build_proposer(self.options, cache=self.cache)
 
     def propose(self, set_a: ImageSet, set_b: ImageSet) -> list[str]:
-        """The proposer's phrases for A over B, cleaned and de-duplicated."""
+        """The proposer's phrases for A over B, cleaned and de-duplicated; its rounds go to
+        ``proposal_rounds``, each with ``direction``: the name of the set it describes."""
         context = ProposalContext(set_a=set_a, set_b=set_b, captioning=self.captioning, scoring=self.scoring,
                                   seed=self.options.seed, show_progress=self.options.show_progress)
         with self.timings.stage("propose"):
-            return clean_hypotheses(self.proposer.propose(context))
+            phrases = clean_hypotheses(self.proposer.propose(context))
+        self.proposal_rounds += [{"direction": set_a.name, **record} for record in context.rounds]
+        return phrases
 
     def built_models(self) -> dict:
         """The captioner and the scorer, built now, for reuse by later runs (``compare(...,

@@ -18,7 +18,12 @@
       "proposals": [str, ...],                       # what the proposer suggested
       "results": [{"rank": 1, "hypothesis": str, "auroc": float, ...}, ...],
       "scores": {"a": [[float, ...], ...], "b": ...},  # rows: sets.*.images, columns: results
-      "captions": {"a": {key: caption}, "b": {...}}
+      "captions": {"a": {key: caption}, "b": {...}},
+      "proposal_rounds": [{"direction": "A", "round": 1, "proposer": str,
+                           "images_a": [{"key", "source"}], "images_b": [...],
+                           "captions_a": {key: caption}, "captions_b": {...},
+                           "requests": [{"messages": [...], "params": {...}, "answer": str,
+                                         "phrases": [str], "dropped": [{"line", "reason"}]}]}]
     }
 
 Non-finite numbers (a constant score column gives a NaN p-value) are written as ``null``,
@@ -106,6 +111,7 @@ def results_payload(result: CompareResult) -> dict:
         "results": ranked_table(result.table).to_dict("records"),
         "scores": {"a": np.asarray(result.scores_a), "b": np.asarray(result.scores_b)},
         "captions": {"a": result.captions_a, "b": result.captions_b},
+        "proposal_rounds": result.proposal_rounds,
     })
 
 
