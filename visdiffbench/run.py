@@ -48,9 +48,10 @@ _HYPOTHESIS_COLUMNS = ("hypothesis", "auroc", "mean_a", "mean_b", "effect_size",
 class BenchConfig:
     """Everything that determines a benchmark run's results (never API keys).
 
-    ``run`` holds the pipeline's options (profile, stage specs, LLM settings, seed, alpha, and
-    how to run: device, cache, batch sizes); ``top_k`` is how many of the ranked hypotheses the
-    judge scores (Acc@5 needs 5); ``min_images`` the fewest readable images a set may have
+    ``run`` holds the pipeline's options (profile, stage specs, LLM settings, prompt set, seed,
+    alpha, and how to run: device, cache, batch sizes); ``judge_prompt`` the llm judge's
+    template file when not the prompt set's; ``top_k`` is how many of the ranked hypotheses
+    count for accuracy (Acc@5 needs 5); ``min_images`` the fewest readable images a set may have
     before the pair is skipped.
     """
 
@@ -58,6 +59,7 @@ class BenchConfig:
     purity: float = 1.0
     judge: str = "offline"
     judge_llm: str | None = None
+    judge_prompt: str | None = None
     top_k: int = 5
     min_images: int = 2
 
@@ -72,7 +74,7 @@ class BenchConfig:
     def identity(self) -> dict:
         """The settings that shape results, as recorded in ``run.json``."""
         return {"run": self.run.identity(), "purity": self.purity, "judge": self.judge, "judge_llm": self.judge_llm,
-                "top_k": self.top_k, "min_images": self.min_images}
+                "judge_prompt": self.judge_prompt, "top_k": self.top_k, "min_images": self.min_images}
 
 
 @dataclass(frozen=True)

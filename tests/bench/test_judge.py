@@ -49,6 +49,20 @@ def test_llm_judge_answers_are_cached(fake_openai, tmp_path):
     assert len(fake_openai.requests) == 1 and again.client.stats.cached == 1
 
 
+def test_llm_judge_prompt_comes_from_the_prompt_set_or_a_file(fake_openai, tmp_path):
+    fake_openai.respond = lambda request: Reply("2")
+    paper = create_judge("llm", llm="judge-model", base_url=fake_openai.base_url, prompts="paper")
+    paper.judge(["dogs"], name_a="dogs", name_b="cats")
+    assert "agrees with the description of Group A" in fake_openai.requests[-1].last_user_text
+    assert paper.describe()["prompt_set"] == "paper"
+    template = tmp_path / "judge.txt"
+    template.write_text("Is '$hypothesis' about $name_a rather than $name_b? 2, 1 or 0.")
+    own = create_judge("llm", llm="judge-model", base_url=fake_openai.base_url, prompt=str(template), prompts="paper")
+    assert [j.score for j in own.judge(["dogs"], name_a="dogs", name_b="cats")] == [1.0]
+    assert fake_openai.requests[-1].last_user_text == "Is 'dogs' about dogs rather than cats? 2, 1 or 0."
+    assert own.describe()["prompt"] == str(template)
+
+
 def test_create_judge_validates_names():
     with pytest.raises(BackendError, match="needs a model"):
         create_judge("llm")

@@ -47,6 +47,7 @@ def bench_command(
     judge: Annotated[JudgeName, typer.Option(help="offline: MiniLM similarity, no API; llm: the paper's 2/1/0 rubric via --judge-llm.", rich_help_panel=JUDGE_PANEL, case_sensitive=False)] = JudgeName.offline,
     judge_llm: Annotated[str | None, typer.Option(help="Chat model of the llm judge (the paper used GPT-4).", rich_help_panel=JUDGE_PANEL)] = None,
     judge_base_url: Annotated[str | None, typer.Option(help="Endpoint of the judge model (default: --base-url); the key comes from $OPENAI_API_KEY.", rich_help_panel=JUDGE_PANEL)] = None,
+    judge_prompt: Annotated[str | None, typer.Option(help="Template of the llm judge: a .txt file with $name_a, $name_b and $hypothesis (default: the prompt set's judge.txt).", rich_help_panel=JUDGE_PANEL)] = None,
     quiet: bool = False,
 ) -> None:
     """Run compare on every benchmark pair, judge the top 5 hypotheses, and print Acc@1/Acc@5 per split
@@ -56,9 +57,10 @@ def bench_command(
 
     benchmark = load_benchmark(bench, root=root).select(splits=_splits(split), limit=limit)
     _report_issues(benchmark.issues, quiet=quiet)
-    config = BenchConfig(run=options, purity=purity, judge=judge.value, judge_llm=judge_llm, min_images=min_images)
+    config = BenchConfig(run=options, purity=purity, judge=judge.value, judge_llm=judge_llm, judge_prompt=judge_prompt,
+                         min_images=min_images)
     built_judge = create_judge(judge.value, llm=judge_llm, base_url=judge_base_url or options.base_url,
-                               cache=options.cache_root())
+                               cache=options.cache_root(), prompt=judge_prompt, prompts=options.prompt_set())
     out_dir = out or Path("bench-out") / f"{Path(bench).stem}-{options.profile}-{judge.value}"
     run = run_benchmark(benchmark, out_dir, config=config, judge=built_judge, reports=reports,
                         show_progress=options.show_progress)
