@@ -13,7 +13,7 @@ import pytest
 
 WORDS = (
     "Describe detail. a photo of the red blue green cat dog car on grass snow street describe this image in detail "
-    "question answer : . , ? USER: ASSISTANT:"
+    "question answer : . , ? USER: ASSISTANT: Question: Answer: yes no Yes No Does contain"
 ).split()
 SPECIAL = ["<pad>", "<s>", "</s>", "<unk>", "<image>"]
 # Same format as LLaVA-1.5's template: "USER: <image> prompt ASSISTANT:".

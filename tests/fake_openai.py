@@ -28,6 +28,8 @@ class Reply:
 
     ``delay`` seconds pass before answering (longer than the client timeout = a timeout).
     ``raw_body`` replaces the JSON body (with ``content_type``), for servers that misbehave.
+    ``top_logprobs``: (token, logprob) candidates of the first answer token, sent as the
+    choice's ``logprobs`` (None: the choice has no logprobs, as from endpoints without them).
     """
 
     content: str | None = ""
@@ -37,6 +39,7 @@ class Reply:
     # Faulty servers: a raw body sent as is with this content type (an HTML page, cut-off JSON).
     raw_body: str | None = None
     content_type: str = "application/json"
+    top_logprobs: list[tuple[str, float]] | None = None
 
 
 @dataclass
@@ -108,7 +111,7 @@ class FakeOpenAIServer:
                 if reply.raw_body is not None:
                     data = reply.raw_body.encode()
                 elif reply.status == 200:
-                    data = json.dumps(completion(reply.content, model=body.get("model", ""))).encode()
+                    data = json.dumps(completion(reply.content, model=body.get("model", ""), top_logprobs=reply.top_logprobs)).encode()
                 else:
                     error = {"message": reply.content or f"HTTP {reply.status}", "type": "server_error"}
                     data = json.dumps({"error": error}).encode()
@@ -126,15 +129,19 @@ class FakeOpenAIServer:
         return Handler
 
 
-def completion(content: str | None, *, model: str) -> dict:
-    """A chat.completion response body."""
+def completion(content: str | None, *, model: str, top_logprobs: list[tuple[str, float]] | None = None) -> dict:
+    """A chat.completion response body (with the first token's logprobs when given)."""
+    logprobs = None if top_logprobs is None else {"content": [{
+        "token": top_logprobs[0][0], "logprob": top_logprobs[0][1], "bytes": None,
+        "top_logprobs": [{"token": t, "logprob": lp, "bytes": None} for t, lp in top_logprobs]}]}
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
         "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop",
+             "logprobs": logprobs}
         ],
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
     }

@@ -19,7 +19,7 @@ from visdiff.image_sets import ImageSet
 from visdiff.options import RunOptions
 from visdiff.proposers import CHAT_PROPOSERS, PROPOSERS, ProposalContext, Proposer
 from visdiff.ranking import clean_hypotheses
-from visdiff.scorers import SCORERS, Scorer
+from visdiff.scorers import PAIRWISE_SCORERS, SCORERS, Scorer
 from visdiff.timing import Timings
 
 
@@ -71,21 +71,32 @@ class RunStages:
 
     @cached_property
     def captioning(self) -> Captioning:
+        return self._captioning(self._built["captioner"] or self.options.captioner_spec())
+
+    def _captioning(self, captioner: str | Captioner) -> Captioning:
         # Prompt set and decoding reach only the backends that use them: the offline captioner
         # takes neither, so its behaviour (and cache) never changes with a profile.
-        spec = self.options.captioner_spec()
-        settings = {} if self._built["captioner"] else caption_settings(self.options, spec)
+        settings = caption_settings(self.options, captioner) if isinstance(captioner, str) else {}
         return Captioning(
-            self._built["captioner"] or spec, cache=self.cache, timings=self.timings,
+            captioner, cache=self.cache, timings=self.timings,
             batch_size=self.options.caption_batch_size, show_progress=self.options.show_progress,
             device=self.options.device, base_url=self.options.base_url, **settings,
         )
 
+    def captioning_for(self, spec: str) -> Captioning:
+        """The run's captioning stage when ``spec`` is its captioner (loaded once), else a
+        captioning stage for ``spec`` with the run's settings (for a ``caption-llm`` scorer)."""
+        return self.captioning if spec == self.captioning.spec else self._captioning(spec)
+
     @cached_property
     def scoring(self) -> Scoring:
+        spec = self._built["scorer"] or self.options.scorer_spec()
+        pairwise = isinstance(spec, str) and SCORERS.check(spec).backend in PAIRWISE_SCORERS
         return Scoring(
-            self._built["scorer"] or self.options.scorer_spec(), cache=self.cache, timings=self.timings,
+            spec, cache=self.cache, timings=self.timings,
             device=self.options.device, batch_size=self.options.batch_size, show_progress=self.options.show_progress,
+            scorer_options={"prompts": self.options.prompt_set(), "base_url": self.options.base_url,
+                            "captioning_for": self.captioning_for} if pairwise else None,
         )
 
     @cached_property

@@ -47,9 +47,12 @@ class ModelFamily:
     default_prompt: str
     # Prompt format used when the processor has no chat template ("{prompt}" is replaced).
     fallback_template: str = "{prompt}"
+    # Format of a question (VQA) when the processor has no chat template; None: fallback_template.
+    question_template: str | None = None
 
 
-BLIP2 = ModelFamily("blip2", "Blip2ForConditionalGeneration", "Salesforce/blip2-flan-t5-xxl", "caption")
+BLIP2 = ModelFamily("blip2", "Blip2ForConditionalGeneration", "Salesforce/blip2-flan-t5-xxl", "caption",
+                    question_template="Question: {prompt} Answer:")
 LLAVA = ModelFamily("llava", "LlavaForConditionalGeneration", "llava-hf/llava-1.5-7b-hf", "caption",
                     fallback_template="USER: <image>\n{prompt} ASSISTANT:")
 GENERIC = ModelFamily("hf", "AutoModelForImageTextToText", "", "")
@@ -62,6 +65,47 @@ def _folder_fingerprint(folder: Path) -> str:
         stat = path.stat()
         h.update(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
     return h.hexdigest()[:16]
+
+
+def family_of(model: str) -> ModelFamily:
+    """The family of a hub id or local folder, from its config's ``model_type``."""
+    transformers = require("transformers", "hf")
+    try:
+        model_type = transformers.AutoConfig.from_pretrained(model).model_type
+    except (OSError, ValueError) as e:
+        raise BackendError(f"cannot read the config of model {model!r}: {e}") from e
+    return {"blip-2": BLIP2, "llava": LLAVA}.get(model_type, GENERIC)
+
+
+def load_vision_language_model(family: ModelFamily, model: str, *, device, dtype):
+    """(processor, model in eval mode on ``device``); the tokenizer pads on the left for a
+    decoder-only language model, on the right for an encoder-decoder one."""
+    transformers = require("transformers", "hf")
+    try:
+        processor = transformers.AutoProcessor.from_pretrained(model)
+        model_class = getattr(transformers, family.model_class)
+        loaded = model_class.from_pretrained(model, dtype=dtype).to(device).eval()
+    except (OSError, ValueError, KeyError) as e:
+        raise BackendError(f"cannot load {family.backend} model {model!r}: {e}") from e
+    tokenizer = getattr(processor, "tokenizer", None)
+    if tokenizer is not None:
+        # Decoder-only models continue the last prompt token: pad on the left. An encoder
+        # (T5) with relative positions must see the image queries next to the text: pad right.
+        text_config = getattr(loaded.config, "text_config", loaded.config)
+        tokenizer.padding_side = "right" if getattr(text_config, "is_encoder_decoder", False) else "left"
+    return processor, loaded
+
+
+def format_prompt(processor, family: ModelFamily, prompt: str, *, question: bool = False) -> str:
+    """``prompt`` with the image placeholder: the processor's chat template when it has one,
+    else the family's question or fallback format."""
+    if not prompt:
+        return ""
+    if getattr(processor, "chat_template", None):
+        conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+        return processor.apply_chat_template(conversation, add_generation_prompt=True)
+    template = family.question_template if question and family.question_template else family.fallback_template
+    return template.format(prompt=prompt)
 
 
 class HFCaptioner:
@@ -102,7 +146,6 @@ class HFCaptioner:
         device: str | None = None,
         precision: str = "auto",
     ) -> None:
-        transformers = require("transformers", "hf")
         if not model:
             raise BackendError(f"the {family.backend} captioner needs a model id, e.g. '{family.backend}:Salesforce/blip-image-captioning-base'")
         if max_new_tokens < 1 or num_beams < 1 or temperature < 0:
@@ -113,19 +156,10 @@ class HFCaptioner:
         self.max_new_tokens = max_new_tokens
         self.num_beams = num_beams
         self.temperature = temperature
-        try:
-            self.processor = transformers.AutoProcessor.from_pretrained(model)
-            model_class = getattr(transformers, family.model_class)
-            self.model = model_class.from_pretrained(model, dtype=self.dtype).to(self.device).eval()
-        except (OSError, ValueError, KeyError) as e:
-            raise BackendError(f"cannot load {family.backend} model {model!r}: {e}") from e
-        tokenizer = getattr(self.processor, "tokenizer", None)
-        if tokenizer is not None:
-            # Decoder-only models continue the last prompt token: pad on the left.
-            tokenizer.padding_side = "left"
+        self.processor, self.model = load_vision_language_model(family, model, device=self.device, dtype=self.dtype)
         if prompt is None:
             prompt = load_prompt(family.default_prompt, prompts).text.strip() if family.default_prompt else ""
-        self.prompt_text = self._format_prompt(family, prompt)
+        self.prompt_text = format_prompt(self.processor, family, prompt)
         self.spec = f"{family.backend}:{model}"
         local = Path(model).expanduser()
         self.cache_id = json.dumps(
@@ -139,14 +173,6 @@ class HFCaptioner:
             },
             sort_keys=True,
         )
-
-    def _format_prompt(self, family: ModelFamily, prompt: str) -> str:
-        if not prompt:
-            return ""
-        if getattr(self.processor, "chat_template", None):
-            conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
-            return self.processor.apply_chat_template(conversation, add_generation_prompt=True)
-        return family.fallback_template.format(prompt=prompt)
 
     def caption_images(self, images: Sequence[Image.Image]) -> list[str]:
         """One caption per image, from one ``generate`` call."""

@@ -17,6 +17,7 @@ from visdiff.cache_root import CacheRoot
 from visdiff.embeddings.encode import EmbedStats, embed_image_set
 from visdiff.image_sets import ImageSet
 from visdiff.scorers import Scorer, create_scorer
+from visdiff.scorers.pairwise import PairScores, PairwiseScorer
 from visdiff.timing import Timings
 
 
@@ -35,19 +36,27 @@ class Scoring:
         Device of a scorer built from a spec.
     batch_size, num_workers, show_progress
         Embedding settings (images per forward pass, decoding workers, progress bar).
+    scorer_options : dict, optional
+        More keywords for building a scorer from a spec (a pairwise scorer's endpoint...).
+
+    A pairwise scorer (:mod:`visdiff.scorers.pairwise`) takes the pair path: ``embed_sets``
+    gives blocks of usable images instead of embeddings, and scores are cached per pair.
     """
 
-    def __init__(self, scorer: str | Scorer, *, cache: CacheRoot, timings: Timings | None = None,
+    def __init__(self, scorer: str | Scorer | PairwiseScorer, *, cache: CacheRoot, timings: Timings | None = None,
                  device: str | None = None, batch_size: int = 64, num_workers: int | None = None,
-                 show_progress: bool | None = None) -> None:
+                 show_progress: bool | None = None, scorer_options: dict | None = None) -> None:
         self.timings = timings or Timings()
         with self.timings.stage("load_scorer"):
-            self.scorer = create_scorer(scorer, device=device, cache=cache) if isinstance(scorer, str) else scorer
-        self.store = cache.embeddings(self.scorer.cache_id)
+            self.scorer = create_scorer(scorer, device=device, cache=cache, **(scorer_options or {})) \
+                if isinstance(scorer, str) else scorer
+        self.pairs = PairScores(self.scorer, cache=cache, show_progress=show_progress) \
+            if isinstance(self.scorer, PairwiseScorer) else None
+        self.store = None if self.pairs else cache.embeddings(self.scorer.cache_id)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.show_progress = show_progress
-        self.stats = EmbedStats()
+        self.stats = self.pairs.stats if self.pairs else EmbedStats()
         self._embedded: dict[tuple[str, ...], torch.Tensor] = {}
 
     @property
@@ -61,6 +70,9 @@ class Scoring:
         All sets go through one pass, so an image in several sets is decoded and encoded once
         (also without a cache) and the decoding workers start once.
         """
+        if self.pairs:
+            with self.timings.stage("embed"):
+                return self.pairs.blocks(image_sets)
         known = [self._embedded.get(tuple(s.keys)) for s in image_sets]
         if all(e is not None for e in known):
             return list(zip(known, image_sets))
@@ -105,6 +117,8 @@ class Scoring:
     def score_embeddings(self, embeddings: list[torch.Tensor], texts: list[str]) -> list[np.ndarray]:
         """(n_i, m) score matrices of each embedding block against the m ``texts``."""
         with self.timings.stage("score"):
+            if self.pairs:
+                return self.pairs.score(embeddings, list(texts))
             text = self.encode_texts(list(texts))
             return [self.scorer.score(e, text).float().cpu().numpy() for e in embeddings]
 

@@ -121,6 +121,14 @@ class ChatClient:
             self._cache.put(cache_key, text)
         return text
 
+    def complete(self, messages: list[dict], **params):
+        """Send one request, uncached; return the answer text (checked as by :meth:`chat`)
+        and the SDK's whole response (for ``logprobs``). Raises ``ServiceError`` when the
+        request fails for good."""
+        response = self._create(messages, params)
+        self.stats.requests += 1
+        return self._answer_text(response), response
+
     def _create(self, messages: list[dict], params: dict):
         import openai
 

@@ -49,7 +49,12 @@ class Scorer(Protocol):
 SCORERS: Registry[Scorer] = Registry("scorer", backends=(
     "visdiff.scorers.clip",
     "visdiff.scorers.offline",
+    "visdiff.scorers.vqa",
+    "visdiff.scorers.caption_llm",
 ))
+# Pairwise scorers (visdiff.scorers.pairwise): their factories also take ``prompts`` (prompt
+# set), ``base_url`` (endpoint) and ``captioning_for`` (the run's captioning stage of a spec).
+PAIRWISE_SCORERS = frozenset({"vqa", "caption-llm"})
 # Build a backend from a spec such as ``open_clip:ViT-B-32:laion2b_s34b_b79k``; list the backend names.
 create_scorer = SCORERS.create
 list_scorers = SCORERS.names

@@ -1,0 +1,218 @@
+"""``vqa`` scorer (the paper's VQA ranker): ask a vision-language model a yes/no question per
+(image, hypothesis) pair, "Does this image contain {hypothesis}?" (prompt ``vqa`` of the
+prompt set), and score the pair by P(yes).
+
+Specs:
+
+- ``vqa:MODEL`` — a ``transformers`` model in-process (hub id or local folder): BLIP-2, LLaVA,
+  or any ``AutoModelForImageTextToText`` model. P(yes) comes from the next-token logits after
+  the question: the probability of the "yes" tokens over that of the "yes" and "no" tokens
+  (both cases, with and without a leading space). Pairs are batched (``batch_size``).
+- ``vqa:openai:MODEL`` — an OpenAI-compatible vision chat endpoint. P(yes) from the first
+  answer token's ``logprobs`` where the endpoint returns them; otherwise the answer parsed as
+  yes (1.0) or no (0.0). An answer that is neither is asked once more, then reported as a
+  ``ServiceError``: never scored.
+
+Pairwise scorer (see :mod:`visdiff.scorers.pairwise`): scores are cached per (image content
+hash, ``cache_id``, hypothesis); ``cache_id`` names model, prompt and settings.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from visdiff.cache_root import CacheRoot
+from visdiff.captioners.hf import _folder_fingerprint, family_of, format_prompt, load_vision_language_model
+from visdiff.devices import auto_device, auto_dtype
+from visdiff.errors import BackendError, InputError, ServiceError
+from visdiff.image_sets import ImageItem
+from visdiff.prompts import Prompt, load_prompt
+from visdiff.scorers import SCORERS
+
+YES_WORDS = ("yes", "Yes", " yes", " Yes")
+NO_WORDS = ("no", "No", " no", " No")
+_ANSWER = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
+RETRY_NOTE = "Answer with one word: yes or no."
+
+
+def check_images(items: Sequence[ImageItem]) -> dict[str, str]:
+    """{content hash: reason} of the images that cannot be decoded."""
+    failed = {}
+    for item in items:
+        try:
+            item.open()
+        except InputError as e:
+            failed[item.key] = str(e)
+    return failed
+
+
+def _answer_tokens(tokenizer, words: Sequence[str]) -> list[int]:
+    ids = set()
+    for word in words:
+        encoded = tokenizer.encode(word, add_special_tokens=False)
+        if encoded and encoded[0] != tokenizer.unk_token_id:
+            ids.add(encoded[0])
+    return sorted(ids)
+
+
+class HFVQAScorer:
+    """P(yes) from a ``transformers`` vision-language model's next-token logits.
+
+    Parameters
+    ----------
+    model : str
+        Hub id or local folder; the family (BLIP-2, LLaVA, other) comes from its config.
+    prompt : Prompt
+        The question, with ``$hypothesis``.
+    batch_size : int
+        (image, question) pairs per forward pass.
+    device, precision
+        As for the captioners.
+    """
+
+    def __init__(self, model: str, *, prompt: Prompt, batch_size: int = 16, device: str | None = None,
+                 precision: str = "auto") -> None:
+        if not model:
+            raise InputError("the vqa scorer needs a model, e.g. 'vqa:Salesforce/blip2-flan-t5-xxl' or 'vqa:openai:gpt-4o'")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model_name = model
+        self.prompt = prompt
+        self.batch_size = batch_size
+        self.device = auto_device(device)
+        self.dtype = auto_dtype(self.device, precision)
+        self.spec = f"vqa:{model}"
+        local = Path(model).expanduser()
+        self.cache_id = json.dumps(
+            {"backend": "vqa", "model": model, "weights": _folder_fingerprint(local) if local.is_dir() else "",
+             "prompt_sha256": prompt.sha256, "dtype": str(self.dtype).removeprefix("torch.")},
+            sort_keys=True,
+        )
+        self._loaded = None
+
+    def _load(self):
+        if self._loaded is None:
+            family = family_of(self.model_name)
+            processor, model = load_vision_language_model(family, self.model_name, device=self.device, dtype=self.dtype)
+            tokenizer = processor.tokenizer
+            yes, no = _answer_tokens(tokenizer, YES_WORDS), _answer_tokens(tokenizer, NO_WORDS)
+            if not yes or not no or set(yes) & set(no):
+                raise BackendError(f"{self.spec}: the tokenizer has no distinct 'yes' and 'no' tokens to read P(yes) from")
+            text_config = getattr(model.config, "text_config", model.config)
+            self._loaded = (family, processor, model, yes, no, bool(getattr(text_config, "is_encoder_decoder", False)))
+        return self._loaded
+
+    def prepare(self, items: Sequence[ImageItem]) -> dict[str, str]:
+        return check_images(items)
+
+    def score_pairs(self, pairs: Sequence[tuple[ImageItem, str]]) -> np.ndarray:
+        scores = []
+        for begin in range(0, len(pairs), self.batch_size):
+            scores += self._score_batch(pairs[begin: begin + self.batch_size])
+        return np.asarray(scores, dtype=np.float64)
+
+    @torch.inference_mode()
+    def _score_batch(self, pairs: Sequence[tuple[ImageItem, str]]) -> list[float]:
+        family, processor, model, yes, no, encoder_decoder = self._load()
+        images = {item.key: item.open() for item, _ in pairs}
+        texts = [format_prompt(processor, family, self.prompt.render(hypothesis=text), question=True) for _, text in pairs]
+        inputs = processor(images=[images[item.key] for item, _ in pairs], text=texts, return_tensors="pt",
+                           padding=True).to(self.device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        if encoder_decoder:
+            start = model.config.text_config.decoder_start_token_id
+            inputs["decoder_input_ids"] = torch.full((len(pairs), 1), start, dtype=torch.long, device=self.device)
+        logits = model(**inputs).logits[:, -1, :].float()
+        log_probs = torch.log_softmax(logits, dim=-1)
+        log_yes = torch.logsumexp(log_probs[:, yes], dim=-1)
+        log_no = torch.logsumexp(log_probs[:, no], dim=-1)
+        return torch.sigmoid(log_yes - log_no).cpu().tolist()
+
+
+def parse_yes_no(answer: str) -> float | None:
+    """1.0 for an answer starting with yes, 0.0 for no, None otherwise.
+
+    >>> parse_yes_no("Yes."), parse_yes_no(" no, it does not"), parse_yes_no("Maybe")
+    (1.0, 0.0, None)
+    """
+    match = _ANSWER.match(answer or "")
+    return None if match is None else float(match.group(1).lower() == "yes")
+
+
+def p_yes_from_logprobs(response) -> float | None:
+    """P(yes) over P(yes) + P(no) from the first answer token's top logprobs; None when the
+    endpoint returned none, or neither word is among them."""
+    choice = response.choices[0] if response.choices else None
+    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    if not content:
+        return None
+    mass = {"yes": 0.0, "no": 0.0}
+    for candidate in content[0].top_logprobs or []:
+        word = candidate.token.strip().lower()
+        if word in mass:
+            mass[word] += math.exp(candidate.logprob)
+    total = mass["yes"] + mass["no"]
+    return mass["yes"] / total if total > 0 else None
+
+
+class OpenAIVQAScorer:
+    """The yes/no question to an OpenAI-compatible vision chat model, one request per pair,
+    ``concurrency`` in flight."""
+
+    def __init__(self, client, *, prompt: Prompt, concurrency: int = 4) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self.client = client
+        self.prompt = prompt
+        self.concurrency = concurrency
+        self.spec = f"vqa:openai:{client.model}"
+        self.cache_id = json.dumps({"backend": "vqa-openai", **client.describe(), "prompt_sha256": prompt.sha256},
+                                   sort_keys=True)
+
+    def prepare(self, items: Sequence[ImageItem]) -> dict[str, str]:
+        return check_images(items)
+
+    def score_pairs(self, pairs: Sequence[tuple[ImageItem, str]]) -> np.ndarray:
+        # Requests wait on the network: threads overlap them (the SDK client is thread-safe).
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return np.asarray(list(pool.map(self._score, pairs)), dtype=np.float64)
+
+    def _score(self, pair: tuple[ImageItem, str]) -> float:
+        from visdiff.llm import image_content
+
+        item, text = pair
+        question = self.prompt.render(hypothesis=text).strip()
+        answer = ""
+        for note in ("", f" {RETRY_NOTE}"):
+            messages = [{"role": "user", "content": [{"type": "text", "text": question + note}, image_content(item.open())]}]
+            answer, response = self.client.complete(messages, temperature=0, max_tokens=3, logprobs=True, top_logprobs=10)
+            score = p_yes_from_logprobs(response)
+            if score is None:
+                score = parse_yes_no(answer)
+            if score is not None:
+                return score
+        raise ServiceError(f"{self.spec} at {self.client.endpoint} gave no yes/no answer about {item.source} and "
+                           f"{text!r}, even when asked again; answer began {answer[:120]!r}")
+
+
+@SCORERS.register("vqa")
+def _create_vqa(model: str, *, device: str | None = None, cache: CacheRoot | None = None, prompts: str | None = None,
+                base_url: str | None = None, captioning_for=None, **options):
+    del cache, captioning_for  # pair scores are cached by the scoring stage; no captions needed
+    prompt = load_prompt("vqa", prompts)
+    if model.startswith("openai:"):
+        from visdiff.llm import ChatClient
+
+        del device  # runs no local model
+        client = ChatClient(model.removeprefix("openai:") or "gpt-4o", base_url=base_url,
+                            timeout=options.pop("timeout", 60.0), max_retries=options.pop("max_retries", 3))
+        return OpenAIVQAScorer(client, prompt=prompt, **options)
+    return HFVQAScorer(model, prompt=prompt, device=device, **options)
