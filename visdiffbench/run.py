@@ -8,7 +8,9 @@ Output folder layout:
 - ``results.jsonl``: one line per finished pair (``status`` ``ok`` or ``skipped`` with a
   reason), appended, flushed and fsynced as each pair finishes. A rerun skips the pairs
   already there; a torn last line (a crash mid-write) is cut off and that pair is redone.
-- ``summary.md``, ``summary.csv``: Acc@1/Acc@5 per split beside the paper's numbers.
+- ``summary.md``, ``summary.csv``: Acc@1/Acc@5 per split beside the paper's numbers;
+  ``summary.md`` and ``diagnosis.csv`` also split the misses per split into never proposed,
+  proposed but ranked low, and ranker blind (see :mod:`visdiffbench.diagnosis`).
 - ``data_issues.jsonl``: what was wrong with the benchmark files (missing images, ...).
 """
 
@@ -31,15 +33,22 @@ from visdiff.progress import progress_bar
 from visdiff.runlog import append_record, check_settings_file, exclusive, library_versions, now, read_records
 from visdiff.stages import RunStages
 from visdiffbench.data import Benchmark, BenchPair, apply_purity
+from visdiffbench.diagnosis import BLIND_MARGIN, diagnose, diagnosis_summary
 from visdiffbench.judge import Judge
 from visdiffbench.metrics import PAPER_NOTE, acc_at_k, summarize, summary_markdown
+
+DIAGNOSIS_NOTE = (
+    "never_proposed: no proposal matched the ground truth (judge score 1); ranked_low: one did, below the top k; "
+    f"ranker_blind: the ground truth's own AUROC with this scorer is within {BLIND_MARGIN} of 0.5 (checked first). "
+    "mean_gt_auroc: the ground-truth phrase scored by the run's scorer."
+)
 
 log = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.jsonl"
 RUN_FILE = "run.json"
 # Bump when the meaning of a results line changes; a folder written by another version is refused.
-RESULTS_VERSION = 2
+RESULTS_VERSION = 3
 # Table columns kept per hypothesis in a results line.
 _HYPOTHESIS_COLUMNS = ("hypothesis", "auroc", "mean_a", "mean_b", "effect_size", "p_value", "q_value", "significant")
 
@@ -84,6 +93,7 @@ class BenchRun:
     out_dir: Path
     summary: pd.DataFrame
     records: list[dict]
+    diagnosis: pd.DataFrame
     new_pairs: int
     resumed_pairs: int
 
@@ -150,10 +160,14 @@ def _run_in(out: Path, benchmark: Benchmark, *, config: BenchConfig, judge: Judg
             records.append(record)
             bar.advance()
     summary = summarize(records)
+    diagnosis = diagnosis_summary(records)
     title = f"# {', '.join(Path(src).name for src in benchmark.sources)}: {config.run.profile} profile, {judge.spec} judge\n\n"
-    write_text_atomic(out / "summary.md", title + summary_markdown(summary) + "\n" + PAPER_NOTE + "\n")
+    write_text_atomic(out / "summary.md", title + summary_markdown(summary) + "\n" + PAPER_NOTE + "\n\n"
+                      + f"## Misses (no full match in the top {config.top_k})\n\n" + summary_markdown(diagnosis) + "\n"
+                      + DIAGNOSIS_NOTE + "\n")
     write_text_atomic(out / "summary.csv", summary.to_csv(index=False))
-    return BenchRun(out, summary, records, new_pairs=len(todo), resumed_pairs=len(done))
+    write_text_atomic(out / "diagnosis.csv", diagnosis.to_csv(index=False))
+    return BenchRun(out, summary, records, diagnosis, new_pairs=len(todo), resumed_pairs=len(done))
 
 
 def run_pair(
@@ -181,10 +195,17 @@ def run_pair(
         return {**record, "status": "skipped", "reason": str(e), "judge_scores": [],
                 "timings": {"total": time.perf_counter() - started}, "finished_at": now()}
     judge_started = time.perf_counter()
-    ranked = list(result.table["hypothesis"])
-    judgements = judge.judge(ranked[: config.top_k], name_a=pair.name_a, name_b=pair.name_b)
+    ranked_rows = result.table[result.table["direction"] == "A"] if "direction" in result.table else result.table
+    ranked = list(ranked_rows["hypothesis"])
+    # Every proposal is judged: the top_k count for accuracy, the rest tell a miss ranked low
+    # from one never proposed.
+    all_judgements = judge.judge(ranked, name_a=pair.name_a, name_b=pair.name_b)
+    judgements = all_judgements[: config.top_k]
     scores = [j.score for j in judgements]
     judge_seconds = time.perf_counter() - judge_started
+    diagnosis = diagnose(gt_phrase=pair.name_a, gt_auroc=_ground_truth_auroc(pair.name_a, result, config.run, models),
+                         ranked_aurocs=list(ranked_rows["auroc"]), match_scores=[j.score for j in all_judgements],
+                         top_k=config.top_k)
     if report_dir is not None:
         from visdiff.report import write_outputs
 
@@ -198,6 +219,7 @@ def run_pair(
         "hypotheses": _hypothesis_rows(result.table),
         "judged": [asdict(j) for j in judgements],
         "judge_scores": scores,
+        "diagnosis": diagnosis,
         "acc@1": acc_at_k(scores, 1),
         "acc@5": acc_at_k(scores, 5),
         "timings": {**result.timings, "judge": judge_seconds, "total": time.perf_counter() - started},
@@ -205,6 +227,14 @@ def run_pair(
         "judge": judge.describe(),
         "finished_at": now(),
     }
+
+
+def _ground_truth_auroc(phrase: str, result, options: RunOptions, models: dict | None) -> float:
+    """AUROC of the ground-truth phrase with the run's scorer (embeddings come from the cache)."""
+    scorer = (models or {}).get("scorer")
+    table = visdiff.rank([phrase], result.set_a, result.set_b, options, show_progress=False,
+                         **({"scorer": scorer} if scorer is not None else {}))
+    return float(table["auroc"].iloc[0])
 
 
 def read_results(path: Path) -> list[dict]:

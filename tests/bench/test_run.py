@@ -92,6 +92,48 @@ def test_run_writes_one_record_per_pair_and_a_summary(tmp_path, tiny_scorer):
     assert json.loads((tmp_path / "out" / "run.json").read_text())["config"]["run"]["seed"] == 0
 
 
+def test_each_pair_is_diagnosed_and_misses_are_split_per_split(tmp_path, tiny_scorer):
+    result = run(tmp_path / "out", tiny_scorer, config=BenchConfig(top_k=1))
+    records = {r["pair_id"]: r for r in result.records}
+    for record in records.values():
+        diagnosis = record["diagnosis"]
+        ranked = record["hypotheses"]
+        assert diagnosis["gt_phrase"] == record["name_a"] and diagnosis["n_ranked"] == len(ranked) == 6
+        # The ground truth scored by the run's own scorer, placed among the ranked proposals.
+        expected = visdiff.rank([record["name_a"]], *(MINIBENCH / p for p in ("easy/1_a", "easy/1_b")),
+                                scorer=tiny_scorer) if record["pair_id"] == "easy-1" else None
+        if expected is not None:
+            assert diagnosis["gt_auroc"] == pytest.approx(expected["auroc"].iloc[0])
+        assert diagnosis["gt_rank"] == 1 + sum(h["auroc"] > diagnosis["gt_auroc"] for h in ranked)
+        # ExactJudge: the proposal equal to A's name matches, wherever it ranks.
+        match = [i + 1 for i, h in enumerate(ranked) if h["hypothesis"] == record["name_a"]]
+        assert diagnosis["matching_ranks"] == match
+        assert (diagnosis["category"] == "hit") == (match == [1])
+    table = result.diagnosis.set_index("split")
+    assert list(table.index) == ["easy", "hard", "all"]
+    assert table.loc["all", "evaluated"] == 3
+    assert table.loc["all", "hits"] + table.loc["all", "misses"] == 3
+    assert table.loc["all", ["never_proposed", "ranked_low", "ranker_blind"]].sum() == table.loc["all", "misses"]
+    markdown = (tmp_path / "out" / "summary.md").read_text()
+    assert "## Misses (no full match in the top 1)" in markdown and "| split | evaluated | hits | misses |" in markdown
+    assert (tmp_path / "out" / "diagnosis.csv").read_text().startswith("split,evaluated,hits,misses,never_proposed")
+
+
+@pytest.mark.parametrize("gt_auroc, aurocs, scores, top_k, category, rank", [
+    (0.9, [0.95, 0.8], [1.0, 0.0], 1, "hit", 2),
+    (0.9, [0.95, 0.8], [0.0, 0.5], 5, "never_proposed", 2),
+    (0.9, [0.95, 0.8, 0.7], [0.0, 0.0, 1.0], 2, "ranked_low", 2),
+    (0.55, [0.95, 0.8], [0.0, 1.0], 1, "ranker_blind", 3),
+    (0.42, [0.95], [0.0], 1, "ranker_blind", 2),
+    (0.2, [0.95], [None], 1, "never_proposed", 2),
+])
+def test_diagnosis_categories(gt_auroc, aurocs, scores, top_k, category, rank):
+    from visdiffbench import diagnose
+
+    found = diagnose(gt_phrase="x", gt_auroc=gt_auroc, ranked_aurocs=aurocs, match_scores=scores, top_k=top_k)
+    assert (found["category"], found["gt_rank"]) == (category, rank)
+
+
 def test_interrupted_run_resumes_without_lost_or_duplicated_lines(tmp_path, tiny_scorer):
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
@@ -191,12 +233,14 @@ def test_bench_command_with_the_llm_judge(tmp_path, tiny_clip_weights, fake_open
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "easy" in result.output and "0.88" in result.output
+    assert "misses: no full match in the top 5" in result.output
     record = json.loads((out / "results.jsonl").read_text())
     assert record["pair_id"] == "easy-1" and record["judge"]["judge"] == "llm:judge-model"
     assert record["judge_scores"] == [1.0 if h.startswith("red") else 0.0 for h in (j["hypothesis"] for j in record["judged"])]
-    assert len(fake_openai.requests) == len(record["judged"])
+    # Every ranked hypothesis is judged (the diagnosis needs all), the top 5 count.
+    assert len(fake_openai.requests) == len(record["hypotheses"]) == 6 and len(record["judged"]) == 5
     assert CliRunner().invoke(app, args).exit_code == 0  # resumed: nothing new asked
-    assert len(fake_openai.requests) == len(record["judged"])
+    assert len(fake_openai.requests) == 6
 
 
 def test_bench_command_reports_bad_input_with_exit_code_2(tmp_path):

@@ -43,6 +43,7 @@ def bench_command(
     out: Annotated[Path | None, typer.Option("--out", file_okay=False, help="Results folder (default: bench-out/<benchmark>-<profile>-<judge>). Rerunning into it resumes.", rich_help_panel=BENCH_PANEL)] = None,
     purity: Annotated[float, typer.Option(min=0.0, max=1.0, help="Swap a fraction 1-p of set A with set B (paper Fig. 4).", rich_help_panel=BENCH_PANEL)] = 1.0,
     min_images: Annotated[int, typer.Option(min=2, help="Skip a pair when a set has fewer readable images.", rich_help_panel=BENCH_PANEL)] = 2,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Ranked hypotheses that count for accuracy (Acc@5 needs 5); a miss is a pair with no full match among them.", rich_help_panel=BENCH_PANEL)] = 5,
     reports: Annotated[bool, typer.Option("--reports", help="Also write each pair's HTML report under <out>/reports/.", rich_help_panel=BENCH_PANEL)] = False,
     judge: Annotated[JudgeName, typer.Option(help="offline: MiniLM similarity, no API; llm: the paper's 2/1/0 rubric via --judge-llm.", rich_help_panel=JUDGE_PANEL, case_sensitive=False)] = JudgeName.offline,
     judge_llm: Annotated[str | None, typer.Option(help="Chat model of the llm judge (the paper used GPT-4).", rich_help_panel=JUDGE_PANEL)] = None,
@@ -50,15 +51,16 @@ def bench_command(
     judge_prompt: Annotated[str | None, typer.Option(help="Template of the llm judge: a .txt file with $name_a, $name_b and $hypothesis (default: the prompt set's judge.txt).", rich_help_panel=JUDGE_PANEL)] = None,
     quiet: bool = False,
 ) -> None:
-    """Run compare on every benchmark pair, judge the top 5 hypotheses, and print Acc@1/Acc@5 per split
-    beside the paper's numbers. Results go to <out>/results.jsonl (one line per pair) and
+    """Run compare on every benchmark pair, judge its hypotheses, and print Acc@1/Acc@5 per split
+    beside the paper's numbers, and why each miss was missed. Results go to <out>/results.jsonl (one line per pair) and
     <out>/summary.md / summary.csv; interrupt and rerun to resume."""
     from visdiffbench import BenchConfig, create_judge, load_benchmark, run_benchmark
+    from visdiffbench.run import DIAGNOSIS_NOTE
 
     benchmark = load_benchmark(bench, root=root).select(splits=_splits(split), limit=limit)
     _report_issues(benchmark.issues, quiet=quiet)
     config = BenchConfig(run=options, purity=purity, judge=judge.value, judge_llm=judge_llm, judge_prompt=judge_prompt,
-                         min_images=min_images)
+                         top_k=top_k, min_images=min_images)
     built_judge = create_judge(judge.value, llm=judge_llm, base_url=judge_base_url or options.base_url,
                                cache=options.cache_root(), prompt=judge_prompt, prompts=options.prompt_set())
     out_dir = out or Path("bench-out") / f"{Path(bench).stem}-{options.profile}-{judge.value}"
@@ -66,9 +68,12 @@ def bench_command(
                         show_progress=options.show_progress)
     from visdiffbench.metrics import PAPER_NOTE
 
-    # Short headers so the table fits 80 columns; summary.md / summary.csv keep the full names.
+    # Short headers so the tables fit 80 columns; summary.md / summary.csv / diagnosis.csv keep the full names.
     render_summary(run.summary, title=f"{bench} ({options.profile} profile, {judge.value} judge)", caption=PAPER_NOTE,
                    headers={"evaluated": "run", "paper_acc@1": "paper@1", "paper_acc@5": "paper@5"}, text_columns=("split",))
+    render_summary(run.diagnosis, title=f"misses: no full match in the top {top_k}", caption=DIAGNOSIS_NOTE,
+                   headers={"evaluated": "run", "never_proposed": "never", "ranked_low": "low", "ranker_blind": "blind",
+                            "mean_gt_auroc": "gt_auroc"}, text_columns=("split",))
     stderr.print(f"{run.new_pairs} pair(s) run, {run.resumed_pairs} already done; results in {run.out_dir}", highlight=False)
 
 
