@@ -60,7 +60,7 @@ DECLARED: dict[str, Declared] = {
         "--proposer", help="Proposer spec: 'llm:MODEL' (captions -> LLM), 'vlm:MODEL' (image grid -> vision LLM), "
         "'vocabulary'.", rich_help_panel=MODELS)]),
     "scorer": Declared(Annotated[str | None, typer.Option(
-        "--scorer", "-s", help="Scorer spec, e.g. 'open_clip:ViT-bigG-14:laion2b_s39b_b160k' (the paper's) or "
+        "--scorer", "-s", help="Scorer spec, e.g. 'open_clip:ViT-bigG-14:laion2b_s39b_b160k' (the paper's), 'vqa:MODEL', 'vqa:openai:MODEL', 'caption-llm:CAPTIONER,LLM' or "
         "'open_clip:ViT-B-32:/path/weights.pt'.", rich_help_panel=MODELS)]),
     "clip": Declared(Annotated[str | None, typer.Option(
         "--clip", help="Shorthand for --scorer open_clip:ARCH:PRETRAINED.", rich_help_panel=MODELS)]),
