@@ -248,3 +248,14 @@ def test_rank_with_caption_llm_reuses_the_runs_captioner(tiny_blip2_opt, fake_op
     assert list(table.hypothesis) and table.attrs["scorer"] == f"caption-llm:blip2:{tiny_blip2_opt},fake"
     assert table.attrs["embeddings"] == {"scored": 8, "cached": 0, "failed": 0}
     assert len(fake_openai.requests) == 4
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("fixture", ["tiny_blip2_opt", "tiny_blip2_t5", "tiny_llava"])
+def test_gpu_vqa_in_half_precision_matches_full_precision(fixture, request, image_sets):
+    folder = request.getfixturevalue(fixture)
+    half = create_scorer(f"vqa:{folder}")
+    assert half.device.type == "cuda" and half.dtype == torch.float16
+    pairs = [(item, text) for item in image_sets[0].items for text in TEXTS]
+    scores = half.score_pairs(pairs)
+    np.testing.assert_allclose(scores, create_scorer(f"vqa:{folder}", device="cpu").score_pairs(pairs), atol=0.02)
