@@ -239,6 +239,7 @@ def test_the_default_profiles_keep_visdiffs_own_settings():
     ({"temperature": 3.0}, "temperature must be between 0 and 2"),
     ({"max_tokens": 0}, "max_tokens must be a whole number >= 1"),
     ({"caption_beams": 2, "caption_temperature": 0.5}, "exclude each other"),
+    ({"prompts": "papr"}, "unknown prompt set 'papr'; choose one of: paper, strict"),
 ])
 def test_bad_generation_settings_are_usage_errors(keywords, message):
     from visdiff.errors import InputError

@@ -19,6 +19,7 @@ from visdiff.devices import check_device
 from visdiff.errors import InputError
 from visdiff.redaction import redact_url
 from visdiff.profiles import DEFAULT_PROFILE, Profile, get_profile
+from visdiff.prompts import get_prompt_set
 from visdiff.proposers import CHAT_PROPOSERS
 from visdiff.ranking import DEFAULT_ALPHA
 from visdiff.registry import parse_spec
@@ -125,6 +126,8 @@ class RunOptions:
             if spec is not None and not isinstance(spec, str):
                 raise InputError(f"{name} must be a spec string here, got {type(spec).__name__}")
         self._check_generation()
+        if self.prompts is not None:
+            get_prompt_set(self.prompts)  # a misspelt set fails before any image is read
         check_device(self.device)
         if self.base_url is not None:
             check_url(self.base_url)
