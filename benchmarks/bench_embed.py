@@ -4,12 +4,15 @@ For one scorer and batch size, in one run:
   (a) limit: forward passes over pre-decoded, pre-processed tensors already in memory;
   (b) visdiff: JPEG files on disk -> hashing -> decode/preprocess workers -> forward ->
       float16 cache on disk (a fresh cache dir, so every image is encoded).
-Prints images/s of each and the ratio (b)/(a). Each is repeated and the best run kept, so
+Prints images/s of each and the ratio (b)/(a), and the seconds of each part of (b): hashing,
+the reader (time the model waited for decoded batches), the mapper (forward passes) and the
+writer (shard commits). Each is repeated and the best run kept, so
 a busy machine penalises both alike.
 
     .venv/bin/python benchmarks/bench_embed.py --scorer offline
     .venv/bin/python benchmarks/bench_embed.py --scorer vit-b-32-random
     .venv/bin/python benchmarks/bench_embed.py --images ../shared/data/devbench/images
+    .venv/bin/python benchmarks/bench_embed.py --scorer vit-b-32-random --device cuda --batch-size 256 -n 4096
 
 Without --images it generates JPEGs (640x480, smooth random content) in a temp dir.
 """
@@ -28,8 +31,10 @@ from PIL import Image
 
 from visdiff.embeddings.cache import EmbeddingCache
 from visdiff.embeddings.encode import embed_image_set
+from visdiff.embeddings.settings import EmbedSettings
 from visdiff.image_sets import list_image_files, load_image_set
 from visdiff.scorers import create_scorer
+from visdiff.timing import Timings
 
 
 def generate_jpegs(folder: Path, n: int, size=(640, 480), seed: int = 0) -> None:
@@ -60,17 +65,21 @@ def limit_rate(scorer, files: list[Path], batch_size: int) -> float:
     return len(files) / (time.perf_counter() - start)
 
 
-def visdiff_rate(scorer, folder: Path, batch_size: int, num_workers: int | None) -> float:
-    """Images/s from files on disk to embeddings in a fresh on-disk cache."""
+def visdiff_rate(scorer, folder: Path, batch_size: int, num_workers: int | None) -> tuple[float, dict[str, float]]:
+    """Images/s from files on disk to embeddings in a fresh on-disk cache, and the seconds
+    of each part: listing and hashing the files, then the reader, mapper and writer seams."""
     with tempfile.TemporaryDirectory() as cache_dir:
+        timings = Timings()
         start = time.perf_counter()
-        image_set = load_image_set(folder)
+        with timings.stage("hash"):
+            image_set = load_image_set(folder)
         cache = EmbeddingCache(Path(cache_dir), scorer.cache_id)
-        emb, usable = embed_image_set(scorer, image_set, cache=cache, batch_size=batch_size,
-                                      num_workers=num_workers, show_progress=False)
+        with timings.stage("embed"):
+            emb, usable = embed_image_set(scorer, image_set, cache=cache, timings=timings, settings=EmbedSettings(
+                batch_size=batch_size, num_workers=num_workers, show_progress=False))
         elapsed = time.perf_counter() - start
     assert emb.shape[0] == len(usable) == len(image_set)
-    return len(image_set) / elapsed
+    return len(image_set) / elapsed, timings.as_dict()
 
 
 def main() -> None:
@@ -81,6 +90,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--num-workers", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: best available)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,19 +101,22 @@ def main() -> None:
         files = list_image_files(folder).files
         spec = random_vit_spec(tmp) if args.scorer == "vit-b-32-random" else args.scorer
         load_start = time.perf_counter()
-        scorer = create_scorer(spec)
+        scorer = create_scorer(spec, device=args.device)
         scorer.encode_images(torch.stack([scorer.preprocess(Image.open(files[0]).convert("RGB"))]))  # load + warm up
         load_seconds = time.perf_counter() - load_start
         limit, full = [], []
         for _ in range(args.repeats):  # interleaved, so load changes hit both
             limit.append(limit_rate(scorer, files, args.batch_size))
             full.append(visdiff_rate(scorer, folder, args.batch_size, args.num_workers))
-    best_limit, best_full = max(limit), max(full)
+    best_limit = max(limit)
+    best_full, parts = max(full)
     print(f"scorer            {spec.split(':/')[0]}  (load {load_seconds:.1f} s)")
     print(f"images            {len(files)} from {folder if args.images else 'generated 640x480 JPEGs'}")
     print(f"batch size        {args.batch_size}, torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
     print(f"(a) forward only  {best_limit:8.1f} img/s   runs: {', '.join(f'{r:.1f}' for r in limit)}")
-    print(f"(b) visdiff path  {best_full:8.1f} img/s   runs: {', '.join(f'{r:.1f}' for r in full)}")
+    print(f"(b) visdiff path  {best_full:8.1f} img/s   runs: {', '.join(f'{r:.1f}' for r, _ in full)}")
+    print("    best run, s    " + ", ".join(f"{part} {seconds:.2f}" for part, seconds in parts.items())
+          + "  (embed = cache lookup and assembly; embed_read = waiting for decoded batches)")
     print(f"ratio (b)/(a)     {best_full / best_limit:.3f}")
 
 

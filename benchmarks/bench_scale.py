@@ -5,7 +5,7 @@ are already in the on-disk cache (written beforehand by another process): cache 
 embedding lookup, text scoring, exact statistics. It prints wall time and peak RSS; peak
 RSS should grow linearly in N (no N^2 matrices). Also prints cache bytes per image.
 
-    .venv/bin/python benchmarks/bench_scale.py                 # N = 20k, 100k, 200k
+    .venv/bin/python benchmarks/bench_scale.py                 # N = 20k, 100k, 200k, 1M
     .venv/bin/python benchmarks/bench_scale.py --sizes 20000
 """
 
@@ -91,7 +91,7 @@ def measure(cache_dir: Path, n: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000, 200_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000, 200_000, 1_000_000])
     parser.add_argument("--child", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()

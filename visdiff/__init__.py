@@ -1,6 +1,6 @@
 """visdiff: describe in plain words how image set A differs from image set B.
 
-Public API: :func:`compare`, :func:`propose`, :func:`caption`, :func:`rank`,
+Public API: :func:`compare`, :func:`propose`, :func:`caption`, :func:`rank`, :func:`embed`,
 :func:`rank_scores`, :func:`load_image_set`, :func:`load_prompt`, :class:`RunOptions`,
 :class:`CompareResult`, and the stage registries' ``create_*`` / ``list_*`` functions.
 Everything else is internal.
@@ -26,6 +26,7 @@ _EXPORTS = {
     "rank_scores": "visdiff.ranking",
     "caption": "visdiff.pipeline",
     "compare": "visdiff.pipeline",
+    "embed": "visdiff.pipeline",
     "propose": "visdiff.pipeline",
     "rank": "visdiff.pipeline",
     "load_prompt": "visdiff.prompts",

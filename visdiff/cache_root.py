@@ -4,6 +4,7 @@
 
 Layout under the root: ``embeddings/<store>/`` (image and text embeddings per scorer, see
 :mod:`visdiff.embeddings.cache`), ``captions/`` and ``llm/`` (:class:`visdiff.textcache.TextCache`),
+``hashes/`` (:class:`visdiff.file_hashes.FileHashMemo`),
 and one folder per scorer that keeps files of its own (``offline/``).
 """
 
@@ -17,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from visdiff.embeddings.cache import EmbeddingCache
+from visdiff.embeddings.writer import DEFAULT_SHARD_IMAGES
 from visdiff.errors import InputError
+from visdiff.file_hashes import FileHashMemo
 from visdiff.textcache import TextCache
 
 CACHE_ENV = "VISDIFF_CACHE_DIR"
@@ -75,6 +78,10 @@ class CacheRoot:
         """A text store (captions, LLM answers), or None when disabled."""
         return TextCache(self.path, namespace, version=version) if self.path is not None else None
 
+    def file_hashes(self) -> FileHashMemo | None:
+        """The memo of image-file hashes (unchanged files are not read again), or None when disabled."""
+        return FileHashMemo(self.path / "hashes" / "files.sqlite") if self.path is not None else None
+
     def folder(self, name: str) -> Path | None:
         """A folder for a stage's own files (created by whoever writes there), or None when disabled."""
         return self.path / name if self.path is not None else None
@@ -106,6 +113,15 @@ class CacheRoot:
             infos.append(StoreInfo(folder.name, folder.name, folder, len(files), len(files),
                                    sum(f.stat().st_size for f in files)))
         return infos
+
+    def compact(self, target_rows: int = DEFAULT_SHARD_IMAGES) -> list[tuple[str, int, int]]:
+        """Merge the small shards of every embedding store (runs committing every few seconds
+        leave many); returns (store, shards before, shards after) per store."""
+        embeddings = self.path / "embeddings" if self.path is not None else None
+        if embeddings is None or not embeddings.is_dir():
+            return []
+        return [(store.name, *EmbeddingCache.in_folder(store).compact(target_rows))
+                for store in sorted(p for p in embeddings.iterdir() if p.is_dir())]
 
     def clear(self) -> int:
         """Delete everything cached under the root; returns bytes freed.

@@ -21,6 +21,7 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from visdiff.errors import InputError
+from visdiff.file_hashes import FileHashMemo
 from visdiff.tables import DEFAULT_GROUP_COLUMN, TABLE_SUFFIXES, is_table, relative_to, select_rows
 
 log = logging.getLogger(__name__)
@@ -268,11 +269,12 @@ def _file_kind(mode: int) -> str:
     return "special file"
 
 
-def _from_paths(paths: Iterable[Path], *, name: str) -> ImageSet:
+def _from_paths(paths: Iterable[Path], *, name: str, hashes: FileHashMemo | None = None) -> ImageSet:
+    paths = list(paths)
+    probed = hashes.probe(paths, _probe) if hashes is not None else [_probe(p) for p in paths]
     items: list[ImageItem] = []
     skipped: list[SkippedImage] = []
-    for path in paths:
-        key, reason = _probe(path)
+    for path, (key, reason) in zip(paths, probed):
         source = display_path(path)
         if key is None:
             log.warning("skipping %s: %s", source, reason)
@@ -389,7 +391,8 @@ def _from_table(path: Path, *, group: str | None, group_column: str, where: Mapp
 
 
 def load_image_set(source, *, group: str | None = None, group_column: str = DEFAULT_GROUP_COLUMN,
-                   where: Mapping[str, str] | None = None, name: str | None = None) -> ImageSet:
+                   where: Mapping[str, str] | None = None, name: str | None = None,
+                   hashes: FileHashMemo | None = None) -> ImageSet:
     """Build an :class:`ImageSet` from a folder, a table, a list of paths, or PIL images.
 
     Parameters
@@ -406,6 +409,9 @@ def load_image_set(source, *, group: str | None = None, group_column: str = DEFA
         Keep only the table rows whose columns equal these values.
     name : str, optional
         Label for messages and reports; defaults to the folder or group name.
+    hashes : FileHashMemo, optional
+        Remembered hashes of unchanged files (:meth:`CacheRoot.file_hashes`), so they are not
+        read again.
 
     Unreadable, empty or non-image files are skipped with one warning each and listed in
     ``ImageSet.skipped``. A missing path raises :class:`InputError`.
@@ -423,7 +429,7 @@ def load_image_set(source, *, group: str | None = None, group_column: str = DEFA
             if not scan.files:
                 raise InputError(f"folder {display_path(path)} contains no image files"
                                  + (f" ({len(scan.skipped)} other entries skipped)" if scan.skipped else ""))
-            image_set = _from_paths(scan.files, name=name or path.name)
+            image_set = _from_paths(scan.files, name=name or path.name, hashes=hashes)
             return replace(image_set, skipped=tuple(scan.skipped) + image_set.skipped)
         raise InputError(f"{path} is neither a folder nor a table of images "
                          f"({', '.join(sorted(TABLE_SUFFIXES))}, or a datasets save_to_disk folder)")
@@ -437,6 +443,6 @@ def load_image_set(source, *, group: str | None = None, group_column: str = DEFA
     for p in missing:
         log.warning("skipping %s: no such file", p)
     present = [Path(p) for p in seq if Path(p).exists()]
-    image_set = _from_paths(present, name=name or "")
+    image_set = _from_paths(present, name=name or "", hashes=hashes)
     skipped_missing = tuple(SkippedImage(str(p), "no such file") for p in missing)
     return replace(image_set, skipped=skipped_missing + image_set.skipped)

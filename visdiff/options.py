@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from visdiff.cache_root import CacheRoot
 from visdiff.devices import check_device
+from visdiff.embeddings.writer import DEFAULT_SHARD_IMAGES, DEFAULT_SHARD_SECONDS
 from visdiff.errors import InputError
 from visdiff.redaction import redact_url
 from visdiff.profiles import DEFAULT_PROFILE, Profile, get_profile
@@ -79,6 +80,12 @@ class RunOptions:
         Device of the scorer and local captioners (default: the best available).
     batch_size, caption_batch_size : int
         Images per forward pass of the scorer and of the captioner.
+    engine, engine_address
+        Where the images missing from the cache are embedded: ``local`` (this process) or
+        ``ray`` (Ray Data; on a new local Ray, or the cluster at ``engine_address``).
+    shard_images, shard_seconds
+        Fresh image embeddings are committed to the cache every ``shard_images`` images or
+        ``shard_seconds`` seconds, so a killed run loses less than one shard of work.
     cache_dir, use_cache
         Cache root (default ``$VISDIFF_CACHE_DIR`` or the user cache dir), on or off.
     show_progress : bool, optional
@@ -107,6 +114,10 @@ class RunOptions:
     device: str | None = field(default=None, metadata=RUNTIME)
     batch_size: int = field(default=64, metadata=RUNTIME)
     caption_batch_size: int = field(default=8, metadata=RUNTIME)
+    engine: str = field(default="local", metadata=RUNTIME)
+    engine_address: str | None = field(default=None, metadata=RUNTIME)
+    shard_images: int = field(default=DEFAULT_SHARD_IMAGES, metadata=RUNTIME)
+    shard_seconds: float = field(default=DEFAULT_SHARD_SECONDS, metadata=RUNTIME)
     cache_dir: str | os.PathLike | None = field(default=None, metadata=RUNTIME)
     use_cache: bool = field(default=True, metadata=RUNTIME)
     show_progress: bool | None = field(default=None, metadata=RUNTIME)
@@ -115,12 +126,15 @@ class RunOptions:
         if isinstance(self.profile, Profile):
             object.__setattr__(self, "profile", self.profile.name)
         get_profile(self.profile)
-        for name in ("rounds", "samples_per_set", "batch_size", "caption_batch_size"):
+        for name in ("rounds", "samples_per_set", "batch_size", "caption_batch_size", "shard_images"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
         if not isinstance(self.alpha, (int, float)) or not (0 < self.alpha < 1) or math.isnan(self.alpha):
             raise InputError(f"alpha must be in (0, 1), got {self.alpha!r}")
+        if isinstance(self.shard_seconds, bool) or not isinstance(self.shard_seconds, (int, float)) or \
+                not self.shard_seconds > 0:
+            raise InputError(f"shard_seconds must be a number of seconds > 0, got {self.shard_seconds!r}")
         for name in ("captioner", "proposer", "scorer"):
             spec = getattr(self, name)
             if spec is not None and not isinstance(spec, str):

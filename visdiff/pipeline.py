@@ -1,4 +1,4 @@
-"""The public API of the VisDiff pipeline: ``caption``, ``propose``, ``rank`` and ``compare``.
+"""The public API of the VisDiff pipeline: ``caption``, ``propose``, ``rank``, ``compare`` and ``embed``.
 
 Each takes a :class:`~visdiff.options.RunOptions` (``options=``) and/or its fields as keywords
 (``profile="paper"``, ``seed=3``...); ``captioner``, ``proposer`` and ``scorer`` may also be
@@ -41,8 +41,10 @@ def _stages(options: RunOptions | None, keywords: dict, *, only: Sequence[str] =
     return RunStages(RunOptions.build(options, **keywords), **built)
 
 
-def _load_sets(set_a, set_b) -> tuple[ImageSet, ImageSet]:
-    image_set_a, image_set_b = load_image_set(set_a, name="A").require(2), load_image_set(set_b, name="B").require(2)
+def _load_sets(set_a, set_b, stages: RunStages) -> tuple[ImageSet, ImageSet]:
+    hashes = stages.cache.file_hashes()
+    image_set_a = load_image_set(set_a, name="A", hashes=hashes).require(2)
+    image_set_b = load_image_set(set_b, name="B", hashes=hashes).require(2)
     if sorted(image_set_a.keys) == sorted(image_set_b.keys):
         log.warning("set A and set B hold the same images: no hypothesis can tell them apart (every AUROC is 0.5)")
     return image_set_a, image_set_b
@@ -67,7 +69,7 @@ def caption(images, options: RunOptions | None = None, **keywords) -> pd.DataFra
         (captioned vs cached).
     """
     stages = _stages(options, keywords, only=("captioner",))
-    image_set = load_image_set(images).require(1)
+    image_set = load_image_set(images, hashes=stages.cache.file_hashes()).require(1)
     captions, image_set = stages.captioning.caption_set(image_set)
     table = pd.DataFrame(
         {"source": [it.source for it in image_set.items], "sha256": image_set.keys,
@@ -85,7 +87,7 @@ def propose(set_a, set_b, options: RunOptions | None = None, **keywords) -> list
     ``propose(set_b, set_a, ...)``. Returns the phrases in proposal order, duplicates merged.
     """
     stages = _stages(options, keywords)
-    image_set_a, image_set_b = _load_sets(set_a, set_b)
+    image_set_a, image_set_b = _load_sets(set_a, set_b, stages)
     return stages.propose(image_set_a, image_set_b)
 
 
@@ -102,7 +104,7 @@ def rank(hypotheses: Sequence[str], set_a, set_b, options: RunOptions | None = N
     """
     hypotheses = clean_hypotheses(hypotheses)
     stages = _stages(options, keywords, only=("scorer",))
-    image_set_a, image_set_b = _load_sets(set_a, set_b)
+    image_set_a, image_set_b = _load_sets(set_a, set_b, stages)
     [(emb_a, image_set_a), (emb_b, image_set_b)] = stages.scoring.embed_sets(image_set_a, image_set_b)
     image_set_a.require(2)
     image_set_b.require(2)
@@ -117,6 +119,26 @@ def rank(hypotheses: Sequence[str], set_a, set_b, options: RunOptions | None = N
         embeddings=asdict(stages.scoring.stats),
     )
     return table
+
+
+def embed(sets: Sequence, options: RunOptions | None = None, **keywords) -> dict:
+    """Embed every image of ``sets`` into the cache, so later runs on them rank from it.
+
+    ``sets`` are anything :func:`visdiff.load_image_set` takes; options as :func:`rank`
+    (``scorer``, ``batch_size``, ``shard_images``, ``cache_dir``...). Returns the scorer, each
+    set's readable and skipped counts, the embedding counts (encoded, cached, failed, shards)
+    and the seconds of each part (``embed_read``, ``embed_map``, ``embed_write``).
+    """
+    stages = _stages(options, keywords, only=("scorer",))
+    image_sets = [load_image_set(s, hashes=stages.cache.file_hashes()) for s in sets]
+    embedded = stages.scoring.embed_sets(*image_sets)
+    return {
+        "scorer": stages.scoring.spec,
+        "sets": [{"name": kept.name, "images": len(kept), "skipped": [asdict(s) for s in kept.skipped]}
+                 for _, kept in embedded],
+        "embeddings": asdict(stages.scoring.stats),
+        "timings": stages.timings.as_dict(),
+    }
 
 
 def compare(set_a, set_b, options: RunOptions | None = None, **keywords) -> CompareResult:
@@ -142,7 +164,7 @@ def compare(set_a, set_b, options: RunOptions | None = None, **keywords) -> Comp
     total_start = time.perf_counter()
     stages = _stages(options, keywords)
     with stages.timings.stage("load_images"):
-        image_set_a, image_set_b = _load_sets(set_a, set_b)
+        image_set_a, image_set_b = _load_sets(set_a, set_b, stages)
     # Embed first: images that fail to decode leave the sets before anyone proposes from them.
     [(emb_a, image_set_a), (emb_b, image_set_b)] = stages.scoring.embed_sets(image_set_a, image_set_b)
     image_set_a.require(2)

@@ -14,6 +14,7 @@ from functools import cached_property
 from visdiff.captioners import CAPTIONERS, PROMPTED_CAPTIONERS, Captioner
 from visdiff.captioning import Captioning
 from visdiff.embeddings.scoring import Scoring
+from visdiff.engines import ENGINES
 from visdiff.errors import InputError
 from visdiff.image_sets import ImageSet
 from visdiff.options import RunOptions
@@ -66,6 +67,7 @@ class RunStages:
             CAPTIONERS.check(options.captioner_spec())
         if scorer is None:
             SCORERS.check(options.scorer_spec())
+        ENGINES.create(options.engine, address=options.engine_address)
         if proposer is None:
             PROPOSERS.check(options.proposer_spec())
 
@@ -95,6 +97,8 @@ class RunStages:
         return Scoring(
             spec, cache=self.cache, timings=self.timings,
             device=self.options.device, batch_size=self.options.batch_size, show_progress=self.options.show_progress,
+            shard_images=self.options.shard_images, shard_seconds=self.options.shard_seconds,
+            engine=self.options.engine, engine_address=self.options.engine_address,
             scorer_options={"prompts": self.options.prompt_set(), "base_url": self.options.base_url,
                             "captioning_for": self.captioning_for} if pairwise else None,
         )

@@ -135,8 +135,9 @@ def _block_summary(a: np.ndarray, b: np.ndarray, *, with_u: bool) -> tuple:
 
     Works on private contiguous (hypotheses x images) copies: row sums are pairwise and
     fast, and the copies can be sorted in place. U = sum over A of #(B < a) + 0.5 #(B == a):
-    each sorted A value is located in its sorted B row; counts are integers, so U is exact
-    and ties count half, as average ranks do.
+    each distinct sorted A value is located once in its sorted B row (CLIP scores rounded
+    to a few decimals have few distinct values, and one search serves all A values equal to
+    it); counts are integers, so U is exact and ties count half, as average ranks do.
     """
     a_rows = np.array(a.T, order="C")
     b_rows = np.array(b.T, order="C")
@@ -151,13 +152,16 @@ def _block_summary(a: np.ndarray, b: np.ndarray, *, with_u: bool) -> tuple:
     n_b = b_rows.shape[1]
     u = np.empty(a_rows.shape[0], dtype=np.float64)
     for j, (a_row, b_row) in enumerate(zip(a_rows, b_rows)):
-        below = np.searchsorted(b_row, a_row, side="left")
+        starts = np.flatnonzero(np.r_[True, a_row[1:] != a_row[:-1]])
+        values, counts = a_row[starts], np.diff(np.r_[starts, len(a_row)])
+        below = np.searchsorted(b_row, values, side="left")
         # Only A values that also occur in B need the count of equal B values.
-        tied = b_row[np.minimum(below, n_b - 1)] == a_row
+        tied = b_row[np.minimum(below, n_b - 1)] == values
         ties = 0
         if tied.any():
-            ties = int((np.searchsorted(b_row, a_row[tied], side="right") - below[tied]).sum())
-        u[j] = int(below.sum()) + ties / 2.0
+            equal = np.searchsorted(b_row, values[tied], side="right") - below[tied]
+            ties = int((equal * counts[tied]).sum())
+        u[j] = int((below * counts).sum()) + ties / 2.0
     return (u, *moments)
 
 

@@ -37,5 +37,9 @@ class Timings:
             self._charge(time.perf_counter())
             self._open.pop()
 
+    def add(self, name: str, seconds: float) -> None:
+        """Count ``seconds`` spent elsewhere (by remote workers, say) as ``name``."""
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
     def as_dict(self) -> dict[str, float]:
         return dict(self.seconds)

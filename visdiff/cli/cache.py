@@ -1,4 +1,4 @@
-"""``visdiff cache info|clear``."""
+"""``visdiff cache info|compact|clear``."""
 
 from __future__ import annotations
 
@@ -26,6 +26,17 @@ def info_command(options: RunOptions) -> None:
     for s in stores:
         held = f"{s.entries} embeddings in {s.shards} shard(s)" if s.kind == "embeddings" else f"{s.entries} file(s)"
         stdout.print(f"{s.kind}/{s.store}: {held}, {s.bytes / 1e6:.2f} MB", highlight=False, soft_wrap=True)
+
+
+@run_command(cache_app, "compact", "cache_dir", "shard_images")
+def compact_command(options: RunOptions) -> None:
+    """Merge small embedding shards into shards of up to --shard-images rows (faster index loads)."""
+    root = options.cache_root()
+    stores = root.compact(options.shard_images)
+    if not stores:
+        stdout.print("nothing cached")
+    for store, before, after in stores:
+        stdout.print(f"embeddings/{store}: {before} -> {after} shard(s)", highlight=False, soft_wrap=True)
 
 
 @run_command(cache_app, "clear", "cache_dir")

@@ -19,7 +19,8 @@ from visdiff.profiles import DEFAULT_PROFILE
 COMPARE_OPTIONS = ("profile", "captioner", "proposer", "scorer", "clip", "device", "batch_size", "llm", "base_url",
                    "rounds", "samples_per_set", "seed", "both_directions", "alpha", "cache_dir", "no_cache",
                    "prompts", "temperature", "max_tokens", "system_message", "llm_seed", "caption_beams",
-                   "caption_max_tokens", "caption_temperature")
+                   "caption_max_tokens", "caption_temperature",
+                   "engine", "engine_address")
 OFFLINE_NOTE = (
     "using the offline profile (small built-in models, no downloads); for the paper's pipeline pass "
     "--profile paper, or pick models with --captioner, --llm and --clip"
@@ -40,7 +41,7 @@ def compare_command(
     check_outputs(json_out, csv_out, folder=out)
     if not quiet and options.profile == DEFAULT_PROFILE and not any((options.captioner, options.proposer, options.scorer, options.llm)):
         stderr.print(OFFLINE_NOTE, highlight=False, soft_wrap=True)
-    sets = inputs.load()
+    sets = inputs.load(options)
     result = compare(*sets, options)
     if out is not None:
         from visdiff.report import write_outputs

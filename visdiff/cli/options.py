@@ -23,6 +23,7 @@ import typer
 
 from visdiff.cache_root import CACHE_ENV
 from visdiff.cli.errors import cli_errors, set_verbosity
+from visdiff.embeddings.writer import DEFAULT_SHARD_IMAGES, DEFAULT_SHARD_SECONDS
 from visdiff.errors import InputError
 from visdiff.image_sets import ImageSet, load_image_set
 from visdiff.llm import BASE_URL_ENV
@@ -68,6 +69,18 @@ DECLARED: dict[str, Declared] = {
         help="cuda, mps or cpu (default: best available).", rich_help_panel=MODELS)]),
     "batch_size": Declared(Annotated[int, typer.Option(
         min=1, help="Images per forward pass of the scorer.", rich_help_panel=MODELS)], 64),
+    "engine": Declared(Annotated[str, typer.Option(
+        help="Where images missing from the cache are embedded: local (this process) or ray (Ray Data; "
+        "pip install 'visdiff[ray]').", rich_help_panel=MODELS)], "local"),
+    "engine_address": Declared(Annotated[str | None, typer.Option(
+        "--address", help="Ray cluster to run --engine ray on (e.g. ray://head:10001 or 'auto'); default: a new "
+        "local Ray.", rich_help_panel=MODELS)]),
+    "shard_images": Declared(Annotated[int, typer.Option(
+        min=1, help="Commit fresh embeddings to the cache every N images (a killed run loses less than one shard).",
+        rich_help_panel=CACHE)], DEFAULT_SHARD_IMAGES),
+    "shard_seconds": Declared(Annotated[float, typer.Option(
+        min=0.001, help="... or every this many seconds, whichever comes first.", rich_help_panel=CACHE)],
+        DEFAULT_SHARD_SECONDS),
     "llm": Declared(Annotated[str | None, typer.Option(
         "--llm", help="Chat model for the proposer (any OpenAI-compatible name); key from $OPENAI_API_KEY.",
         rich_help_panel=LLM)]),
@@ -213,12 +226,19 @@ class SetInputs:
     group_col: str
     where: list[str] | None
 
-    def load(self) -> tuple[ImageSet, ImageSet]:
-        """Sets A and B; one table may give both (``--group-b`` alone)."""
+    def load(self, options: RunOptions | None = None) -> tuple[ImageSet, ImageSet]:
+        """Sets A and B; one table may give both (``--group-b`` alone). With ``options``, files
+        are hashed through its cache's file-hash memo."""
         if self.set_b is None and self.group_b is None:
             raise InputError("give set B, or --group-b to take set B from set A's table")
         filters = parse_where(self.where)
-        loaded = [load_image_set(source, group=group, group_column=self.group_col, where=filters, name=name)
+        hashes = None
+        if options is not None:
+            cache = options.cache_root()
+            cache.check_usable()  # a bad --cache-dir is a usage error, before any file is read
+            hashes = cache.file_hashes()
+        loaded = [load_image_set(source, group=group, group_column=self.group_col, where=filters, name=name,
+                                 hashes=hashes)
                   for source, group, name in ((self.set_a, self.group_a, "A"), (self.set_b or self.set_a, self.group_b, "B"))]
         return loaded[0], loaded[1]
 

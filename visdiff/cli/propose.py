@@ -24,7 +24,7 @@ def propose_command(
 ) -> None:
     """Propose short phrases that hold more for A than for B (one per line on stdout)."""
     check_outputs(json_out)
-    sets = inputs.load()
+    sets = inputs.load(options)
     found = {"a_over_b": propose(*sets, options)}
     if options.both_directions:
         found["b_over_a"] = propose(*reversed(sets), options)

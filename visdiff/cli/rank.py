@@ -27,7 +27,8 @@ def _read_hypotheses(hypotheses: list[str] | None, hypotheses_file: Path | None)
     return items
 
 
-@run_command(app, "rank", "profile", "scorer", "clip", "device", "batch_size", "alpha", "cache_dir", "no_cache", inputs=True)
+@run_command(app, "rank", "profile", "scorer", "clip", "device", "batch_size", "engine", "engine_address",
+             "alpha", "cache_dir", "no_cache", inputs=True)
 def rank_command(
     inputs: SetInputs,
     options: RunOptions,
@@ -39,7 +40,7 @@ def rank_command(
     """Rank candidate differences by how well they separate A from B (AUROC, Welch t-test, BH q-values)."""
     check_outputs(json_out, csv_out)
     hypotheses = _read_hypotheses(hypothesis, hypotheses_file)
-    sets = inputs.load()
+    sets = inputs.load(options)
     table = rank(hypotheses, *sets, options)
     report_skipped(table.attrs)
     if str(json_out) != "-" and str(csv_out) != "-":

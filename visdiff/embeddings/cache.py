@@ -60,12 +60,15 @@ class _Index:
         order = np.argsort(keys, kind="stable")
         return cls(files, keys[order], shard[order], row[order])
 
-    def extended(self, emb_file: Path, digests: np.ndarray) -> _Index:
-        keys = np.concatenate([self.sorted_keys, digests.view("S32").ravel()])
-        shard = np.concatenate([self.shard, np.full(len(digests), len(self.files), np.int64)])
-        row = np.concatenate([self.row, np.arange(len(digests), dtype=np.int64)])
+    def extended(self, added: list[tuple[Path, np.ndarray]]) -> _Index:
+        """This index plus the shards ``added`` as (embedding file, digests), in one sort."""
+        files = self.files + [emb_file for emb_file, _ in added]
+        keys = np.concatenate([self.sorted_keys, *(d.view("S32").ravel() for _, d in added)])
+        shard = np.concatenate([self.shard, *(np.full(len(d), len(self.files) + i, np.int64)
+                                              for i, (_, d) in enumerate(added))])
+        row = np.concatenate([self.row, *(np.arange(len(d), dtype=np.int64) for _, d in added)])
         order = np.argsort(keys, kind="stable")
-        return _Index(self.files + [emb_file], keys[order], shard[order], row[order])
+        return _Index(files, keys[order], shard[order], row[order])
 
     def locate(self, digests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(shard, row) per query digest; shard -1 where the key is absent."""
@@ -88,7 +91,18 @@ class EmbeddingCache:
         self.path = self.cache_dir / "embeddings" / store_name(cache_id)
         self.cache_id = cache_id
         self._index: _Index | None = None
+        # Shards this instance wrote since the index was last sorted: merged on next use, so
+        # a run committing many shards sorts the index once per lookup, not once per shard.
+        self._added: list[tuple[Path, np.ndarray]] = []
         self._companions: dict[str, EmbeddingCache] = {}
+
+    @classmethod
+    def in_folder(cls, path: Path) -> EmbeddingCache:
+        """The store kept in folder ``path``, whichever scorer wrote it (for maintenance:
+        its rows can be compacted, not looked up by a scorer's ``cache_id``)."""
+        store = cls(path.parent.parent, path.name)
+        store.path = Path(path)
+        return store
 
     def companion(self, kind: str) -> EmbeddingCache:
         """The store for another kind of row of the same scorer (e.g. ``"text"``), kept
@@ -102,9 +116,9 @@ class EmbeddingCache:
             return []
         return sorted(self.path.glob("*.keys.npy"))
 
-    def _load_index(self) -> _Index:
-        files: list[Path] = []
-        shard_keys: list[np.ndarray] = []
+    def _valid_shards(self) -> list[tuple[Path, np.ndarray]]:
+        """(embedding file, keys) of every readable shard; damaged ones are logged and skipped."""
+        shards = []
         for keys_file in self._shards():
             emb_file = keys_file.with_name(keys_file.name.replace(".keys.npy", ".emb.npy"))
             damaged = keys_file
@@ -120,14 +134,25 @@ class EmbeddingCache:
             except (OSError, ValueError, EOFError) as e:
                 log.warning("ignoring damaged cache shard %s (%s); its images will be recomputed", damaged, e)
                 continue
-            files.append(emb_file)
-            shard_keys.append(keys)
-        return _Index.build(files, shard_keys)
+            shards.append((emb_file, keys))
+        return shards
+
+    def _load_index(self) -> _Index:
+        shards = self._valid_shards()
+        return _Index.build([f for f, _ in shards], [k for _, k in shards])
+
+    def refresh(self) -> None:
+        """Forget the loaded index, so shards other processes wrote since are found."""
+        self._index = None
 
     @property
     def index(self) -> _Index:
         if self._index is None:
             self._index = self._load_index()
+            self._added.clear()
+        elif self._added:
+            self._index = self._index.extended(self._added)
+            self._added = []
         return self._index
 
     def lookup(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -156,7 +181,8 @@ class EmbeddingCache:
             found[positions[~usable]] = False
         if rows is None or not found.any():
             return found, None
-        return found, rows[found]
+        # All found (a warm run): the rows as they are; a masked copy would double the memory.
+        return found, rows if found.all() else rows[found]
 
     def add(self, keys: list[str], embeddings: np.ndarray) -> None:
         """Store rows for ``keys`` (float16 on disk) as one new shard."""
@@ -164,12 +190,50 @@ class EmbeddingCache:
             return
         if embeddings.shape[0] != len(keys):
             raise ValueError(f"{len(keys)} keys for {embeddings.shape[0]} embeddings")
-        shard = f"{os.getpid()}-{uuid.uuid4().hex}"
         digests = _digests(keys)
+        emb_file = self._write_shard(digests, embeddings)
+        if self._index is not None:
+            self._added.append((emb_file, digests))
+
+    def _write_shard(self, digests: np.ndarray, embeddings: np.ndarray) -> Path:
+        shard = f"{os.getpid()}-{uuid.uuid4().hex}"
         emb16 = np.ascontiguousarray(embeddings, dtype=np.float16)
         emb_file = self.path / f"{shard}.emb.npy"
         write_atomic(emb_file, lambda f: np.save(f, emb16, allow_pickle=False))
         write_atomic(self.path / f"{shard}.keys.npy", lambda f: np.save(f, digests, allow_pickle=False))
-        if self._index is not None:
-            self._index = self._index.extended(emb_file, digests)
+        return emb_file
 
+    def compact(self, target_rows: int) -> tuple[int, int]:
+        """Merge shards smaller than ``target_rows`` into shards of up to ``target_rows`` rows
+        (a key held twice is kept once); returns the shard count before and after.
+
+        Each merged shard is written whole before the shards it replaces are deleted (keys
+        file first), so a reader or a killed compaction never loses a row; one compaction
+        runs at a time per store. A process that indexed the store before sees the deleted
+        shards as misses and recomputes them.
+        """
+        from filelock import FileLock
+
+        if not self.path.is_dir():
+            return 0, 0
+        with FileLock(self.path / ".compact.lock"):
+            shards = self._valid_shards()
+            groups: list[list[tuple[Path, np.ndarray]]] = [[]]
+            for emb_file, keys in shards:
+                if len(keys) >= target_rows:
+                    continue
+                if sum(len(k) for _, k in groups[-1]) + len(keys) > target_rows:
+                    groups.append([])
+                groups[-1].append((emb_file, keys))
+            merged = 0
+            for group in (g for g in groups if len(g) > 1):
+                digests = np.concatenate([keys for _, keys in group])
+                rows = np.concatenate([np.load(f, allow_pickle=False) for f, _ in group])
+                _, first = np.unique(digests.view("S32").ravel(), return_index=True)
+                self._write_shard(digests[first], rows[first])
+                for emb_file, _ in group:
+                    emb_file.with_name(emb_file.name.replace(".emb.npy", ".keys.npy")).unlink(missing_ok=True)
+                    emb_file.unlink(missing_ok=True)
+                merged += len(group) - 1
+        self._index = None
+        return len(shards), len(shards) - merged

@@ -15,6 +15,9 @@ import torch
 
 from visdiff.cache_root import CacheRoot
 from visdiff.embeddings.encode import EmbedStats, embed_image_set
+from visdiff.embeddings.settings import EmbedSettings
+from visdiff.embeddings.writer import DEFAULT_SHARD_IMAGES, DEFAULT_SHARD_SECONDS
+from visdiff.engines import ENGINES
 from visdiff.image_sets import ImageSet
 from visdiff.scorers import Scorer, create_scorer
 from visdiff.scorers.pairwise import PairScores, PairwiseScorer
@@ -31,11 +34,16 @@ class Scoring:
     cache : CacheRoot
         Where embeddings are cached (a disabled root caches nothing).
     timings : Timings, optional
-        Where the stage records ``load_scorer``, ``embed`` and ``score`` seconds.
+        Where the stage records ``load_scorer``, ``embed`` (with its parts ``embed_read``,
+        ``embed_map``, ``embed_write``) and ``score`` seconds.
     device : str, optional
         Device of a scorer built from a spec.
-    batch_size, num_workers, show_progress
-        Embedding settings (images per forward pass, decoding workers, progress bar).
+    batch_size, num_workers, shard_images, shard_seconds, show_progress
+        Embedding settings (images per forward pass, decoding workers, how often fresh
+        embeddings are committed to the cache, progress bar).
+    engine, engine_address
+        Where cache misses are embedded: ``local`` (this process) or ``ray`` (Ray Data, on
+        this machine or the cluster at ``engine_address``); see :mod:`visdiff.engines`.
     scorer_options : dict, optional
         More keywords for building a scorer from a spec (a pairwise scorer's endpoint...).
 
@@ -45,6 +53,8 @@ class Scoring:
 
     def __init__(self, scorer: str | Scorer | PairwiseScorer, *, cache: CacheRoot, timings: Timings | None = None,
                  device: str | None = None, batch_size: int = 64, num_workers: int | None = None,
+                 shard_images: int = DEFAULT_SHARD_IMAGES, shard_seconds: float = DEFAULT_SHARD_SECONDS,
+                 engine: str = "local", engine_address: str | None = None,
                  show_progress: bool | None = None, scorer_options: dict | None = None) -> None:
         self.timings = timings or Timings()
         with self.timings.stage("load_scorer"):
@@ -53,9 +63,9 @@ class Scoring:
         self.pairs = PairScores(self.scorer, cache=cache, show_progress=show_progress) \
             if isinstance(self.scorer, PairwiseScorer) else None
         self.store = None if self.pairs else cache.embeddings(self.scorer.cache_id)
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.show_progress = show_progress
+        self.settings = EmbedSettings(batch_size=batch_size, num_workers=num_workers, shard_images=shard_images,
+                                      shard_seconds=shard_seconds, show_progress=show_progress)
+        self.engine = ENGINES.create(engine, address=engine_address)
         self.stats = self.pairs.stats if self.pairs else EmbedStats()
         self._embedded: dict[tuple[str, ...], torch.Tensor] = {}
 
@@ -78,10 +88,8 @@ class Scoring:
             return list(zip(known, image_sets))
         combined = ImageSet(tuple(item for s in image_sets for item in s.items))
         with self.timings.stage("embed"):
-            embeddings, usable = embed_image_set(
-                self.scorer, combined, cache=self.store, batch_size=self.batch_size,
-                num_workers=self.num_workers, show_progress=self.show_progress, stats=self.stats,
-            )
+            embeddings, usable = embed_image_set(self.scorer, combined, cache=self.store, settings=self.settings,
+                                                 engine=self.engine, stats=self.stats, timings=self.timings)
         # Failures are per content hash; `usable.skipped` lists them in position order.
         failed_keys = {item.key for item in combined.items} - set(usable.keys)
         reasons = {item.key: s.reason for item, s in zip(

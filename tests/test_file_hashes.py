@@ -1,0 +1,93 @@
+"""File-hash memo: unchanged files are not read again, changed ones are."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+
+import pytest
+
+import visdiff
+from visdiff import image_sets
+from visdiff.cache_root import CacheRoot
+from visdiff.file_hashes import FileHashMemo
+from visdiff.image_sets import load_image_set
+
+from .conftest import make_image
+
+
+@pytest.fixture
+def reads(monkeypatch) -> list:
+    """Every file read by the image listing, in order."""
+    seen = []
+    original = image_sets.read_bytes
+
+    def counting(path):
+        seen.append(path)
+        return original(path)
+
+    monkeypatch.setattr(image_sets, "read_bytes", counting)
+    return seen
+
+
+def test_unchanged_files_are_not_read_again_and_keep_their_keys(image_dirs, tmp_path, reads):
+    a, _ = image_dirs
+    memo = FileHashMemo(tmp_path / "memo.sqlite")
+    cold = load_image_set(a, hashes=memo)
+    assert len(reads) == 6
+    reads.clear()
+    warm = load_image_set(a, hashes=memo)
+    assert reads == [] and warm.keys == cold.keys == load_image_set(a).keys
+
+
+def test_a_changed_file_is_hashed_again_even_with_its_old_size_and_mtime(image_dirs, tmp_path, reads):
+    a, _ = image_dirs
+    memo = FileHashMemo(tmp_path / "memo.sqlite")
+    before = load_image_set(a, hashes=memo)
+    edited = a / "img2.png"
+    old = edited.stat()
+    make_image(tmp_path / "other.png", (1, 2, 3), noise_seed=99)
+    data = (tmp_path / "other.png").read_bytes()
+    edited.write_bytes(data[: old.st_size].ljust(old.st_size, b"\0"))
+    os.utime(edited, ns=(old.st_atime_ns, old.st_mtime_ns))  # same size, same mtime: only ctime tells
+    reads.clear()
+    after = load_image_set(a, hashes=memo)
+    assert reads == [edited]
+    changed = [i for i, (x, y) in enumerate(zip(before.keys, after.keys)) if x != y]
+    assert [after.items[i].path for i in changed] == [edited]
+    assert after.items[changed[0]].key == hashlib.sha256(edited.read_bytes()).hexdigest()
+
+
+def test_unreadable_files_are_not_remembered(tmp_path, reads):
+    folder = tmp_path / "images"
+    make_image(folder / "ok.png", (9, 9, 9))
+    (folder / "bad.png").write_bytes(b"not an image")
+    memo = FileHashMemo(tmp_path / "memo.sqlite")
+    for _ in range(2):
+        image_set = load_image_set(folder, hashes=memo)
+        assert [s.reason for s in image_set.skipped] == ["not an image file"]
+    assert [p.name for p in reads] == ["bad.png", "ok.png", "bad.png"]
+
+
+def test_a_damaged_memo_is_a_warning_and_every_file_is_hashed(image_dirs, tmp_path, caplog):
+    a, _ = image_dirs
+    memo_file = tmp_path / "memo.sqlite"
+    memo_file.write_bytes(b"this is not a database" * 100)
+    with caplog.at_level(logging.WARNING):
+        image_set = load_image_set(a, hashes=FileHashMemo(memo_file))
+    assert image_set.keys == load_image_set(a).keys
+    assert "cannot read the file-hash memo" in caplog.text
+
+
+def test_rank_remembers_hashes_in_the_cache_and_not_with_no_cache(image_dirs, tiny_clip_weights, isolated_cache,
+                                                                   tmp_path, reads):
+    a, b = image_dirs
+    visdiff.rank(["red"], a, b, scorer=tiny_clip_weights)
+    reads.clear()
+    warm = visdiff.rank(["red"], a, b, scorer=tiny_clip_weights)
+    assert reads == [] and warm.attrs["embeddings"]["encoded"] == 0
+    assert (isolated_cache / "hashes" / "files.sqlite").is_file()
+    assert CacheRoot(None).file_hashes() is None
+    visdiff.rank(["red"], a, b, scorer=tiny_clip_weights, use_cache=False, cache_dir=tmp_path / "unused")
+    assert not (tmp_path / "unused").exists()

@@ -1,0 +1,43 @@
+"""``visdiff embed``: fill the embedding cache for image sets, ahead of ranking them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from visdiff.cli import app
+from visdiff.cli.options import run_command
+from visdiff.cli.output import JsonOption, stdout
+from visdiff.jsonable import to_jsonable
+from visdiff.options import RunOptions
+from visdiff.pipeline import embed
+
+SEAM_NAMES = {"embed_read": "read", "embed_map": "model", "embed_write": "write"}
+
+
+@run_command(app, "embed", "profile", "scorer", "clip", "device", "batch_size", "engine", "engine_address",
+             "shard_images", "shard_seconds", "cache_dir")
+def embed_command(
+    sets: Annotated[list[Path], typer.Argument(help="Folders of images or path,group_name CSVs.")],
+    options: RunOptions,
+    json_out: JsonOption = None,
+) -> None:
+    """Embed image sets into the cache (committed in shards: rerun a killed run to resume)."""
+    summary = embed(sets, options)
+    if json_out is not None:
+        payload = json.dumps(to_jsonable(summary), indent=2)
+        if str(json_out) == "-":
+            typer.echo(payload)
+            return
+        json_out.write_text(payload + "\n", encoding="utf-8")
+    for path, embedded in zip(sets, summary["sets"]):
+        stdout.print(f"{path}: {embedded['images']} image(s), {len(embedded['skipped'])} skipped",
+                     highlight=False, soft_wrap=True)
+    counts = summary["embeddings"]
+    seams = ", ".join(f"{name} {summary['timings'].get(seam, 0.0):.2f} s" for seam, name in SEAM_NAMES.items())
+    stdout.print(f"{counts['encoded']} encoded, {counts['cached']} from the cache, {counts['failed']} failed, "
+                 f"{counts['shards']} shard(s) written ({seams}) with {summary['scorer']}", highlight=False,
+                 soft_wrap=True)

@@ -1,0 +1,59 @@
+"""The in-process runner: reader -> mapper -> writer, each part timed on its own.
+
+The clock of each part is the time the runner waits for it: ``embed_read`` while the next
+decoded batch is not ready (decoding runs ahead in worker processes, so this is only the
+time the model starved), ``embed_map`` for the forward passes, ``embed_write`` for shard
+commits. The largest says whether reading, the model or writing is the bottleneck.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from visdiff.embeddings.mapper import ImageMapper
+from visdiff.embeddings.reader import read_batches
+from visdiff.embeddings.writer import ShardWriter
+from visdiff.image_sets import ImageItem
+from visdiff.progress import progress_bar
+from visdiff.timing import Timings
+
+log = logging.getLogger(__name__)
+
+SEAMS = ("embed_read", "embed_map", "embed_write")
+
+
+def run_seams(
+    mapper: ImageMapper,
+    items: list[ImageItem],
+    writer: ShardWriter,
+    *,
+    batch_size: int,
+    num_workers: int | None = None,
+    show_progress: bool | None = None,
+    timings: Timings | None = None,
+) -> dict[int, str]:
+    """Embed ``items`` into ``writer``; returns {position: reason} for those that failed."""
+    timings = timings or Timings()
+    before = {seam: timings.seconds.get(seam, 0.0) for seam in SEAMS}
+    failures: dict[int, str] = {}
+    batches = read_batches(items, mapper.scorer.preprocess, mapper.split, batch_size=batch_size,
+                           num_workers=num_workers, pin_memory=mapper.scorer.device.type == "cuda")
+    with progress_bar("embedding images", len(items), enabled=show_progress) as bar:
+        while True:
+            with timings.stage("embed_read"):
+                batch = next(batches, None)
+            if batch is None:
+                break
+            failures.update(batch.failures)
+            if batch.pixels is not None:
+                with timings.stage("embed_map"):
+                    embeddings = mapper(batch.pixels)
+                with timings.stage("embed_write"):
+                    writer.add([items[i].key for i in batch.positions], embeddings)
+            bar.advance(len(batch.positions) + len(batch.failures))
+        with timings.stage("embed_write"):
+            writer.close()
+    spent = {seam: timings.seconds.get(seam, 0.0) - before[seam] for seam in SEAMS}
+    log.info("embedded %d images (%d failed): read %.2f s, model %.2f s, write %.2f s (%d shards)",
+             len(items) - len(failures), len(failures), *spent.values(), writer.shards)
+    return failures

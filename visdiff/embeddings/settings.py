@@ -1,0 +1,19 @@
+"""How images are embedded (never what comes out): shared by the scoring stage and the engines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from visdiff.embeddings.writer import DEFAULT_SHARD_IMAGES, DEFAULT_SHARD_SECONDS
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    """Images per forward pass, decoding workers, how often fresh embeddings are committed
+    to the cache, progress bar."""
+
+    batch_size: int = 64
+    num_workers: int | None = None
+    shard_images: int = DEFAULT_SHARD_IMAGES
+    shard_seconds: float = DEFAULT_SHARD_SECONDS
+    show_progress: bool | None = None

@@ -1,0 +1,124 @@
+"""The ``ray`` engine: the reader/mapper/writer seams as Ray Data ``map_batches`` over an
+actor pool, on this machine or an existing cluster (``--address``).
+
+Each actor builds the scorer from its spec once (one GPU per actor when the scorer runs on
+CUDA and the cluster has GPUs) and gets the images in batches of ``shard_images``: it
+decodes them, runs the forward passes and commits the batch as one cache shard (or more,
+every ``shard_seconds``). The cache folder must be on storage every node shares; the driver
+then reads the fresh rows from it. A killed job loses at most the shards in flight; a rerun
+finds the committed ones in the cache. Ray is imported only when this engine runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from visdiff.embeddings.cache import EmbeddingCache
+from visdiff.embeddings.settings import EmbedSettings
+from visdiff.engines import ENGINES, EngineResult
+from visdiff.errors import InputError
+from visdiff.image_sets import ImageItem
+from visdiff.registry import require
+from visdiff.scorers import Scorer
+from visdiff.timing import Timings
+
+log = logging.getLogger(__name__)
+
+SEAMS = ("embed_read", "embed_map", "embed_write")
+# CPU-only clusters: one actor per this many CPUs (each actor's torch uses several threads).
+CPUS_PER_ACTOR = 4
+
+
+class ShardActor:
+    """A Ray Data actor: one scorer, one cache store; each call embeds a batch of image files."""
+
+    def __init__(self, spec: str, device: str, cache_dir: str, cache_id: str, settings: EmbedSettings) -> None:
+        from visdiff.embeddings.mapper import ImageMapper
+        from visdiff.scorers import create_scorer
+
+        self.mapper = ImageMapper(create_scorer(spec, device=device))
+        self.store = EmbeddingCache(Path(cache_dir), cache_id)
+        self.settings = settings
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from visdiff.embeddings.runner import run_seams
+        from visdiff.embeddings.writer import ShardWriter
+
+        items = [ImageItem(key=str(key), source=str(source), path=Path(os.fsdecode(bytes(path))))
+                 for key, source, path in zip(batch["key"], batch["source"], batch["path"])]
+        writer = ShardWriter(self.store, shard_images=self.settings.shard_images,
+                             shard_seconds=self.settings.shard_seconds)
+        timings = Timings()
+        # Ray's parallelism is the actor pool: each actor decodes in its own process.
+        failures = run_seams(self.mapper, items, writer, batch_size=self.settings.batch_size, num_workers=0,
+                             show_progress=False, timings=timings)
+        # Per-batch figures ride on the batch's first row.
+        shards = np.zeros(len(items), np.int64)
+        shards[0] = writer.shards
+        seconds = np.zeros((len(items), len(SEAMS)))
+        seconds[0] = [timings.seconds.get(seam, 0.0) for seam in SEAMS]
+        return {"key": batch["key"], "failure": np.array([failures.get(i, "") for i in range(len(items))], object),
+                "shards": shards, "seconds": seconds}
+
+
+class RayEngine:
+    name = "ray"
+
+    def __init__(self, address: str | None = None) -> None:
+        self.address = address
+
+    def embed(self, scorer: Scorer, items: list[ImageItem], store: EmbeddingCache | None,
+              settings: EmbedSettings, timings: Timings) -> EngineResult:
+        if store is None:
+            raise InputError("--engine ray writes embeddings into the cache folder; it cannot run with --no-cache")
+        in_memory = [item.source for item in items if item.path is None]
+        if in_memory:
+            raise InputError(f"--engine ray embeds image files; {in_memory[0]} is an in-memory image "
+                             "(use --engine local)")
+        ray = require("ray", "ray")
+        if not ray.is_initialized():
+            ray.init(address=self.address, log_to_driver=False, include_dashboard=False)
+        cuda = scorer.device.type == "cuda"
+        gpus = int(ray.cluster_resources().get("GPU", 0)) if cuda else 0
+        actors = gpus or max(1, int(ray.cluster_resources().get("CPU", 1)) // CPUS_PER_ACTOR)
+        dataset = ray.data.from_items(
+            [{"key": it.key, "source": it.source, "path": os.fsencode(it.path)} for it in items]
+        ).map_batches(
+            ShardActor, batch_size=settings.shard_images, batch_format="numpy", concurrency=actors,
+            num_gpus=1 if gpus else 0, num_cpus=1,
+            fn_constructor_kwargs={"spec": scorer.spec, "device": "cuda" if gpus else "cpu",
+                                   "cache_dir": str(store.cache_dir), "cache_id": store.cache_id,
+                                   "settings": settings},
+        )
+        position = {item.key: i for i, item in enumerate(items)}
+        result = EngineResult()
+        seconds = np.zeros(len(SEAMS))
+        for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):
+            for key, failure in zip(batch["key"], batch["failure"]):
+                if failure:
+                    result.failures[position[str(key)]] = str(failure)
+            result.shards += int(batch["shards"].sum())
+            seconds += batch["seconds"].sum(axis=0)
+        # Actor-seconds summed over the pool: with k actors, up to k times the wall time.
+        for seam, spent in zip(SEAMS, seconds):
+            timings.add(seam, float(spent))
+        log.info("ray engine: %d images on %d actor(s) (%d failed), actor-seconds: read %.2f, model %.2f, "
+                 "write %.2f (%d shards)", len(items), actors, len(result.failures), *seconds, result.shards)
+        done = [item.key for i, item in enumerate(items) if i not in result.failures]
+        store.refresh()
+        found, rows = store.lookup(done)
+        if not found.all():
+            lost = done[int(np.flatnonzero(~found)[0])]
+            raise OSError(f"the ray engine's shards for {int((~found).sum())} image(s) (e.g. {lost}) are not in "
+                          f"{store.path}: is the cache folder on storage every node of the cluster shares?")
+        result.rows = dict(zip(done, rows)) if rows is not None else {}
+        return result
+
+
+@ENGINES.register("ray")
+def _create(model: str, *, address: str | None = None) -> RayEngine:
+    return RayEngine(address or model or None)
