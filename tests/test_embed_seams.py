@@ -243,7 +243,7 @@ def test_without_engine_ray_nothing_imports_ray():
     (["--engine", "spark"], "unknown engine backend 'spark'"),
     (["--address", "ray://head:10001"], "the local engine takes no address"),
 ])
-def test_cli_checks_the_engine_before_reading_images(image_dirs, args, message):
+def test_cli_rejects_an_unknown_engine_and_a_stray_address(image_dirs, args, message):
     a, b = image_dirs
     result = CliRunner().invoke(app, ["rank", str(a), str(b), "-H", "red", *args])
     assert result.exit_code == 2 and message in result.output

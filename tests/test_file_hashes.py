@@ -91,3 +91,16 @@ def test_rank_remembers_hashes_in_the_cache_and_not_with_no_cache(image_dirs, ti
     assert CacheRoot(None).file_hashes() is None
     visdiff.rank(["red"], a, b, scorer=tiny_clip_weights, use_cache=False, cache_dir=tmp_path / "unused")
     assert not (tmp_path / "unused").exists()
+
+
+def test_cli_rank_reads_no_unchanged_file_on_a_warm_run(image_dirs, tiny_clip_weights, reads):
+    from typer.testing import CliRunner
+
+    from visdiff.cli import app
+
+    a, b = image_dirs
+    command = ["rank", str(a), str(b), "-H", "red", "--scorer", tiny_clip_weights, "--json", "-"]
+    assert CliRunner().invoke(app, command).exit_code == 0
+    reads.clear()
+    warm = CliRunner().invoke(app, command)
+    assert warm.exit_code == 0 and reads == []
