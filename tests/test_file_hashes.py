@@ -80,6 +80,15 @@ def test_a_damaged_memo_is_a_warning_and_every_file_is_hashed(image_dirs, tmp_pa
     assert "cannot read the file-hash memo" in caplog.text
 
 
+def test_a_memo_that_cannot_be_written_is_a_warning(image_dirs, tmp_path, caplog):
+    a, _ = image_dirs
+    (tmp_path / "file").write_text("a file where the memo's folder would go")
+    with caplog.at_level(logging.WARNING):
+        image_set = load_image_set(a, hashes=FileHashMemo(tmp_path / "file" / "memo.sqlite"))
+    assert image_set.keys == load_image_set(a).keys
+    assert "cannot read the file-hash memo" in caplog.text and "cannot update" in caplog.text
+
+
 def test_rank_remembers_hashes_in_the_cache_and_not_with_no_cache(image_dirs, tiny_clip_weights, isolated_cache,
                                                                    tmp_path, reads):
     a, b = image_dirs

@@ -56,7 +56,7 @@ class FileHashMemo:
         try:
             with self._connect() as connection:
                 remembered = dict(self._lookup(connection, [a for a, s in zip(absolute, signatures) if s]))
-        except sqlite3.Error as e:
+        except (sqlite3.Error, OSError) as e:
             log.warning("cannot read the file-hash memo %s (%s); hashing every file", self.path, e)
             remembered = {}
         results: list[tuple[str | None, str] | None] = [None] * len(paths)
@@ -77,7 +77,7 @@ class FileHashMemo:
             try:
                 with self._connect() as connection:
                     connection.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", learned)
-            except sqlite3.Error as e:
+            except (sqlite3.Error, OSError) as e:
                 log.warning("cannot update the file-hash memo %s (%s)", self.path, e)
         return results
 
