@@ -213,7 +213,8 @@ def test_cli_compare_json(image_dirs, fake_openai, tiny_clip_weights, isolated_c
 def test_cli_compare_table_both_directions_and_report(image_dirs, fake_openai, tiny_clip_weights, tmp_path):
     fake_openai.respond = caption_or_answer
     out = tmp_path / "report"
-    result = runner.invoke(app, cli_args(image_dirs, fake_openai, tiny_clip_weights, "--both-directions", "--out", str(out)))
+    result = runner.invoke(app, cli_args(image_dirs, fake_openai, tiny_clip_weights, "--both-directions", "--all",
+                                         "--out", str(out)))
     assert result.exit_code == 0, result.output
     # One table per direction, titled by the favoured set (rich wraps long cells at 80 columns).
     assert "more true of A" in result.stdout and "more true of B" in result.stdout
@@ -260,3 +261,21 @@ def test_cli_caption_bad_option_for_backend_is_exit_2(image_dirs):
     a, _ = image_dirs
     result = runner.invoke(app, ["caption", str(a), "--captioner", "offline", "--max-new-tokens", "3"])
     assert result.exit_code == 2 and "does not take the option(s)" in result.stderr
+
+
+def test_ranking_leads_with_supported_rows_and_counts_the_rest(capsys):
+    from visdiff.cli.output import render_ranking
+    from visdiff.ranking import rank_scores
+
+    rng = np.random.default_rng(0)
+    scores_a, scores_b = rng.normal(size=(30, 3)), rng.normal(size=(30, 3))
+    scores_a[:, 0] += 3.0  # one strong finding, two at chance
+    table = rank_scores(scores_a, scores_b, ["strong", "noise one", "noise two"])
+    render_ranking(table, supported_only=True)
+    shown = capsys.readouterr().out
+    assert "strong" in shown and "noise one" not in shown and "noise two" not in shown
+    assert "2 more candidate(s) were tried and found near chance" in shown and "--all" in shown
+    render_ranking(table.iloc[1:], supported_only=True)
+    assert "None of the 2 candidate(s) tried separates the sets beyond chance" in capsys.readouterr().out
+    render_ranking(table)
+    assert "noise two" in capsys.readouterr().out

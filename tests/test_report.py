@@ -169,6 +169,8 @@ def test_page_shows_table_settings_and_top_images(compare_result, tmp_path):
     assert [row[1] for row in page.rows("ranking")] == list(compare_result.table["hypothesis"])
     assert page.rows("ranking")[0][2] == "1.000"  # AUROC of the perfectly separating hypothesis
     assert page.rows("ranking")[2][7] == "n/a"  # p-value of the constant score
+    supported = int(compare_result.table["significant"].sum())
+    assert f"{supported} of 3 candidates are supported by the evidence" in " ".join(page.all_text.split())
     settings = dict(page.rows("settings"))
     assert settings["captioner"] == "hf:Salesforce/blip2-opt-2.7b" and settings["proposer"] == "llm:gpt-4o"
     assert settings["scorer"] == "open_clip:ViT-B-32:laion2b_s34b_b79k" and settings["alpha"] == "0.05"

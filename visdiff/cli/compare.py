@@ -36,6 +36,7 @@ def compare_command(
     json_out: JsonOption = None,
     csv_out: CsvOption = None,
     quiet: bool = False,
+    all_rows: Annotated[bool, typer.Option("--all", help="Also show the candidates found near chance (not significant).", rich_help_panel="Output")] = False,
 ) -> None:
     """Describe how set A differs from set B: caption, propose with an LLM, rank with CLIP."""
     check_outputs(json_out, csv_out, folder=out)
@@ -54,9 +55,10 @@ def compare_command(
         if "direction" in table:
             for side in ("A", "B"):
                 rows = table[table["direction"] == side]
-                render_ranking(rows, title=f"{title}: more true of {side}", limit=top, favoured=side)
+                render_ranking(rows, title=f"{title}: more true of {side}", limit=top, favoured=side,
+                               supported_only=not all_rows)
         else:
-            render_ranking(table, title=title, limit=top)
+            render_ranking(table, title=title, limit=top, supported_only=not all_rows)
     write_table(table, json_path=json_out, csv_path=csv_out,
                 extra={"config": result.config, "timings": result.timings, "proposals": result.proposals})
     if out is not None:
