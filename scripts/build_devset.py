@@ -151,8 +151,10 @@ def with_text(image: Image.Image, rng: random.Random) -> Image.Image:
 def build_pairs(src: Sources) -> list[Pair]:
     pairs: list[Pair] = []
 
-    def add(pair_id, kind, family, set1, set2, files_a, files_b, make=load):
-        pairs.append(Pair(pair_id, kind, family, set1, set2, [make(f) for f in files_a], [make(f) for f in files_b],
+    def add(pair_id, kind, family, set1, set2, files_a, files_b, make=load, make_a=None):
+        """``make`` opens an image; ``make_a`` (``make`` unless given) opens those of set A."""
+        images_a = [(make_a or make)(f) for f in files_a]
+        pairs.append(Pair(pair_id, kind, family, set1, set2, images_a, [make(f) for f in files_b],
                           [src.relative(f) for f in files_a], [src.relative(f) for f in files_b]))
 
     def both_ways(family, kind, name_a, name_b, files_a, files_b, make=load):
@@ -238,8 +240,8 @@ def build_pairs(src: Sources) -> list[Pair]:
     for family, (truth, transform) in transforms.items():
         order = src.rng.sample(pool, len(pool))
         files_a, files_b = sorted(order[:20]), sorted(order[20:])
-        add(family, "transform", family, truth, "unaltered photos", files_a, files_b,
-            lambda f, t=transform: t(photo(f)))
+        add(family, "transform", family, truth, "unaltered photos", files_a, files_b, photo,
+            make_a=lambda f, t=transform: t(photo(f)))
     return pairs
 
 
