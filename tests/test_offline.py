@@ -78,14 +78,14 @@ def test_exact_weights_cover_names_plurals_unions_and_properties():
 # -- image statistics ------------------------------------------------------------------
 
 def test_image_statistics_measure_colour_exposure_and_focus():
-    # Coloured shapes with hard edges, like objects in a photo.
+    # Coloured shapes with hard edges and sensor noise, like objects in a photo.
     canvas = Image.new("RGB", (224, 224), (200, 180, 90))
     draw = ImageDraw.Draw(canvas)
     rng = np.random.default_rng(0)
     for _ in range(12):
         x, y = rng.integers(0, 200, 2)
         draw.rectangle([int(x), int(y), int(x) + 40, int(y) + 30], fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
-    colour = np.asarray(canvas)
+    colour = (np.asarray(canvas) + rng.normal(0, 4, (224, 224, 3))).clip(0, 255).astype(np.uint8)
     grey = np.repeat(colour.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)
     dark = (colour * 0.15).astype(np.uint8)
     blurred = np.asarray(Image.fromarray(colour).filter(ImageFilter.GaussianBlur(6)))
@@ -110,6 +110,32 @@ def test_flat_fills_score_as_drawings_and_texture_as_photographs():
     names = [p.name for p in PHOTO_PROPERTIES]
     assert scores[:, names.index("drawing")].tolist() == [1.0, 0.0]
     assert scores[:, names.index("photograph")].tolist() == [0.0, 1.0]
+    assert scores[:, names.index("white background")].tolist() == [1.0, 0.0]
+    assert scores[:, names.index("line drawing")].tolist() == [0.0, 0.0]  # coloured fill
+
+
+def test_line_art_and_cut_out_photos():
+    # Black outlines on white: a line drawing. A textured photo cut out onto white: a
+    # photograph on a white background, not a drawing (flatness counts the filled part only).
+    line_art = Image.new("RGB", (224, 224), (255, 255, 255))
+    ImageDraw.Draw(line_art).ellipse([40, 50, 180, 170], outline=(0, 0, 0), width=3)
+    cut_out = np.full((224, 224, 3), 255, np.uint8)
+    cut_out[40:190, 60:160] = np.random.default_rng(2).normal(120, 25, (150, 100, 3)).clip(0, 255)
+    pixels = torch.from_numpy(np.stack([np.asarray(line_art), cut_out])).permute(0, 3, 1, 2).float() / 255
+    scores = property_scores(torch.cat([image_statistics(pixels), torch.zeros(2, 1)], dim=1))
+    names = [p.name for p in PHOTO_PROPERTIES]
+    assert scores[:, names.index("line drawing")].tolist() == [1.0, 0.0]
+    assert scores[:, names.index("black and white photo")].tolist() == [0.0, 0.0]
+    assert scores[:, names.index("drawing")].tolist()[1] == 0.0
+    assert scores[:, names.index("white background")].tolist() == [1.0, 1.0]
+
+
+def test_scene_concepts_are_unions_of_wordnet_concepts():
+    table = load_concept_table()
+    water = exact_weights("water")
+    shores, vessels = (table.concepts[concept_index(p)].classes for p in ("shores", "vessels (craft)"))
+    assert water is not None and set(shores) | set(vessels) <= set(np.flatnonzero(water).tolist())
+    assert np.array_equal(exact_weights("indoors"), exact_weights("indoor scenes"))
 
 
 # -- vocabulary proposer ----------------------------------------------------------------

