@@ -42,6 +42,7 @@ Devbench's ``classes.tsv`` is never read.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import subprocess
@@ -122,6 +123,8 @@ class Matcher:
         from visdiff.scorers.offline import load_sentence_model
 
         self.model = load_sentence_model("cpu")
+        # The grid asks about the same few (hypothesis, truth) pairs many times.
+        self.matches = functools.cache(self.matches)
 
     def similarity(self, a: str, b: str) -> float:
         emb = self.model.encode([normalise_text(a), normalise_text(b)], normalize_embeddings=True,

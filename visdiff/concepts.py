@@ -37,7 +37,9 @@ STATISTICS = ("colourfulness", "brightness", "sharpness", "flatness", "white_bor
 @dataclass(frozen=True)
 class Concept:
     """One WordNet synset: ``classes`` are the ImageNet class indices beneath it (itself
-    included), ``parents`` indices into the concept table, ``phrase`` a plural description."""
+    included), ``parents`` indices into the concept table, ``phrase`` a plural description.
+    A scene concept has no parents and lists its ``members`` (indices of the WordNet
+    concepts it unites)."""
 
     wnid: str
     name: str
@@ -46,6 +48,7 @@ class Concept:
     depth: int
     parents: tuple[int, ...]
     classes: tuple[int, ...]
+    members: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class Ramp:
 @dataclass(frozen=True)
 class PhotoProperty:
     """A photographic property: the product of its ramps ("line drawing" is colourless and
-    flat-filled at once)."""
+    on a white background at once)."""
 
     name: str
     phrase: str
@@ -98,6 +101,9 @@ def photo_properties(drawing: Ramp = DRAWING_RAMP, white_border: Ramp = WHITE_BO
     """The photographic properties, with the given drawing and white-border ramps."""
     colourless = Ramp("colourfulness", zero=0.05, one=0.01)
     photographic = Ramp(drawing.statistic, zero=drawing.one, one=drawing.zero)
+    # Line art is colourless strokes on white: its few filled pixels are edges, never flat,
+    # so it is told from a greyscale photo by its white border rather than by flatness.
+    framed = Ramp(white_border.statistic, zero=white_border.one, one=white_border.zero)
     return (
         PhotoProperty(
             "black and white photo", "black and white photos",
@@ -105,7 +111,7 @@ def photo_properties(drawing: Ramp = DRAWING_RAMP, white_border: Ramp = WHITE_BO
              "greyscale photos", "grayscale photos", "greyscale images", "grayscale images",
              "monochrome photos", "black and white images", "photos without colour",
              "photos without color"),
-            (colourless, photographic),
+            (colourless, framed),
         ),
         PhotoProperty(
             "colour photo", "colour photos",
@@ -147,7 +153,7 @@ def photo_properties(drawing: Ramp = DRAWING_RAMP, white_border: Ramp = WHITE_BO
             "line drawing", "line drawings",
             ("line drawing", "line drawings", "line art", "black and white drawings", "outline drawings",
              "sketches", "colouring pages", "coloring pages"),
-            (colourless, drawing),
+            (colourless, white_border),
         ),
         PhotoProperty(
             "photograph", "photographs",
@@ -229,11 +235,13 @@ def load_concept_table() -> ConceptTable:
         )
         for c in raw["concepts"]
     ]
-    by_phrase = {c.phrase: c for c in concepts}
+    by_phrase = {c.phrase: k for k, c in enumerate(concepts)}
     for scene in json.loads(_data_text("scene_concepts.json"))["concepts"]:
-        classes = sorted({i for member in scene["members"] for i in by_phrase[member].classes})
+        members = tuple(by_phrase[member] for member in scene["members"])
+        classes = sorted({i for k in members for i in concepts[k].classes})
         concepts.append(Concept(wnid=f"scene:{scene['name']}", name=scene["name"], phrase=scene["phrase"],
-                                aliases=tuple(scene["aliases"]), depth=0, parents=(), classes=tuple(classes)))
+                                aliases=tuple(scene["aliases"]), depth=0, parents=(), classes=tuple(classes),
+                                members=members))
     return ConceptTable(class_wnids=tuple(raw["classes"]), concepts=tuple(concepts))
 
 

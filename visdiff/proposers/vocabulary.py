@@ -21,9 +21,9 @@ Selection, one proposal at a time:
    times the largest in that group: the descriptions that separate the sets about as well
    as the best one does, by rank and by how much of A they cover.
 3. From the tier the most specific phrase wins (fewest ImageNet classes beneath it; a
-   photographic property, a scene concept ("indoor scenes", "people": named wholes, not
-   WordNet levels) or a free phrase counts as one; then the deeper WordNet synset), then the
-   larger difference.
+   photographic property or a free phrase counts as one, a scene concept ("indoor scenes",
+   "people") as its broadest member; then the deeper WordNet synset), then the larger
+   difference.
 
 So with dogs against birds, "dogs", "canines", "carnivores" and "placental mammals" all tie
 (AUROC 1, similar coverage) and "dogs" is the most specific; "Rottweilers" separates worse
@@ -66,7 +66,10 @@ def default_vocabulary() -> Vocabulary:
     """Every WordNet concept over the ImageNet classes, then the photographic properties."""
     table = load_concept_table()
     phrases = [c.phrase for c in table.concepts] + [p.phrase for p in PHOTO_PROPERTIES]
-    generality = [1 if c.wnid.startswith("scene:") else len(c.classes) for c in table.concepts]
+    # A scene concept ("people": garments, footwear, divers...) names a whole no more general
+    # than its broadest member.
+    generality = [max((len(table.concepts[m].classes) for m in c.members), default=len(c.classes))
+                  for c in table.concepts]
     generality += [1] * len(PHOTO_PROPERTIES)
     depth = [c.depth for c in table.concepts] + [0] * len(PHOTO_PROPERTIES)
     return Vocabulary(tuple(phrases), tuple(generality), tuple(depth),
