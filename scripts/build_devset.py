@@ -63,6 +63,18 @@ PEOPLE_PHOTOS = ("amon", "anjuli", "anna", "boy4", "breakdancer", "calvrett", "c
                  "ribbon-dancer", "sam", "thai-dancer", "boy3")
 
 
+# Clipart category pairs asked one way only: (family, truth of A, truth of B, folders).
+ONE_WAY_CLIPART = (
+    ("clip-insects-mammals", "insects", "mammals", "animals/bugs", "animals/mammals"),
+    ("clip-flowers-trees", "flowers", "trees", "plants/flowers", "plants/trees"),
+    ("clip-furniture-clothing", "furniture", "clothing", "buildings/furniture", "people/clothing"),
+    ("clip-music-tools", "musical instruments", "tools", "recreation/music", "tools"),
+    ("clip-houses-vehicles", "houses", "vehicles", "buildings/homes", "transportation/vehicles"),
+    ("clip-boats-cars", "boats", "cars", "transportation/boating", "transportation/vehicles"),
+    ("clip-bigcats-horses", "big cats", "horses", "animals/mammals/big_cats", "animals/mammals/horses"),
+)
+
+
 @dataclass
 class Pair:
     id: str
@@ -167,20 +179,8 @@ def build_pairs(src: Sources) -> list[Pair]:
               src.clipart("food/vegetables"))
     both_ways("clip-dogs-cats", "clipart", "dogs", "cats", src.clipart("animals/mammals/dogs"),
               src.clipart("animals/mammals/housecats"))
-    add("clip-insects-mammals", "clipart", "clip-insects-mammals", "insects", "mammals",
-        src.clipart("animals/bugs"), src.clipart("animals/mammals"))
-    add("clip-flowers-trees", "clipart", "clip-flowers-trees", "flowers", "trees",
-        src.clipart("plants/flowers"), src.clipart("plants/trees"))
-    add("clip-furniture-clothing", "clipart", "clip-furniture-clothing", "furniture", "clothing",
-        src.clipart("buildings/furniture"), src.clipart("people/clothing"))
-    add("clip-music-tools", "clipart", "clip-music-tools", "musical instruments", "tools",
-        src.clipart("recreation/music"), src.clipart("tools"))
-    add("clip-houses-vehicles", "clipart", "clip-houses-vehicles", "houses", "vehicles",
-        src.clipart("buildings/homes"), src.clipart("transportation/vehicles"))
-    add("clip-boats-cars", "clipart", "clip-boats-cars", "boats", "cars",
-        src.clipart("transportation/boating"), src.clipart("transportation/vehicles"))
-    add("clip-bigcats-horses", "clipart", "clip-bigcats-horses", "big cats", "horses",
-        src.clipart("animals/mammals/big_cats"), src.clipart("animals/mammals/horses"))
+    for family, set1, set2, folder_a, folder_b in ONE_WAY_CLIPART:
+        add(family, "clipart", family, set1, set2, src.clipart(folder_a), src.clipart(folder_b))
     add("clip-people-tools", "people", "clip-people-tools", "people", "tools",
         src.clipart("people/stickmen", "people/smilies", "people/bodypart", "people"), src.clipart("tools"))
 
