@@ -70,12 +70,16 @@ def render_ranking(table: pd.DataFrame, *, title: str = "", limit: int | None = 
                    supported_only: bool = False) -> None:
     """Rich table of ranked hypotheses on stdout.
 
-    ``supported_only``: show only the significant rows and say in one line how many more
-    candidates were tried and found near chance (a proposer tries many; rows at AUROC 0.55
-    under one strong finding make the whole answer look unreliable).
+    ``supported_only``: show only the significant rows (the best row when none is, marked as
+    such) and say in one line how many more candidates were tried and found near chance (a
+    proposer tries many; rows at AUROC 0.55 under one strong finding make the whole answer
+    look unreliable).
     """
-    near_chance = table[~table["significant"].astype(bool)] if supported_only else table.iloc[:0]
-    table = table.drop(near_chance.index)
+    shown = table[table["significant"].astype(bool)] if supported_only else table
+    if len(shown) == 0:
+        shown = table.head(1)
+    near_chance = table.drop(shown.index)
+    table = shown
     view = Table(title=title or None, show_lines=False)
     for name, justify in [("#", "right"), (f"hypothesis (more true of {favoured})", "left"), ("AUROC", "right"),
                           ("mean A", "right"), ("mean B", "right"), ("p", "right"), ("q", "right"), ("sig.", "center")]:
@@ -86,13 +90,13 @@ def render_ranking(table: pd.DataFrame, *, title: str = "", limit: int | None = 
             str(i), row.hypothesis, f"{row.auroc:.3f}", f"{row.mean_a:.4g}", f"{row.mean_b:.4g}",
             format_p_value(row.p_value), format_p_value(row.q_value), "✓" if row.significant else "·",
         )
-    if len(table):
-        stdout.print(view)
+    stdout.print(view)
+    if supported_only and not table["significant"].astype(bool).any():
+        stdout.print("No candidate is significant: the row above is only the best of those tried.", highlight=False)
     if len(near_chance):
         spread = f"AUROC {near_chance['auroc'].min():.2f}-{near_chance['auroc'].max():.2f}, not significant"
-        lead = (f"{len(near_chance)} more candidate(s) were tried and found near chance" if len(table) else
-                f"None of the {len(near_chance)} candidate(s) tried separates the sets beyond chance")
-        stdout.print(f"{lead} ({spread}); --all shows them", highlight=False)
+        stdout.print(f"{len(near_chance)} more candidate(s) were tried and found near chance ({spread}); "
+                     "--all shows them", highlight=False)
 
 
 def render_summary(summary: pd.DataFrame, *, title: str, caption: str | None = None, headers: dict | None = None,
