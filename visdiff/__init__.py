@@ -2,7 +2,9 @@
 
 Public API: :func:`compare`, :func:`propose`, :func:`caption`, :func:`rank`, :func:`embed`,
 :func:`rank_scores`, :func:`load_image_set`, :func:`load_prompt`, :class:`RunOptions`,
-:class:`CompareResult`, and the stage registries' ``create_*`` / ``list_*`` functions.
+:class:`Comparison` (both sets' embeddings kept loaded, for interactive use),
+:class:`CompareResult`, :class:`RankedTable`, :class:`ImageGallery`, and the stage
+registries' ``create_*`` / ``list_*`` functions.
 Everything else is internal.
 
 Names are imported on first use: ``import visdiff`` stays light (the command line starts,
@@ -30,7 +32,10 @@ _EXPORTS = {
     "propose": "visdiff.pipeline",
     "rank": "visdiff.pipeline",
     "load_prompt": "visdiff.prompts",
+    "Comparison": "visdiff.comparison",
     "CompareResult": "visdiff.result",
+    "ImageGallery": "visdiff.result",
+    "RankedTable": "visdiff.result",
 }
 
 __all__ = sorted(_EXPORTS)

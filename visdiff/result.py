@@ -1,16 +1,68 @@
-"""Result types shared by the pipeline, the CLI, reports and the benchmark."""
+"""Result types shared by the pipeline, the CLI, reports and the benchmark.
+
+Each shows itself as rich HTML in Jupyter (``_repr_html_``, rendered by
+:mod:`visdiff.report.notebook` with the report's escaping) and as plain text elsewhere.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from visdiff.image_sets import ImageSet
 
+if TYPE_CHECKING:  # the report package imports this module
+    from visdiff.report.evidence import EvidenceImage
 
-@dataclass
+
+class RankedTable(pd.DataFrame):
+    """The ranked table of :func:`visdiff.rank` and :meth:`visdiff.Comparison.rank`: a plain
+    pandas DataFrame (tables derived from it are plain DataFrames) that Jupyter shows with
+    significant rows marked and readable p- and q-values."""
+
+    @property
+    def _constructor(self):
+        return pd.DataFrame
+
+    @classmethod
+    def of(cls, table: pd.DataFrame) -> RankedTable:
+        ranked = cls(table)
+        ranked.attrs = dict(table.attrs)
+        return ranked
+
+    def _repr_html_(self) -> str:
+        from visdiff.report.notebook import ranking_html
+
+        return ranking_html(self)
+
+
+@dataclass(frozen=True)
+class ImageGallery:
+    """The images of one set that score highest (or ``lowest``) for a hypothesis, in order."""
+
+    hypothesis: str
+    side: str
+    lowest: bool
+    images: list[EvidenceImage]
+
+    def __str__(self) -> str:
+        which = "lowest" if self.lowest else "highest"
+        lines = [f"{which}-scoring images of {self.side} for {self.hypothesis!r}:"]
+        lines += [f"{i:>3}. {image.score:.4f}  {image.name}" for i, image in enumerate(self.images, start=1)]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        from visdiff.report.notebook import gallery_html
+
+        return gallery_html(self)
+
+
+@dataclass(repr=False)
 class CompareResult:
     """Everything one ``compare`` run produced.
 
@@ -35,3 +87,16 @@ class CompareResult:
     config: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     proposal_rounds: list[dict] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        header = (f"CompareResult: A = {self.set_a.name or 'set A'} ({len(self.set_a)} images), "
+                  f"B = {self.set_b.name or 'set B'} ({len(self.set_b)} images), "
+                  f"{len(self.table)} hypotheses ranked")
+        return f"{header}\n{self.table.to_string(max_rows=20)}"
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        from visdiff.report.notebook import result_html
+
+        return result_html(self)

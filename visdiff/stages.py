@@ -8,6 +8,7 @@ run's :class:`Timings`; nested stages (captioning done for the proposer) count a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from functools import cached_property
 
@@ -22,6 +23,8 @@ from visdiff.proposers import CHAT_PROPOSERS, PROPOSERS, ProposalContext, Propos
 from visdiff.ranking import clean_hypotheses
 from visdiff.scorers import PAIRWISE_SCORERS, SCORERS, Scorer
 from visdiff.timing import Timings
+
+BUILT_STAGES = ("captioner", "proposer", "scorer")
 
 
 def build_proposer(options: RunOptions, *, cache) -> Proposer:
@@ -70,6 +73,17 @@ class RunStages:
         ENGINES.create(options.engine, address=options.engine_address)
         if proposer is None:
             PROPOSERS.check(options.proposer_spec())
+
+    @classmethod
+    def from_keywords(cls, options: RunOptions | None, keywords: dict, *,
+                      built: Sequence[str] = BUILT_STAGES) -> RunStages:
+        """Stages from ``options`` with ``keywords`` replacing its fields (the public API's
+        calling convention; ``None`` means not given); the ``built`` stages among the keywords
+        may be built objects, used as they are, or specs, which become options."""
+        keywords = {name: value for name, value in keywords.items() if value is not None}
+        objects = {name: keywords.pop(name) for name in built
+                   if name in keywords and not isinstance(keywords[name], str)}
+        return cls(RunOptions.build(options, **keywords), **objects)
 
     @cached_property
     def captioning(self) -> Captioning:

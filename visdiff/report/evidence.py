@@ -69,12 +69,14 @@ def short_names(image_set: ImageSet) -> list[str]:
 
 
 def top_images(image_set: ImageSet, scores: np.ndarray, captions: dict[str, str], *, k: int,
-               thumbnails: ThumbnailCache, names: list[str]) -> list[EvidenceImage]:
-    """The ``k`` images of ``image_set`` with the highest ``scores`` (one per item), best first.
+               thumbnails: ThumbnailCache, names: list[str], lowest: bool = False) -> list[EvidenceImage]:
+    """The ``k`` images of ``image_set`` with the highest ``scores`` (one per item), best first;
+    with ``lowest``, those with the lowest scores, lowest first. NaN scores come last.
 
     ``names`` are the display names of the items (:func:`short_names`).
     """
-    order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")[:k]
+    ordering = np.nan_to_num(scores, nan=np.inf) if lowest else -np.nan_to_num(scores, nan=-np.inf)
+    order = np.argsort(ordering, kind="stable")[:k]
     shown = []
     for i in order:
         item = image_set.items[i]

@@ -1,0 +1,212 @@
+"""A comparison of two image sets kept open for interactive use: embed once, rank many times.
+
+Researchers propose, look at the images, type a sharper hypothesis and rank again. A
+:class:`Comparison` loads (or computes) both sets' image embeddings once and keeps them on the
+scorer's device for its lifetime, so a later :meth:`Comparison.rank` only embeds the new
+texts, scores them with one matrix product per set on the device and computes the exact
+statistics there. :func:`visdiff.rank` and :func:`visdiff.compare` (and so the CLI) are one
+call on a fresh Comparison: there is one scoring path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict
+from functools import cached_property
+
+import numpy as np
+import torch
+
+from visdiff.errors import InputError
+from visdiff.image_sets import ImageSet, load_image_set
+from visdiff.options import RunOptions
+from visdiff.ranking import clean_hypotheses, rank_directions, rank_scores
+from visdiff.report.evidence import ThumbnailCache, short_names, top_images
+from visdiff.result import CompareResult, ImageGallery, RankedTable
+from visdiff.stages import RunStages
+
+log = logging.getLogger(__name__)
+
+SIDES = ("a", "b")
+# Thumbnails in a notebook are smaller than in the report: a gallery is one row of a cell.
+NOTEBOOK_THUMBNAIL_SIZE = 96
+
+
+def load_sets(set_a, set_b, stages: RunStages) -> tuple[ImageSet, ImageSet]:
+    """Sets A and B (files hashed through the run cache's memo), at least 2 readable images
+    each; a warning when they hold the same images."""
+    hashes = stages.cache.file_hashes()
+    image_set_a = load_image_set(set_a, name="A", hashes=hashes).require(2)
+    image_set_b = load_image_set(set_b, name="B", hashes=hashes).require(2)
+    if sorted(image_set_a.keys) == sorted(image_set_b.keys):
+        log.warning("set A and set B hold the same images: no hypothesis can tell them apart (every AUROC is 0.5)")
+    return image_set_a, image_set_b
+
+
+def resident_dtype(device: torch.device) -> torch.dtype:
+    """How embeddings stay on ``device``: float16 on accelerators (the cache stores float16,
+    so nothing is lost, and device memory holds twice the images), float32 on the CPU (CPU
+    matrix products in float16 are slow)."""
+    return torch.float32 if device.type == "cpu" else torch.float16
+
+
+class Comparison:
+    """Image sets A and B with their embeddings, ready to propose, rank and show.
+
+    Parameters
+    ----------
+    set_a, set_b : folder, CSV, list of paths or PIL images, or ImageSet
+        Anything :func:`visdiff.load_image_set` takes; at least 2 readable images each.
+    options, **keywords
+        Run options as for :func:`visdiff.compare` (``scorer``, ``device``, ``profile``...;
+        ``captioner``, ``proposer`` and ``scorer`` may be built objects).
+
+    Images that fail to decode leave the sets here, before anything is proposed from them.
+    Stage seconds accumulate in :attr:`timings` over the comparison's life.
+    """
+
+    def __init__(self, set_a, set_b, options: RunOptions | None = None, **keywords) -> None:
+        self.stages = RunStages.from_keywords(options, keywords)
+        with self.stages.timings.stage("load_images"):
+            image_set_a, image_set_b = load_sets(set_a, set_b, self.stages)
+        [(emb_a, image_set_a), (emb_b, image_set_b)] = self.stages.scoring.embed_sets(image_set_a, image_set_b)
+        self.set_a: ImageSet = image_set_a.require(2)
+        self.set_b: ImageSet = image_set_b.require(2)
+        # A pairwise scorer (vqa, caption-llm) has no embeddings: its blocks are the usable images.
+        self._pairwise = self.stages.scoring.pairs is not None
+        if not self._pairwise:
+            dtype = resident_dtype(emb_a.device)
+            emb_a, emb_b = emb_a.to(dtype), emb_b.to(dtype)
+        self._embeddings = {"a": emb_a, "b": emb_b}
+        self._texts: dict[str, torch.Tensor] = {}
+        self._thumbnails = ThumbnailCache(NOTEBOOK_THUMBNAIL_SIZE)
+
+    @property
+    def options(self) -> RunOptions:
+        return self.stages.options
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu") if self._pairwise else self._embeddings["a"].device
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return self.stages.timings.as_dict()
+
+    def embeddings(self, side: str) -> torch.Tensor:
+        """The resident (n, d) image embeddings of set ``side`` ("a" or "b")."""
+        return self._embeddings[_check_side(side)]
+
+    def _text_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
+        """(m, d) text embeddings on the device; only texts this comparison has not seen are
+        embedded (through the scoring stage's text cache)."""
+        new = [t for t in dict.fromkeys(texts) if t not in self._texts]
+        if new:
+            self._texts.update(zip(new, self.stages.scoring.encode_texts(new)))
+        return torch.stack([self._texts[t] for t in texts])
+
+    def scores(self, hypotheses: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n_a, m) and (n_b, m) scores of every image against every hypothesis, float32 on
+        the device, columns in ``hypotheses`` order."""
+        hypotheses = list(hypotheses)
+        if self._pairwise:  # scored (and cached) per pair by the scoring stage, on the host
+            blocks = [self._embeddings[side] for side in SIDES]
+            return tuple(torch.from_numpy(s) for s in self.stages.scoring.score_embeddings(blocks, hypotheses))
+        with self.stages.timings.stage("score"):
+            text = self._text_embeddings(hypotheses)
+            # float16 rows are widened for the product, so scores equal the float32 path's.
+            scorer = self.stages.scoring.scorer
+            return tuple(scorer.score(self._embeddings[side].float(), text).float() for side in SIDES)
+
+    def rank(self, hypotheses: Sequence[str], *, alpha: float | None = None) -> RankedTable:
+        """Rank ``hypotheses`` by how well their scores separate A from B.
+
+        Returns the :func:`visdiff.rank_scores` table (as :class:`RankedTable`: it shows
+        itself as HTML in Jupyter); ``attrs`` records the scorer, the set sizes, the skipped
+        inputs of each set with reasons, and the embedding counts (encoded vs cached).
+        """
+        hypotheses = clean_hypotheses(hypotheses)
+        scores_a, scores_b = self.scores(hypotheses)
+        with self.stages.timings.stage("rank"):
+            table = rank_scores(scores_a, scores_b, hypotheses, alpha=alpha or self.options.alpha)
+        table.attrs.update(
+            scorer=self.stages.scoring.spec,
+            n_a=len(self.set_a),
+            n_b=len(self.set_b),
+            skipped_a=[asdict(s) for s in self.set_a.skipped],
+            skipped_b=[asdict(s) for s in self.set_b.skipped],
+            embeddings=asdict(self.stages.scoring.stats),
+        )
+        return RankedTable.of(table)
+
+    def propose(self, *, over: str = "a") -> list[str]:
+        """The proposer's phrases more true of set ``over`` ("a" or "b") than of the other."""
+        if _check_side(over) == "a":
+            return self.stages.propose(self.set_a, self.set_b)
+        return self.stages.propose(self.set_b, self.set_a)
+
+    def compare(self) -> CompareResult:
+        """Propose (both ways with ``both_directions``) and rank: the :func:`visdiff.compare`
+        result. Its ``timings`` are this comparison's stage seconds so far (set-up included)."""
+        proposals = {"A": self.propose(over="a")}
+        if self.options.both_directions:
+            proposals["B"] = self.propose(over="b")
+        hypotheses = [h for phrases in proposals.values() for h in phrases]
+        scores_a, scores_b = self.scores(hypotheses)
+        with self.stages.timings.stage("rank"):
+            table, columns = rank_directions(scores_a, scores_b, proposals, alpha=self.options.alpha)
+        timings = self.timings
+        keys_a, keys_b = set(self.set_a.keys), set(self.set_b.keys)
+        captions = self.stages.captioning.captions
+        config = {
+            **self.stages.describe(),
+            "n_a": len(self.set_a), "n_b": len(self.set_b),
+            "skipped_a": [asdict(s) for s in self.set_a.skipped],
+            "skipped_b": [asdict(s) for s in self.set_b.skipped],
+            "n_proposals": {direction: len(phrases) for direction, phrases in proposals.items()},
+        }
+        return CompareResult(
+            table=table,
+            proposals=hypotheses,
+            set_a=self.set_a,
+            set_b=self.set_b,
+            scores_a=_host(scores_a[:, columns]),
+            scores_b=_host(scores_b[:, columns]),
+            captions_a={k: c for k, c in captions.items() if k in keys_a},
+            captions_b={k: c for k, c in captions.items() if k in keys_b},
+            config=config,
+            timings={**timings, "total": sum(timings.values())},
+            proposal_rounds=self.stages.proposal_rounds,
+        )
+
+    def images(self, hypothesis: str, side: str = "a", k: int = 12, *, lowest: bool = False) -> ImageGallery:
+        """The ``k`` images of set ``side`` that score highest (``lowest``: lowest) for
+        ``hypothesis``, best first, with thumbnails; shows itself as HTML in Jupyter."""
+        side = _check_side(side)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InputError(f"k must be a whole number >= 1, got {k!r}")
+        [hypothesis] = clean_hypotheses([hypothesis])
+        image_set = self.set_a if side == "a" else self.set_b
+        column = self.scores([hypothesis])[SIDES.index(side)][:, 0]
+        shown = top_images(image_set, _host(column), self.stages.captioning.captions, k=k,
+                           thumbnails=self._thumbnails, names=self._names[side], lowest=lowest)
+        return ImageGallery(hypothesis=hypothesis, side=side.upper(), lowest=lowest, images=shown)
+
+    @cached_property
+    def _names(self) -> dict[str, list[str]]:
+        return {"a": short_names(self.set_a), "b": short_names(self.set_b)}
+
+    def __repr__(self) -> str:
+        return (f"Comparison(A: {len(self.set_a)} images, B: {len(self.set_b)} images, "
+                f"scorer {self.stages.scoring.spec!r} on {self.device}, {len(self._texts)} texts embedded)")
+
+
+def _check_side(side: str) -> str:
+    if not isinstance(side, str) or side.lower() not in SIDES:
+        raise InputError(f"side must be 'a' or 'b', got {side!r}")
+    return side.lower()
+
+
+def _host(scores: torch.Tensor) -> np.ndarray:
+    return scores.float().cpu().numpy()

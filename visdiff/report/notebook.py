@@ -1,0 +1,67 @@
+"""Rich display in Jupyter: the HTML that ``_repr_html_`` of :class:`~visdiff.result.RankedTable`,
+:class:`~visdiff.result.ImageGallery` and :class:`~visdiff.result.CompareResult` returns.
+
+Rendered by the report's jinja2 environment (autoescaping: hypotheses, file names and
+captions are text, never markup) from ``templates/notebook.html.j2``; thumbnails are ``data:``
+URIs, so a saved notebook shows them with no files beside it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from markupsafe import Markup
+
+from visdiff.report.evidence import ThumbnailCache, short_names, top_images
+from visdiff.report.html import environment
+from visdiff.report.results import ranked_table
+from visdiff.result import CompareResult, ImageGallery
+
+# How many of the best hypotheses (per direction) a CompareResult shows images for, and how many.
+RESULT_HYPOTHESES_WITH_IMAGES = 3
+RESULT_IMAGES_PER_SET = 6
+THUMBNAIL_SIZE = 96
+
+
+def _macros():
+    return environment().get_template("notebook.html.j2").module
+
+
+def _ranking(table: pd.DataFrame) -> Markup:
+    rows = ranked_table(table).to_dict("records")
+    return _macros().ranking(rows, table.attrs.get("alpha"), "direction" in table.columns)
+
+
+def ranking_html(table: pd.DataFrame) -> str:
+    """The ranked table with significance marked."""
+    return str(Markup('<div class="visdiff">{}</div>').format(_ranking(table)))
+
+
+def gallery_html(gallery: ImageGallery) -> str:
+    """One set's images for a hypothesis, as small thumbnails with scores and names."""
+    which = "Lowest" if gallery.lowest else "Highest"
+    title = f"{which}-scoring images of {gallery.side} for “{gallery.hypothesis}”"
+    return str(Markup('<div class="visdiff">{}</div>').format(_macros().gallery(title, gallery.images)))
+
+
+def result_html(result: CompareResult) -> str:
+    """The ranked table, then for the best hypotheses of each direction the top images of A and B."""
+    macros = _macros()
+    parts = [Markup("<p><b>A</b> = {} ({} images) vs <b>B</b> = {} ({} images)</p>").format(
+        result.set_a.name or "set A", len(result.set_a), result.set_b.name or "set B", len(result.set_b))]
+    parts.append(_ranking(result.table))
+    thumbnails = ThumbnailCache(THUMBNAIL_SIZE)
+    sets = {"A": result.set_a, "B": result.set_b}
+    scores = {"A": np.asarray(result.scores_a, np.float64), "B": np.asarray(result.scores_b, np.float64)}
+    captions = {"A": result.captions_a, "B": result.captions_b}
+    names = {side: short_names(image_set) for side, image_set in sets.items()}
+    table = ranked_table(result.table)
+    for j, row in enumerate(table.to_dict("records")):
+        if row["rank"] > RESULT_HYPOTHESES_WITH_IMAGES:
+            continue
+        parts.append(Markup("<p style=\"margin-top:1rem\"><b>{}. {}</b></p>").format(row["rank"], row["hypothesis"]))
+        for side in ("A", "B"):
+            shown = top_images(sets[side], scores[side][:, j], captions[side], k=RESULT_IMAGES_PER_SET,
+                               thumbnails=thumbnails, names=names[side])
+            parts.append(macros.gallery(f"Highest-scoring in {side}", shown))
+    return str(Markup('<div class="visdiff">{}</div>').format(Markup("").join(parts)))
