@@ -11,7 +11,7 @@ scorer standing in for CLIP after the image forward pass. Measured in that one p
   those 110; best of 3 for each, each repeat with 10 hypotheses never seen before;
 - resident memory the Comparison keeps per 1,000 images, and peak RSS.
 
-Every Comparison table is checked equal to ``visdiff.rank``'s. Target: the later call with
+Every Comparison table is checked equal to ``visdiff.rank``'s, exactly. Target: the later call with
 10 new hypotheses <= 10% of ``visdiff.rank``'s time for the same work.
 
     .venv/bin/python benchmarks/bench_interactive.py                  # N = 20k, 200k
@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench_scale import DIM, MatrixScorer, fill, keys_for
+import bench_scale
+from bench_scale import DIM, MatrixScorer, keys_for
 
 OLD_HYPOTHESES = 100
 NEW_HYPOTHESES = 10
@@ -81,7 +82,7 @@ def measure(cache_dir: Path, n: int, device: str) -> dict:
         return visdiff.rank(hypotheses, *sets, options, scorer=scorer)
 
     def same(kept, fresh):
-        pd.testing.assert_frame_equal(kept, fresh, check_exact=False, rtol=1e-9, atol=1e-12)
+        pd.testing.assert_frame_equal(kept, fresh, check_exact=True)
 
     rank_old_s, fresh_old = timed(lambda: one_shot(old))
     rss_before = resident_mb()
@@ -114,27 +115,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 200_000])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--child", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--measure", type=int, metavar="N", help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        mode, n = args.child[0], int(args.child[1])
-        if mode == "fill":
-            fill(args.cache_dir, n)
-        else:
-            print(json.dumps(measure(args.cache_dir, n, args.device)))
+    if args.measure:
+        print(json.dumps(measure(args.cache_dir, args.measure, args.device)))
         return
 
     print(f"{DIM}-d float16 cache, {OLD_HYPOTHESES} hypotheses then {NEW_HYPOTHESES} new ones; "
           f"each N in a fresh process on {args.device}; later calls best of {REPEATS}; all tables equal visdiff.rank's")
-    header = (f"{'N per set':>9} {'rank(100)':>9} {'setup':>7} {'1st .rank':>9} {'.rank(10 new)':>13} {'rank(10)':>9} "
-              f"{'ratio':>6} {'.rank(110)':>10} {'rank(110)':>9} {'ratio':>6} {'kept MB/1k':>10} {'peak MB':>8}")
-    print(header)
+    print(f"{'N per set':>9} {'rank(100)':>9} {'setup':>7} {'1st .rank':>9} {'.rank(10 new)':>13} {'rank(10)':>9} "
+          f"{'ratio':>6} {'.rank(110)':>10} {'rank(110)':>9} {'ratio':>6} {'kept MB/1k':>10} {'peak MB':>8}")
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            child = [sys.executable, __file__, "--cache-dir", tmp, "--device", args.device, "--child"]
-            subprocess.run(child + ["fill", str(n)], check=True)
-            r = json.loads(subprocess.run(child + ["measure", str(n)], check=True, capture_output=True, text=True).stdout)
+            # bench_scale.py fills the cache in a process of its own, as earlier runs would have.
+            subprocess.run([sys.executable, bench_scale.__file__, "--cache-dir", tmp, "--child", "fill", str(n)], check=True)
+            measured = subprocess.run([sys.executable, __file__, "--cache-dir", tmp, "--device", args.device,
+                                       "--measure", str(n)], check=True, capture_output=True, text=True)
+            r = json.loads(measured.stdout)
         print(f"{n:>9} {r['rank_old_s']:>9.3f} {r['setup_s']:>7.3f} {r['first_s']:>9.3f} {r['later_new']:>13.3f} "
               f"{r['rank_new']:>9.3f} {r['later_new'] / r['rank_new']:>6.3f} {r['later_all']:>10.3f} "
               f"{r['rank_all']:>9.3f} {r['later_all'] / r['rank_all']:>6.3f} {r['kept_mb_per_1k']:>10.2f} "

@@ -125,11 +125,15 @@ class Comparison:
         Returns the :func:`visdiff.rank_scores` table (as :class:`RankedTable`: it shows
         itself as HTML in Jupyter); ``attrs`` records the scorer, the set sizes, the skipped
         inputs of each set with reasons, and the embedding counts (encoded vs cached).
+
+        Texts seen before are not embedded again, but every call scores all its hypotheses in
+        one product: a float32 product's last bit depends on how many columns it has, so
+        scores kept from earlier calls would make the table differ from ``visdiff.rank``'s.
         """
         hypotheses = clean_hypotheses(hypotheses)
         scores_a, scores_b = self.scores(hypotheses)
         with self.stages.timings.stage("rank"):
-            table = rank_scores(scores_a, scores_b, hypotheses, alpha=alpha or self.options.alpha)
+            table = rank_scores(scores_a, scores_b, hypotheses, alpha=self.options.alpha if alpha is None else alpha)
         table.attrs.update(
             scorer=self.stages.scoring.spec,
             n_a=len(self.set_a),
