@@ -77,3 +77,13 @@ def test_lowest_gallery_says_so(tmp_path, tiny_clip_weights, side):
     gallery = visdiff.Comparison(a, b, scorer=tiny_clip_weights, device="cpu").images("red", side=side, k=2, lowest=True)
     assert f"Lowest-scoring images of {side.upper()}" in PageParser(gallery._repr_html_()).all_text
     assert len(gallery.images) == 2 and gallery.images[0].score <= gallery.images[1].score
+
+
+def test_compare_result_html_both_directions(compare_result):  # noqa: F811
+    table = compare_result.table.assign(direction=["A", "B", "B"])
+    both = visdiff.CompareResult(**{**compare_result.__dict__, "table": table})
+    page = PageParser(both._repr_html_())
+    assert [row[:2] for row in page.rows("visdiff-ranking")] == [["1", "A"], ["1", "B"], ["2", "B"]]
+    # Ranks count within each direction, and each phrase says which set it describes.
+    for rank, (hypothesis, direction) in zip((1, 1, 2), zip(table["hypothesis"], table["direction"])):
+        assert f"{rank}. {hypothesis} (more true of {direction})" in page.all_text

@@ -45,7 +45,8 @@ def gallery_html(gallery: ImageGallery) -> str:
 
 
 def result_html(result: CompareResult) -> str:
-    """The ranked table, then for the best hypotheses of each direction the top images of A and B."""
+    """The ranked table, then for the best hypotheses of each direction the top images of both
+    sets, the set the phrase describes first."""
     macros = _macros()
     parts = [Markup("<p><b>A</b> = {} ({} images) vs <b>B</b> = {} ({} images)</p>").format(
         result.set_a.name or "set A", len(result.set_a), result.set_b.name or "set B", len(result.set_b))]
@@ -59,8 +60,10 @@ def result_html(result: CompareResult) -> str:
     for j, row in enumerate(table.to_dict("records")):
         if row["rank"] > RESULT_HYPOTHESES_WITH_IMAGES:
             continue
-        parts.append(Markup("<p style=\"margin-top:1rem\"><b>{}. {}</b></p>").format(row["rank"], row["hypothesis"]))
-        for side in ("A", "B"):
+        over = row.get("direction") or "A"
+        parts.append(Markup("<p style=\"margin-top:1rem\"><b>{}. {}</b> (more true of {})</p>").format(
+            row["rank"], row["hypothesis"], over))
+        for side in (over, "B" if over == "A" else "A"):
             shown = top_images(sets[side], scores[side][:, j], captions[side], k=RESULT_IMAGES_PER_SET,
                                thumbnails=thumbnails, names=names[side])
             parts.append(macros.gallery(f"Highest-scoring in {side}", shown))
