@@ -230,3 +230,21 @@ def test_on_cuda_embeddings_are_half_and_results_equal_the_cpu(image_dirs, tiny_
     expected = rank_scores(*(s.cpu().numpy() for s in scores), hypotheses)
     pd.testing.assert_frame_equal(on_gpu.rank(hypotheses), expected, check_frame_type=False,
                                   check_exact=False, rtol=1e-9, atol=1e-9)
+
+
+def test_cli_rank_and_api_compare_go_through_a_comparison(image_dirs, tiny_clip_weights, monkeypatch):
+    from typer.testing import CliRunner
+
+    from visdiff.cli import app
+
+    calls = []
+    for method in ("rank", "compare"):
+        original = getattr(visdiff.Comparison, method)
+        monkeypatch.setattr(visdiff.Comparison, method,
+                            lambda self, *args, _original=original, _name=method, **kw: calls.append(_name)
+                            or _original(self, *args, **kw))
+    a, b = image_dirs
+    result = CliRunner().invoke(app, ["rank", str(a), str(b), "--scorer", tiny_clip_weights, "-H", "red", "--json", "-"])
+    assert result.exit_code == 0, result.output
+    visdiff.compare(a, b, scorer=tiny_clip_weights, proposer=FixedProposer(["red", "blue"]))
+    assert calls == ["rank", "compare"]
