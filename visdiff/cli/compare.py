@@ -51,7 +51,7 @@ def compare_command(
     report_skipped(result.config)
     table = result.table
     if str(json_out) != "-" and str(csv_out) != "-":
-        title = f"A = {sets[0].name}  vs  B = {sets[1].name}  ({result.config['scorer']})"
+        title = f"{inputs.title}  ({result.config['scorer']})"
         if "direction" in table:
             for side in ("A", "B"):
                 rows = table[table["direction"] == side]

@@ -226,6 +226,14 @@ class SetInputs:
     group_col: str
     where: list[str] | None
 
+    @property
+    def title(self) -> str:
+        """``A = source[group]  vs  B = ...`` for table titles."""
+        def side(source: Path, group: str | None) -> str:
+            return f"{source}[{group}]" if group else str(source)
+
+        return f"A = {side(self.set_a, self.group_a)}  vs  B = {side(self.set_b or self.set_a, self.group_b)}"
+
     def load(self, options: RunOptions | None = None) -> tuple[ImageSet, ImageSet]:
         """Sets A and B; one table may give both (``--group-b`` alone). With ``options``, files
         are hashed through its cache's file-hash memo."""

@@ -44,5 +44,5 @@ def rank_command(
     table = rank(hypotheses, *sets, options)
     report_skipped(table.attrs)
     if str(json_out) != "-" and str(csv_out) != "-":
-        render_ranking(table, title=f"A = {sets[0].name}  vs  B = {sets[1].name}  ({table.attrs['scorer']})")
+        render_ranking(table, title=f"{inputs.title}  ({table.attrs['scorer']})")
     write_table(table, json_path=json_out, csv_path=csv_out, extra=dict(table.attrs))
