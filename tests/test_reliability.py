@@ -101,6 +101,25 @@ def test_usage_errors_exit_2_before_any_work(command, args, image_dirs, tmp_path
     assert "embedding" not in result.output  # failed before any image was read
 
 
+IGNORED_VALUE_CASES = [
+    ("--where on a folder", ["compare", "{a}", "{b}", "--where", "x=y"], "selects rows of a table"),
+    ("--group-a on a folder", ["rank", "{a}", "{b}", "-H", "x", "--group-a", "g"], "selects rows of a table"),
+    ("--group on a folder", ["caption", "{a}", "--group", "g"], "selects rows of a table"),
+    ("judge prompt with the offline judge", ["bench", MINIBENCH, "--judge-prompt", "/no/such.txt", "--out", "{out}"],
+     "--judge-prompt applies to the llm judge"),
+    ("judge model with the offline judge", ["bench", MINIBENCH, "--judge-llm", "gpt-4o", "--out", "{out}"],
+     "--judge-llm applies to the llm judge"),
+]
+
+
+@pytest.mark.parametrize("args, message", [c[1:] for c in IGNORED_VALUE_CASES], ids=[c[0] for c in IGNORED_VALUE_CASES])
+def test_values_that_would_be_ignored_are_usage_errors(args, message, image_dirs, tmp_path):
+    fill = {"{a}": str(image_dirs[0]), "{b}": str(image_dirs[1]), "{out}": str(tmp_path / "out")}
+    result = invoke(*[fill.get(str(arg), arg) for arg in args])
+    assert_one_line_error(result, 2, message)
+    assert not (tmp_path / "out" / "results.jsonl").exists()
+
+
 # --- system failures: exit 1 naming the file ----------------------------------------------------
 
 

@@ -76,3 +76,5 @@ def test_cli_sweep_and_unknown_column(failures_table, tmp_path):
     assert list(summary["top_hypothesis"])[:2] == ["dark, underexposed photos"] * 2
     result = runner.invoke(app, [*args, "--by", "species"])
     assert result.exit_code == 2 and "no column 'species'; columns: ['path', 'label', 'correct']" in result.output
+    result = runner.invoke(app, [*args, "--by", "label", "--group-a", "Nope"])
+    assert result.exit_code == 2 and "no group 'Nope' in column 'correct'; groups: ['False', 'True']" in result.output

@@ -418,6 +418,12 @@ def load_image_set(source, *, group: str | None = None, group_column: str = DEFA
     """
     if isinstance(source, ImageSet):
         return source
+    is_path = isinstance(source, (str, os.PathLike))
+    if (group is not None or where) and not (is_path and is_table(Path(source))):
+        # Row selection on anything else would be silently ignored.
+        what = display_path(source) if is_path else "a list of images"
+        raise InputError(f"a group or --where selects rows of a table; {what} is not one "
+                         "(a table is a .csv, .parquet or datasets folder)")
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():

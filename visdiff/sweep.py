@@ -65,6 +65,10 @@ def sweep_values(spec: SweepSpec) -> list[str]:
         raise InputError(f"{spec.table} has no column {missing[0]!r}; columns: {list(table.columns)}")
     for column, value in spec.where.items():
         table = table[table[column].astype(str) == str(value)]
+    groups = set(table[spec.group_column].astype(str))
+    for group in (spec.group_a, spec.group_b):
+        if group not in groups:
+            raise InputError(f"{spec.table} has no group {group!r} in column {spec.group_column!r}; groups: {sorted(groups)[:20]}")
     return sorted(table[spec.by].astype(str).unique())
 
 

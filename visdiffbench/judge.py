@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from visdiff.cache_root import CacheRoot
-from visdiff.errors import BackendError
+from visdiff.errors import BackendError, InputError
 from visdiff.prompts import load_prompt
 
 RUBRIC_SCORES = {"2": 1.0, "1": 0.5, "0": 0.0}
@@ -192,6 +192,10 @@ def create_judge(name: str, *, llm: str | None = None, base_url: str | None = No
     """Build the ``offline`` judge or the ``llm`` judge (which needs ``llm``, a model name;
     ``prompt`` and ``prompts`` choose its template, see :class:`LLMJudge`)."""
     if name == "offline":
+        given = [flag for flag, value in (("--judge-llm", llm), ("--judge-prompt", prompt)) if value]
+        if given:
+            raise InputError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to the llm judge; "
+                             "add --judge llm")
         return OfflineJudge()
     if name == "llm":
         if not llm:
