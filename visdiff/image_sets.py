@@ -269,19 +269,28 @@ def _file_kind(mode: int) -> str:
     return "special file"
 
 
-def _from_paths(paths: Iterable[Path], *, name: str, hashes: FileHashMemo | None = None) -> ImageSet:
-    paths = list(paths)
-    probed = hashes.probe(paths, _probe) if hashes is not None else [_probe(p) for p in paths]
+def _probe_paths(paths: list[Path], hashes: FileHashMemo | None) -> list[tuple[str | None, str]]:
+    return hashes.probe(paths, _probe) if hashes is not None else [_probe(p) for p in paths]
+
+
+def _assemble(inputs: Iterable[tuple[str, tuple[str | None, str], dict]], *, name: str) -> ImageSet:
+    """The set of (source, (key or None, reason), item fields) inputs: usable ones as items,
+    the others skipped with one warning each."""
     items: list[ImageItem] = []
     skipped: list[SkippedImage] = []
-    for path, (key, reason) in zip(paths, probed):
-        source = display_path(path)
+    for source, (key, reason), fields in inputs:
         if key is None:
             log.warning("skipping %s: %s", source, reason)
             skipped.append(SkippedImage(source, reason))
         else:
-            items.append(ImageItem(key=key, source=source, path=path))
+            items.append(ImageItem(key=key, source=source, **fields))
     return ImageSet(tuple(items), tuple(skipped), name=name)
+
+
+def _from_paths(paths: Iterable[Path], *, name: str, hashes: FileHashMemo | None = None) -> ImageSet:
+    paths = list(paths)
+    probed = _probe_paths(paths, hashes)
+    return _assemble(((display_path(p), probe, {"path": p}) for p, probe in zip(paths, probed)), name=name)
 
 
 def _from_pil(images: Sequence[Image.Image], *, name: str) -> ImageSet:
@@ -360,7 +369,7 @@ def list_image_files(folder: Path) -> FolderScan:
 
 
 def _from_table(path: Path, *, group: str | None, group_column: str, where: Mapping[str, str] | None,
-                name: str | None) -> ImageSet:
+                name: str | None, hashes: FileHashMemo | None) -> ImageSet:
     """The images of a table's chosen rows, in row order: paths (relative to the table) are
     read like files, image bytes stored in the table are used as they are."""
     rows = select_rows(path, group=group, group_column=group_column, where=where)
@@ -371,23 +380,17 @@ def _from_table(path: Path, *, group: str | None, group_column: str, where: Mapp
         # Fine for a local tool, but worth a word: a shared table may point anywhere.
         log.warning("%d path(s) in %s lead outside its folder (e.g. %s); reading them as given",
                     len(outside), display_path(path), display_path(outside[0]))
-    items: list[ImageItem] = []
-    skipped: list[SkippedImage] = []
-    for image, label in zip(rows.images, rows.labels, strict=True):
-        if isinstance(image, bytes):
-            key, reason = _probe_data(image)
-            item = ImageItem(key=key, source=label, data=image) if key else None
-        else:
-            file = relative_to(rows.folder, image)
-            key, reason = _probe(file)
-            label = display_path(file)
-            item = ImageItem(key=key, source=label, path=file) if key else None
-        if item is None:
-            log.warning("skipping %s: %s", label, reason)
-            skipped.append(SkippedImage(label, reason))
-        else:
-            items.append(item)
-    return ImageSet(tuple(items), tuple(skipped), name=name or rows.group or path.stem)
+    probed_paths = iter(zip(paths, _probe_paths(paths, hashes)))
+
+    def inputs():
+        for image, label in zip(rows.images, rows.labels, strict=True):
+            if isinstance(image, bytes):
+                yield label, _probe_data(image), {"data": image}
+            else:
+                file, probe = next(probed_paths)
+                yield display_path(file), probe, {"path": file}
+
+    return _assemble(inputs(), name=name or rows.group or path.stem)
 
 
 def load_image_set(source, *, group: str | None = None, group_column: str = DEFAULT_GROUP_COLUMN,
@@ -429,7 +432,7 @@ def load_image_set(source, *, group: str | None = None, group_column: str = DEFA
         if not path.exists():
             raise InputError(f"no such file or folder: {path}")
         if is_table(path):
-            return _from_table(path, group=group, group_column=group_column, where=where, name=name)
+            return _from_table(path, group=group, group_column=group_column, where=where, name=name, hashes=hashes)
         if path.is_dir():
             scan = list_image_files(path)
             if not scan.files:
