@@ -102,6 +102,16 @@ def read_records(path: Path, *, key: str, required: tuple[str, ...], kind: str) 
     return records
 
 
+# Columns of the ranked table kept per hypothesis in a results line.
+HYPOTHESIS_COLUMNS = ("hypothesis", "auroc", "mean_a", "mean_b", "effect_size", "p_value", "q_value", "significant")
+
+
+def hypothesis_rows(table, top: int | None = None) -> list[dict]:
+    """The ranked table's rows (the first ``top``, or all) as results-line records."""
+    columns = [c for c in HYPOTHESIS_COLUMNS if c in table.columns]
+    return table[columns].head(top if top is not None else len(table)).to_dict("records")
+
+
 def append_record(file, record: dict) -> None:
     """Append one JSON line and force it to disk before the next unit starts."""
     file.write(json.dumps(to_jsonable(record), ensure_ascii=False, allow_nan=False) + "\n")

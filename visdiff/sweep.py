@@ -25,7 +25,7 @@ from visdiff.options import RunOptions
 from visdiff.pipeline import compare
 from visdiff.progress import progress_bar
 from visdiff.report.results import csv_safe
-from visdiff.runlog import append_record, check_settings_file, exclusive, now, read_records
+from visdiff.runlog import append_record, check_settings_file, exclusive, hypothesis_rows, now, read_records
 from visdiff.stages import RunStages
 from visdiff.tables import DEFAULT_GROUP_COLUMN, read_table
 
@@ -119,10 +119,9 @@ def _compare_value(spec: SweepSpec, value: str, options: RunOptions, models: dic
         report = Path("reports") / report_folder(value) / "report.html"
         write_outputs(result, out / report.parent)
     table = result.table
-    columns = ["hypothesis", "auroc", "mean_a", "mean_b", "effect_size", "p_value", "q_value", "significant"]
     return {
         **record, "status": "ok", "n_a": len(result.set_a), "n_b": len(result.set_b),
-        "hypotheses": table[columns].head(spec.top).to_dict("records"),
+        "hypotheses": hypothesis_rows(table, spec.top),
         "n_significant": int(table["significant"].sum()), "n_hypotheses": len(table),
         "report": str(report) if report else None, "timings": result.timings, "finished_at": now(),
     }

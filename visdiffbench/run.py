@@ -30,7 +30,9 @@ from visdiff.atomic import write_text_atomic
 from visdiff.errors import InputError
 from visdiff.options import RunOptions
 from visdiff.progress import progress_bar
-from visdiff.runlog import append_record, check_settings_file, exclusive, library_versions, now, read_records
+from visdiff.runlog import (
+    append_record, check_settings_file, exclusive, hypothesis_rows, library_versions, now, read_records,
+)
 from visdiff.stages import RunStages
 from visdiffbench.data import Benchmark, BenchPair, apply_purity
 from visdiffbench.diagnosis import BLIND_MARGIN, diagnose, diagnosis_summary
@@ -50,9 +52,6 @@ RUN_FILE = "run.json"
 # Bump when the meaning of a results line changes; a folder written by another version is refused.
 RESULTS_VERSION = 3
 # Table columns kept per hypothesis in a results line.
-_HYPOTHESIS_COLUMNS = ("hypothesis", "auroc", "mean_a", "mean_b", "effect_size", "p_value", "q_value", "significant")
-
-
 @dataclass(frozen=True)
 class BenchConfig:
     """Everything that determines a benchmark run's results (never API keys).
@@ -216,7 +215,7 @@ def run_pair(
         "n_a": len(result.set_a), "n_b": len(result.set_b),
         "skipped_images": [{"set": side, **asdict(s)} for side, image_set in (("A", result.set_a), ("B", result.set_b))
                            for s in image_set.skipped],
-        "hypotheses": _hypothesis_rows(result.table),
+        "hypotheses": hypothesis_rows(result.table),
         "judged": [asdict(j) for j in judgements],
         "judge_scores": scores,
         "diagnosis": diagnosis,
@@ -259,8 +258,3 @@ def _image_set(paths, *, side: str, min_images: int):
     if len(paths) < min_images:
         raise InputError(f"set {side} has {len(paths)} image file(s) on disk; at least {min_images} needed")
     return visdiff.load_image_set(list(paths), name=side).require(min_images)
-
-
-def _hypothesis_rows(table: pd.DataFrame) -> list[dict]:
-    columns = [c for c in _HYPOTHESIS_COLUMNS if c in table.columns]
-    return table[columns].to_dict("records")
