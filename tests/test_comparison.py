@@ -219,12 +219,33 @@ def test_propose_both_ways_reuses_the_sets(image_dirs, counting_scorer):
     assert proposer.calls == 2 and "6 images" in repr(comparison)
 
 
+def test_one_resident_copy_of_the_embeddings_serves_proposer_and_ranking(image_dirs, tiny_clip_weights, monkeypatch):
+    """On an accelerator embeddings stay float16, once: the Comparison ranks from the scoring
+    stage's own blocks (device memory was 3x the float16 size with a float32 copy beside them).
+    Forced here on the CPU through the dtype rule the accelerator path uses."""
+    from visdiff.embeddings import scoring as scoring_module
+
+    monkeypatch.setattr(scoring_module, "resident_dtype", lambda device: torch.float16)
+    a, b = image_dirs
+    hypotheses = ["reddish images", "bluish images"]
+    comparison = visdiff.Comparison(a, b, scorer=tiny_clip_weights, device="cpu")
+    scoring = comparison.stages.scoring
+    [(block_a, set_a), (block_b, _)] = scoring.embed_sets(comparison.set_a, comparison.set_b)
+    assert comparison.embeddings("a").dtype == torch.float16
+    assert comparison.embeddings("a").data_ptr() == block_a.data_ptr()
+    assert comparison.embeddings("b").data_ptr() == block_b.data_ptr()
+    # The proposer's scores (scoring.score) and the Comparison's agree: both widen to float32.
+    np.testing.assert_array_equal(scoring.score(set_a, hypotheses), np.asarray(comparison.scores(hypotheses)[0]))
+
+
 @pytest.mark.gpu
 def test_on_cuda_embeddings_are_half_and_results_equal_the_cpu(image_dirs, tiny_clip_weights):
     a, b = image_dirs
     hypotheses = ["reddish images", "bluish images", "noisy images"]
     on_gpu = visdiff.Comparison(a, b, scorer=tiny_clip_weights, device="cuda")
     assert on_gpu.embeddings("a").dtype == torch.float16 and on_gpu.device.type == "cuda"
+    [(block_a, _), _] = on_gpu.stages.scoring.embed_sets(on_gpu.set_a, on_gpu.set_b)
+    assert on_gpu.embeddings("a").data_ptr() == block_a.data_ptr()
     scores = on_gpu.scores(hypotheses)
     assert all(s.device.type == "cuda" for s in scores)
     expected = rank_scores(*(s.cpu().numpy() for s in scores), hypotheses)

@@ -44,13 +44,6 @@ def load_sets(set_a, set_b, stages: RunStages) -> tuple[ImageSet, ImageSet]:
     return image_set_a, image_set_b
 
 
-def resident_dtype(device: torch.device) -> torch.dtype:
-    """How embeddings stay on ``device``: float16 on accelerators (the cache stores float16,
-    so nothing is lost, and device memory holds twice the images), float32 on the CPU (CPU
-    matrix products in float16 are slow)."""
-    return torch.float32 if device.type == "cpu" else torch.float16
-
-
 class Comparison:
     """Image sets A and B with their embeddings, ready to propose, rank and show.
 
@@ -74,10 +67,8 @@ class Comparison:
         self.set_a: ImageSet = image_set_a.require(2)
         self.set_b: ImageSet = image_set_b.require(2)
         # A pairwise scorer (vqa, caption-llm) has no embeddings: its blocks are the usable images.
+        # Embeddings are the scoring stage's resident blocks (float16 on a GPU), not copies.
         self._pairwise = self.stages.scoring.pairs is not None
-        if not self._pairwise:
-            dtype = resident_dtype(emb_a.device)
-            emb_a, emb_b = emb_a.to(dtype), emb_b.to(dtype)
         self._embeddings = {"a": emb_a, "b": emb_b}
         self._texts: dict[str, torch.Tensor] = {}
         self._thumbnails = ThumbnailCache(NOTEBOOK_THUMBNAIL_SIZE)

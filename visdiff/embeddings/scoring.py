@@ -24,6 +24,13 @@ from visdiff.scorers.pairwise import PairScores, PairwiseScorer
 from visdiff.timing import Timings
 
 
+def resident_dtype(device: torch.device) -> torch.dtype:
+    """How a run's embeddings stay on ``device``: float16 on accelerators (the cache stores
+    float16, so nothing is lost, and device memory holds twice the images), float32 on the CPU
+    (CPU matrix products in float16 are slow). Products widen them to float32."""
+    return torch.float32 if device.type == "cpu" else torch.float16
+
+
 class Scoring:
     """Scores image sets against texts with one scorer, embeddings cached by content.
 
@@ -74,8 +81,8 @@ class Scoring:
         return self.scorer.spec
 
     def embed_sets(self, *image_sets: ImageSet) -> list[tuple[torch.Tensor, ImageSet]]:
-        """Per set: the embeddings of its readable images (float32 on the scorer's device) and
-        the set without the images that failed to decode.
+        """Per set: the embeddings of its readable images (on the scorer's device, in
+        :func:`resident_dtype`) and the set without the images that failed to decode.
 
         All sets go through one pass, so an image in several sets is decoded and encoded once
         (also without a cache) and the decoding workers start once.
@@ -90,6 +97,8 @@ class Scoring:
         with self.timings.stage("embed"):
             embeddings, usable = embed_image_set(self.scorer, combined, cache=self.store, settings=self.settings,
                                                  engine=self.engine, stats=self.stats, timings=self.timings)
+        # One resident copy: the blocks below are views of it, kept for the proposer and the Comparison.
+        embeddings = embeddings.to(resident_dtype(embeddings.device))
         # Failures are per content hash; `usable.skipped` lists them in position order.
         failed_keys = {item.key for item in combined.items} - set(usable.keys)
         reasons = {item.key: s.reason for item, s in zip(
@@ -128,7 +137,7 @@ class Scoring:
             if self.pairs:
                 return self.pairs.score(embeddings, list(texts))
             text = self.encode_texts(list(texts))
-            return [self.scorer.score(e, text).float().cpu().numpy() for e in embeddings]
+            return [self.scorer.score(e.float(), text).float().cpu().numpy() for e in embeddings]
 
     def score(self, image_set: ImageSet, texts: list[str]) -> np.ndarray:
         """(n readable images, m texts) scores of one set."""
