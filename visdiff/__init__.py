@@ -1,9 +1,11 @@
 """visdiff: describe in plain words how image set A differs from image set B.
 
-Public API: :func:`compare`, :func:`propose`, :func:`caption`, :func:`rank`, :func:`embed`,
+Public API: :func:`compare`, :func:`compare_many` (each of several sets against the others),
+:func:`propose`, :func:`caption`, :func:`rank`, :func:`embed`,
 :func:`rank_scores`, :func:`load_image_set`, :func:`load_prompt`, :class:`RunOptions`,
 :class:`Comparison` (both sets' embeddings kept loaded, for interactive use),
-:class:`CompareResult`, :class:`RankedTable`, :class:`ImageGallery`, and the stage
+:class:`MultiComparison`, :class:`CompareResult`, :class:`MultiCompareResult`, :class:`RankedTable`,
+:class:`ImageGallery`, and the stage
 registries' ``create_*`` / ``list_*`` functions.
 Everything else is internal.
 
@@ -28,12 +30,15 @@ _EXPORTS = {
     "rank_scores": "visdiff.ranking",
     "caption": "visdiff.pipeline",
     "compare": "visdiff.pipeline",
+    "compare_many": "visdiff.pipeline",
     "embed": "visdiff.pipeline",
     "propose": "visdiff.pipeline",
     "rank": "visdiff.pipeline",
     "load_prompt": "visdiff.prompts",
     "Comparison": "visdiff.comparison",
+    "MultiComparison": "visdiff.multi",
     "CompareResult": "visdiff.result",
+    "MultiCompareResult": "visdiff.result",
     "ImageGallery": "visdiff.result",
     "RankedTable": "visdiff.result",
 }

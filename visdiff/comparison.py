@@ -60,16 +60,33 @@ class Comparison:
     """
 
     def __init__(self, set_a, set_b, options: RunOptions | None = None, **keywords) -> None:
-        self.stages = RunStages.from_keywords(options, keywords)
-        with self.stages.timings.stage("load_images"):
-            image_set_a, image_set_b = load_sets(set_a, set_b, self.stages)
-        [(emb_a, image_set_a), (emb_b, image_set_b)] = self.stages.scoring.embed_sets(image_set_a, image_set_b)
+        stages = RunStages.from_keywords(options, keywords)
+        with stages.timings.stage("load_images"):
+            image_set_a, image_set_b = load_sets(set_a, set_b, stages)
+        self._keep(stages, *stages.scoring.embed_sets(image_set_a, image_set_b))
+
+    @classmethod
+    def of_embedded(cls, stages: RunStages, embedded_a: tuple, embedded_b: tuple, *,
+                    contrast: ImageSet | None = None) -> Comparison:
+        """A comparison of sets that ``stages.scoring.embed_sets`` embedded already (its
+        ``(embeddings, set)`` pairs), sharing ``stages``: a :class:`~visdiff.multi.MultiComparison`
+        embeds all its sets in one pass. ``contrast`` (embedded in that pass too) is what the
+        proposer sees of B instead of all of it."""
+        comparison = cls.__new__(cls)
+        comparison._keep(stages, embedded_a, embedded_b, contrast=contrast)
+        return comparison
+
+    def _keep(self, stages: RunStages, embedded_a: tuple, embedded_b: tuple, *,
+              contrast: ImageSet | None = None) -> None:
+        self.stages = stages
+        (emb_a, image_set_a), (emb_b, image_set_b) = embedded_a, embedded_b
         self.set_a: ImageSet = image_set_a.require(2)
         self.set_b: ImageSet = image_set_b.require(2)
         # A pairwise scorer (vqa, caption-llm) has no embeddings: its blocks are the usable images.
         # Embeddings are the scoring stage's resident blocks (float16 on a GPU), not copies.
         self._pairwise = self.stages.scoring.pairs is not None
         self._embeddings = {"a": emb_a, "b": emb_b}
+        self._contrast_b = self.set_b if contrast is None else contrast
         self._texts: dict[str, torch.Tensor] = {}
         self._thumbnails = ThumbnailCache(NOTEBOOK_THUMBNAIL_SIZE)
 
@@ -138,7 +155,7 @@ class Comparison:
     def propose(self, *, over: str = "a") -> list[str]:
         """The proposer's phrases more true of set ``over`` ("a" or "b") than of the other."""
         if _check_side(over) == "a":
-            return self.stages.propose(self.set_a, self.set_b)
+            return self.stages.propose(self.set_a, self._contrast_b)
         return self.stages.propose(self.set_b, self.set_a)
 
     def compare(self) -> CompareResult:

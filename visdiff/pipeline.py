@@ -1,9 +1,12 @@
-"""The public API of the VisDiff pipeline: ``caption``, ``propose``, ``rank``, ``compare`` and ``embed``.
+"""The public API of the VisDiff pipeline: ``caption``, ``propose``, ``rank``, ``compare``, ``compare_many`` and ``embed``.
 
 Each takes a :class:`~visdiff.options.RunOptions` (``options=``) and/or its fields as keywords
 (``profile="paper"``, ``seed=3``...); ``captioner``, ``proposer`` and ``scorer`` may also be
 built objects, used as they are (so a benchmark loads its models once for many pairs).
 :class:`~visdiff.stages.RunStages` turns the options into stages.
+
+``compare_many`` describes each of several sets against the union of the others
+(:mod:`visdiff.multi`).
 
 ``rank`` and ``compare`` are one call on a fresh :class:`~visdiff.comparison.Comparison`, the
 object to keep for interactive use. Captions, LLM answers and embeddings are cached by
@@ -23,9 +26,10 @@ import pandas as pd
 
 from visdiff.comparison import Comparison, load_sets
 from visdiff.image_sets import load_image_set
+from visdiff.multi import MultiComparison
 from visdiff.options import RunOptions
 from visdiff.ranking import clean_hypotheses
-from visdiff.result import CompareResult, RankedTable
+from visdiff.result import CompareResult, MultiCompareResult, RankedTable
 from visdiff.stages import RunStages
 
 
@@ -129,3 +133,18 @@ def compare(set_a, set_b, options: RunOptions | None = None, **keywords) -> Comp
         One call on a fresh :class:`~visdiff.comparison.Comparison`.
     """
     return Comparison(set_a, set_b, options, **keywords).compare()
+
+
+def compare_many(sets, options: RunOptions | None = None, *, names: Sequence[str] | None = None,
+                 **keywords) -> MultiCompareResult:
+    """Describe each image set against the union of the others: caption, propose, rank per set.
+
+    ``sets`` is a sequence (or a mapping name -> set) of at least two of anything
+    :func:`visdiff.load_image_set` takes; ``names`` labels them (default: folder or group
+    name). Options as :func:`compare`. All sets are embedded in one pass; the proposer reads
+    each set against an equal number of images of every other set, the statistics compare it
+    with all of them. Returns a :class:`~visdiff.result.MultiCompareResult`: per set a
+    :class:`CompareResult` with A = the set, B = the other sets. One call on a fresh
+    :class:`~visdiff.multi.MultiComparison`.
+    """
+    return MultiComparison(sets, options, names=names, **keywords).compare()

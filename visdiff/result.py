@@ -100,3 +100,45 @@ class CompareResult:
         from visdiff.report.notebook import result_html
 
         return result_html(self)
+
+
+@dataclass(repr=False)
+class MultiCompareResult:
+    """Each of several image sets described against the union of the others
+    (:func:`visdiff.compare_many`).
+
+    ``results`` maps each set's name to its :class:`CompareResult` (A = the set, B = the other
+    sets; its ``timings`` and ``proposal_rounds`` are its own). ``config`` records the run's
+    settings, the sets' sizes and the images shared between sets; ``timings`` are the whole
+    run's seconds per stage (loading and embedding happen once for all sets).
+    """
+
+    results: dict[str, CompareResult]
+    config: dict = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.results)
+
+    def __getitem__(self, name: str) -> CompareResult:
+        return self.results[name]
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """Every set's ranked table, one after the other, with the set's name in a first column ``set``."""
+        tables = [result.table.assign(set=name) for name, result in self.results.items()]
+        table = pd.concat(tables, ignore_index=True)
+        return table[["set", *(c for c in table.columns if c != "set")]]
+
+    def __str__(self) -> str:
+        parts = [f"MultiCompareResult: {len(self.results)} sets, each against the others"]
+        parts += [f"\n{name} vs the others:\n{result}" for name, result in self.results.items()]
+        return "\n".join(parts)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        from visdiff.report.notebook import multi_result_html
+
+        return multi_result_html(self)

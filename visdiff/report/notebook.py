@@ -15,7 +15,7 @@ from markupsafe import Markup
 from visdiff.report.evidence import ThumbnailCache, short_names, top_images
 from visdiff.report.html import environment
 from visdiff.report.results import ranked_table
-from visdiff.result import CompareResult, ImageGallery
+from visdiff.result import CompareResult, ImageGallery, MultiCompareResult
 
 # How many of the best hypotheses (per direction) a CompareResult shows images for, and how many.
 RESULT_HYPOTHESES_WITH_IMAGES = 3
@@ -68,3 +68,10 @@ def result_html(result: CompareResult) -> str:
                                thumbnails=thumbnails, names=names[side])
             parts.append(macros.gallery(f"Highest-scoring in {side}", shown))
     return str(Markup('<div class="visdiff">{}</div>').format(Markup("").join(parts)))
+
+
+def multi_result_html(result: MultiCompareResult) -> str:
+    """Per set, a heading and its :func:`result_html` against the other sets."""
+    parts = [Markup("<h3>{} vs the others</h3>{}").format(name, Markup(result_html(one)))
+             for name, one in result.results.items()]
+    return str(Markup("").join(parts))
