@@ -33,8 +33,9 @@ from visdiff.stages import RunStages
 log = logging.getLogger(__name__)
 
 
-def set_names(image_sets: Sequence[ImageSet], names: Sequence[str] | None) -> list[str]:
-    """``names`` if given, else each set's own name (folder or group), else ``set N``; unique."""
+def set_names(image_sets: Sequence, names: Sequence[str] | None) -> list[str]:
+    """``names`` if given (one per set), else each :class:`ImageSet`'s own name (folder or
+    group), else ``set N``; unique."""
     if names is not None:
         names = [str(n) for n in names]
         if len(names) != len(image_sets):
@@ -110,6 +111,8 @@ class MultiComparison:
             raise InputError("both_directions compares two sets; with several, each set is already described "
                              "against the others")
         timings = self.stages.timings
+        if names is not None:
+            set_names(sets, names)  # checked before any image is read
         with timings.stage("load_images"):
             hashes = self.stages.cache.file_hashes()
             loaded = [load_image_set(source, hashes=hashes) for source in sets]

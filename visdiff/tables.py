@@ -10,7 +10,7 @@ in VisDiffBench's CSVs). Unknown columns or values are an ``InputError`` naming 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,12 +80,8 @@ def _require_column(table: pd.DataFrame, column: str, path: Path, what: str) -> 
         raise InputError(f"{path} has no {what} column {column!r}; columns: {list(table.columns)}")
 
 
-def select_rows(path: Path, *, group: str | None = None, group_column: str = DEFAULT_GROUP_COLUMN,
-                where: Mapping[str, str] | None = None) -> TableRows:
-    """The images of the rows of table ``path`` matching every ``where`` equality and ``group``.
-
-    Without ``group`` the table must hold one group (or have no group column).
-    """
+def _rows_where(path: Path, where: Mapping[str, str] | None) -> pd.DataFrame:
+    """The rows of table ``path`` matching every ``where`` equality."""
     table = read_table(path)
     for column, value in (where or {}).items():
         _require_column(table, column, path, "--where")
@@ -93,6 +89,29 @@ def select_rows(path: Path, *, group: str | None = None, group_column: str = DEF
         if not matches.any():
             raise InputError(f"{path}: no row has {column}={value!r}; values: {_values(table, column)}")
         table = table[matches]
+    return table
+
+
+def require_groups(path: Path, groups: Sequence[str], *, group_column: str = DEFAULT_GROUP_COLUMN,
+                   where: Mapping[str, str] | None = None) -> None:
+    """Every one of ``groups`` has rows in table ``path`` (after ``where``), or ``InputError``
+    names the missing values and the groups there are; cheap, so checked before images are read."""
+    table = _rows_where(path, where)
+    _require_column(table, group_column, path, "group")
+    known = set(table[group_column].astype(str))
+    missing = [group for group in groups if group not in known]
+    if missing:
+        raise InputError(f"{path} has no group {', '.join(map(repr, missing))} in column {group_column!r}; "
+                         f"groups: {_values(table, group_column)}")
+
+
+def select_rows(path: Path, *, group: str | None = None, group_column: str = DEFAULT_GROUP_COLUMN,
+                where: Mapping[str, str] | None = None) -> TableRows:
+    """The images of the rows of table ``path`` matching every ``where`` equality and ``group``.
+
+    Without ``group`` the table must hold one group (or have no group column).
+    """
+    table = _rows_where(path, where)
     if group is not None or group_column != DEFAULT_GROUP_COLUMN:
         _require_column(table, group_column, path, "group")
     if group_column in table.columns:

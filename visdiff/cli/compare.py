@@ -10,11 +10,12 @@ import typer
 from visdiff.cli import app
 from visdiff.cli.options import SetInputs, run_command
 from visdiff.cli.output import (
-    CsvOption, JsonOption, check_outputs, render_ranking, report_skipped, stderr, write_table,
+    CsvOption, JsonOption, check_outputs, render_ranking, report_skipped, report_skipped_sets, stderr, write_table,
 )
 from visdiff.options import RunOptions
-from visdiff.pipeline import compare
+from visdiff.pipeline import compare, compare_many
 from visdiff.profiles import DEFAULT_PROFILE
+from visdiff.result import MultiCompareResult
 
 COMPARE_OPTIONS = ("profile", "captioner", "proposer", "scorer", "clip", "device", "batch_size", "llm", "base_url",
                    "rounds", "samples_per_set", "seed", "both_directions", "alpha", "cache_dir", "no_cache",
@@ -27,7 +28,7 @@ OFFLINE_NOTE = (
 )
 
 
-@run_command(app, "compare", *COMPARE_OPTIONS, inputs=True)
+@run_command(app, "compare", *COMPARE_OPTIONS, inputs=True, many_sets=True)
 def compare_command(
     inputs: SetInputs,
     options: RunOptions,
@@ -38,11 +39,17 @@ def compare_command(
     quiet: bool = False,
     all_rows: Annotated[bool, typer.Option("--all", help="Also show the candidates found near chance (not significant).", rich_help_panel="Output")] = False,
 ) -> None:
-    """Describe how set A differs from set B: caption, propose with an LLM, rank with CLIP."""
+    """Describe how set A differs from set B: caption, propose with an LLM, rank with CLIP.
+
+    With three or more sets (or --group values), each set is described against all the others.
+    """
     check_outputs(json_out, csv_out, folder=out)
     if not quiet and options.profile == DEFAULT_PROFILE and not any((options.captioner, options.proposer, options.scorer, options.llm)):
         stderr.print(OFFLINE_NOTE, highlight=False, soft_wrap=True)
     sets = inputs.load(options)
+    if len(sets) > 2:
+        show_many(compare_many(sets, options), out=out, json_out=json_out, csv_out=csv_out, top=top, all_rows=all_rows)
+        return
     result = compare(*sets, options)
     if out is not None:
         from visdiff.report import write_outputs
@@ -61,5 +68,26 @@ def compare_command(
             render_ranking(table, title=title, limit=top, supported_only=not all_rows)
     write_table(table, json_path=json_out, csv_path=csv_out,
                 extra={"config": result.config, "timings": result.timings, "proposals": result.proposals})
+    if out is not None:
+        stderr.print(f"wrote {', '.join(str(p) for p in written.values())}", highlight=False, soft_wrap=True)
+
+
+def show_many(result: MultiCompareResult, *, out: Path | None, json_out: Path | None, csv_out: Path | None,
+              top: int | None, all_rows: bool) -> None:
+    """Outputs of a comparison of several sets: one table per set (against the others), one
+    report with a section per set, JSON and CSV rows with the set's name."""
+    if out is not None:
+        from visdiff.report import write_outputs
+
+        written = write_outputs(result, out)
+    report_skipped_sets({name: one.set_a.skipped for name, one in result.results.items()})
+    if str(json_out) != "-" and str(csv_out) != "-":
+        for name, one in result.results.items():
+            render_ranking(one.table, title=f"A = {name}  vs  B = {one.set_b.name}  ({one.config['scorer']})",
+                           limit=top, supported_only=not all_rows)
+    write_table(result.table, json_path=json_out, csv_path=csv_out,
+                extra={"config": result.config, "timings": result.timings,
+                       "sets": {name: {"config": one.config, "timings": one.timings, "proposals": one.proposals}
+                                for name, one in result.results.items()}})
     if out is not None:
         stderr.print(f"wrote {', '.join(str(p) for p in written.values())}", highlight=False, soft_wrap=True)

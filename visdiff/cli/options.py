@@ -31,7 +31,7 @@ from visdiff.options import RunOptions
 from visdiff.profiles import PROFILES
 from visdiff.progress import progress_enabled
 from visdiff.ranking import DEFAULT_ALPHA
-from visdiff.tables import DEFAULT_GROUP_COLUMN, parse_where
+from visdiff.tables import DEFAULT_GROUP_COLUMN, parse_where, require_groups
 
 MODELS = "Models"
 LLM = "LLM proposer"
@@ -157,18 +157,19 @@ def run_options(values: dict, *, quiet: bool) -> RunOptions:
     return RunOptions.build(show_progress=progress_enabled(quiet), **fields)
 
 
-def run_command(app: typer.Typer, name: str, *declared: str, inputs: bool = False):
+def run_command(app: typer.Typer, name: str, *declared: str, inputs: bool = False, many_sets: bool = False):
     """Register ``func`` as command ``name`` with the ``declared`` run options (see module doc).
 
     ``func`` takes ``options: RunOptions`` plus its own parameters; a parameter named like a
     shared option (``quiet``...) receives that option's raw value. With ``inputs``, the
     command takes sets A and B (arguments, group and filter options) and ``func`` gets them as
-    ``inputs: SetInputs``.
+    ``inputs: SetInputs``; with ``many_sets`` too, it also takes more sets (further arguments,
+    or ``--group`` once per set of one table).
     """
     def decorate(func):
         hints = typing.get_type_hints(func, include_extras=True)
         shared = {**{n: DECLARED[n] for n in declared}, **OUTPUT_OPTIONS}
-        given = INPUT_OPTIONS if inputs else {}
+        given = {**INPUT_OPTIONS, **(MANY_SET_OPTIONS if many_sets else {})} if inputs else {}
         own = [p.replace(annotation=hints.get(p.name, p.annotation))
                for p in inspect.signature(func).parameters.values() if p.name not in ("options", "inputs", *shared)]
         own_names = {p.name for p in inspect.signature(func).parameters.values()} - {"options", "inputs"}
@@ -186,7 +187,7 @@ def run_command(app: typer.Typer, name: str, *declared: str, inputs: bool = Fals
             set_verbosity(quiet, verbose)
             with cli_errors(debug=debug):
                 options = run_options({n: values[n] for n in declared}, quiet=quiet)
-                extra = {"inputs": SetInputs(**{n: values[n] for n in INPUT_OPTIONS})} if inputs else {}
+                extra = {"inputs": SetInputs(**{n: values[n] for n in given})} if inputs else {}
                 return func(options=options, **extra, **{n: v for n, v in values.items() if n in own_names})
 
         del command.__wrapped__  # typer must read the new signature, not the function's own
@@ -213,6 +214,11 @@ GroupColumnOption = Annotated[str, typer.Option(
     "--group-col", help="The tables' group column.", rich_help_panel=INPUT)]
 WhereOption = Annotated[list[str] | None, typer.Option(
     "--where", help="Keep only table rows with COLUMN=VALUE (repeatable).", rich_help_panel=INPUT)]
+MoreSetsArgument = Annotated[list[Path] | None, typer.Argument(
+    help="More sets: with three or more, each set is described against all the others.", show_default=False)]
+GroupOption = Annotated[list[str] | None, typer.Option(
+    "--group", help="Value of the group column giving one set of the one table given (repeat once per set; "
+    "with three or more, each set is described against all the others).", rich_help_panel=INPUT)]
 
 
 @dataclass(frozen=True)
@@ -225,6 +231,8 @@ class SetInputs:
     group_b: str | None
     group_col: str
     where: list[str] | None
+    more_sets: list[Path] | None = None
+    groups: list[str] | None = None
 
     @property
     def title(self) -> str:
@@ -232,23 +240,47 @@ class SetInputs:
         def side(source: Path, group: str | None) -> str:
             return f"{source}[{group}]" if group else str(source)
 
-        return f"A = {side(self.set_a, self.group_a)}  vs  B = {side(self.set_b or self.set_a, self.group_b)}"
+        (source_a, group_a), (source_b, group_b) = self.sources()[:2]
+        return f"A = {side(source_a, group_a)}  vs  B = {side(source_b, group_b)}"
 
-    def load(self, options: RunOptions | None = None) -> tuple[ImageSet, ImageSet]:
-        """Sets A and B; one table may give both (``--group-b`` alone). With ``options``, files
-        are hashed through its cache's file-hash memo."""
+    def sources(self) -> list[tuple[Path, str | None]]:
+        """(source, group) of every set given: A and B, then any more sets; or one per ``--group``."""
+        if self.groups:
+            if self.group_a or self.group_b:
+                raise InputError("--group picks every set; use it instead of --group-a/--group-b, not with them")
+            if self.set_b is not None or self.more_sets:
+                raise InputError("--group picks the sets from one table: give that table alone")
+            if len(self.groups) < 2:
+                raise InputError(f"--group {self.groups[0]!r} gives one set; give --group once per set, at least twice")
+            return [(self.set_a, group) for group in self.groups]
         if self.set_b is None and self.group_b is None:
             raise InputError("give set B, or --group-b to take set B from set A's table")
+        if self.more_sets and (self.group_a or self.group_b):
+            raise InputError("--group-a/--group-b pick two sets; for more sets of one table give --group once per set")
+        return [(self.set_a, self.group_a), (self.set_b or self.set_a, self.group_b),
+                *((source, None) for source in self.more_sets or ())]
+
+    def load(self, options: RunOptions | None = None) -> list[ImageSet]:
+        """Every set given: A and B (one table may give both, ``--group-b`` alone), then any
+        more. Two sets are named A and B; more are named by group, else by path as given. With
+        ``options``, files are hashed through its cache's file-hash memo."""
+        sources = self.sources()
         filters = parse_where(self.where)
+        if self.groups:  # every value checked before any image is read
+            require_groups(self.set_a, self.groups, group_column=self.group_col, where=filters)
         hashes = None
         if options is not None:
             cache = options.cache_root()
             cache.check_usable()  # a bad --cache-dir is a usage error, before any file is read
             hashes = cache.file_hashes()
-        loaded = [load_image_set(source, group=group, group_column=self.group_col, where=filters, name=name,
-                                 hashes=hashes)
-                  for source, group, name in ((self.set_a, self.group_a, "A"), (self.set_b or self.set_a, self.group_b, "B"))]
-        return loaded[0], loaded[1]
+        names = ["A", "B"] if len(sources) == 2 else [group or str(source) for source, group in sources]
+        if len(sources) > 2:
+            from visdiff.multi import set_names  # torch: only once sets are to be compared
+
+            set_names(sources, names)  # distinct, before any image is read
+        return [load_image_set(source, group=group, group_column=self.group_col, where=filters, name=name,
+                               hashes=hashes)
+                for (source, group), name in zip(sources, names)]
 
 
 INPUT_OPTIONS: dict[str, Declared] = {
@@ -258,4 +290,8 @@ INPUT_OPTIONS: dict[str, Declared] = {
     "group_b": Declared(GroupBOption),
     "group_col": Declared(GroupColumnOption, DEFAULT_GROUP_COLUMN),
     "where": Declared(WhereOption),
+}
+MANY_SET_OPTIONS: dict[str, Declared] = {
+    "more_sets": Declared(MoreSetsArgument),
+    "groups": Declared(GroupOption),
 }

@@ -114,10 +114,14 @@ def render_summary(summary: pd.DataFrame, *, title: str, caption: str | None = N
 
 def report_skipped(attrs: dict) -> None:
     """One line per set with skipped inputs (not with --quiet: each was logged as a warning)."""
+    report_skipped_sets({side.upper(): attrs.get(f"skipped_{side}") or [] for side in ("a", "b")})
+
+
+def report_skipped_sets(skipped: dict[str, list]) -> None:
+    """One line per named set with skipped inputs, as :func:`report_skipped`."""
     if not logging.getLogger("visdiff").isEnabledFor(logging.WARNING):
         return
-    for side in ("a", "b"):
-        skipped = attrs.get(f"skipped_{side}") or []
-        if skipped:
-            stderr.print(f"set {side.upper()}: skipped {len(skipped)} file(s) that could not be used "
+    for name, entries in skipped.items():
+        if entries:
+            stderr.print(f"set {name}: skipped {len(entries)} file(s) that could not be used "
                          "(listed in the results with reasons)", highlight=False)

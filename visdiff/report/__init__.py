@@ -14,18 +14,19 @@ from visdiff.atomic import write_text_atomic
 from visdiff.errors import InputError
 from visdiff.report.html import render_report
 from visdiff.report.results import SCHEMA_VERSION, results_csv, results_payload
-from visdiff.result import CompareResult
+from visdiff.result import CompareResult, MultiCompareResult
 
 __all__ = ["SCHEMA_VERSION", "render_report", "results_csv", "results_payload", "write_outputs"]
 
 
-def write_outputs(result: CompareResult, out_dir: Path, *, top_images: int = 6) -> dict[str, Path]:
+def write_outputs(result: CompareResult | MultiCompareResult, out_dir: Path, *, top_images: int = 6) -> dict[str, Path]:
     """Write ``report.html``, ``results.json`` and ``results.csv`` into ``out_dir``.
 
     Parameters
     ----------
-    result : CompareResult
-        A finished run; ``scores_a``/``scores_b`` columns follow ``result.table`` rows.
+    result : CompareResult or MultiCompareResult
+        A finished run; ``scores_a``/``scores_b`` columns follow ``result.table`` rows. Of
+        several sets: one page section, one JSON entry per set, and CSV rows with the set's name.
     out_dir : Path
         Created if missing; existing files of these names are replaced atomically.
     top_images : int

@@ -18,7 +18,7 @@ from visdiff.ranking import format_p_value
 from visdiff.report.evidence import EvidenceImage, ThumbnailCache, short_names, top_images
 from visdiff.report.plots import HistogramPlot, score_histogram
 from visdiff.report.results import ranked_table, settings_record
-from visdiff.result import CompareResult
+from visdiff.result import CompareResult, MultiCompareResult
 
 
 # Lists of unreadable inputs in the config/attrs: the page lists them in their own section.
@@ -46,6 +46,18 @@ class RankingGroup:
     over: str
     under: str
     sections: list[HypothesisSection]
+
+
+@dataclass(frozen=True)
+class ReportPart:
+    """One comparison on the page; ``name`` is its set when the page has several (each set
+    against the others), ``prefix`` keeps its anchors apart from the other parts'."""
+
+    name: str
+    prefix: str
+    result: CompareResult
+    settings: list[tuple[str, str]]
+    groups: list[RankingGroup]
 
 
 def fmt_number(value, digits: int = 3) -> str:
@@ -100,9 +112,10 @@ def environment():
     return env
 
 
-def ranking_groups(result: CompareResult, *, top_images_per_set: int) -> list[RankingGroup]:
+def ranking_groups(result: CompareResult, *, top_images_per_set: int, anchor_prefix: str = "") -> list[RankingGroup]:
     """The table's rows as sections, grouped by direction (one group unless the table has a
-    ``direction`` column); thumbnails are made once and shared across sections."""
+    ``direction`` column); thumbnails are made once and shared across sections. Anchors start
+    with ``anchor_prefix`` (one per comparison on a page of several)."""
     thumbnails = ThumbnailCache()
     scores = {"A": np.asarray(result.scores_a, dtype=np.float64), "B": np.asarray(result.scores_b, dtype=np.float64)}
     sets = {"A": result.set_a, "B": result.set_b}
@@ -118,7 +131,7 @@ def ranking_groups(result: CompareResult, *, top_images_per_set: int) -> list[Ra
             for side in sides
         )
         groups.setdefault(over, []).append(HypothesisSection(
-            anchor=f"h{j + 1}", rank=row["rank"], row=row,
+            anchor=f"{anchor_prefix}h{j + 1}", rank=row["rank"], row=row,
             plot=score_histogram(scores["A"][:, j], scores["B"][:, j]), galleries=galleries,
         ))
     return [RankingGroup(over=over, under="B" if over == "A" else "A", sections=sections)
@@ -137,16 +150,25 @@ def check_shapes(result: CompareResult) -> None:
             )
 
 
-def render_report(result: CompareResult, *, top_images_per_set: int = 6) -> str:
-    """The HTML text of the report for ``result``."""
+def render_report(result: CompareResult | MultiCompareResult, *, top_images_per_set: int = 6) -> str:
+    """The HTML text of the report for ``result``: for several sets, one section per set
+    (the set against the others)."""
     from visdiff import __version__
 
-    check_shapes(result)
+    if isinstance(result, MultiCompareResult):
+        named, title = list(result.results.items()), ", ".join(result.names)
+    else:
+        named, title = [("", result)], f"{result.set_a.name or 'A'} vs {result.set_b.name or 'B'}"
+    parts = []
+    for i, (name, one) in enumerate(named, start=1):
+        check_shapes(one)
+        prefix = f"s{i}-" if name else ""
+        parts.append(ReportPart(name=name, prefix=prefix, result=one, settings=settings_table(one), groups=ranking_groups(
+            one, top_images_per_set=top_images_per_set, anchor_prefix=prefix)))
     return environment().get_template("report.html.j2").render(
-        result=result,
-        alpha=result.table.attrs.get("alpha"),
-        settings=settings_table(result),
-        groups=ranking_groups(result, top_images_per_set=top_images_per_set),
+        parts=parts,
+        title=title,
+        alpha=named[0][1].table.attrs.get("alpha"),
         version=__version__,
         created_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     )

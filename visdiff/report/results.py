@@ -26,6 +26,10 @@
                                          "phrases": [str], "dropped": [{"line", "reason"}]}]}]
     }
 
+With several sets (``visdiff.compare_many``), the document has the run's ``config`` and
+``timings`` and ``comparisons``: one entry per set, ``{"set": name, ...}`` with the keys above
+from ``config`` to ``proposal_rounds`` (set ``a`` is the set, ``b`` the union of the others).
+
 Non-finite numbers (a constant score column gives a NaN p-value) are written as ``null``,
 so the file is strict JSON.
 """
@@ -42,7 +46,7 @@ import pandas as pd
 from visdiff.image_sets import ImageSet
 from visdiff.jsonable import to_jsonable
 from visdiff.redaction import REDACTED, redact_text
-from visdiff.result import CompareResult
+from visdiff.result import CompareResult, MultiCompareResult
 
 SCHEMA_VERSION = 1
 # A setting is secret when its name's last word is one of these ("openai_api_key", "hf_token"),
@@ -95,14 +99,28 @@ def _set_record(image_set: ImageSet) -> dict:
     }
 
 
-def results_payload(result: CompareResult) -> dict:
-    """The ``results.json`` document (schema version 1) for ``result``."""
+def results_payload(result: CompareResult | MultiCompareResult) -> dict:
+    """The ``results.json`` document (schema version 1) for ``result``; for several sets, one
+    entry per set in ``comparisons``, each as the document of a two-set run."""
     from visdiff import __version__
 
-    return to_jsonable({
+    header = {
         "schema_version": SCHEMA_VERSION,
         "visdiff_version": __version__,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if isinstance(result, MultiCompareResult):
+        return to_jsonable({
+            **header,
+            "config": settings_record(result.config),
+            "timings": result.timings,
+            "comparisons": [{"set": name, **_comparison_record(one)} for name, one in result.results.items()],
+        })
+    return to_jsonable({**header, **_comparison_record(result)})
+
+
+def _comparison_record(result: CompareResult) -> dict:
+    return {
         "config": settings_record(result.config),
         "timings": result.timings,
         "attrs": settings_record(result.table.attrs),
@@ -112,7 +130,7 @@ def results_payload(result: CompareResult) -> dict:
         "scores": {"a": np.asarray(result.scores_a), "b": np.asarray(result.scores_b)},
         "captions": {"a": result.captions_a, "b": result.captions_b},
         "proposal_rounds": result.proposal_rounds,
-    })
+    }
 
 
 # A cell starting with one of these is a formula to a spreadsheet (CSV injection).
@@ -130,6 +148,13 @@ def csv_safe(table: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
-def results_csv(result: CompareResult) -> str:
-    """The ranked table as CSV text, one row per hypothesis, ``rank`` first, formula-safe."""
-    return csv_safe(ranked_table(result.table)).to_csv(index=False)
+def results_csv(result: CompareResult | MultiCompareResult) -> str:
+    """The ranked table as CSV text, one row per hypothesis, ``rank`` first, formula-safe; for
+    several sets, every set's rows with its name in a first column ``set``."""
+    if isinstance(result, MultiCompareResult):
+        table = pd.concat([ranked_table(one.table).assign(set=name) for name, one in result.results.items()],
+                          ignore_index=True)
+        table = table[["set", *(c for c in table.columns if c != "set")]]
+    else:
+        table = ranked_table(result.table)
+    return csv_safe(table).to_csv(index=False)
