@@ -33,6 +33,13 @@ from visdiff.stages import RunStages
 log = logging.getLogger(__name__)
 
 
+def check_options(options: RunOptions) -> None:
+    """Options that mean nothing with several sets are usage errors, not silently ignored."""
+    if options.both_directions:
+        raise InputError("--both-directions (both_directions=True) compares two sets; with several, each set is "
+                         "already described against the others")
+
+
 def set_names(image_sets: Sequence, names: Sequence[str] | None) -> list[str]:
     """``names`` if given (one per set), else each :class:`ImageSet`'s own name (folder or
     group), else ``set N``; unique."""
@@ -107,9 +114,7 @@ class MultiComparison:
         if len(sets) < 2:
             raise InputError(f"comparing sets with each other needs at least 2 image sets, got {len(sets)}")
         self.stages = RunStages.from_keywords(options, keywords)
-        if self.stages.options.both_directions:
-            raise InputError("both_directions compares two sets; with several, each set is already described "
-                             "against the others")
+        check_options(self.options)
         timings = self.stages.timings
         if names is not None:
             set_names(sets, names)  # checked before any image is read

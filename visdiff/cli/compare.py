@@ -12,6 +12,7 @@ from visdiff.cli.options import SetInputs, run_command
 from visdiff.cli.output import (
     CsvOption, JsonOption, check_outputs, render_ranking, report_skipped, report_skipped_sets, stderr, write_table,
 )
+from visdiff.multi import check_options
 from visdiff.options import RunOptions
 from visdiff.pipeline import compare, compare_many
 from visdiff.profiles import DEFAULT_PROFILE
@@ -46,6 +47,8 @@ def compare_command(
     check_outputs(json_out, csv_out, folder=out)
     if not quiet and options.profile == DEFAULT_PROFILE and not any((options.captioner, options.proposer, options.scorer, options.llm)):
         stderr.print(OFFLINE_NOTE, highlight=False, soft_wrap=True)
+    if len(inputs.sources()) > 2:
+        check_options(options)  # before any image is read
     sets = inputs.load(options)
     if len(sets) > 2:
         show_many(compare_many(sets, options), out=out, json_out=json_out, csv_out=csv_out, top=top, all_rows=all_rows)
