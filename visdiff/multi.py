@@ -51,8 +51,7 @@ def set_names(image_sets: Sequence, names: Sequence[str] | None) -> list[str]:
         names = [s.name or f"set {i}" for i, s in enumerate(image_sets, start=1)]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise InputError(f"image sets need distinct names; {', '.join(map(repr, repeated))} is given more than once "
-                         "(pass names=, or give each set once)")
+        raise InputError(f"image sets need distinct names; {', '.join(map(repr, repeated))} is given more than once")
     return names
 
 
@@ -101,7 +100,9 @@ class MultiComparison:
         ``set N``); they must differ.
 
     :attr:`comparisons` maps each name to its :class:`~visdiff.comparison.Comparison` (A = the
-    set, B = the others), ready for ``rank``, ``images`` and ``propose`` as usual.
+    set, B = the others), ready for ``rank``, ``images`` and ``propose`` as usual. Each keeps
+    its own union of the others resident, so k sets hold about k times the embeddings of all
+    their images (encoded once).
     """
 
     def __init__(self, sets, options: RunOptions | None = None, *, names: Sequence[str] | None = None,
