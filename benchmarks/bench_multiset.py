@@ -13,7 +13,8 @@ served from it). Best of ``--repeats``, interleaved. Prints per set the top hypo
 its AUROC of both, and the time ratio. Also writes the table the README's command reads
 (``--table``: path and ``category`` columns).
 
-    .venv/bin/python benchmarks/bench_multiset.py [--devbench ../shared/data/devbench] [--repeats 2]
+    .venv/bin/python benchmarks/bench_multiset.py [--devbench ../shared/data/devbench] [--repeats 2] [--table t.csv]
+    .venv/bin/python benchmarks/bench_multiset.py --sets cat02:set1,cat02:set2,cat01:set2 --repeats 1
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ import visdiff
 from visdiff.options import RunOptions
 from visdiff.stages import RunStages
 
-SETS = (("cat00", "set1"), ("cat00", "set2"), ("cat01", "set1"))  # dogs, birds, fish
+SETS = "cat00:set1,cat00:set2,cat01:set1"  # dogs, birds, fish
 
 
-def devbench_sets(root: Path) -> dict[str, list[Path]]:
+def devbench_sets(root: Path, sets: str) -> dict[str, list[Path]]:
+    """``PAIR:SIDE,...`` of devbench.jsonl -> {set name: image paths}."""
     pairs = {p["id"]: p for p in map(json.loads, (root / "devbench.jsonl").read_text().splitlines())}
-    return {pairs[pair][side]: [root / image for image in pairs[pair][f"{side}_images"]] for pair, side in SETS}
+    chosen = [item.split(":") for item in sets.split(",")]
+    return {pairs[pair][side]: [root / image for image in pairs[pair][f"{side}_images"]] for pair, side in chosen}
 
 
 def run_many(sets, **options):
@@ -55,10 +58,11 @@ def run_separately(sets, **options):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devbench", type=Path, default=Path("../shared/data/devbench"))
+    parser.add_argument("--sets", default=SETS, help="Devbench sets as PAIR:SIDE,... (default: dogs, birds, fish).")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--table", type=Path, default=None, help="Also write the sets as a CSV table here.")
     args = parser.parse_args()
-    sets = devbench_sets(args.devbench)
+    sets = devbench_sets(args.devbench, args.sets)
     if args.table is not None:
         rows = [{"path": str(p.resolve()), "category": name} for name, paths in sets.items() for p in paths]
         pd.DataFrame(rows).to_csv(args.table, index=False)
