@@ -23,7 +23,7 @@ from visdiff.ranking import RESULT_COLUMNS, rank_scores
 from visdiff.report import SCHEMA_VERSION, write_outputs
 from visdiff.report.evidence import ThumbnailCache, short_names, top_images
 from visdiff.report.plots import score_histogram
-from visdiff.result import CompareResult
+from visdiff.result import CompareResult, MultiCompareResult
 
 # Solid colours the page uses nowhere else, so the screenshot shows whether thumbnails drew.
 GREEN, MAGENTA, YELLOW = (40, 180, 40), (180, 40, 180), (240, 220, 40)
@@ -162,6 +162,19 @@ def test_user_strings_are_escaped(compare_result, tmp_path):
     for literal in (*HYPOTHESES, CAPTION, SCRIPT_FILE, ONERROR_FILE):
         assert literal in text
     assert "<script>alert('hyp')</script>" not in html and "&lt;script&gt;alert(" in html
+
+
+def test_several_sets_page_escapes_set_names_and_keeps_anchors_apart(compare_result, tmp_path):
+    hostile = "<script>alert('set')</script>"
+    result = MultiCompareResult(results={hostile: compare_result, "plain": compare_result})
+    html = write_outputs(result, tmp_path / "out")["html"].read_text(encoding="utf-8")
+    page = PageParser(html)
+    assert page.tags("script") == [] and hostile in page.all_text and "&lt;script&gt;alert(&#39;set&#39;)" in html
+    ids = [attrs["id"] for _, attrs in page.elements if "id" in attrs]
+    assert len(ids) == len(set(ids)) and {"s1-set", "s2-set", "s1-h1", "s2-h1", "s1-settings"} <= set(ids)
+    assert len(page.rows("ranking")) == 2 * len(compare_result.table)
+    notebook = PageParser(result._repr_html_())
+    assert notebook.tags("script") == [] and f"{hostile} vs the others" in notebook.all_text
 
 
 def test_page_shows_table_settings_and_top_images(compare_result, tmp_path):
