@@ -10,7 +10,7 @@ from visdiff import load_prompt
 from visdiff.errors import BackendError, InputError
 from visdiff.prompts import _prompt_roots, get_prompt_set, list_prompt_sets, list_prompts
 
-USED = {"caption", "judge", "propose", "propose_retry", "propose_vlm"}
+USED = {"caption", "judge", "propose", "propose_paired", "propose_retry", "propose_vlm", "refine"}
 
 
 def test_builtin_prompts_load_with_their_hash():

@@ -21,7 +21,9 @@ import torch
 from visdiff.errors import InputError
 from visdiff.image_sets import ImageSet, load_image_set
 from visdiff.options import RunOptions
+from visdiff.pairs import paired_positions
 from visdiff.ranking import clean_hypotheses, rank_directions, rank_scores
+from visdiff.refine import refine_proposals
 from visdiff.report.evidence import ThumbnailCache, short_names, top_images
 from visdiff.result import CompareResult, ImageGallery, RankedTable
 from visdiff.stages import RunStages
@@ -35,10 +37,13 @@ NOTEBOOK_THUMBNAIL_SIZE = 96
 
 def load_sets(set_a, set_b, stages: RunStages) -> tuple[ImageSet, ImageSet]:
     """Sets A and B (files hashed through the run cache's memo), at least 2 readable images
-    each; a warning when they hold the same images."""
-    hashes = stages.cache.file_hashes()
-    image_set_a = load_image_set(set_a, name="A", hashes=hashes).require(2)
-    image_set_b = load_image_set(set_b, name="B", hashes=hashes).require(2)
+    each, with their pair keys when the run pairs them (checked here, before any embedding);
+    a warning when they hold the same images."""
+    hashes, pair_by = stages.cache.file_hashes(), stages.options.pair_by
+    image_set_a = load_image_set(set_a, name="A", hashes=hashes, pair_by=pair_by).require(2)
+    image_set_b = load_image_set(set_b, name="B", hashes=hashes, pair_by=pair_by).require(2)
+    if pair_by:
+        paired_positions(image_set_a, image_set_b, column=pair_by)
     if sorted(image_set_a.keys) == sorted(image_set_b.keys):
         log.warning("set A and set B hold the same images: no hypothesis can tell them apart (every AUROC is 0.5)")
     return image_set_a, image_set_b
@@ -159,11 +164,14 @@ class Comparison:
         return self.stages.propose(self.set_b, self.set_a)
 
     def compare(self) -> CompareResult:
-        """Propose (both ways with ``both_directions``) and rank: the :func:`visdiff.compare`
-        result. Its ``timings`` are this comparison's stage seconds so far (set-up included)."""
+        """Propose (both ways with ``both_directions``), refine (``refine`` rounds) and rank: the
+        :func:`visdiff.compare` result. Its ``timings`` are this comparison's stage seconds so
+        far (set-up included)."""
         proposals = {"A": self.propose(over="a")}
         if self.options.both_directions:
             proposals["B"] = self.propose(over="b")
+        if self.options.refine:
+            proposals = refine_proposals(self, proposals)
         hypotheses = [h for phrases in proposals.values() for h in phrases]
         scores_a, scores_b = self.scores(hypotheses)
         with self.stages.timings.stage("rank"):

@@ -56,6 +56,8 @@ class ImageItem:
     image: Image.Image | None = field(default=None, compare=False, repr=False)
     # The encoded file itself, for images stored in a table rather than on disk.
     data: bytes | None = field(default=None, compare=False, repr=False)
+    # The table row's key pairing it with images of the other set (--pair-by), if any.
+    pair_key: str | None = None
 
     def open(self, *, min_size: int | None = None) -> Image.Image:
         """Decode to an RGB image (EXIF orientation applied). Raises ``InputError`` if unreadable.
@@ -369,10 +371,10 @@ def list_image_files(folder: Path) -> FolderScan:
 
 
 def _from_table(path: Path, *, group: str | None, group_column: str, where: Mapping[str, str] | None,
-                name: str | None, hashes: FileHashMemo | None) -> ImageSet:
+                name: str | None, hashes: FileHashMemo | None, pair_by: str | None) -> ImageSet:
     """The images of a table's chosen rows, in row order: paths (relative to the table) are
     read like files, image bytes stored in the table are used as they are."""
-    rows = select_rows(path, group=group, group_column=group_column, where=where)
+    rows = select_rows(path, group=group, group_column=group_column, where=where, pair_by=pair_by)
     paths = [relative_to(rows.folder, image) for image in rows.images if isinstance(image, str)]
     home = rows.folder.resolve()
     outside = [p for p in paths if not p.resolve().is_relative_to(home)]
@@ -381,21 +383,22 @@ def _from_table(path: Path, *, group: str | None, group_column: str, where: Mapp
         log.warning("%d path(s) in %s lead outside its folder (e.g. %s); reading them as given",
                     len(outside), display_path(path), display_path(outside[0]))
     probed_paths = iter(zip(paths, _probe_paths(paths, hashes)))
+    pair_keys = rows.pair_keys or [None] * len(rows.images)
 
     def inputs():
-        for image, label in zip(rows.images, rows.labels, strict=True):
+        for image, label, pair_key in zip(rows.images, rows.labels, pair_keys, strict=True):
             if isinstance(image, bytes):
-                yield label, _probe_data(image), {"data": image}
+                yield label, _probe_data(image), {"data": image, "pair_key": pair_key}
             else:
                 file, probe = next(probed_paths)
-                yield display_path(file), probe, {"path": file}
+                yield display_path(file), probe, {"path": file, "pair_key": pair_key}
 
     return _assemble(inputs(), name=name or rows.group or path.stem)
 
 
 def load_image_set(source, *, group: str | None = None, group_column: str = DEFAULT_GROUP_COLUMN,
                    where: Mapping[str, str] | None = None, name: str | None = None,
-                   hashes: FileHashMemo | None = None) -> ImageSet:
+                   hashes: FileHashMemo | None = None, pair_by: str | None = None) -> ImageSet:
     """Build an :class:`ImageSet` from a folder, a table, a list of paths, or PIL images.
 
     Parameters
@@ -415,6 +418,8 @@ def load_image_set(source, *, group: str | None = None, group_column: str = DEFA
     hashes : FileHashMemo, optional
         Remembered hashes of unchanged files (:meth:`CacheRoot.file_hashes`), so they are not
         read again.
+    pair_by : str, optional
+        A table column whose value becomes each image's ``pair_key`` (see :mod:`visdiff.pairs`).
 
     Unreadable, empty or non-image files are skipped with one warning each and listed in
     ``ImageSet.skipped``. A missing path raises :class:`InputError`.
@@ -427,12 +432,17 @@ def load_image_set(source, *, group: str | None = None, group_column: str = DEFA
         what = display_path(source) if is_path else "a list of images"
         raise InputError(f"a group or --where selects rows of a table; {what} is not one "
                          "(a table is a .csv, .parquet or datasets folder)")
+    if pair_by is not None and not (is_path and is_table(Path(source))):
+        what = display_path(source) if is_path else "a list of images"
+        raise InputError(f"--pair-by {pair_by!r} pairs rows of tables; {what} is not one: list both sets in a "
+                         "CSV with a path column and the key column (a .csv, .parquet or datasets folder)")
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
             raise InputError(f"no such file or folder: {path}")
         if is_table(path):
-            return _from_table(path, group=group, group_column=group_column, where=where, name=name, hashes=hashes)
+            return _from_table(path, group=group, group_column=group_column, where=where, name=name, hashes=hashes,
+                               pair_by=pair_by)
         if path.is_dir():
             scan = list_image_files(path)
             if not scan.files:

@@ -38,6 +38,9 @@ def check_options(options: RunOptions) -> None:
     if options.both_directions:
         raise InputError("--both-directions (both_directions=True) compares two sets; with several, each set is "
                          "already described against the others")
+    if options.pair_by:
+        raise InputError(f"--pair-by {options.pair_by!r} (pair_by=) pairs the images of two sets; with several, "
+                         "each set is compared with the union of the others, which has no partners to pair")
 
 
 def set_names(image_sets: Sequence, names: Sequence[str] | None) -> list[str]:

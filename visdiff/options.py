@@ -76,6 +76,14 @@ class RunOptions:
         False-discovery rate for the ``significant`` flag.
     both_directions : bool
         Also propose and rank phrases more true of B.
+    pair_by : str, optional
+        Table column pairing images of A and B (the same generation prompt and seed, say):
+        the llm proposer is shown the captions of each sampled pair side by side. Statistics
+        stay over the whole sets. Sets must come from tables (see :mod:`visdiff.pairs`).
+    refine : int
+        Refinement rounds after the first ranking (chat proposers): the model sees the best
+        hypotheses with their AUROC and the images they miss, and its new phrases are ranked
+        with the rest; stops early when the best AUROC stops improving (see :mod:`visdiff.refine`).
     device : str, optional
         Device of the scorer and local captioners (default: the best available).
     batch_size, caption_batch_size : int
@@ -103,6 +111,8 @@ class RunOptions:
     seed: int = 0
     alpha: float = DEFAULT_ALPHA
     both_directions: bool = False
+    pair_by: str | None = None
+    refine: int = 0
     prompts: str | None = None
     temperature: float | str | None = None
     max_tokens: int | str | None = None
@@ -130,6 +140,10 @@ class RunOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
+        if isinstance(self.refine, bool) or not isinstance(self.refine, int) or self.refine < 0:
+            raise InputError(f"refine must be a whole number of rounds >= 0, got {self.refine!r}")
+        if self.pair_by is not None and (not isinstance(self.pair_by, str) or not self.pair_by.strip()):
+            raise InputError(f"pair_by must name a table column, got {self.pair_by!r}")
         if not isinstance(self.alpha, (int, float)) or not (0 < self.alpha < 1) or math.isnan(self.alpha):
             raise InputError(f"alpha must be in (0, 1), got {self.alpha!r}")
         if isinstance(self.shard_seconds, bool) or not isinstance(self.shard_seconds, (int, float)) or \

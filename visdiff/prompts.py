@@ -1,9 +1,11 @@
 """Prompt templates: text files in named prompt sets, loaded by name, recorded by hash.
 
 A prompt set is a folder of templates named after what they are for: ``propose.txt`` (llm
-proposer), ``propose_vlm.txt`` (vlm proposer), ``propose_retry.txt`` (the reminder after an
-unusable answer), ``caption.txt`` (captioners), ``judge.txt`` (the benchmark's llm judge) and,
-optionally, ``system.txt`` (the chat system message). Built-in sets live under ``prompts/``:
+proposer), ``propose_paired.txt`` (llm proposer on paired sets, ``--pair-by``),
+``propose_vlm.txt`` (vlm proposer), ``propose_retry.txt`` (the reminder after an unusable
+answer), ``refine.txt`` (refinement rounds, ``--refine``), ``caption.txt`` (captioners),
+``judge.txt`` (the benchmark's llm judge) and, optionally, ``system.txt`` (the chat system
+message). Built-in sets live under ``prompts/``:
 
 - ``strict`` (default): short, CLIP-friendly phrases typical of A but not of B, one concept
   each, no comparisons;

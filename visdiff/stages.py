@@ -19,7 +19,9 @@ from visdiff.engines import ENGINES
 from visdiff.errors import InputError
 from visdiff.image_sets import ImageSet
 from visdiff.options import RunOptions
-from visdiff.proposers import CHAT_PROPOSERS, PROPOSERS, ProposalContext, Proposer
+from visdiff.pairs import paired_positions
+from visdiff.prompts import get_prompt_set
+from visdiff.proposers import CHAT_PROPOSERS, PAIRED_PROPOSERS, PROPOSERS, ProposalContext, Proposer
 from visdiff.ranking import clean_hypotheses
 from visdiff.scorers import PAIRWISE_SCORERS, SCORERS, Scorer
 from visdiff.timing import Timings
@@ -73,6 +75,23 @@ class RunStages:
         ENGINES.create(options.engine, address=options.engine_address)
         if proposer is None:
             PROPOSERS.check(options.proposer_spec())
+        self._check_proposer_needs(proposer)
+
+    def _check_proposer_needs(self, proposer: Proposer | None) -> None:
+        """``--pair-by`` and ``--refine`` need a chat proposer and their prompt templates."""
+        options = self.options
+        spec = proposer.spec if proposer is not None else options.proposer_spec()
+        backend = getattr(proposer, "backend", None) if proposer is not None else PROPOSERS.check(spec).backend
+        if options.pair_by and backend not in PAIRED_PROPOSERS:
+            raise InputError(f"--pair-by shows an LLM the captions of paired images; the proposer {spec!r} "
+                             f"cannot use pairs: give --llm MODEL (the {'/'.join(sorted(PAIRED_PROPOSERS))} proposer)")
+        if options.refine and backend not in CHAT_PROPOSERS:
+            raise InputError(f"--refine asks a chat model for sharper hypotheses; the proposer {spec!r} has none: "
+                             f"give --llm MODEL (an {'/'.join(sorted(CHAT_PROPOSERS))} proposer)")
+        prompt_set = get_prompt_set(options.prompt_set())
+        for needed, template in ((options.pair_by, "propose_paired"), (options.refine, "refine")):
+            if needed:
+                prompt_set.load(template)  # InputError naming the missing file, before any image is read
 
     @classmethod
     def from_keywords(cls, options: RunOptions | None, keywords: dict, *,
@@ -125,8 +144,11 @@ class RunStages:
     def propose(self, set_a: ImageSet, set_b: ImageSet) -> list[str]:
         """The proposer's phrases for A over B, cleaned and de-duplicated; its rounds go to
         ``proposal_rounds``, each with ``direction``: the name of the set it describes."""
+        pair_by = self.options.pair_by
+        pairs = tuple(paired_positions(set_a, set_b, column=pair_by)) if pair_by else ()
         context = ProposalContext(set_a=set_a, set_b=set_b, captioning=self.captioning, scoring=self.scoring,
-                                  seed=self.options.seed, show_progress=self.options.show_progress)
+                                  seed=self.options.seed, show_progress=self.options.show_progress,
+                                  pairs=pairs, pair_by=pair_by)
         with self.timings.stage("propose"):
             phrases = clean_hypotheses(self.proposer.propose(context))
         self.proposal_rounds += [{"direction": set_a.name, **record} for record in context.rounds]

@@ -57,10 +57,12 @@ class SweepRun:
     resumed_values: int
 
 
-def sweep_values(spec: SweepSpec) -> list[str]:
-    """The values of ``spec.by`` among the rows that pass ``spec.where``, sorted."""
+def sweep_values(spec: SweepSpec, *, pair_by: str | None = None) -> list[str]:
+    """The values of ``spec.by`` among the rows that pass ``spec.where``, sorted; the columns
+    named (``pair_by`` too) are checked here, before any value runs."""
     table = read_table(spec.table)
-    missing = [c for c in (spec.by, spec.group_column, *spec.where) if c not in table.columns]
+    named = [spec.by, spec.group_column, *spec.where, *([pair_by] if pair_by else [])]
+    missing = [c for c in named if c not in table.columns]
     if missing:
         raise InputError(f"{spec.table} has no column {missing[0]!r}; columns: {list(table.columns)}")
     for column, value in spec.where.items():
@@ -80,7 +82,7 @@ def report_folder(value: str) -> str:
 
 def run_sweep(spec: SweepSpec, out_dir: Path, options: RunOptions, *, reports: bool = True) -> SweepRun:
     """Compare A and B within every value of ``spec.by`` not yet in ``out_dir``; see module doc."""
-    values = sweep_values(spec)  # checks the table and its columns before anything is written
+    values = sweep_values(spec, pair_by=options.pair_by)  # checks the table and its columns before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out, "visdiff sweep"):
@@ -107,7 +109,7 @@ def _compare_value(spec: SweepSpec, value: str, options: RunOptions, models: dic
     record = {"value": value, "finished_at": None}
     try:
         set_a, set_b = (load_image_set(spec.table, group=group, group_column=spec.group_column, where=where,
-                                       name=f"{value}: {group}").require(2)
+                                       name=f"{value}: {group}", pair_by=options.pair_by).require(2)
                         for group in (spec.group_a, spec.group_b))
         result = compare(set_a, set_b, options, show_progress=False, **models)
     except InputError as e:  # too few images of one group for this value: recorded, not fatal

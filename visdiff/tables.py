@@ -5,6 +5,7 @@ A table holds one image per row, as a path (relative to the table's folder) or a
 bytes (``datasets`` writes an ``image`` column of ``{"bytes", "path"}``). Rows are chosen by
 equality filters (``where``) and by the value of the group column (``group_name`` by default, as
 in VisDiffBench's CSVs). Unknown columns or values are an ``InputError`` naming those that exist.
+A key column (``pair_by``) gives each row a pair key (see :mod:`visdiff.pairs`).
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ _SHOWN_VALUES = 20
 
 @dataclass(frozen=True)
 class TableRows:
-    """The chosen rows' images: each a path (``str``) or bytes, with a label for messages."""
+    """The chosen rows' images: each a path (``str``) or bytes, with a label for messages, and
+    with ``pair_by`` its pair key (None for an empty cell)."""
 
     images: list[str | bytes]
     labels: list[str]
     folder: Path
     group: str | None
+    pair_keys: list[str | None] | None = None
 
 
 def is_table(path: Path) -> bool:
@@ -106,12 +109,15 @@ def require_groups(path: Path, groups: Sequence[str], *, group_column: str = DEF
 
 
 def select_rows(path: Path, *, group: str | None = None, group_column: str = DEFAULT_GROUP_COLUMN,
-                where: Mapping[str, str] | None = None) -> TableRows:
-    """The images of the rows of table ``path`` matching every ``where`` equality and ``group``.
+                where: Mapping[str, str] | None = None, pair_by: str | None = None) -> TableRows:
+    """The images of the rows of table ``path`` matching every ``where`` equality and ``group``,
+    with each row's value of column ``pair_by`` when given.
 
     Without ``group`` the table must hold one group (or have no group column).
     """
     table = _rows_where(path, where)
+    if pair_by is not None:
+        _require_column(table, pair_by, path, "--pair-by")
     if group is not None or group_column != DEFAULT_GROUP_COLUMN:
         _require_column(table, group_column, path, "group")
     if group_column in table.columns:
@@ -143,7 +149,15 @@ def select_rows(path: Path, *, group: str | None = None, group_column: str = DEF
             raise InputError(f"{path}, row {row}: empty {image_column!r}")
         labels.append(label)
     folder = path if path.is_dir() else path.parent
-    return TableRows(images, labels, folder, group)
+    pair_keys = None if pair_by is None else [_pair_key(value) for value in table[pair_by]]
+    return TableRows(images, labels, folder, group, pair_keys)
+
+
+def _pair_key(value) -> str | None:
+    """A cell as a pair key: text, or None when empty (a row without a partner)."""
+    if value is None or (isinstance(value, float) and value != value) or not str(value).strip():
+        return None
+    return str(value).strip()
 
 
 def parse_where(filters: list[str] | None) -> dict[str, str]:

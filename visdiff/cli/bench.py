@@ -33,7 +33,8 @@ def _splits(value: str | None) -> list[str] | None:
     return splits
 
 
-@run_command(app, "bench", *(name for name in COMPARE_OPTIONS if name != "both_directions"))
+# Benchmark pairs are lists of images, with no key column to pair by.
+@run_command(app, "bench", *(name for name in COMPARE_OPTIONS if name not in ("both_directions", "pair_by")))
 def bench_command(
     bench: Annotated[Path, typer.Argument(exists=True, help="Benchmark: a release .jsonl file, a folder of them, or PairedImageSets.csv / ImageNetR.csv / ImageNetStar.csv.")],
     options: RunOptions,

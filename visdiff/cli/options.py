@@ -97,6 +97,13 @@ DECLARED: dict[str, Declared] = {
     "both_directions": Declared(Annotated[bool, typer.Option(
         "--both-directions", help="Also propose and rank what is more true of B than of A.", rich_help_panel=LLM)],
         False),
+    "pair_by": Declared(Annotated[str | None, typer.Option(
+        "--pair-by", help="Table column pairing A and B images (e.g. the generation prompt): the llm proposer sees "
+        "each sampled pair's captions side by side; statistics stay over the whole sets.", rich_help_panel=LLM)]),
+    "refine": Declared(Annotated[int, typer.Option(
+        "--refine", min=0, help="After ranking, up to N rounds asking the LLM for sharper or missing hypotheses, "
+        "shown the best ones and the images they miss; stops when the best AUROC stops improving.",
+        rich_help_panel=LLM)], 0),
     "prompts": Declared(Annotated[str | None, typer.Option(
         "--prompts", help="Prompt set of proposer, captioner and judge: 'strict' (CLIP-friendly), 'paper' (the "
         "reference's semantics) or a folder of .txt templates (default: the profile's).", rich_help_panel=GENERATION)]),
@@ -278,8 +285,9 @@ class SetInputs:
             from visdiff.multi import set_names  # torch: only once sets are to be compared
 
             set_names(sources, names)  # distinct, before any image is read
+        pair_by = options.pair_by if options is not None else None
         return [load_image_set(source, group=group, group_column=self.group_col, where=filters, name=name,
-                               hashes=hashes)
+                               hashes=hashes, pair_by=pair_by)
                 for (source, group), name in zip(sources, names)]
 
 

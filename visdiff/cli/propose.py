@@ -16,7 +16,8 @@ from visdiff.options import RunOptions
 from visdiff.pipeline import propose
 
 
-@run_command(app, "propose", *(name for name in COMPARE_OPTIONS if name != "alpha"), inputs=True)
+# --refine works on a ranking, which propose does not make.
+@run_command(app, "propose", *(name for name in COMPARE_OPTIONS if name not in ("alpha", "refine")), inputs=True)
 def propose_command(
     inputs: SetInputs,
     options: RunOptions,

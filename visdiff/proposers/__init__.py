@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 # (``base_url``, ``rounds``, ``samples_per_set``, prompts and request settings) and ``--llm``
 # picks their model.
 CHAT_PROPOSERS = frozenset({"llm", "vlm"})
+# Proposers shown paired images side by side (``--pair-by``).
+PAIRED_PROPOSERS = frozenset({"llm"})
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,9 @@ class ProposalContext:
     """What a proposer works from: both image sets, the run's captioning stage (captions of any
     image set, cached) and its scoring stage (scores of any image set against texts, with
     the ranking scorer; embeddings cached). Proposers that sample take ``seed``. Proposers
-    that work in rounds append a record of each to ``rounds`` (provenance for results)."""
+    that work in rounds append a record of each to ``rounds`` (provenance for results).
+    ``pairs`` (with ``--pair-by``): positions in ``set_a`` and ``set_b`` of images sharing a
+    key, ``pair_by`` that key's column; the llm proposer shows them side by side."""
 
     set_a: ImageSet
     set_b: ImageSet
@@ -36,6 +40,8 @@ class ProposalContext:
     seed: int = 0
     show_progress: bool | None = None
     rounds: list[dict] = field(default_factory=list)
+    pairs: tuple[tuple[int, int], ...] = ()
+    pair_by: str | None = None
 
 
 @runtime_checkable

@@ -23,7 +23,7 @@ from visdiff.image_sets import ImageSet
 from visdiff.llm import ChatClient
 from visdiff.progress import progress_bar
 from visdiff.ranking import dedupe_phrases
-from visdiff.prompts import Prompt, get_prompt_set
+from visdiff.prompts import Prompt, PromptSet, get_prompt_set
 from visdiff.proposers import ProposalContext
 
 log = logging.getLogger(__name__)
@@ -166,6 +166,11 @@ def sampled_images(sample: ImageSet) -> list[dict]:
     return [{"key": item.key, "source": item.source} for item in sample.items]
 
 
+def caption_lines(captions: dict[str, str]) -> str:
+    """One line per caption, whatever the captioner emitted."""
+    return "\n".join(f"- {' '.join(caption.split())}" for caption in captions.values())
+
+
 def _with_note(messages: list[dict], note: str) -> list[dict]:
     """``messages`` with ``note`` appended to the last user turn (keeps turns alternating,
     which some chat templates require)."""
@@ -209,6 +214,8 @@ class ChatProposer:
         Send a seed per round (``seed * 1000 + round``).
     system : Prompt, optional
         System message of every request; None sends none.
+    prompt_set : PromptSet, optional
+        Where the templates of other requests come from (``propose_paired``, ``refine``).
 
     Every round is recorded in the context's ``rounds`` (see :meth:`propose`).
     """
@@ -228,6 +235,7 @@ class ChatProposer:
         max_tokens: int | None = 512,
         send_seed: bool = True,
         system: Prompt | None = None,
+        prompt_set: PromptSet | None = None,
     ) -> None:
         if rounds < 1 or samples_per_set < 1 or n_hypotheses < 1:
             raise ValueError(
@@ -243,6 +251,7 @@ class ChatProposer:
         self.max_tokens = max_tokens
         self.send_seed = send_seed
         self.system = system
+        self.prompt_set = prompt_set
         self.spec = f"{self.backend}:{client.model}"
 
     @classmethod
@@ -281,7 +290,8 @@ class ChatProposer:
         client = ChatClient(model, base_url=base_url, timeout=timeout, max_retries=max_retries, cache=cache)
         return cls(client, prompt=prompt_set.load(prompt), retry_note=prompt_set.load("propose_retry"),
                    rounds=rounds, samples_per_set=samples_per_set, n_hypotheses=n_hypotheses,
-                   temperature=temperature, max_tokens=max_tokens, send_seed=send_seed, system=system)
+                   temperature=temperature, max_tokens=max_tokens, send_seed=send_seed, system=system,
+                   prompt_set=prompt_set)
 
     def describe(self) -> dict:
         """Settings for result records."""
@@ -301,10 +311,32 @@ class ChatProposer:
         shown); ``rng`` draws that round's samples."""
         raise NotImplementedError
 
-    def request_params(self, context: ProposalContext, round_index: int) -> dict:
+    def template(self, name: str) -> Prompt:
+        """Template ``name`` of the proposer's prompt set (``strict`` when built without one)."""
+        return get_prompt_set(self.prompt_set).load(name)
+
+    def request_params(self, seed: int, round_index: int) -> dict:
         params = {"temperature": self.temperature, "max_tokens": self.max_tokens,
-                  "seed": context.seed * 1000 + round_index if self.send_seed else None}
+                  "seed": seed * 1000 + round_index if self.send_seed else None}
         return {k: v for k, v in params.items() if v is not None}
+
+    def with_system(self, user_turn: list[dict]) -> list[dict]:
+        """The messages of a request: the system message (if any), then ``user_turn``."""
+        return [*([{"role": "system", "content": self.system.text}] if self.system else []), *user_turn]
+
+    def refine(self, *, hypotheses: list[tuple[str, float]], captions_a: dict[str, str], captions_b: dict[str, str],
+               seed: int, round_index: int) -> dict:
+        """One refinement request (template ``refine``): the best ``hypotheses`` with their
+        AUROC, captions of A images none of them explains and of B images that score like A.
+        Returns the template's record and the request records (see :mod:`visdiff.refine`)."""
+        prompt = self.template("refine")
+        text = prompt.render(
+            hypotheses="\n".join(f"- {phrase} (AUROC {auroc:.2f})" for phrase, auroc in hypotheses),
+            captions_a=caption_lines(captions_a) or "(none)", captions_b=caption_lines(captions_b) or "(none)",
+            n_hypotheses=self.n_hypotheses)
+        # Seeds after the proposal rounds' own: a refinement round is never a replay of one.
+        params = self.request_params(seed, self.rounds + round_index)
+        return {"prompt": prompt.record(), "requests": self._ask(self.with_system([{"role": "user", "content": text}]), params)}
 
     def propose(self, context: ProposalContext) -> list[str]:
         """Phrases of every round, merged without duplicates. Each round appends to
@@ -318,8 +350,7 @@ class ChatProposer:
                 # Each round draws from its own stream: rounds differ, reruns repeat exactly.
                 rng = np.random.default_rng([context.seed, round_index])
                 user_turn, shown = self.round_messages(context, rng)
-                system = [{"role": "system", "content": self.system.text}] if self.system else []
-                requests = self._ask([*system, *user_turn], self.request_params(context, round_index))
+                requests = self._ask(self.with_system(user_turn), self.request_params(context.seed, round_index))
                 context.rounds.append({"round": round_index + 1, "proposer": self.spec, **shown, "requests": requests})
                 hypotheses, last_answer = requests[-1]["phrases"], requests[-1]["answer"]
                 if not hypotheses:
