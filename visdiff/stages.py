@@ -88,7 +88,9 @@ class RunStages:
         if options.refine and backend not in CHAT_PROPOSERS:
             raise InputError(f"--refine asks a chat model for sharper hypotheses; the proposer {spec!r} has none: "
                              f"give --llm MODEL (an {'/'.join(sorted(CHAT_PROPOSERS))} proposer)")
-        prompt_set = get_prompt_set(options.prompt_set())
+        # A built chat proposer loads its templates from its own prompt set.
+        prompt_set = get_prompt_set(getattr(proposer, "prompt_set", None) if proposer is not None
+                                    else options.prompt_set())
         for needed, template in ((options.pair_by, "propose_paired"), (options.refine, "refine")):
             if needed:
                 prompt_set.load(template)  # InputError naming the missing file, before any image is read

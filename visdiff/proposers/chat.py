@@ -336,7 +336,8 @@ class ChatProposer:
             n_hypotheses=self.n_hypotheses)
         # Seeds after the proposal rounds' own: a refinement round is never a replay of one.
         params = self.request_params(seed, self.rounds + round_index)
-        return {"prompt": prompt.record(), "requests": self._ask(self.with_system([{"role": "user", "content": text}]), params)}
+        requests = self._ask(self.with_system([{"role": "user", "content": text}]), params)
+        return {"prompt": prompt.record(), "requests": requests}
 
     def propose(self, context: ProposalContext) -> list[str]:
         """Phrases of every round, merged without duplicates. Each round appends to
