@@ -4,6 +4,7 @@ weights, loaded once for the module), scripted LLM server."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -128,3 +129,29 @@ def test_refinement_needs_a_chat_proposer_and_its_template(tmp_path, dark_and_br
     for bad in (-1, True, 1.5):
         with pytest.raises(InputError, match=r"refine must be a whole number"):
             RunOptions(refine=bad)
+
+
+def test_cli_compare_refine_records_every_round(image_dirs, fake_openai, tiny_clip_weights, tmp_path):
+    def respond(request):
+        content = request.body["messages"][-1]["content"]
+        if isinstance(content, list):  # a captioning request
+            return Reply("a small square photo")
+        return Reply(f"* phrase {len(fake_openai.requests)}")  # a new phrase every time
+
+    fake_openai.respond = respond
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["compare", *map(str, image_dirs), "--captioner", "openai:fake-vision",
+                                 "--llm", "fake-model", "--base-url", fake_openai.base_url, "--scorer", tiny_clip_weights,
+                                 "--rounds", "1", "--samples", "3", "--refine", "2", "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["config"]["options"]["refine"] == 2
+    refinements = [r for r in saved["proposal_rounds"] if r.get("kind") == "refine"]
+    assert 1 <= len(refinements) <= 2
+    asked = [r for r in fake_openai.requests if isinstance(r.body["messages"][-1]["content"], str)
+             and "AUROC" in r.last_user_text]
+    assert len(asked) == sum(r["llm_calls"] for r in refinements)
+    proposed = {row["hypothesis"] for row in saved["results"]}
+    assert {p for r in refinements for p in r["new_phrases"]} <= proposed  # ranked with the rest
+    for r in refinements[:-1]:  # every round but the last improved the best AUROC
+        assert r["best_auroc_after"] > r["best_auroc_before"]
