@@ -29,18 +29,19 @@ runner = CliRunner()
 @pytest.fixture
 def paired_table(tmp_path):
     """Two generators given prompts p0..p4: model m1 (dark images) and m2 (bright), B rows in
-    reverse order; m1 also has an image of prompt p9 (no partner) and m2 one with no prompt."""
+    reverse order; m1 also has an image of prompt p9 (no partner) and m2 one with no prompt.
+    Prompts p0-p2 are in batch x, the rest in batch y."""
     rows = []
     for i in range(5):
         make_image(tmp_path / "imgs" / f"m1-{i}.png", (40, 40, 40), noise_seed=i)
-        rows.append({"path": f"imgs/m1-{i}.png", "model": "m1", "prompt": f"p{i}"})
+        rows.append({"path": f"imgs/m1-{i}.png", "model": "m1", "prompt": f"p{i}", "batch": "x" if i < 3 else "y"})
     for i in reversed(range(5)):
         make_image(tmp_path / "imgs" / f"m2-{i}.png", (220, 220, 220), noise_seed=10 + i)
-        rows.append({"path": f"imgs/m2-{i}.png", "model": "m2", "prompt": f"p{i}"})
+        rows.append({"path": f"imgs/m2-{i}.png", "model": "m2", "prompt": f"p{i}", "batch": "x" if i < 3 else "y"})
     make_image(tmp_path / "imgs" / "m1-extra.png", (50, 50, 50), noise_seed=99)
-    rows.append({"path": "imgs/m1-extra.png", "model": "m1", "prompt": "p9"})
+    rows.append({"path": "imgs/m1-extra.png", "model": "m1", "prompt": "p9", "batch": "y"})
     make_image(tmp_path / "imgs" / "m2-extra.png", (200, 200, 200), noise_seed=98)
-    rows.append({"path": "imgs/m2-extra.png", "model": "m2", "prompt": ""})
+    rows.append({"path": "imgs/m2-extra.png", "model": "m2", "prompt": "", "batch": "y"})
     table = tmp_path / "generations.csv"
     pd.DataFrame(rows).to_csv(table, index=False)
     return table
@@ -64,7 +65,7 @@ def test_rows_sharing_a_key_pair_up_in_row_order(paired_table):
 
 
 def test_pairing_errors_name_what_is_wrong(paired_table, image_dirs):
-    with pytest.raises(InputError, match=r"no --pair-by column 'seed'; columns: \['path', 'model', 'prompt'\]"):
+    with pytest.raises(InputError, match=r"no --pair-by column 'seed'; columns: \['path', 'model', 'prompt', 'batch'\]"):
         load_image_set(paired_table, group="m1", group_column="model", pair_by="seed")
     with pytest.raises(InputError, match=r"pairs rows of tables; .* is not one"):
         load_image_set(image_dirs[0], pair_by="prompt")
@@ -121,7 +122,7 @@ def test_paired_compare_end_to_end(paired_table, fake_openai, tiny_clip_weights,
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    (["--pair-by", "seed"], r"no --pair-by column 'seed'; columns: \['path', 'model', 'prompt'\]"),
+    (["--pair-by", "seed"], r"no --pair-by column 'seed'; columns: \['path', 'model', 'prompt', 'batch'\]"),
     (["--pair-by", "path"], r"no 'path' key is in both set A and set B"),
     (["--pair-by", "prompt", "--proposer", "vlm:fake-model"], r"--pair-by shows an LLM the captions .* give --llm MODEL"),
 ])
@@ -146,3 +147,20 @@ def test_sweep_checks_the_pair_column_before_any_value(tmp_path, paired_table):
                                  "--out", str(tmp_path / "sweep")])
     assert result.exit_code == 2 and "has no column 'seed'" in result.stderr
     assert not (tmp_path / "sweep").exists()
+
+
+def test_propose_and_sweep_show_pairs(paired_table, fake_openai, tiny_clip_weights, tmp_path):
+    fake_openai.respond = caption_per_image
+    models = ["--captioner", "openai:fake-vision", "--llm", "fake-model", "--base-url", fake_openai.base_url,
+              "--rounds", "1", "--samples", "5", "--pair-by", "prompt"]
+    proposed = runner.invoke(app, ["propose", str(paired_table), "--group-col", "model", "--group-a", "m1",
+                                   "--group-b", "m2", *models, "--json", "-"])
+    assert proposed.exit_code == 0, proposed.output
+    assert json.loads(proposed.stdout) == {"a_over_b": ["dark photos", "film grain"]}
+    swept = runner.invoke(app, ["sweep", str(paired_table), "--by", "batch", "--group-col", "model", "--group-a", "m1",
+                                "--group-b", "m2", *models, "--scorer", tiny_clip_weights,
+                                "--out", str(tmp_path / "sweep"), "--no-reports", "-q"])
+    assert swept.exit_code == 0, swept.output
+    asked = [r.last_user_text for r in fake_openai.requests if isinstance(r.body["messages"][-1]["content"], str)]
+    # propose: all 5 pairs; sweep: the 3 pairs of batch x, the 2 of batch y (p9 and the blank key unpaired).
+    assert [len(re.findall(r"^Pair \d+:$", text, re.M)) for text in asked] == [5, 3, 2]
