@@ -17,6 +17,7 @@ from visdiff import compare
 from visdiff.cli import app
 from visdiff.errors import InputError
 from visdiff.options import RunOptions
+from visdiff.proposers import create_proposer
 from visdiff.ranking import rank_scores
 from visdiff.refine import find_evidence, fraction_below
 from visdiff.report import write_outputs
@@ -155,3 +156,17 @@ def test_cli_compare_refine_records_every_round(image_dirs, fake_openai, tiny_cl
     assert {p for r in refinements for p in r["new_phrases"]} <= proposed  # ranked with the rest
     for r in refinements[:-1]:  # every round but the last improved the best AUROC
         assert r["best_auroc_after"] > r["best_auroc_before"]
+
+
+def test_a_vision_proposer_refines_from_captions_with_seeds_after_its_rounds(fake_openai):
+    fake_openai.replies.append(Reply("* cats on sofas"))
+    proposer = create_proposer("vlm:vision-model", base_url=fake_openai.base_url, rounds=2, prompts="paper")
+    asked = proposer.refine(hypotheses=[("dogs", 0.613)], captions_a={"k1": "a cat  on a sofa"}, captions_b={},
+                            seed=3, round_index=0)
+    [request] = fake_openai.requests
+    assert request.body["seed"] == 3 * 1000 + 2  # never the seed of a proposal round
+    assert request.body["messages"][0]["role"] == "system"  # the paper set's system message
+    text = request.last_user_text
+    assert "- dogs (AUROC 0.61)" in text and "- a cat on a sofa" in text and "(none)" in text
+    assert asked["prompt"]["prompt"] == "refine" and asked["prompt"]["prompt_set"] == "paper"
+    assert asked["requests"][0]["phrases"] == ["cats on sofas"]

@@ -6,6 +6,7 @@ keeps only the phrases. :class:`ChatProposer` runs the rounds: each round sample
 asks once, asks again with a reminder when nothing usable came back, and merges the phrases
 of all rounds without duplicates. A round that stays unusable is logged; when every round
 does, it raises ``ServiceError``: an unusable answer is never ranked as a hypothesis.
+:meth:`ChatProposer.refine` asks one refinement request the same way (:mod:`visdiff.refine`).
 """
 
 from __future__ import annotations
