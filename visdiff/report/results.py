@@ -24,6 +24,9 @@
                            "captions_a": {key: caption}, "captions_b": {...},
                            "requests": [{"messages": [...], "params": {...}, "answer": str,
                                          "phrases": [str], "dropped": [{"line", "reason"}]}]}]
+                           # --pair-by adds "pair_by", "pairs": [{"key", "a", "b"}], "paired_prompt";
+                           # --refine appends rounds with "kind": "refine", "hypotheses_shown",
+                           # "new_phrases", "best_auroc_before", "best_auroc_after", "llm_calls"
     }
 
 With several sets (``visdiff.compare_many``), the document has the run's ``config`` and
