@@ -164,3 +164,9 @@ def test_propose_and_sweep_show_pairs(paired_table, fake_openai, tiny_clip_weigh
     asked = [r.last_user_text for r in fake_openai.requests if isinstance(r.body["messages"][-1]["content"], str)]
     # propose: all 5 pairs; sweep: the 3 pairs of batch x, the 2 of batch y (p9 and the blank key unpaired).
     assert [len(re.findall(r"^Pair \d+:$", text, re.M)) for text in asked] == [5, 3, 2]
+
+
+def test_pair_by_with_several_sets_is_a_usage_error(paired_table):
+    result = runner.invoke(app, ["compare", str(paired_table), "--group-col", "model", "--group", "m1", "--group", "m2",
+                                 "--group", "m3", "--pair-by", "prompt", "--llm", "m", "-q"])
+    assert result.exit_code == 2 and "--pair-by 'prompt' (pair_by=) pairs the images of two sets" in result.stderr
