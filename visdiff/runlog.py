@@ -43,10 +43,15 @@ def exclusive(folder: Path, what: str) -> Iterator[None]:
         lock.release()
 
 
-def check_settings_file(path: Path, wanted: dict, *, what: str) -> None:
+def check_settings_file(path: Path, wanted: dict, *, what: str, defaults: dict | None = None) -> None:
     """The settings of the run that made the folder (``path``) must be ``wanted``: a new folder
     records them (with library versions); a folder of another configuration is refused with
-    the dotted names of the settings that differ, so one results file never mixes runs."""
+    the dotted names of the settings that differ, so one results file never mixes runs.
+
+    ``defaults`` (shaped like ``wanted``) gives the value of a setting that a folder made
+    before the setting existed does not record: such a folder ran with the default, so it
+    resumes unless ``wanted`` asks for something else.
+    """
     wanted = to_jsonable(wanted)
     if not path.exists():
         write_text_atomic(path, json.dumps({**wanted, "versions": library_versions(), "created_at": now()}, indent=2) + "\n")
@@ -55,18 +60,26 @@ def check_settings_file(path: Path, wanted: dict, *, what: str) -> None:
         found = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise InputError(f"{path} is unreadable ({e}); use another --out folder") from e
-    differs = _differences({k: found.get(k) for k in wanted}, wanted)
+    differs = _differences({k: found.get(k) for k in wanted}, wanted, to_jsonable(defaults or {}))
     if differs:
         raise InputError(f"{path.parent} holds {what} of other settings (differs in: {', '.join(differs)}); "
                          "use another --out folder to keep results of one configuration together")
 
 
-def _differences(found, wanted, prefix: str = "") -> list[str]:
-    """Dotted names of the settings where ``found`` and ``wanted`` differ."""
+_ABSENT = object()
+
+
+def _differences(found, wanted, defaults, prefix: str = "") -> list[str]:
+    """Dotted names of the settings where ``found`` (a setting it lacks read from ``defaults``)
+    and ``wanted`` differ."""
     if not isinstance(found, dict) or not isinstance(wanted, dict):
         return [] if found == wanted else [prefix.rstrip(".")]
-    return [name for key in sorted(set(found) | set(wanted))
-            for name in _differences(found.get(key), wanted.get(key), f"{prefix}{key}.")]
+    defaults = defaults if isinstance(defaults, dict) else {}
+    names = []
+    for key in sorted(set(found) | set(wanted)):
+        value = found.get(key, defaults.get(key, _ABSENT))
+        names += _differences(None if value is _ABSENT else value, wanted.get(key), defaults.get(key), f"{prefix}{key}.")
+    return names
 
 
 def read_records(path: Path, *, key: str, required: tuple[str, ...], kind: str) -> list[dict]:

@@ -86,7 +86,8 @@ def run_sweep(spec: SweepSpec, out_dir: Path, options: RunOptions, *, reports: b
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out, "visdiff sweep"):
-        check_settings_file(out / SPEC_FILE, {"spec": asdict(spec), "options": options.identity()}, what="a sweep")
+        check_settings_file(out / SPEC_FILE, {"spec": asdict(spec), "options": options.identity()}, what="a sweep",
+                            defaults={"options": RunOptions().identity()})
         records = read_records(out / RESULTS_FILE, key="value", required=("value", "status"), kind="sweep")
         done = {r["value"] for r in records}
         todo = [v for v in values if v not in done]

@@ -140,7 +140,8 @@ def run_benchmark(
 def _run_in(out: Path, benchmark: Benchmark, *, config: BenchConfig, judge: Judge, models: dict | None,
             reports: bool, show_progress: bool | None) -> BenchRun:
     check_settings_file(out / RUN_FILE, {"results_version": RESULTS_VERSION, "config": config.identity(),
-                                          "judge": judge.spec}, what="benchmark results")
+                                          "judge": judge.spec}, what="benchmark results",
+                        defaults={"config": BenchConfig().identity()})
     results_path = out / RESULTS_FILE
     records = read_results(results_path)
     done = {r["pair_id"]: r for r in records}

@@ -178,6 +178,18 @@ def test_corrupt_middle_line_and_changed_config_are_refused(tmp_path, tiny_score
         run(out, tiny_scorer)
 
 
+def test_a_folder_made_before_a_setting_existed_resumes_at_its_default(tmp_path, tiny_scorer):
+    out = tmp_path / "out"
+    run(out, tiny_scorer)
+    settings = json.loads((out / "run.json").read_text())
+    del settings["config"]["run"]["refine"], settings["config"]["top_k"]  # as written before they existed
+    (out / "run.json").write_text(json.dumps(settings))
+    proposer = FixedProposer()
+    assert run(out, tiny_scorer, proposer=proposer).resumed_pairs == 3 and proposer.calls == 0
+    with pytest.raises(InputError, match=r"differs in: config\.run\.refine\)"):
+        run(out, tiny_scorer, config=BenchConfig(run=visdiff.RunOptions(refine=2)))
+
+
 def test_results_of_another_benchmark_are_not_taken_as_done(tmp_path, tiny_scorer):
     out = tmp_path / "out"
     run(out, tiny_scorer, bench=load_benchmark(MINIBENCH / "PairedImageSets.csv"))
