@@ -182,7 +182,7 @@ def caption_llm(fake_openai, tmp_path):
     captioner = FixedCaptioner()
     captioning = Captioning(captioner, cache=CacheRoot(tmp_path))
     scorer = create_scorer("caption-llm:fixed,judge-model", base_url=fake_openai.base_url, max_retries=1,
-                           cache=CacheRoot(tmp_path), captioning_for=lambda spec: captioning, concurrency=1)
+                           cache=CacheRoot(tmp_path), captioning_for=lambda spec: captioning)
     return scorer, captioner
 
 
@@ -193,8 +193,7 @@ def test_caption_llm_asks_about_many_hypotheses_per_caption(caption_llm, fake_op
     blocks = [b for b, _ in scoring.embed_sets(*image_sets)]
     scores_a, scores_b = scoring.score_embeddings(blocks, ["red things", "squares", "red squares"])
     assert scores_a.tolist() == [[1, 0, 1], [0, 0, 0]] and scores_b.tolist() == [[0, 0, 0], [1, 0, 1]]
-    # One request per distinct caption, three statements each: the two images captioned alike
-    # share the LLM's cached answer.
+    # One request per distinct caption, three statements each: images captioned alike are asked about once.
     assert captioner.images == 4 and len(fake_openai.requests) == 2
     prompt = fake_openai.requests[0].last_user_text
     assert '"a red square"' in prompt and "1. red things\n2. squares\n3. red squares" in prompt
@@ -247,7 +246,10 @@ def test_rank_with_caption_llm_reuses_the_runs_captioner(tiny_blip2_opt, fake_op
                          base_url=fake_openai.base_url, cache_dir=tmp_path, caption_max_tokens=3)
     assert list(table.hypothesis) and table.attrs["scorer"] == f"caption-llm:blip2:{tiny_blip2_opt},fake"
     assert table.attrs["embeddings"] == {"scored": 8, "cached": 0, "failed": 0}
-    assert len(fake_openai.requests) == 4
+    # One request per distinct caption (the tiny BLIP-2 may caption two images alike), never one twice,
+    # though requests run 4 at a time.
+    texts = [r.last_user_text for r in fake_openai.requests]
+    assert 2 <= len(texts) <= 4 and len(set(texts)) == len(texts)
 
 
 @pytest.mark.gpu

@@ -95,21 +95,25 @@ class CaptionLLMScorer:
         missing = [item for item, _ in pairs if item.key not in self._captions]
         if missing:
             self.prepare(list({item.key: item for item in missing}.values()))
-        by_image: dict[str, list[int]] = {}
-        for i, (item, _) in enumerate(pairs):
-            by_image.setdefault(item.key, []).append(i)
-        calls = [(key, positions[begin: begin + self.statements_per_call])
-                 for key, positions in by_image.items()
-                 for begin in range(0, len(positions), self.statements_per_call)]
+        # One question per (caption, statement): images captioned alike are asked about once, so
+        # requests in flight at the same time are never the same request.
+        questions: dict[str, dict[str, list[int]]] = {}
+        for i, (item, statement) in enumerate(pairs):
+            caption = " ".join(self._captions[item.key].split())
+            questions.setdefault(caption, {}).setdefault(statement, []).append(i)
+        calls = [(caption, statements[begin: begin + self.statements_per_call])
+                 for caption, statements in ((c, list(by_statement)) for c, by_statement in questions.items())
+                 for begin in range(0, len(statements), self.statements_per_call)]
         scores = np.empty(len(pairs))
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            answers = pool.map(lambda call: self._ask(call[0], [pairs[i][1] for i in call[1]]), calls)
-            for (_, positions), values in zip(calls, answers, strict=True):
-                scores[positions] = values
+            answers = pool.map(lambda call: self._ask(*call), calls)
+            for (caption, statements), values in zip(calls, answers, strict=True):
+                for statement, value in zip(statements, values, strict=True):
+                    scores[questions[caption][statement]] = value
         return scores
 
-    def _ask(self, key: str, statements: list[str]) -> list[float]:
-        text = self.prompt.render(caption=" ".join(self._captions[key].split()),
+    def _ask(self, caption: str, statements: list[str]) -> list[float]:
+        text = self.prompt.render(caption=caption,
                                   statements="\n".join(f"{i}. {s}" for i, s in enumerate(statements, 1)))
         answer = ""
         for note in ("", "\n\n" + RETRY_NOTE.format(n=len(statements))):
