@@ -80,7 +80,7 @@ RULES = [{"auroc_tolerance": t, "diff_ratio": r, "redundancy": c}
          for c in (REDUNDANCY, 2.0, 0.6, 0.9) for t in (AUROC_TOLERANCE, 0.06, 0.0) for r in (DIFF_RATIO, 0.5, 0.9)]
 RULES = [dict(rules) for rules in dict.fromkeys(tuple(r.items()) for r in RULES)]
 RAMPS = [{"drawing": Ramp("flatness", z, o), "white_border": Ramp("white_border", wz, wo)}
-         for z, o in ((DRAWING_RAMP.zero, DRAWING_RAMP.one), (0.1, 0.3), (0.2, 0.45))
+         for z, o in ((DRAWING_RAMP.zero, DRAWING_RAMP.one), (0.1, 0.3), (0.2, 0.45), (0.2, 0.7))
          for wz, wo in ((WHITE_BORDER_RAMP.zero, WHITE_BORDER_RAMP.one), (0.1, 0.3), (0.3, 0.7))]
 RAMPS = [dict(ramps) for ramps in dict.fromkeys(tuple(r.items()) for r in RAMPS)]
 GRID = [(rules, ramps) for ramps in RAMPS for rules in RULES]

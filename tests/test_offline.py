@@ -25,7 +25,7 @@ from visdiff.image_sets import load_image_set
 from visdiff.cache_root import CacheRoot
 from visdiff.embeddings.scoring import Scoring
 from visdiff.proposers import ProposalContext, create_proposer
-from visdiff.proposers.vocabulary import Vocabulary, select_phrases, vocabulary_from_phrases
+from visdiff.proposers.vocabulary import Vocabulary, default_vocabulary, select_phrases, vocabulary_from_phrases
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # examples/a is music clipart, examples/b tools clipart (see examples/README.md).
@@ -160,6 +160,33 @@ def test_select_phrases_prefers_broader_phrase_when_specific_one_covers_little()
     a = np.array([[0.95, 0.93 if i % 2 else 0.02, 0.02 if i % 2 else 0.9] for i in range(10)])
     b = np.full((10, 3), 0.02)
     assert select_phrases(a, b, vocabulary)[0] == 0
+
+
+def test_scene_concepts_are_related_to_their_members_and_the_members_relatives():
+    vocabulary = default_vocabulary()
+    index = {phrase: i for i, phrase in enumerate(vocabulary.phrases)}
+    people, water = vocabulary.related[index["people"]], vocabulary.related[index["water scenes"]]
+    # A member, a member's ancestor, a member's descendant.
+    assert {index["garments"], index["clothing"], index["sweatshirts"]} <= people
+    assert index["shores"] in water and index["water scenes"] in vocabulary.related[index["shores"]]
+    # Scene concepts sharing members stay apart, and unrelated concepts are not drawn in.
+    assert index["natural landscapes"] not in water and index["dogs"] not in people
+
+
+def test_select_phrases_does_not_propose_a_scene_concept_beside_its_members_hypernym():
+    vocabulary = default_vocabulary()
+    index = {phrase: i for i, phrase in enumerate(vocabulary.phrases)}
+    people, clothing = index["people"], index["clothing"]
+    # People in A (their clothes seen by the classifier) against objects in B: "clothing"
+    # separates a little better, "people" about as well and is what a person would say.
+    a = np.full((10, len(vocabulary.phrases)), 0.02)
+    b = np.full((10, len(vocabulary.phrases)), 0.02)
+    a[:, people] = np.linspace(0.3, 0.6, 10)
+    a[:, clothing] = np.linspace(0.32, 0.62, 10)
+    b[:2, people] = 0.35
+    b[:1, clothing] = 0.35
+    picks = select_phrases(a, b, vocabulary)
+    assert picks[0] == people and clothing not in picks
 
 
 def test_vocabulary_file_errors(tmp_path):

@@ -13,8 +13,9 @@ Selection, one proposal at a time:
 1. Candidates are phrases with AUROC(A over B) > 0.5 and a higher mean on A, except those
    redundant with a phrase already proposed: its WordNet ancestors and descendants, and
    phrases whose scores over the images of A and B correlate with its scores at least
-   ``redundancy`` (Pearson). "placental mammals" and "Rottweilers" say nothing that "dogs"
-   did not, "dwelling houses" fires on the same images as "buildings", and proposing them
+   ``redundancy`` (Pearson). A scene concept counts as above its members (and so as
+   related to them and to their ancestors and descendants): "people" and "clothing".
+   "placental mammals" and "Rottweilers" say nothing that "dogs" did not, "dwelling houses" fires on the same images as "buildings", and proposing them
    would let the ranker's AUROC order undo the choice of level.
 2. The *tier* is every candidate whose AUROC is within ``auroc_tolerance`` of the best
    candidate and whose mean score difference (mean A - mean B) is at least ``diff_ratio``
@@ -90,8 +91,15 @@ def vocabulary_from_phrases(phrases: list[str]) -> Vocabulary:
 
 
 def _relations(concept_of: list[int | None], n_phrases: int) -> tuple[frozenset[int], ...]:
-    """For each phrase, the phrases whose concepts are its WordNet ancestors or descendants."""
-    ancestors = load_concept_table().ancestors
+    """For each phrase, the phrases whose concepts are its WordNet ancestors or descendants.
+
+    A scene concept ("people", "water scenes") stands above its members: it is related to
+    each member and to the members' own ancestors and descendants, so that "people" and
+    "clothing" (above its member "garments"), or "water scenes" and its member "shores",
+    are never proposed side by side: the ranker's AUROC order would otherwise choose the
+    level, not the selection.
+    """
+    ancestors = _ancestors_with_scenes()
     phrases_of: dict[int, list[int]] = {}
     for i, k in enumerate(concept_of):
         if k is not None:
@@ -105,6 +113,21 @@ def _relations(concept_of: list[int | None], n_phrases: int) -> tuple[frozenset[
                 related[i].add(j)
                 related[j].add(i)
     return tuple(frozenset(r) for r in related)
+
+
+def _ancestors_with_scenes() -> tuple[frozenset[int], ...]:
+    """WordNet ancestors of each concept, where a scene concept counts as an ancestor of
+    its members and of everything at or beneath them, and the members' ancestors count as
+    the scene concept's ancestors."""
+    table = load_concept_table()
+    above = [set(a) for a in table.ancestors]
+    for s, scene in enumerate(table.concepts):
+        for member in scene.members:
+            above[s] |= table.ancestors[member]
+            for k in range(len(table.concepts)):
+                if k == member or member in table.ancestors[k]:
+                    above[k].add(s)
+    return tuple(frozenset(a) for a in above)
 
 
 def read_vocabulary_file(path: Path) -> list[str]:
