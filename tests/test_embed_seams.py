@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import signal
@@ -15,16 +16,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 import visdiff
 from visdiff.cache_root import CacheRoot
 from visdiff.cli import app
+from visdiff.embeddings import jpeg as jpeg_module
+from visdiff.embeddings import mapper as mapper_module
 from visdiff.embeddings.cache import EmbeddingCache
+from visdiff.embeddings.encode import embed_image_set
+from visdiff.embeddings.jpeg import decode_jpegs, decodes_on_device, device_decodable
 from visdiff.embeddings.reader import read_batches
+from visdiff.embeddings.settings import EmbedSettings
+from visdiff.embeddings.transforms import split_transform
 from visdiff.embeddings.writer import ShardWriter
 from visdiff.errors import InputError
-from visdiff.image_sets import load_image_set
+from visdiff.image_sets import decode_image_bytes, load_image_set
+from visdiff.timing import Timings
 
 from .conftest import TINY_CLIP_ARCH, make_image
 
@@ -107,6 +116,131 @@ def test_reader_gives_batches_of_exactly_batch_size_and_reports_failures(tmp_pat
     assert [len(b.positions) for b in batches] == [3, 3, 1]
     assert [i for b in batches for i in b.failures for i in [i[0]]] == [3]
     assert sorted(i for b in batches for i in b.positions) == [0, 1, 2, 4, 5, 6, 7]
+
+
+# --- JPEGs decoded on the scorer's device (the CUDA path, run on the CPU: same API) -------
+
+
+def jpeg_bytes(size=(48, 40), seed=0, exif_orientation: int | None = None) -> bytes:
+    arr = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    out = io.BytesIO()
+    image = Image.fromarray(arr)
+    exif = Image.Exif()
+    if exif_orientation:
+        exif[0x0112] = exif_orientation
+    image.save(out, "JPEG", quality=90, exif=exif.tobytes())
+    return out.getvalue()
+
+
+def corrupt_jpeg() -> bytes:
+    """A JPEG whose header parses and that ends in the end-of-image marker, with a bad marker
+    in its scan data: both libjpeg (device path) and PIL refuse it."""
+    data = jpeg_bytes()
+    start_of_scan = data.index(b"\xff\xda")
+    return data[:start_of_scan + 30] + b"\xff\x4a" + bytes(200) + b"\xff\xd9"
+
+
+@pytest.fixture
+def mixed_images(tmp_path) -> Path:
+    """JPEGs of several sizes (one exactly the model's 32 px), PNGs, an EXIF-rotated JPEG, a
+    corrupt JPEG and a cut one."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i, size in enumerate([(48, 40), (40, 64), (32, 32), (100, 75)] * 3):
+        (folder / f"{i:02d}.jpg").write_bytes(jpeg_bytes(size, seed=i))
+    for i in range(3):
+        make_image(folder / f"p{i}.png", (40 * i, 90, 200), noise_seed=i)
+    (folder / "rotated.jpg").write_bytes(jpeg_bytes((48, 40), seed=99, exif_orientation=6))
+    (folder / "corrupt.jpg").write_bytes(corrupt_jpeg())
+    whole = jpeg_bytes((64, 48), seed=7)
+    (folder / "cut.jpg").write_bytes(whole[:len(whole) // 2])
+    return folder
+
+
+def test_decode_setting_auto_means_the_device_on_cuda_only():
+    assert decodes_on_device("auto", torch.device("cuda")) and not decodes_on_device("auto", torch.device("cpu"))
+    assert decodes_on_device("device", torch.device("cpu")) and not decodes_on_device("workers", torch.device("cuda"))
+    with pytest.raises(InputError, match="unknown decode setting 'gpu'; choose from auto, device, workers"):
+        decodes_on_device("gpu", torch.device("cpu"))
+
+
+def test_only_plain_complete_jpegs_are_left_for_the_device(mixed_images):
+    assert device_decodable(jpeg_bytes())
+    assert not device_decodable((mixed_images / "p0.png").read_bytes())
+    assert not device_decodable(jpeg_bytes(exif_orientation=6))  # decode_jpeg rotates only on the CPU
+    assert not device_decodable((mixed_images / "cut.jpg").read_bytes())  # PIL says why it is unusable
+    cmyk = io.BytesIO()
+    Image.new("CMYK", (8, 8)).save(cmyk, "JPEG")
+    assert not device_decodable(cmyk.getvalue())
+
+
+def test_device_pixels_are_within_one_level_of_the_scorers_own_transform(tiny_clip_weights):
+    scorer = visdiff.create_scorer(tiny_clip_weights, device="cpu")
+    split = split_transform(scorer.preprocess)
+    images = [jpeg_bytes(size, seed=i) for i, size in enumerate([(48, 40), (40, 64), (32, 32), (100, 75), (48, 40)])]
+    decoded, failures = decode_jpegs([torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in images],
+                                     [str(i) for i in range(len(images))], split, torch.device("cpu"))
+    assert failures == {} and len(decoded) == len(images)
+    reference = torch.stack([scorer.preprocess(Image.open(io.BytesIO(d)).convert("RGB")) for d in images])
+    std = torch.tensor(split.std).view(1, 3, 1, 1)
+    levels = ((split.normalize(torch.stack(decoded), torch.device("cpu")) - reference) * std * 255).abs()
+    assert levels.max() < 1.001  # of 255: the antialiased bicubic resize rounds like PIL's
+    assert levels[2].max() < 1e-3  # already the model's size: no resize, the same decoder
+
+
+def test_device_decoding_embeds_a_mixed_set_like_the_workers_and_skips_bad_jpegs(mixed_images, tiny_clip_weights,
+                                                                                   monkeypatch):
+    scorer = visdiff.create_scorer(tiny_clip_weights, device="cpu")
+    image_set = load_image_set(mixed_images)
+    sent_to_device = []
+    real = mapper_module.decode_jpegs
+
+    def counting(encoded, sources, *args):
+        sent_to_device.extend(Path(s).name for s in sources)
+        return real(encoded, sources, *args)
+
+    monkeypatch.setattr(mapper_module, "decode_jpegs", counting)
+    results = {}
+    for decode, workers in (("device", 2), ("device", 0), ("workers", 0)):
+        timings = Timings()
+        results[decode, workers] = embed_image_set(
+            scorer, image_set, settings=EmbedSettings(batch_size=4, num_workers=workers, decode=decode),
+            timings=timings) + (timings,)
+    plain_jpegs = {f"{i:02d}.jpg" for i in range(12)}
+    assert sorted(sent_to_device) == sorted(2 * [*plain_jpegs, "corrupt.jpg"])
+    for (embeddings, usable, timings) in results.values():
+        reasons = {Path(s.source).name: s.reason for s in usable.skipped}
+        assert reasons.keys() == {"corrupt.jpg", "cut.jpg"}
+        assert reasons["corrupt.jpg"] == "unreadable image (broken data stream when reading image file)"
+        assert reasons["cut.jpg"].startswith("unreadable image (image file is truncated")
+        assert len(usable) == len(embeddings) == 16
+    (on_device, usable, timings), (_, _, _), (by_workers, usable_workers, worker_timings) = results.values()
+    assert usable.keys == usable_workers.keys
+    assert timings.seconds["embed_decode"] > 0 and "embed_decode" not in worker_timings.seconds
+    rotated = usable.keys.index(next(it.key for it in usable.items if it.source.endswith("rotated.jpg")))
+    pngs = [i for i, it in enumerate(usable.items) if it.source.endswith(".png")]
+    torch.testing.assert_close(on_device[[rotated, *pngs]], by_workers[[rotated, *pngs]], rtol=0, atol=0)  # PIL both
+    assert torch.nn.functional.cosine_similarity(on_device, by_workers).min() > 0.99
+
+
+def test_a_jpeg_the_device_refuses_is_decoded_with_pil(tiny_clip_weights, monkeypatch):
+    """nvjpeg does not take every valid JPEG; such a file is decoded on the CPU, not skipped."""
+    scorer = visdiff.create_scorer(tiny_clip_weights, device="cpu")
+    split = split_transform(scorer.preprocess)
+    images = [jpeg_bytes(seed=i) for i in range(3)]
+    real = jpeg_module._decode
+
+    def refusing_the_second(encoded, device):
+        if any(torch.equal(e, encoded_images[1]) for e in encoded):
+            raise RuntimeError("nvjpeg: unsupported")
+        return real(encoded, device)
+
+    encoded_images = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in images]
+    monkeypatch.setattr(jpeg_module, "_decode", refusing_the_second)
+    decoded, failures = decode_jpegs(encoded_images, ["a", "b", "c"], split, torch.device("cpu"))
+    assert failures == {} and len(decoded) == 3
+    by_pil = split.to_uint8(decode_image_bytes(images[1], min_size=split.draft_size))
+    assert torch.equal(decoded[1], by_pil)
 
 
 # --- seams through the public API --------------------------------------------------------

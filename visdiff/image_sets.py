@@ -70,13 +70,16 @@ class ImageItem:
                 return to_rgb(self.image)
             except (OSError, ValueError) as e:
                 raise InputError(f"{self.source}: cannot convert {self.image.mode} image to RGB ({e})") from e
+        return decode_image_bytes(self.read(), source=self.source, min_size=min_size)
+
+    def read(self) -> bytes:
+        """The encoded image (a file's bytes). Raises ``InputError`` if the file cannot be read."""
         if self.data is not None:
-            return decode_image_bytes(self.data, source=self.source, min_size=min_size)
+            return self.data
         try:
-            data = read_bytes(self.path)
+            return read_bytes(self.path)
         except OSError as e:
             raise InputError(f"{self.source}: cannot read file ({e.strerror or e})") from e
-        return decode_image_bytes(data, source=self.source, min_size=min_size)
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,7 @@ BOMB_REASON = "refused, too many pixels (decompression bomb?)"
 
 
 @contextmanager
-def _refuse_bombs() -> Iterator[None]:
+def refuse_bombs() -> Iterator[None]:
     """PIL's decompression-bomb warning raised as an error: images above
     ``Image.MAX_IMAGE_PIXELS`` (~89 Mpx) are refused, not only those above twice it (where
     PIL itself raises). PIL's other warnings (corrupt EXIF, odd TIFF tags) are silenced: a
@@ -214,7 +217,7 @@ def decode_image_bytes(data: bytes, *, source: str = "<bytes>", min_size: int | 
     if not data:
         raise InputError(f"{source}: empty file")
     try:
-        with _refuse_bombs():
+        with refuse_bombs():
             image = Image.open(io.BytesIO(data))
             if min_size and image.format == "JPEG":
                 image.draft("RGB", (min_size, min_size))
@@ -252,7 +255,7 @@ def _probe_data(data: bytes) -> tuple[str | None, str]:
     if not data:
         return None, "empty file"
     try:
-        with _refuse_bombs(), Image.open(io.BytesIO(data)) as image:
+        with refuse_bombs(), Image.open(io.BytesIO(data)) as image:
             image.size  # noqa: B018 - header parsed; full decode happens when the image is used
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None, BOMB_REASON
@@ -324,7 +327,7 @@ class FolderScan:
 
 def _is_image_content(path: Path) -> bool:
     try:
-        with _refuse_bombs(), Image.open(path):
+        with refuse_bombs(), Image.open(path):
             return True
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         return False

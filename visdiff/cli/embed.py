@@ -15,7 +15,8 @@ from visdiff.jsonable import to_jsonable
 from visdiff.options import RunOptions
 from visdiff.pipeline import embed
 
-SEAM_NAMES = {"embed_read": "read", "embed_map": "model", "embed_write": "write"}
+SEAM_NAMES = {"embed_read": "read", "embed_decode": "decode on the device", "embed_map": "model",
+              "embed_write": "write"}
 
 
 @run_command(app, "embed", "profile", "scorer", "clip", "device", "batch_size", "engine", "engine_address",

@@ -10,10 +10,13 @@ from visdiff.embeddings.writer import DEFAULT_SHARD_IMAGES, DEFAULT_SHARD_SECOND
 @dataclass(frozen=True)
 class EmbedSettings:
     """Images per forward pass, decoding workers, how often fresh embeddings are committed
-    to the cache, progress bar."""
+    to the cache, progress bar, and where JPEGs are decoded: ``decode`` "auto" (on the
+    scorer's device when it is CUDA, else in the workers), "device" or "workers"
+    (:mod:`visdiff.embeddings.jpeg`)."""
 
     batch_size: int = 64
     num_workers: int | None = None
     shard_images: int = DEFAULT_SHARD_IMAGES
     shard_seconds: float = DEFAULT_SHARD_SECONDS
     show_progress: bool | None = None
+    decode: str = "auto"

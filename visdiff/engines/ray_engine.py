@@ -28,7 +28,7 @@ from visdiff.timing import Timings
 
 log = logging.getLogger(__name__)
 
-SEAMS = ("embed_read", "embed_map", "embed_write")
+SEAMS = ("embed_read", "embed_decode", "embed_map", "embed_write")
 # CPU-only clusters: one actor per this many CPUs (each actor's torch uses several threads).
 CPUS_PER_ACTOR = 4
 
@@ -40,7 +40,7 @@ class ShardActor:
         from visdiff.embeddings.mapper import ImageMapper
         from visdiff.scorers import create_scorer
 
-        self.mapper = ImageMapper(create_scorer(spec, device=device))
+        self.mapper = ImageMapper(create_scorer(spec, device=device), settings.decode)
         self.store = EmbeddingCache(Path(cache_dir), cache_id)
         self.settings = settings
 
@@ -106,8 +106,8 @@ class RayEngine:
         # Actor-seconds summed over the pool: with k actors, up to k times the wall time.
         for seam, spent in zip(SEAMS, seconds):
             timings.add(seam, float(spent))
-        log.info("ray engine: %d images on %d actor(s) (%d failed), actor-seconds: read %.2f, model %.2f, "
-                 "write %.2f (%d shards)", len(items), actors, len(result.failures), *seconds, result.shards)
+        log.info("ray engine: %d images on %d actor(s) (%d failed), actor-seconds: read %.2f, decode on the "
+                 "device %.2f, model %.2f, write %.2f (%d shards)", len(items), actors, len(result.failures), *seconds, result.shards)
         done = [item.key for i, item in enumerate(items) if i not in result.failures]
         store.refresh()
         found, rows = store.lookup(done)
