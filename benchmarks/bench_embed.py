@@ -3,16 +3,19 @@
 For one scorer and batch size, in one run:
   (a) limit: forward passes over pre-decoded, pre-processed tensors already in memory;
   (b) visdiff: JPEG files on disk -> hashing -> decode/preprocess workers -> forward ->
-      float16 cache on disk (a fresh cache dir, so every image is encoded).
+      float16 cache on disk (a fresh cache dir, so every image is encoded), once per
+      ``--decode`` setting: "workers" (PIL in data-loader workers) and "device" (JPEG bytes
+      decoded, resized and cropped on the scorer's device; what "auto" picks on CUDA).
 Prints images/s of each and the ratio (b)/(a), and the seconds of each part of (b): hashing,
-the reader (time the model waited for decoded batches), the mapper (forward passes) and the
-writer (shard commits). Each is repeated and the best run kept, so
-a busy machine penalises both alike.
+the reader (time the model waited for decoded batches), decoding on the device, the mapper
+(forward passes) and the writer (shard commits). Each is repeated and the best run kept, so
+a busy machine penalises all alike.
 
     .venv/bin/python benchmarks/bench_embed.py --scorer offline
     .venv/bin/python benchmarks/bench_embed.py --scorer vit-b-32-random
     .venv/bin/python benchmarks/bench_embed.py --images ../shared/data/devbench/images
     .venv/bin/python benchmarks/bench_embed.py --scorer vit-b-32-random --device cuda --batch-size 256 -n 4096
+    .venv/bin/python benchmarks/bench_embed.py --scorer vit-b-32-random --decode device   # one path only
 
 Without --images it generates JPEGs (640x480, smooth random content) in a temp dir.
 """
@@ -65,7 +68,8 @@ def limit_rate(scorer, files: list[Path], batch_size: int) -> float:
     return len(files) / (time.perf_counter() - start)
 
 
-def visdiff_rate(scorer, folder: Path, batch_size: int, num_workers: int | None) -> tuple[float, dict[str, float]]:
+def visdiff_rate(scorer, folder: Path, batch_size: int, num_workers: int | None,
+                 decode: str) -> tuple[float, dict[str, float]]:
     """Images/s from files on disk to embeddings in a fresh on-disk cache, and the seconds
     of each part: listing and hashing the files, then the reader, mapper and writer seams."""
     with tempfile.TemporaryDirectory() as cache_dir:
@@ -76,7 +80,7 @@ def visdiff_rate(scorer, folder: Path, batch_size: int, num_workers: int | None)
         cache = EmbeddingCache(Path(cache_dir), scorer.cache_id)
         with timings.stage("embed"):
             emb, usable = embed_image_set(scorer, image_set, cache=cache, timings=timings, settings=EmbedSettings(
-                batch_size=batch_size, num_workers=num_workers, show_progress=False))
+                batch_size=batch_size, num_workers=num_workers, show_progress=False, decode=decode))
         elapsed = time.perf_counter() - start
     assert emb.shape[0] == len(usable) == len(image_set)
     return len(image_set) / elapsed, timings.as_dict()
@@ -91,6 +95,7 @@ def main() -> None:
     parser.add_argument("--num-workers", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: best available)")
+    parser.add_argument("--decode", default="workers,device", help="decode settings to measure, comma-separated")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,20 +109,24 @@ def main() -> None:
         scorer = create_scorer(spec, device=args.device)
         scorer.encode_images(torch.stack([scorer.preprocess(Image.open(files[0]).convert("RGB"))]))  # load + warm up
         load_seconds = time.perf_counter() - load_start
-        limit, full = [], []
-        for _ in range(args.repeats):  # interleaved, so load changes hit both
+        decodes = args.decode.split(",")
+        limit, full = [], {decode: [] for decode in decodes}
+        for _ in range(args.repeats):  # interleaved, so load changes hit all alike
             limit.append(limit_rate(scorer, files, args.batch_size))
-            full.append(visdiff_rate(scorer, folder, args.batch_size, args.num_workers))
+            for decode in decodes:
+                full[decode].append(visdiff_rate(scorer, folder, args.batch_size, args.num_workers, decode))
     best_limit = max(limit)
-    best_full, parts = max(full)
-    print(f"scorer            {spec.split(':/')[0]}  (load {load_seconds:.1f} s)")
+    print(f"scorer            {spec.split(':/')[0]} on {scorer.device}  (load {load_seconds:.1f} s)")
     print(f"images            {len(files)} from {folder if args.images else 'generated 640x480 JPEGs'}")
     print(f"batch size        {args.batch_size}, torch threads {torch.get_num_threads()}, cpus {os.cpu_count()}")
     print(f"(a) forward only  {best_limit:8.1f} img/s   runs: {', '.join(f'{r:.1f}' for r in limit)}")
-    print(f"(b) visdiff path  {best_full:8.1f} img/s   runs: {', '.join(f'{r:.1f}' for r, _ in full)}")
-    print("    best run, s    " + ", ".join(f"{part} {seconds:.2f}" for part, seconds in parts.items())
-          + "  (embed = cache lookup and assembly; embed_read = waiting for decoded batches)")
-    print(f"ratio (b)/(a)     {best_full / best_limit:.3f}")
+    for decode, runs in full.items():
+        best_full, parts = max(runs)
+        print(f"(b) visdiff path, decode={decode}")
+        print(f"                  {best_full:8.1f} img/s   runs: {', '.join(f'{r:.1f}' for r, _ in runs)}")
+        print("    best run, s    " + ", ".join(f"{part} {seconds:.2f}" for part, seconds in parts.items())
+              + "  (embed = cache lookup and assembly; embed_read = waiting for decoded batches)")
+        print(f"    ratio (b)/(a) {best_full / best_limit:.3f}")
 
 
 if __name__ == "__main__":
