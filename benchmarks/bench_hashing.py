@@ -1,9 +1,17 @@
-"""Warm ``visdiff.rank`` over many unchanged files: listing and hashing before and after the
-file-hash memo.
+"""``visdiff.rank`` over many files: cold runs before and after hashing and decoding from one
+read, warm runs before and after the file-hash memo.
 
-Generates 2 x N small JPEGs (128 px of noise, ~10 KB), fills the embedding cache with one
-cold run, then times warm runs (every embedding already cached) two ways in one process,
-best of ``--repeat`` each:
+Generates 2 x N small JPEGs (128 px of noise, ~10 KB). First, cold runs (empty cache dir
+each time), alternating, best of ``--cold-repeat`` each, with the files' pages dropped from
+the OS page cache before every run (``posix_fadvise(DONTNEED)`` per file), so reads go to
+the disk:
+
+  two reads   every file read to hash it, then again to decode it (``HELD_BYTES_PER_SET = 0``,
+              the code before);
+  one read    the bytes read for hashing kept for decoding (the default).
+
+Then it fills the embedding cache with one cold run and times warm runs (every embedding
+already cached) two ways in one process, best of ``--repeat`` each:
 
   no memo   every file read, its header parsed and its bytes hashed (the code before the memo);
   memo      unchanged files taken from the (path, size, mtime, ctime, inode) memo: one stat each.
@@ -13,12 +21,14 @@ cold disks or network storage the memo saves far more. The scorer is a fixed ran
 projection (no model), so the times are listing, hashing, cache lookup and statistics.
 
     .venv/bin/python benchmarks/bench_hashing.py                 # 2 x 20,000 files
-    .venv/bin/python benchmarks/bench_hashing.py --images 2000
+    .venv/bin/python benchmarks/bench_hashing.py --images 2000 --cold-repeat 3
+    .venv/bin/python benchmarks/bench_hashing.py --cold-repeat 0   # warm runs only
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +39,7 @@ from PIL import Image
 from torchvision.transforms import CenterCrop, Compose, Resize, ToTensor
 
 import visdiff
-from visdiff import cache_root
+from visdiff import cache_root, image_sets
 
 DIM = 64
 
@@ -61,6 +71,34 @@ def generate(folder: Path, n: int, seed: int) -> None:
         Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)).save(folder / f"{i:06d}.jpg", quality=80)
 
 
+def drop_from_page_cache(*folders: Path) -> None:
+    """Evict the files' pages (written back first), so the next read comes from the disk."""
+    for folder in folders:
+        for path in folder.iterdir():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def cold_times(rank, folders: tuple[Path, Path], cache_dirs, repeat: int) -> dict[str, float]:
+    """Best cold-run seconds with the hashed bytes dropped (two reads) and kept (one read)."""
+    held = image_sets.HELD_BYTES_PER_SET
+    times: dict[str, list[float]] = {"two reads": [], "one read": []}
+    for _ in range(repeat):
+        for name, budget in (("two reads", 0), ("one read", held)):
+            image_sets.HELD_BYTES_PER_SET = budget
+            drop_from_page_cache(*folders)
+            start = time.perf_counter()
+            table = rank(next(cache_dirs))
+            times[name].append(time.perf_counter() - start)
+            assert table.attrs["embeddings"]["cached"] == 0 and table.attrs["embeddings"]["encoded"] > 0
+    image_sets.HELD_BYTES_PER_SET = held
+    return {name: min(seconds) for name, seconds in times.items()}
+
+
 def best_time(run, repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -75,6 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=20_000, help="files per set")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--cold-repeat", type=int, default=2, help="cold runs of each kind (0: none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -86,8 +125,11 @@ def main() -> None:
         scorer = ProjectionScorer()
         hypotheses = [f"hypothesis {j}" for j in range(10)]
 
-        def rank():
-            return visdiff.rank(hypotheses, a, b, scorer=scorer, cache_dir=tmp / "cache", show_progress=False)
+        def rank(cache_dir=tmp / "cache"):
+            return visdiff.rank(hypotheses, a, b, scorer=scorer, cache_dir=cache_dir, show_progress=False)
+
+        cold_seconds = cold_times(rank, (a, b), (tmp / f"cold{i}" for i in range(10**6)), args.cold_repeat) \
+            if args.cold_repeat else None
 
         start = time.perf_counter()
         cold = rank()
@@ -98,6 +140,11 @@ def main() -> None:
         cache_root.CacheRoot.file_hashes = lambda self: None  # as before the memo
         no_memo = best_time(rank, args.repeat)
         cache_root.CacheRoot.file_hashes = file_hashes
+    if cold_seconds:
+        print(f"cold visdiff.rank, 2 x {args.images} files, page cache dropped, best of {args.cold_repeat}:")
+        print(f"  two reads (hash, then decode)  {cold_seconds['two reads']:7.2f} s")
+        print(f"  one read (hash and decode)     {cold_seconds['one read']:7.2f} s   "
+              f"({cold_seconds['two reads'] / cold_seconds['one read']:.2f}x faster)")
     print(f"warm visdiff.rank, 2 x {args.images} files, best of {args.repeat}:")
     print(f"  no memo (every file read)   {no_memo:7.2f} s")
     print(f"  memo (files not read)       {with_memo:7.2f} s   ({no_memo / with_memo:.2f}x faster)")

@@ -113,3 +113,40 @@ def test_cli_rank_reads_no_unchanged_file_on_a_warm_run(image_dirs, tiny_clip_we
     reads.clear()
     warm = CliRunner().invoke(app, command)
     assert warm.exit_code == 0 and reads == []
+
+
+# --- one read per file: the bytes hashed are the bytes decoded ----------------------------
+
+
+def test_a_cold_rank_reads_each_file_once(image_dirs, tiny_clip_weights, reads):
+    a, b = image_dirs
+    table = visdiff.rank(["red"], a, b, scorer=tiny_clip_weights)
+    assert table.attrs["embeddings"]["encoded"] == 12
+    assert sorted(reads) == sorted([*a.iterdir(), *b.iterdir()])  # hashed and decoded from one read
+
+
+def test_files_beyond_the_held_bytes_are_read_again_to_decode_with_the_same_result(image_dirs, tiny_clip_weights,
+                                                                                    reads, monkeypatch, tmp_path):
+    a, b = image_dirs
+    monkeypatch.setattr(image_sets, "HELD_BYTES_PER_SET", 0)
+    bounded = visdiff.rank(["red"], a, b, scorer=tiny_clip_weights, cache_dir=tmp_path / "bounded")
+    assert len(reads) == 2 * 12  # every file hashed, then read again to decode
+    monkeypatch.setattr(image_sets, "HELD_BYTES_PER_SET", 2**30)
+    unbounded = visdiff.rank(["red"], a, b, scorer=tiny_clip_weights, cache_dir=tmp_path / "unbounded")
+    assert bounded.equals(unbounded)
+
+
+def test_the_decoded_pixels_are_those_of_the_hashed_bytes(tmp_path):
+    path = make_image(tmp_path / "x.png", (200, 0, 0))
+    image_set = load_image_set([path])
+    make_image(path, (0, 0, 200))  # changed after hashing, before decoding
+    assert image_set.items[0].open().getpixel((0, 0)) == (200, 0, 0)
+    assert image_set.items[0].key == hashlib.sha256(image_set.items[0].data).hexdigest()
+
+
+def test_embedded_sets_hold_no_file_bytes(image_dirs, tiny_clip_weights):
+    a, b = image_dirs
+    comparison = visdiff.Comparison(a, b, scorer=tiny_clip_weights, proposer="vocabulary")
+    loaded = load_image_set(a)
+    assert all(it.data is not None for it in loaded.items)
+    assert all(it.data is None for it in [*comparison.set_a.items, *comparison.set_b.items])

@@ -2,6 +2,11 @@
 
 An image is identified by the SHA-256 of its file bytes, never by its path, so renamed or
 copied files share cache entries and edited files never reuse stale ones.
+
+A file hashed while a set is loaded keeps the bytes that were hashed (up to
+:data:`HELD_BYTES_PER_SET` per set) until the set is embedded: decoding uses them, so a cold
+run reads each file once, and the pixels embedded are those of the hashed content even if
+the file changes in between. Files taken from the hash memo are not read when loading.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -54,7 +60,8 @@ class ImageItem:
     source: str
     path: Path | None = None
     image: Image.Image | None = field(default=None, compare=False, repr=False)
-    # The encoded file itself, for images stored in a table rather than on disk.
+    # The encoded file itself: for images stored in a table rather than on disk, or a file's
+    # bytes as read when it was hashed (held until the set is embedded).
     data: bytes | None = field(default=None, compare=False, repr=False)
     # The table row's key pairing it with images of the other set (--pair-by), if any.
     pair_key: str | None = None
@@ -122,6 +129,13 @@ class ImageSet:
             + tuple(SkippedImage(self.items[i].source, reasons[i]) for i in sorted(reasons)),
         )
 
+    def release_bytes(self) -> ImageSet:
+        """A copy whose files no longer hold the bytes read when they were hashed (a later
+        decode reads the file); images stored in a table keep theirs."""
+        if not any(it.path is not None and it.data is not None for it in self.items):
+            return self
+        return replace(self, items=tuple(replace(it, data=None) if it.path is not None else it for it in self.items))
+
     def subset(self, positions: Sequence[int]) -> ImageSet:
         """The items at ``positions`` in that order (skipped inputs are kept as the record)."""
         return replace(self, items=tuple(self.items[i] for i in positions))
@@ -138,6 +152,24 @@ class ImageSet:
 
 def read_bytes(path: Path) -> bytes:
     return Path(path).read_bytes()
+
+
+# Bytes of freshly hashed files a set holds for decoding: enough for thousands of photos,
+# bounded for huge folders (beyond it, files are read again when decoded).
+HELD_BYTES_PER_SET = 512 * 2**20
+
+
+class _HeldBytes:
+    """The bytes of files read for hashing, by path, up to :data:`HELD_BYTES_PER_SET` in all."""
+
+    def __init__(self) -> None:
+        self.left = HELD_BYTES_PER_SET
+        self.data: dict[Path, bytes] = {}
+
+    def keep(self, path: Path, data: bytes) -> None:
+        if len(data) <= self.left:
+            self.data[path] = data
+            self.left -= len(data)
 
 
 def hash_bytes(data: bytes) -> str:
@@ -232,8 +264,9 @@ def decode_image_bytes(data: bytes, *, source: str = "<bytes>", min_size: int | 
         raise InputError(f"{source}: unreadable image ({e})") from e
 
 
-def _probe(path: Path) -> tuple[str | None, str]:
-    """(content hash, '') for a file whose header PIL recognises, else (None, reason).
+def _probe(path: Path, held: _HeldBytes | None = None) -> tuple[str | None, str]:
+    """(content hash, '') for a file whose header PIL recognises, else (None, reason); the
+    bytes of such a file go to ``held``.
 
     Only the header is parsed here (cheap); a file truncated after it passes and fails
     later, at decode time in the embedding step, which records it as skipped too.
@@ -247,7 +280,10 @@ def _probe(path: Path) -> tuple[str | None, str]:
         return None, "no such file" if not path.is_symlink() else "broken link"
     except OSError as e:
         return None, f"cannot read file ({e.strerror or e})"
-    return _probe_data(data)
+    probe = _probe_data(data)
+    if held is not None and probe[0] is not None:
+        held.keep(path, data)
+    return probe
 
 
 def _probe_data(data: bytes) -> tuple[str | None, str]:
@@ -274,8 +310,10 @@ def _file_kind(mode: int) -> str:
     return "special file"
 
 
-def _probe_paths(paths: list[Path], hashes: FileHashMemo | None) -> list[tuple[str | None, str]]:
-    return hashes.probe(paths, _probe) if hashes is not None else [_probe(p) for p in paths]
+def _probe_paths(paths: list[Path], hashes: FileHashMemo | None,
+                 held: _HeldBytes) -> list[tuple[str | None, str]]:
+    probe = partial(_probe, held=held)
+    return hashes.probe(paths, probe) if hashes is not None else [probe(p) for p in paths]
 
 
 def _assemble(inputs: Iterable[tuple[str, tuple[str | None, str], dict]], *, name: str) -> ImageSet:
@@ -294,8 +332,10 @@ def _assemble(inputs: Iterable[tuple[str, tuple[str | None, str], dict]], *, nam
 
 def _from_paths(paths: Iterable[Path], *, name: str, hashes: FileHashMemo | None = None) -> ImageSet:
     paths = list(paths)
-    probed = _probe_paths(paths, hashes)
-    return _assemble(((display_path(p), probe, {"path": p}) for p, probe in zip(paths, probed)), name=name)
+    held = _HeldBytes()
+    probed = _probe_paths(paths, hashes, held)
+    inputs = ((display_path(p), probe, {"path": p, "data": held.data.get(p)}) for p, probe in zip(paths, probed))
+    return _assemble(inputs, name=name)
 
 
 def _from_pil(images: Sequence[Image.Image], *, name: str) -> ImageSet:
@@ -385,7 +425,8 @@ def _from_table(path: Path, *, group: str | None, group_column: str, where: Mapp
         # Fine for a local tool, but worth a word: a shared table may point anywhere.
         log.warning("%d path(s) in %s lead outside its folder (e.g. %s); reading them as given",
                     len(outside), display_path(path), display_path(outside[0]))
-    probed_paths = iter(zip(paths, _probe_paths(paths, hashes)))
+    held = _HeldBytes()
+    probed_paths = iter(zip(paths, _probe_paths(paths, hashes, held)))
     pair_keys = rows.pair_keys or [None] * len(rows.images)
 
     def inputs():
@@ -394,7 +435,7 @@ def _from_table(path: Path, *, group: str | None, group_column: str, where: Mapp
                 yield label, _probe_data(image), {"data": image, "pair_key": pair_key}
             else:
                 file, probe = next(probed_paths)
-                yield display_path(file), probe, {"path": file, "pair_key": pair_key}
+                yield display_path(file), probe, {"path": file, "data": held.data.get(file), "pair_key": pair_key}
 
     return _assemble(inputs(), name=name or rows.group or path.stem)
 

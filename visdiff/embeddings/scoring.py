@@ -92,7 +92,7 @@ class Scoring:
                 return self.pairs.blocks(image_sets)
         known = [self._embedded.get(tuple(s.keys)) for s in image_sets]
         if all(e is not None for e in known):
-            return list(zip(known, image_sets))
+            return list(zip(known, (s.release_bytes() for s in image_sets)))
         combined = ImageSet(tuple(item for s in image_sets for item in s.items))
         with self.timings.stage("embed"):
             embeddings, usable = embed_image_set(self.scorer, combined, cache=self.store, settings=self.settings,
@@ -105,8 +105,9 @@ class Scoring:
             (it for it in combined.items if it.key in failed_keys), usable.skipped)}
         out, start = [], 0
         for image_set in image_sets:
+            # Decoded: the bytes read when the files were hashed are no longer needed.
             kept = image_set.drop({i: reasons[it.key] for i, it in enumerate(image_set.items) if it.key in failed_keys},
-                                  warn=False)
+                                  warn=False).release_bytes()
             block = embeddings[start: start + len(kept)]
             start += len(kept)
             self._embedded[tuple(kept.keys)] = block
