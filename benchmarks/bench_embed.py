@@ -17,12 +17,20 @@ a busy machine penalises all alike.
     .venv/bin/python benchmarks/bench_embed.py --scorer vit-b-32-random --device cuda --batch-size 256 -n 4096
     .venv/bin/python benchmarks/bench_embed.py --scorer vit-b-32-random --decode device   # one path only
 
+It also prints how far the device path's pixels are from the scorer's own transform (PIL,
+full decode) over the JPEGs, in levels of 255: the share of values equal, off by 1, 2, 3+.
+``--pixels-only`` prints just that (cheap, for a folder of real photos):
+
+    .venv/bin/python benchmarks/bench_embed.py --scorer vit-b-32-random --pixels-only \
+        --images ../shared/data/devbench/images
+
 Without --images it generates JPEGs (640x480, smooth random content) in a temp dir.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import tempfile
 import time
@@ -34,7 +42,9 @@ from PIL import Image
 
 from visdiff.embeddings.cache import EmbeddingCache
 from visdiff.embeddings.encode import embed_image_set
+from visdiff.embeddings.jpeg import decode_jpegs, device_decodable
 from visdiff.embeddings.settings import EmbedSettings
+from visdiff.embeddings.transforms import split_transform
 from visdiff.image_sets import list_image_files, load_image_set
 from visdiff.scorers import create_scorer
 from visdiff.timing import Timings
@@ -68,6 +78,25 @@ def limit_rate(scorer, files: list[Path], batch_size: int) -> float:
     return len(files) / (time.perf_counter() - start)
 
 
+def pixel_levels(scorer, files: list[Path]) -> np.ndarray:
+    """Counts of |device path - scorer's transform| in levels of 255 (0, 1, 2, 3+) over the
+    JPEGs of ``files``, the device path run on ``scorer.device``."""
+    split = split_transform(scorer.preprocess)
+    std = torch.tensor(split.std).view(3, 1, 1)
+    counts = np.zeros(4, np.int64)
+    for file in files:
+        data = file.read_bytes()
+        if not device_decodable(data):
+            continue
+        [pixels], failed = decode_jpegs([torch.frombuffer(bytearray(data), dtype=torch.uint8)], [str(file)], split,
+                                        scorer.device)
+        reference = scorer.preprocess(Image.open(io.BytesIO(data)).convert("RGB"))
+        normalised = split.normalize(pixels[None], scorer.device)[0].cpu()
+        levels = ((normalised - reference) * std * 255).abs().round().long().clamp(max=3)
+        counts += np.bincount(levels.flatten().numpy(), minlength=4)
+    return counts
+
+
 def visdiff_rate(scorer, folder: Path, batch_size: int, num_workers: int | None,
                  decode: str) -> tuple[float, dict[str, float]]:
     """Images/s from files on disk to embeddings in a fresh on-disk cache, and the seconds
@@ -96,6 +125,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: best available)")
     parser.add_argument("--decode", default="workers,device", help="decode settings to measure, comma-separated")
+    parser.add_argument("--pixels-only", action="store_true", help="only compare the device path's pixels")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,6 +139,12 @@ def main() -> None:
         scorer = create_scorer(spec, device=args.device)
         scorer.encode_images(torch.stack([scorer.preprocess(Image.open(files[0]).convert("RGB"))]))  # load + warm up
         load_seconds = time.perf_counter() - load_start
+        levels = pixel_levels(scorer, files)
+        print(f"device-path pixels vs the scorer's transform over {levels.sum()} values of the JPEGs "
+              f"(on {scorer.device}): equal {levels[0] / levels.sum():.4%}, off by 1 {levels[1] / levels.sum():.4%}, "
+              f"by 2 {levels[2] / levels.sum():.5%}, by 3+ {levels[3] / levels.sum():.5%}")
+        if args.pixels_only:
+            return
         decodes = args.decode.split(",")
         limit, full = [], {decode: [] for decode in decodes}
         for _ in range(args.repeats):  # interleaved, so load changes hit all alike
