@@ -88,8 +88,7 @@ def pixel_levels(scorer, files: list[Path]) -> np.ndarray:
         data = file.read_bytes()
         if not device_decodable(data):
             continue
-        [pixels], failed = decode_jpegs([torch.frombuffer(bytearray(data), dtype=torch.uint8)], [str(file)], split,
-                                        scorer.device)
+        [pixels], _ = decode_jpegs([data], [str(file)], split, scorer.device)
         reference = scorer.preprocess(Image.open(io.BytesIO(data)).convert("RGB"))
         normalised = split.normalize(pixels[None], scorer.device)[0].cpu()
         levels = ((normalised - reference) * std * 255).abs().round().long().clamp(max=3)

@@ -178,8 +178,7 @@ def test_device_pixels_are_within_one_level_of_the_scorers_own_transform(tiny_cl
     scorer = visdiff.create_scorer(tiny_clip_weights, device="cpu")
     split = split_transform(scorer.preprocess)
     images = [jpeg_bytes(size, seed=i) for i, size in enumerate([(48, 40), (40, 64), (32, 32), (100, 75), (48, 40)])]
-    decoded, failures = decode_jpegs([torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in images],
-                                     [str(i) for i in range(len(images))], split, torch.device("cpu"))
+    decoded, failures = decode_jpegs(images, [str(i) for i in range(len(images))], split, torch.device("cpu"))
     assert failures == {} and len(decoded) == len(images)
     reference = torch.stack([scorer.preprocess(Image.open(io.BytesIO(d)).convert("RGB")) for d in images])
     std = torch.tensor(split.std).view(1, 3, 1, 1)
@@ -231,13 +230,12 @@ def test_a_jpeg_the_device_refuses_is_decoded_with_pil(tiny_clip_weights, monkey
     real = jpeg_module._decode
 
     def refusing_the_second(encoded, device):
-        if any(torch.equal(e, encoded_images[1]) for e in encoded):
+        if any(e.numpy().tobytes() == images[1] for e in encoded):
             raise RuntimeError("nvjpeg: unsupported")
         return real(encoded, device)
 
-    encoded_images = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in images]
     monkeypatch.setattr(jpeg_module, "_decode", refusing_the_second)
-    decoded, failures = decode_jpegs(encoded_images, ["a", "b", "c"], split, torch.device("cpu"))
+    decoded, failures = decode_jpegs(images, ["a", "b", "c"], split, torch.device("cpu"))
     assert failures == {} and len(decoded) == 3
     by_pil = split.to_uint8(decode_image_bytes(images[1], min_size=split.draft_size))
     assert torch.equal(decoded[1], by_pil)

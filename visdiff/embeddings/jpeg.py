@@ -57,13 +57,13 @@ def _decode(encoded: list[torch.Tensor], device: torch.device) -> list[torch.Ten
         return decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
 
 
-def decode_jpegs(encoded: Sequence[torch.Tensor], sources: Sequence[str], split: SplitTransform,
+def decode_jpegs(files: Sequence[bytes], sources: Sequence[str], split: SplitTransform,
                  device: torch.device) -> tuple[list[torch.Tensor], dict[int, str]]:
-    """Decode JPEG bytes (1-D uint8 CPU tensors) on ``device`` in one batched call and resize
-    and crop them there; returns one uint8 (3, h, w) tensor per decodable input (in order) and
-    {index: reason} for those that failed. A batch the device refuses is retried image by
-    image; an image it still refuses is decoded with PIL on the CPU."""
-    encoded = list(encoded)
+    """Decode JPEG files' bytes on ``device`` in one batched call and resize and crop them
+    there; returns one uint8 (3, h, w) tensor per decodable input (in order) and {index:
+    reason} for those that failed. A batch the device refuses is retried image by image; an
+    image it still refuses is decoded with PIL on the CPU."""
+    encoded = [torch.frombuffer(bytearray(data), dtype=torch.uint8) for data in files]
     try:
         decoded: list[torch.Tensor | None] = list(_decode(encoded, device))
     except RuntimeError:
@@ -78,7 +78,7 @@ def decode_jpegs(encoded: Sequence[torch.Tensor], sources: Sequence[str], split:
     failures: dict[int, str] = {}
     for i in (i for i, image in enumerate(decoded) if image is None):
         try:
-            image = decode_image_bytes(encoded[i].numpy().tobytes(), source=sources[i], min_size=split.draft_size)
+            image = decode_image_bytes(files[i], source=sources[i], min_size=split.draft_size)
             pixels[i] = split.to_uint8(image).to(device)
         except InputError as e:
             failures[i] = str(e)

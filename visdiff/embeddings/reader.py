@@ -35,14 +35,16 @@ def default_num_workers() -> int:
 @dataclass
 class ReadBatch:
     """Positions (into the reader's items) of decoded images with their pixels, positions of
-    JPEGs left for the device with their bytes (1-D uint8 tensors), and the positions that
-    failed with their reasons."""
+    JPEGs left for the device with their files' bytes, and the positions that failed with
+    their reasons."""
 
     positions: list[int]
     pixels: torch.Tensor | None
     failures: list[tuple[int, str]]
     jpeg_positions: list[int] = field(default_factory=list)
-    jpegs: list[torch.Tensor] = field(default_factory=list)
+    # Bytes, not tensors: a worker's tensors cross to the main process as shared-memory
+    # file descriptors, one per tensor, and hundreds in flight can exhaust the process's limit.
+    jpegs: list[bytes] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.positions) + len(self.jpeg_positions)
@@ -66,7 +68,7 @@ class _DecodeDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, torch.Tensor | None, str]:
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, bytes | None, str]:
         """(position, pixels, JPEG bytes, reason): one of the last three is set."""
         item = self.items[i]
         try:
@@ -74,7 +76,7 @@ class _DecodeDataset(Dataset):
                 return i, self.preprocess(item.open(min_size=self.min_size)), None, ""
             data = item.read()
             if device_decodable(data):
-                return i, None, torch.frombuffer(bytearray(data), dtype=torch.uint8), ""
+                return i, None, data, ""
             return i, self.preprocess(decode_image_bytes(data, source=item.source, min_size=self.min_size)), None, ""
         except InputError as e:
             return i, None, None, str(e)
