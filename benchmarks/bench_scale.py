@@ -117,7 +117,8 @@ def main() -> None:
             # The image store is the big one; the text store beside it holds the hypotheses.
             disk = max(sum(f.stat().st_size for f in store.iterdir()) for store in (Path(tmp) / "embeddings").iterdir())
         growth = (r["peak_rss_mb"] - r["baseline_rss_mb"]) / (2 * n / 1000)
-        print(f"{n:>10} {fill_s:>8.1f} {r['load_s']:>8.2f} {r['rank_s']:>8.2f} {r['total_s']:>8.2f} {r['peak_rss_mb']:>12.0f} {growth:>12.2f}")
+        print(f"{n:>10} {fill_s:>8.1f} {r['load_s']:>8.2f} {r['rank_s']:>8.2f} {r['total_s']:>8.2f} "
+              f"{r['peak_rss_mb']:>12.0f} {growth:>12.2f}")
     print(f"cache on disk: {disk / (2 * n):.1f} bytes per image ({DIM} x float16 + 32-byte key + .npy headers)")
 
 

@@ -79,7 +79,8 @@ def run_variant(name: str, a: np.ndarray, b: np.ndarray, *, repeat: int) -> dict
     print(f"[{name}] {a.shape[1]} hypotheses x ({a.shape[0]} A + {b.shape[0]} B) images, {a.dtype}, "
           f"best of {repeat}, {os.cpu_count()} CPUs")
     print(f"[{name}]   visdiff.rank_scores (vectorised): {ours_s:8.3f} s")
-    print(f"[{name}]   the same on one thread:           {one_thread_s:8.3f} s  (threads: {one_thread_s / ours_s:.2f}x)")
+    print(f"[{name}]   the same on one thread:           {one_thread_s:8.3f} s  "
+          f"(threads: {one_thread_s / ours_s:.2f}x)")
     print(f"[{name}]   sklearn+scipy per-hypothesis loop: {loop_s:8.3f} s")
     print(f"[{name}]   speed-up: {loop_s / ours_s:6.1f}x")
     print(f"[{name}]   max |diff| auroc {diffs['auroc']:.3e}  t {diffs['t']:.3e}  p {diffs['p_value']:.3e}")
