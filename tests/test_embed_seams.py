@@ -27,7 +27,9 @@ from visdiff.embeddings import mapper as mapper_module
 from visdiff.embeddings.cache import EmbeddingCache
 from visdiff.embeddings.encode import embed_image_set
 from visdiff.embeddings.jpeg import decode_jpegs, decodes_on_device, device_decodable
+from visdiff.embeddings.mapper import ImageMapper
 from visdiff.embeddings.reader import read_batches
+from visdiff.embeddings.runner import run_seams
 from visdiff.embeddings.settings import EmbedSettings
 from visdiff.embeddings.transforms import split_transform
 from visdiff.embeddings.writer import ShardWriter
@@ -239,6 +241,27 @@ def test_a_jpeg_the_device_refuses_is_decoded_with_pil(tiny_clip_weights, monkey
     assert failures == {} and len(decoded) == 3
     by_pil = split.to_uint8(decode_image_bytes(images[1], min_size=split.draft_size))
     assert torch.equal(decoded[1], by_pil)
+
+
+def test_rows_written_one_batch_late_while_the_next_is_prepared_are_the_same(mixed_images, tiny_clip_weights,
+                                                                             tmp_path):
+    """On CUDA the runner writes each batch's rows after launching the next one; forced on
+    the CPU, the same keys and rows reach the same shards as when written at once."""
+    scorer = visdiff.create_scorer(tiny_clip_weights, device="cpu")
+    items = list(load_image_set(mixed_images).items)
+    written = {}
+    for overlaps in (False, True):
+        mapper = ImageMapper(scorer, "device")
+        mapper.overlaps = overlaps
+        store = EmbeddingCache(tmp_path / str(overlaps), "s")
+        writer = ShardWriter(store, shard_images=5)
+        failures = run_seams(mapper, items, writer, batch_size=4, num_workers=0, show_progress=False)
+        assert sorted(Path(items[i].source).name for i in failures) == ["corrupt.jpg", "cut.jpg"]
+        written[overlaps] = (writer.rows, shard_sizes(store))
+    (rows, shards), (late_rows, late_shards) = written.values()
+    assert list(rows) == list(late_rows) and shards == late_shards == [1, 5, 5, 5]
+    for key in rows:
+        np.testing.assert_array_equal(rows[key], late_rows[key])
 
 
 # --- seams through the public API --------------------------------------------------------

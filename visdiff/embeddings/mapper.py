@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ class ImageMapper:
         self.scorer = scorer
         self.split: SplitTransform | None = split_transform(scorer.preprocess)
         self.jpegs_on_device = decodes_on_device(decode, scorer.device) and self.split is not None
+        # Whether launch() returns before the rows are ready (the runner then prepares the
+        # next batch first).
+        self.overlaps = scorer.device.type == "cuda"
 
     def decode(self, batch: ReadBatch, items: Sequence[ImageItem]) -> tuple[list[int], torch.Tensor | None,
                                                                             dict[int, str]]:
@@ -43,9 +46,25 @@ class ImageMapper:
         return (batch.positions + decoded_positions, torch.cat(parts) if parts else None,
                 {batch.jpeg_positions[k]: reason for k, reason in failed.items()})
 
-    def __call__(self, pixels: torch.Tensor) -> np.ndarray:
-        """(n, C, H, W) pixels -> (n, d) float16 embeddings, through float16 as they are
-        stored, so cached and fresh embeddings give identical scores."""
+    def launch(self, pixels: torch.Tensor) -> Callable[[], np.ndarray]:
+        """Start the forward pass of (n, C, H, W) pixels; returns a call that gives the (n, d)
+        float16 embeddings (through float16 as they are stored, so cached and fresh
+        embeddings give identical scores). On CUDA the copy back to the host is queued behind
+        the forward pass and the call waits for it, so the caller can prepare the next batch
+        meanwhile; elsewhere the rows are ready now."""
         if self.split is not None:
             pixels = self.split.normalize(pixels, self.scorer.device)
-        return self.scorer.encode_images(pixels).float().cpu().numpy().astype(np.float16)
+        embeddings = self.scorer.encode_images(pixels).float()
+        if embeddings.device.type != "cuda":
+            rows = embeddings.cpu().numpy().astype(np.float16)
+            return lambda: rows
+        host = torch.empty(embeddings.shape, dtype=embeddings.dtype, pin_memory=True)
+        host.copy_(embeddings, non_blocking=True)
+        copied = torch.cuda.Event()
+        copied.record()
+
+        def rows() -> np.ndarray:
+            copied.synchronize()
+            return host.numpy().astype(np.float16)
+
+        return rows
