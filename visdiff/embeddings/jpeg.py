@@ -20,7 +20,7 @@ from PIL import Image
 
 from visdiff.embeddings.transforms import SplitTransform
 from visdiff.errors import InputError
-from visdiff.image_sets import refuse_bombs, decode_image_bytes
+from visdiff.image_sets import decode_image_bytes, refuse_bombs
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 EXIF_ORIENTATION = 0x0112
@@ -63,6 +63,8 @@ def decode_jpegs(files: Sequence[bytes], sources: Sequence[str], split: SplitTra
     there; returns one uint8 (3, h, w) tensor per decodable input (in order) and {index:
     reason} for those that failed. A batch the device refuses is retried image by image; an
     image it still refuses is decoded with PIL on the CPU."""
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())  # nvjpeg decodes on a numbered device
     encoded = [torch.frombuffer(bytearray(data), dtype=torch.uint8) for data in files]
     try:
         decoded: list[torch.Tensor | None] = list(_decode(encoded, device))

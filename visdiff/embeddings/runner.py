@@ -5,8 +5,8 @@ decoded batch is not ready (decoding runs ahead in worker processes, so this is 
 time the model starved), ``embed_decode`` for JPEGs decoded on the scorer's device (only when
 they are; on CUDA, kernels run asynchronously, so part of that work shows in the next
 part), ``embed_map`` for the forward passes (on CUDA: launching them and waiting for their
-rows), ``embed_write`` for shard commits. The largest
-says whether reading, the model or writing is the bottleneck.
+rows), ``embed_write`` for shard commits. The largest says whether reading, the model or
+writing is the bottleneck.
 """
 
 from __future__ import annotations

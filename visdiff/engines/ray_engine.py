@@ -107,7 +107,8 @@ class RayEngine:
         for seam, spent in zip(SEAMS, seconds):
             timings.add(seam, float(spent))
         log.info("ray engine: %d images on %d actor(s) (%d failed), actor-seconds: read %.2f, decode on the "
-                 "device %.2f, model %.2f, write %.2f (%d shards)", len(items), actors, len(result.failures), *seconds, result.shards)
+                 "device %.2f, model %.2f, write %.2f (%d shards)", len(items), actors, len(result.failures),
+                 *seconds, result.shards)
         done = [item.key for i, item in enumerate(items) if i not in result.failures]
         store.refresh()
         found, rows = store.lookup(done)
