@@ -64,7 +64,8 @@ def decode_jpegs(files: Sequence[bytes], sources: Sequence[str], split: SplitTra
     reason} for those that failed. A batch the device refuses is retried image by image; an
     image it still refuses is decoded with PIL on the CPU."""
     if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())  # nvjpeg decodes on a numbered device
+        # Named explicitly: the GPU a bare "cuda" model runs on, whatever decode_jpeg assumes.
+        device = torch.device("cuda", torch.cuda.current_device())
     encoded = [torch.frombuffer(bytearray(data), dtype=torch.uint8) for data in files]
     try:
         decoded: list[torch.Tensor | None] = list(_decode(encoded, device))
