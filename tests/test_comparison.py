@@ -174,13 +174,14 @@ class FixedProposer:
 def test_compare_reuses_the_embeddings_and_equals_the_one_shot_api(image_dirs, counting_scorer, both_directions):
     a, b = image_dirs
     phrases = ["reddish images", "bluish images", "noisy images"]
+    # Unmerged, so the table is rank_directions' own (merging has its tests in test_merge.py).
     comparison = visdiff.Comparison(a, b, scorer=counting_scorer, proposer=FixedProposer(phrases),
-                                    both_directions=both_directions)
+                                    both_directions=both_directions, merge=False)
     image_batches = counting_scorer.image_batches
     result = comparison.compare()
     assert counting_scorer.image_batches == image_batches
     one_shot = visdiff.compare(a, b, scorer=counting_scorer, proposer=FixedProposer(phrases),
-                               both_directions=both_directions)
+                               both_directions=both_directions, merge=False)
     pd.testing.assert_frame_equal(result.table, one_shot.table)
     np.testing.assert_array_equal(result.scores_a, one_shot.scores_a)
 

@@ -248,6 +248,7 @@ def test_cli_groups_of_one_table(groups_table):
     (["--group", "red"], "--group 'red' gives one set; give --group once per set, at least twice"),
     (["--group", "red", "--group", "blue", "--group-a", "green"], "use it instead of --group-a/--group-b"),
     (["--group", "red", "--group", "blue", "--group", "green", "--both-directions"], "compares two sets; with several"),
+    (["--group", "red", "--group", "blue", "--group", "green", "--holdout", "0.5"], "with several sets it is not supported"),
     (["--group", "red", "--group", "blue", "--group", "red"], "'red' is given more than once"),
 ])
 def test_cli_group_usage_errors_exit_2(groups_table, extra, message):

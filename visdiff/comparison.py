@@ -16,13 +16,15 @@ from dataclasses import asdict
 from functools import cached_property
 
 import numpy as np
+import pandas as pd
 import torch
 
 from visdiff.errors import InputError
+from visdiff.holdout import Holdout
 from visdiff.image_sets import ImageSet, load_image_set
 from visdiff.options import RunOptions
 from visdiff.pairs import paired_positions
-from visdiff.ranking import clean_hypotheses, rank_directions, rank_scores
+from visdiff.ranking import add_proposal_split, clean_hypotheses, merge_near_duplicates, rank_directions
 from visdiff.refine import refine_proposals
 from visdiff.report.evidence import ThumbnailCache, short_names, top_images
 from visdiff.result import CompareResult, ImageGallery, RankedTable
@@ -49,6 +51,11 @@ def load_sets(set_a, set_b, stages: RunStages) -> tuple[ImageSet, ImageSet]:
     return image_set_a, image_set_b
 
 
+def holdout_split(options: RunOptions, set_a: ImageSet, set_b: ImageSet) -> Holdout | None:
+    """The proposal and held-out splits of A and B with ``options.holdout``, else None."""
+    return Holdout.split({"a": set_a, "b": set_b}, options.holdout, options.seed) if options.holdout else None
+
+
 class Comparison:
     """Image sets A and B with their embeddings, ready to propose, rank and show.
 
@@ -62,12 +69,16 @@ class Comparison:
 
     Images that fail to decode leave the sets here, before anything is proposed from them.
     Stage seconds accumulate in :attr:`timings` over the comparison's life.
+
+    With ``holdout`` the proposer sees only the proposal split of each set (:attr:`holdout`)
+    and tables rank by the held-out images' statistics, with the proposal split's beside them.
     """
 
     def __init__(self, set_a, set_b, options: RunOptions | None = None, **keywords) -> None:
         stages = RunStages.from_keywords(options, keywords)
         with stages.timings.stage("load_images"):
             image_set_a, image_set_b = load_sets(set_a, set_b, stages)
+        holdout_split(stages.options, image_set_a, image_set_b)  # too large a fraction fails before embedding
         self._keep(stages, *stages.scoring.embed_sets(image_set_a, image_set_b))
 
     @classmethod
@@ -87,11 +98,18 @@ class Comparison:
         (emb_a, image_set_a), (emb_b, image_set_b) = embedded_a, embedded_b
         self.set_a: ImageSet = image_set_a.require(2)
         self.set_b: ImageSet = image_set_b.require(2)
+        self.holdout: Holdout | None = holdout_split(stages.options, self.set_a, self.set_b)
         # A pairwise scorer (vqa, caption-llm) has no embeddings: its blocks are the usable images.
         # Embeddings are the scoring stage's resident blocks (float16 on a GPU), not copies.
         self._pairwise = self.stages.scoring.pairs is not None
         self._embeddings = {"a": emb_a, "b": emb_b}
-        self._contrast_b = self.set_b if contrast is None else contrast
+        # What the proposer reads: the sets, B's contrast (several sets), or with holdout the proposal splits
+        # (several sets refuse --holdout, so there is no contrast to split).
+        self._proposer_sees = {"a": (self.set_a, self.set_b if contrast is None else contrast),
+                               "b": (self.set_b, self.set_a)}
+        if self.holdout is not None:
+            split = self.holdout.proposal_sets({"a": self.set_a, "b": self.set_b})
+            self._proposer_sees = {"a": (split["a"], split["b"]), "b": (split["b"], split["a"])}
         self._texts: dict[str, torch.Tensor] = {}
         self._thumbnails = ThumbnailCache(NOTEBOOK_THUMBNAIL_SIZE)
 
@@ -146,7 +164,7 @@ class Comparison:
         hypotheses = clean_hypotheses(hypotheses)
         scores_a, scores_b = self.scores(hypotheses)
         with self.stages.timings.stage("rank"):
-            table = rank_scores(scores_a, scores_b, hypotheses, alpha=self.options.alpha if alpha is None else alpha)
+            table, _ = self._rank(scores_a, scores_b, {"A": hypotheses}, alpha=alpha)
         table.attrs.update(
             scorer=self.stages.scoring.spec,
             n_a=len(self.set_a),
@@ -158,10 +176,39 @@ class Comparison:
         return RankedTable.of(table)
 
     def propose(self, *, over: str = "a") -> list[str]:
-        """The proposer's phrases more true of set ``over`` ("a" or "b") than of the other."""
-        if _check_side(over) == "a":
-            return self.stages.propose(self.set_a, self._contrast_b)
-        return self.stages.propose(self.set_b, self.set_a)
+        """The proposer's phrases more true of set ``over`` ("a" or "b") than of the other
+        (from the proposal splits with ``holdout``)."""
+        return self.stages.propose(*self._proposer_sees[_check_side(over)])
+
+    def _rank(self, scores_a: torch.Tensor, scores_b: torch.Tensor, proposals: dict[str, list[str]], *,
+              alpha: float | None = None) -> tuple[pd.DataFrame, list[int]]:
+        """:func:`rank_directions` on all images, or with ``holdout`` on the held-out images
+        with the proposal split's statistics beside them (``attrs["holdout"]`` says so)."""
+        alpha = self.options.alpha if alpha is None else alpha
+        if self.holdout is None:
+            return rank_directions(scores_a, scores_b, proposals, alpha=alpha)
+        held, seen = self.holdout.held_out, self.holdout.proposal
+        table, columns = rank_directions(scores_a[held["a"]], scores_b[held["b"]], proposals, alpha=alpha)
+        in_sample, _ = rank_directions(scores_a[seen["a"]], scores_b[seen["b"]], proposals, alpha=alpha)
+        table = add_proposal_split(table, in_sample)
+        table.attrs["holdout"] = self.holdout.summary()
+        return table, columns
+
+    def _merge(self, table: pd.DataFrame, columns: list[int]) -> tuple[pd.DataFrame, list[int]]:
+        """Near-duplicate rows merged into the best-ranked wording (``merge_threshold``) by the
+        cosine similarity of the scorer's text embeddings; ``attrs["merge"]`` records it."""
+        threshold = self.options.merge_threshold
+        if not self.options.merge:
+            return table, columns
+        if self._pairwise:
+            log.info("a pairwise scorer has no text embeddings: near-duplicate proposals are not merged")
+            table.attrs["merge"] = {"threshold": threshold, "merged": 0, "note": "pairwise scorer: no text embeddings"}
+            return table, columns
+        text = torch.nn.functional.normalize(self._text_embeddings(list(table["hypothesis"])).float(), dim=1)
+        merged, kept = merge_near_duplicates(table, _host(text @ text.T), threshold)
+        merged.attrs["merge"] = {"threshold": threshold, "similarity": "cosine of the scorer's text embeddings",
+                                 "merged": len(table) - len(merged)}
+        return merged, [columns[i] for i in kept]
 
     def compare(self) -> CompareResult:
         """Propose (both ways with ``both_directions``), refine (``refine`` rounds) and rank: the
@@ -175,7 +222,7 @@ class Comparison:
         hypotheses = [h for phrases in proposals.values() for h in phrases]
         scores_a, scores_b = self.scores(hypotheses)
         with self.stages.timings.stage("rank"):
-            table, columns = rank_directions(scores_a, scores_b, proposals, alpha=self.options.alpha)
+            table, columns = self._merge(*self._rank(scores_a, scores_b, proposals))
         timings = self.timings
         keys_a, keys_b = set(self.set_a.keys), set(self.set_b.keys)
         captions = self.stages.captioning.captions
@@ -186,6 +233,8 @@ class Comparison:
             "skipped_b": [asdict(s) for s in self.set_b.skipped],
             "n_proposals": {direction: len(phrases) for direction, phrases in proposals.items()},
         }
+        if self.holdout is not None:
+            config["holdout"] = self.holdout.record({"a": self.set_a, "b": self.set_b})
         return CompareResult(
             table=table,
             proposals=hypotheses,

@@ -41,6 +41,9 @@ def check_options(options: RunOptions) -> None:
     if options.pair_by:
         raise InputError(f"--pair-by {options.pair_by!r} (pair_by=) pairs the images of two sets; with several, "
                          "each set is compared with the union of the others, which has no partners to pair")
+    if options.holdout:
+        raise InputError("--holdout (holdout=) splits two sets; with several sets it is not supported (the proposer "
+                         "reads a balanced sample of the others)")
 
 
 def set_names(image_sets: Sequence, names: Sequence[str] | None) -> list[str]:

@@ -22,7 +22,7 @@ from visdiff.redaction import redact_url
 from visdiff.profiles import DEFAULT_PROFILE, Profile, get_profile
 from visdiff.prompts import get_prompt_set
 from visdiff.proposers import CHAT_PROPOSERS
-from visdiff.ranking import DEFAULT_ALPHA
+from visdiff.ranking import DEFAULT_ALPHA, DEFAULT_MERGE_THRESHOLD
 from visdiff.registry import parse_spec
 
 RUNTIME = {"runtime": True}
@@ -84,6 +84,13 @@ class RunOptions:
         Refinement rounds after the first ranking (chat proposers): the model sees the best
         hypotheses with their AUROC and the images they miss, and its new phrases are ranked
         with the rest; stops early when the best AUROC stops improving (see :mod:`visdiff.refine`).
+    holdout : float
+        Fraction of each set held out from the proposer (0: none): the proposer sees the rest,
+        and AUROC, p and q come from the held-out images (see :mod:`visdiff.holdout`).
+    merge, merge_threshold : bool, float
+        Merge near-duplicate proposals: those whose text embeddings (the scorer's) have at least
+        ``merge_threshold`` cosine similarity with a better-ranked proposal of the same
+        direction are listed as its variants (see :func:`visdiff.ranking.merge_near_duplicates`).
     device : str, optional
         Device of the scorer and local captioners (default: the best available).
     batch_size, caption_batch_size : int
@@ -113,6 +120,9 @@ class RunOptions:
     both_directions: bool = False
     pair_by: str | None = None
     refine: int = 0
+    holdout: float = 0.0
+    merge: bool = True
+    merge_threshold: float = DEFAULT_MERGE_THRESHOLD
     prompts: str | None = None
     temperature: float | str | None = None
     max_tokens: int | str | None = None
@@ -146,6 +156,17 @@ class RunOptions:
             raise InputError(f"pair_by must name a table column, got {self.pair_by!r}")
         if not isinstance(self.alpha, (int, float)) or not (0 < self.alpha < 1) or math.isnan(self.alpha):
             raise InputError(f"alpha must be in (0, 1), got {self.alpha!r}")
+        if isinstance(self.holdout, bool) or not isinstance(self.holdout, (int, float)) or not 0 <= self.holdout < 1:
+            raise InputError(f"holdout must be a fraction in [0, 1), got {self.holdout!r}")
+        # Refinement shows the model images and AUROCs of whole sets, and pairing keeps partners that a
+        # per-set split would separate: neither yet keeps to the proposal split.
+        for name, value in (("refine", self.refine), ("pair_by", self.pair_by)):
+            if self.holdout and value:
+                raise InputError(f"holdout and {name} exclude each other: {name} would show the proposer "
+                                 "held-out images")
+        if isinstance(self.merge_threshold, bool) or not isinstance(self.merge_threshold, (int, float)) or \
+                not -1 <= self.merge_threshold <= 1:
+            raise InputError(f"merge_threshold must be a cosine similarity in [-1, 1], got {self.merge_threshold!r}")
         if isinstance(self.shard_seconds, bool) or not isinstance(self.shard_seconds, (int, float)) or \
                 not self.shard_seconds > 0:
             raise InputError(f"shard_seconds must be a number of seconds > 0, got {self.shard_seconds!r}")

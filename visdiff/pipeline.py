@@ -24,7 +24,7 @@ from dataclasses import asdict
 
 import pandas as pd
 
-from visdiff.comparison import Comparison, load_sets
+from visdiff.comparison import Comparison, holdout_split, load_sets
 from visdiff.image_sets import load_image_set
 from visdiff.multi import MultiComparison
 from visdiff.options import RunOptions
@@ -68,9 +68,14 @@ def propose(set_a, set_b, options: RunOptions | None = None, **keywords) -> list
 
     Takes the same options as :func:`compare`; for the B-over-A phrases call
     ``propose(set_b, set_a, ...)``. Returns the phrases in proposal order, duplicates merged.
+    With ``holdout``, the proposer sees the proposal split of each set, as in :func:`compare`.
     """
     stages = RunStages.from_keywords(options, keywords)
-    return stages.propose(*load_sets(set_a, set_b, stages))
+    sets = dict(zip("ab", load_sets(set_a, set_b, stages)))
+    split = holdout_split(stages.options, sets["a"], sets["b"])
+    if split is not None:
+        sets = split.proposal_sets(sets)
+    return stages.propose(sets["a"], sets["b"])
 
 
 def rank(hypotheses: Sequence[str], set_a, set_b, options: RunOptions | None = None, **keywords) -> RankedTable:

@@ -57,9 +57,13 @@ def tiny_scorer(tiny_clip_weights):
     return visdiff.create_scorer(tiny_clip_weights, device="cpu")
 
 
+# The tiny random text encoder finds the fixed phrases alike: merging would fold them together.
+UNMERGED = visdiff.RunOptions(merge=False)
+
+
 def run(out: Path, scorer, *, proposer=None, config: BenchConfig | None = None, bench=None, reports=False):
     return run_benchmark(
-        bench or load_benchmark(MINIBENCH), out, config=config or BenchConfig(), judge=ExactJudge(),
+        bench or load_benchmark(MINIBENCH), out, config=config or BenchConfig(run=UNMERGED), judge=ExactJudge(),
         models={"proposer": proposer or FixedProposer(), "scorer": scorer}, reports=reports, show_progress=False,
     )
 
@@ -93,7 +97,7 @@ def test_run_writes_one_record_per_pair_and_a_summary(tmp_path, tiny_scorer):
 
 
 def test_each_pair_is_diagnosed_and_misses_are_split_per_split(tmp_path, tiny_scorer):
-    result = run(tmp_path / "out", tiny_scorer, config=BenchConfig(top_k=1))
+    result = run(tmp_path / "out", tiny_scorer, config=BenchConfig(run=UNMERGED, top_k=1))
     records = {r["pair_id"]: r for r in result.records}
     for record in records.values():
         diagnosis = record["diagnosis"]
@@ -171,7 +175,7 @@ def test_corrupt_middle_line_and_changed_config_are_refused(tmp_path, tiny_score
     out = tmp_path / "out"
     run(out, tiny_scorer)
     with pytest.raises(InputError, match="differs in: config.purity, config.run.seed"):
-        run(out, tiny_scorer, config=BenchConfig(run=visdiff.RunOptions(seed=1), purity=0.5))
+        run(out, tiny_scorer, config=BenchConfig(run=UNMERGED.replace(seed=1), purity=0.5))
     lines = (out / "results.jsonl").read_text().splitlines(keepends=True)
     (out / "results.jsonl").write_text(lines[0] + "garbage\n" + lines[2])
     with pytest.raises(InputError, match=r"results.jsonl:2 is not a JSON record"):
@@ -241,7 +245,7 @@ def test_bench_command_with_the_llm_judge(tmp_path, tiny_clip_weights, fake_open
     out = tmp_path / "out"
     args = ["bench", str(MINIBENCH), "--split", "easy", "--limit", "1", "--out", str(out), "--scorer", tiny_clip_weights,
             "--proposer", f"vocabulary:{vocabulary}", "--judge", "llm", "--judge-llm", "judge-model",
-            "--judge-base-url", fake_openai.base_url, "--device", "cpu", "-q"]
+            "--judge-base-url", fake_openai.base_url, "--device", "cpu", "--no-merge", "-q"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "easy" in result.output and "0.88" in result.output

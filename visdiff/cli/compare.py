@@ -19,7 +19,8 @@ from visdiff.profiles import DEFAULT_PROFILE
 from visdiff.result import MultiCompareResult
 
 COMPARE_OPTIONS = ("profile", "captioner", "proposer", "scorer", "clip", "device", "batch_size", "llm", "base_url",
-                   "rounds", "samples_per_set", "seed", "both_directions", "pair_by", "refine", "alpha", "cache_dir", "no_cache",
+                   "rounds", "samples_per_set", "seed", "both_directions", "pair_by", "refine", "alpha", "holdout",
+                   "merge", "merge_threshold", "cache_dir", "no_cache",
                    "prompts", "temperature", "max_tokens", "system_message", "llm_seed", "caption_beams",
                    "caption_max_tokens", "caption_temperature",
                    "engine", "engine_address")

@@ -30,7 +30,7 @@ from visdiff.llm import BASE_URL_ENV
 from visdiff.options import RunOptions
 from visdiff.profiles import PROFILES
 from visdiff.progress import progress_enabled
-from visdiff.ranking import DEFAULT_ALPHA
+from visdiff.ranking import DEFAULT_ALPHA, DEFAULT_MERGE_THRESHOLD
 from visdiff.tables import DEFAULT_GROUP_COLUMN, parse_where, require_groups
 
 MODELS = "Models"
@@ -130,6 +130,15 @@ DECLARED: dict[str, Declared] = {
         "paper: 0.2 for LLaVA).", rich_help_panel=GENERATION)]),
     "alpha": Declared(Annotated[float, typer.Option(
         min=0.0, max=1.0, help="False-discovery rate for the significance flag.")], DEFAULT_ALPHA),
+    "holdout": Declared(Annotated[float, typer.Option(
+        "--holdout", help="Hold this fraction of each set out of the proposer (e.g. 0.5): AUROC, p and q come "
+        "from the held-out images only, the proposal split's beside them.")], 0.0),
+    "merge": Declared(Annotated[bool, typer.Option(
+        "--merge/--no-merge", help="Merge near-duplicate proposals into the best-ranked wording, listing the "
+        "others as its variants.")], True),
+    "merge_threshold": Declared(Annotated[float, typer.Option(
+        "--merge-threshold", help="Cosine similarity of the scorer's text embeddings at which two proposals "
+        "merge.")], DEFAULT_MERGE_THRESHOLD),
     "cache_dir": Declared(Annotated[Path | None, typer.Option(
         "--cache-dir", envvar=CACHE_ENV, help="Cache folder (default: the user cache dir).",
         rich_help_panel=CACHE)]),

@@ -13,6 +13,7 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from visdiff.cache_root import check_writable_folder
 from visdiff.errors import InputError
@@ -80,14 +81,23 @@ def render_ranking(table: pd.DataFrame, *, title: str = "", limit: int | None = 
         shown = table.head(1)
     near_chance = table.drop(shown.index)
     table = shown
-    view = Table(title=title or None, show_lines=False)
-    for name, justify in [("#", "right"), (f"hypothesis (more true of {favoured})", "left"), ("AUROC", "right"),
-                          ("mean A", "right"), ("mean B", "right"), ("p", "right"), ("q", "right"), ("sig.", "center")]:
+    held_out = "auroc_proposal" in table.columns
+    view = Table(title=title or None, show_lines=False, caption=split_caption(table.attrs) if held_out else None)
+    columns = [("#", "right"), (f"hypothesis (more true of {favoured})", "left"), ("AUROC", "right"),
+               ("mean A", "right"), ("mean B", "right"), ("p", "right"), ("q", "right"), ("sig.", "center")]
+    if held_out:
+        columns[3:3] = [("AUROC prop.", "right"), ("p prop.", "right")]
+    for name, justify in columns:
         view.add_column(name, justify=justify)
     rows = table if limit is None else table.head(limit)
     for i, row in enumerate(rows.itertuples(index=False), start=1):
+        # Text cells: a hypothesis is shown as written, never read as markup.
+        hypothesis = Text(row.hypothesis)
+        if getattr(row, "merged", None):
+            hypothesis.append(f" (also: {'; '.join(row.merged)})", style="dim")
+        proposal = [f"{row.auroc_proposal:.3f}", format_p_value(row.p_value_proposal)] if held_out else []
         view.add_row(
-            str(i), row.hypothesis, f"{row.auroc:.3f}", f"{row.mean_a:.4g}", f"{row.mean_b:.4g}",
+            str(i), hypothesis, f"{row.auroc:.3f}", *proposal, f"{row.mean_a:.4g}", f"{row.mean_b:.4g}",
             format_p_value(row.p_value), format_p_value(row.q_value), "✓" if row.significant else "·",
         )
     stdout.print(view)
@@ -97,6 +107,14 @@ def render_ranking(table: pd.DataFrame, *, title: str = "", limit: int | None = 
         spread = f"AUROC {near_chance['auroc'].min():.2f}-{near_chance['auroc'].max():.2f}, not significant"
         stdout.print(f"{len(near_chance)} more candidate(s) were tried and found near chance ({spread}); "
                      "--all shows them", highlight=False)
+
+
+def split_caption(attrs: dict) -> str:
+    """Which images the figures of a ``--holdout`` table come from."""
+    split = attrs.get("holdout", {})
+    return (f"AUROC, means, p, q and sig. from the held-out images ({split.get('n_held_out_a')} of A, "
+            f"{split.get('n_held_out_b')} of B); 'prop.': the proposal split the proposer saw "
+            f"({split.get('n_proposal_a')} of A, {split.get('n_proposal_b')} of B), in sample")
 
 
 def render_summary(summary: pd.DataFrame, *, title: str, caption: str | None = None, headers: dict | None = None,

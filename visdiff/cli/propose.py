@@ -16,14 +16,16 @@ from visdiff.options import RunOptions
 from visdiff.pipeline import propose
 
 
-# --refine works on a ranking, which propose does not make.
-@run_command(app, "propose", *(name for name in COMPARE_OPTIONS if name not in ("alpha", "refine")), inputs=True)
+# --refine and merging work on a ranking, which propose does not make.
+@run_command(app, "propose", *(name for name in COMPARE_OPTIONS if name not in ("alpha", "refine", "merge", "merge_threshold")),
+             inputs=True)
 def propose_command(
     inputs: SetInputs,
     options: RunOptions,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write {\"a_over_b\": [...], \"b_over_a\": [...]} to this file ('-' for stdout).", rich_help_panel="Output", dir_okay=False)] = None,
 ) -> None:
-    """Propose short phrases that hold more for A than for B (one per line on stdout)."""
+    """Propose short phrases that hold more for A than for B (one per line on stdout); with
+    --holdout, from the proposal split of each set (rank them with the same --holdout and --seed)."""
     check_outputs(json_out)
     sets = inputs.load(options)
     found = {"a_over_b": propose(*sets, options)}

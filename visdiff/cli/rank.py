@@ -28,7 +28,7 @@ def _read_hypotheses(hypotheses: list[str] | None, hypotheses_file: Path | None)
 
 
 @run_command(app, "rank", "profile", "scorer", "clip", "device", "batch_size", "engine", "engine_address",
-             "alpha", "cache_dir", "no_cache", inputs=True)
+             "alpha", "holdout", "seed", "cache_dir", "no_cache", inputs=True)
 def rank_command(
     inputs: SetInputs,
     options: RunOptions,

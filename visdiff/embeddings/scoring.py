@@ -90,7 +90,7 @@ class Scoring:
         if self.pairs:
             with self.timings.stage("embed"):
                 return self.pairs.blocks(image_sets)
-        known = [self._embedded.get(tuple(s.keys)) for s in image_sets]
+        known = [self._known(s) for s in image_sets]
         if all(e is not None for e in known):
             return list(zip(known, (s.release_bytes() for s in image_sets)))
         combined = ImageSet(tuple(item for s in image_sets for item in s.items))
@@ -113,6 +113,18 @@ class Scoring:
             self._embedded[tuple(kept.keys)] = block
             out.append((block, kept))
         return out
+
+    def _known(self, image_set: ImageSet) -> torch.Tensor | None:
+        """The embeddings of ``image_set`` when this run embedded it, or a set holding all its
+        images (a split of it: ``--holdout``), else None."""
+        keys = tuple(image_set.keys)
+        if keys in self._embedded:
+            return self._embedded[keys]
+        for embedded_keys, block in self._embedded.items():
+            rows = {key: i for i, key in enumerate(embedded_keys)}
+            if all(key in rows for key in keys):
+                return block[[rows[key] for key in keys]]
+        return None
 
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         """Text embeddings on the scorer's device, rows cached beside the image embeddings.

@@ -29,7 +29,7 @@ def _macros():
 
 def _ranking(table: pd.DataFrame) -> Markup:
     rows = ranked_table(table).to_dict("records")
-    return _macros().ranking(rows, table.attrs.get("alpha"), "direction" in table.columns)
+    return _macros().ranking(rows, table.attrs.get("alpha"), "direction" in table.columns, table.attrs.get("holdout"))
 
 
 def ranking_html(table: pd.DataFrame) -> str:

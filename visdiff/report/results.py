@@ -141,13 +141,18 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_safe(table: pd.DataFrame) -> pd.DataFrame:
-    """A copy whose text cells cannot run as spreadsheet formulas: those starting with
-    ``= + - @``, a tab or a carriage return get a leading apostrophe, as spreadsheets expect."""
+    """A copy for CSV: lists of texts (a hypothesis's merged variants) joined with ``"; "``, and
+    text cells that would run as spreadsheet formulas (starting with ``= + - @``, a tab or a
+    carriage return) prefixed with an apostrophe, as spreadsheets expect."""
+    def cell(value):
+        if isinstance(value, list):
+            value = "; ".join(map(str, value))
+        return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
     safe = table.copy()
     for column in safe.columns:
-        if not (pd.api.types.is_object_dtype(safe[column]) or pd.api.types.is_string_dtype(safe[column])):
-            continue
-        safe[column] = safe[column].map(lambda v: f"'{v}" if isinstance(v, str) and v.startswith(_FORMULA_START) else v)
+        if pd.api.types.is_object_dtype(safe[column]) or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(cell)
     return safe
 
 
