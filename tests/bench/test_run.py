@@ -191,7 +191,7 @@ def test_a_folder_made_before_a_setting_existed_resumes_at_its_default(tmp_path,
     proposer = FixedProposer()
     assert run(out, tiny_scorer, proposer=proposer).resumed_pairs == 3 and proposer.calls == 0
     with pytest.raises(InputError, match=r"differs in: config\.run\.refine\)"):
-        run(out, tiny_scorer, config=BenchConfig(run=visdiff.RunOptions(refine=2)))
+        run(out, tiny_scorer, config=BenchConfig(run=UNMERGED.replace(refine=2)))
 
 
 def test_results_of_another_benchmark_are_not_taken_as_done(tmp_path, tiny_scorer):
