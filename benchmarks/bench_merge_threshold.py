@@ -32,6 +32,7 @@ import torch
 
 import visdiff
 from visdiff.ranking import DEFAULT_MERGE_THRESHOLD
+from visdiff.stats import score_correlation
 
 PARAPHRASES = [
     ("dogs", "a dog"), ("dogs on grass", "a dog on the grass"), ("pet dogs", "dogs"), ("birds", "a bird"),
@@ -54,15 +55,6 @@ DISTINCT = [
     ("birds", "aquatic birds"), ("primates", "fruit"), ("water scenes", "fish"), ("snow scenes", "cars"),
 ]
 THRESHOLDS = (0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
-
-
-def score_correlation(scores: np.ndarray) -> np.ndarray:
-    """(m, m) Pearson correlation of the score columns; NaN for constant columns."""
-    x = scores.astype(np.float64)
-    centred = x - x.mean(axis=0)
-    # A mean's rounding leaves a constant column tiny non-zero residues: test constancy exactly.
-    norms = np.where(np.ptp(x, axis=0) > 0, np.linalg.norm(centred, axis=0), np.nan)
-    return (centred.T @ centred) / np.outer(norms, norms)
 
 
 def text_similarity(comparison: visdiff.Comparison, pairs) -> np.ndarray:

@@ -10,12 +10,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import visdiff
 from visdiff.cli import app, output
 from visdiff.errors import InputError
 from visdiff.ranking import merge_near_duplicates
+from visdiff.scorers import create_scorer
 from tests.fake_openai import Reply
 
 pytest_plugins = ["tests.fake_openai"]
@@ -116,8 +118,11 @@ class PairwiseStub:
 class FixedProposer:
     spec = "fixed"
 
+    def __init__(self, phrases=GROUPS[0]):
+        self.phrases = phrases
+
     def propose(self, context):
-        return GROUPS[0]
+        return list(self.phrases)
 
     def describe(self):
         return {"spec": self.spec}
@@ -127,3 +132,31 @@ def test_pairwise_scorer_merges_nothing_and_says_why(image_dirs):
     result = visdiff.compare(*image_dirs, scorer=PairwiseStub(), proposer=FixedProposer(), show_progress=False)
     assert sorted(result.table["hypothesis"]) == sorted(GROUPS[0]) and "merged" not in result.table
     assert result.table.attrs["merge"] == {"threshold": 0.85, "merged": 0, "note": "pairwise scorer: no text embeddings"}
+
+
+class RedBlueScorer:
+    """Image embedding (1, red - blue); texts close in text space whose scores part on the images."""
+
+    spec = cache_id = "red-blue-stub"
+    device = torch.device("cpu")
+    TEXTS = {"reddish images": (1.0, 0.2), "bluish images": (1.0, -0.2)}  # cosine 0.92
+
+    def __init__(self, tiny_clip_weights):
+        self.preprocess = create_scorer(tiny_clip_weights, device="cpu").preprocess
+
+    def encode_images(self, pixels):
+        return torch.stack([torch.ones(len(pixels)), pixels[:, 0].mean((1, 2)) - pixels[:, 2].mean((1, 2))], dim=1)
+
+    def encode_texts(self, texts):
+        return torch.tensor([self.TEXTS[t] for t in texts])
+
+    def score(self, image_embeddings, text_embeddings):
+        return image_embeddings @ text_embeddings.T
+
+
+def test_phrases_alike_in_text_space_whose_scores_part_are_not_merged(image_dirs, tiny_clip_weights):
+    phrases = list(RedBlueScorer.TEXTS)
+    result = visdiff.compare(*image_dirs, scorer=RedBlueScorer(tiny_clip_weights), proposer=FixedProposer(phrases),
+                             show_progress=False, use_cache=False)
+    assert sorted(result.table["hypothesis"]) == sorted(phrases) and result.table.attrs["merge"]["merged"] == 0
+    assert list(result.table["merged"]) == [[], []]

@@ -24,11 +24,14 @@ from visdiff.holdout import Holdout
 from visdiff.image_sets import ImageSet, load_image_set
 from visdiff.options import RunOptions
 from visdiff.pairs import paired_positions
-from visdiff.ranking import add_proposal_split, clean_hypotheses, merge_near_duplicates, rank_directions
+from visdiff.ranking import (
+    MERGE_MIN_SCORE_CORRELATION, add_proposal_split, clean_hypotheses, merge_near_duplicates, rank_directions,
+)
 from visdiff.refine import refine_proposals
 from visdiff.report.evidence import ThumbnailCache, short_names, top_images
 from visdiff.result import CompareResult, ImageGallery, RankedTable
 from visdiff.stages import RunStages
+from visdiff.stats import score_correlation
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +197,12 @@ class Comparison:
         table.attrs["holdout"] = self.holdout.summary()
         return table, columns
 
-    def _merge(self, table: pd.DataFrame, columns: list[int]) -> tuple[pd.DataFrame, list[int]]:
-        """Near-duplicate rows merged into the best-ranked wording (``merge_threshold``) by the
-        cosine similarity of the scorer's text embeddings; ``attrs["merge"]`` records it."""
+    def _merge(self, table: pd.DataFrame, columns: list[int], scores: np.ndarray) -> tuple[pd.DataFrame, list[int]]:
+        """Near-duplicate rows merged into the best-ranked wording: the cosine of the scorer's
+        text embeddings reaches ``merge_threshold``, unless the two rows' scores over this run's
+        images (``scores``, one column per row of ``table``) part (:data:`MERGE_MIN_SCORE_CORRELATION`):
+        CLIP puts different short phrases ("dogs", "cats") close in text space, but their scores
+        part on images of either. ``attrs["merge"]`` records it."""
         threshold = self.options.merge_threshold
         if not self.options.merge:
             return table, columns
@@ -205,8 +211,12 @@ class Comparison:
             table.attrs["merge"] = {"threshold": threshold, "merged": 0, "note": "pairwise scorer: no text embeddings"}
             return table, columns
         text = torch.nn.functional.normalize(self._text_embeddings(list(table["hypothesis"])).float(), dim=1)
-        merged, kept = merge_near_duplicates(table, _host(text @ text.T), threshold)
+        correlation = score_correlation(scores)
+        # A constant score column (NaN correlation) says nothing either way: the text decides.
+        parted = correlation < MERGE_MIN_SCORE_CORRELATION
+        merged, kept = merge_near_duplicates(table, np.where(parted, -np.inf, _host(text @ text.T)), threshold)
         merged.attrs["merge"] = {"threshold": threshold, "similarity": "cosine of the scorer's text embeddings",
+                                 "min_score_correlation": MERGE_MIN_SCORE_CORRELATION,
                                  "merged": len(table) - len(merged)}
         return merged, [columns[i] for i in kept]
 
@@ -222,7 +232,8 @@ class Comparison:
         hypotheses = [h for phrases in proposals.values() for h in phrases]
         scores_a, scores_b = self.scores(hypotheses)
         with self.stages.timings.stage("rank"):
-            table, columns = self._merge(*self._rank(scores_a, scores_b, proposals))
+            table, columns = self._rank(scores_a, scores_b, proposals)
+            table, columns = self._merge(table, columns, _host(torch.cat([scores_a, scores_b])[:, columns]))
         timings = self.timings
         keys_a, keys_b = set(self.set_a.keys), set(self.set_b.keys)
         captions = self.stages.captioning.captions

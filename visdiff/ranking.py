@@ -22,6 +22,9 @@ DEFAULT_ALPHA = 0.05
 # scorer it merges 22 of 28 paraphrase pairs and none of 26 different ideas, the closest of
 # which ("dogs" / "mammals") is at 0.74 (benchmarks/bench_merge_threshold.py).
 DEFAULT_MERGE_THRESHOLD = 0.85
+# Two phrases whose scores over a run's images share less than a quarter of their variance
+# (r < 0.5) are not one idea, however close their texts embed.
+MERGE_MIN_SCORE_CORRELATION = 0.5
 # Statistics of the proposal split kept beside the held-out ones (``--holdout``), as ``<name>_proposal``.
 PROPOSAL_SPLIT_COLUMNS = ("auroc", "p_value", "q_value", "significant")
 

@@ -202,6 +202,20 @@ def _t_sf(t: np.ndarray, df: np.ndarray) -> np.ndarray:
     return special.stdtr(df, -t)
 
 
+def score_correlation(scores) -> np.ndarray:
+    """(m, m) Pearson correlation of the m score columns of an (n, m) matrix; NaN where a
+    column is constant (no evidence that it moves with another).
+
+    >>> score_correlation([[0.0, 1.0, 2.0], [1.0, 0.0, 2.0]]).round(2).tolist()
+    [[1.0, -1.0, nan], [-1.0, 1.0, nan], [nan, nan, nan]]
+    """
+    x = np.asarray(scores, dtype=np.float64)
+    centred = x - x.mean(axis=0)
+    # A mean's rounding leaves a constant column tiny non-zero residues: test constancy exactly.
+    norms = np.where(np.ptp(x, axis=0) > 0, np.linalg.norm(centred, axis=0), np.nan)
+    return (centred.T @ centred) / np.outer(norms, norms)
+
+
 def bh_qvalues(p_values) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (q-values); NaN p-values stay NaN and are not counted.
 
