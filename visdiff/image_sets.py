@@ -471,13 +471,13 @@ def load_image_set(source, *, group: str | None = None, group_column: str = DEFA
     if isinstance(source, ImageSet):
         return source
     is_path = isinstance(source, (str, os.PathLike))
-    if (group is not None or where) and not (is_path and is_table(Path(source))):
-        # Row selection on anything else would be silently ignored.
+    table_only = group is not None or where or pair_by is not None
+    if table_only and not (is_path and is_table(Path(source))):
+        # Row selection and pairing on anything else would be silently ignored.
         what = display_path(source) if is_path else "a list of images"
-        raise InputError(f"a group or --where selects rows of a table; {what} is not one "
-                         "(a table is a .csv, .parquet or datasets folder)")
-    if pair_by is not None and not (is_path and is_table(Path(source))):
-        what = display_path(source) if is_path else "a list of images"
+        if group is not None or where:
+            raise InputError(f"a group or --where selects rows of a table; {what} is not one "
+                             "(a table is a .csv, .parquet or datasets folder)")
         raise InputError(f"--pair-by {pair_by!r} pairs rows of tables; {what} is not one: list both sets in a "
                          "CSV with a path column and the key column (a .csv, .parquet or datasets folder)")
     if isinstance(source, (str, os.PathLike)):
