@@ -27,7 +27,7 @@ from visdiff.progress import progress_bar
 from visdiff.report.results import csv_safe
 from visdiff.runlog import append_record, check_settings_file, exclusive, hypothesis_rows, now, read_records
 from visdiff.stages import RunStages
-from visdiff.tables import DEFAULT_GROUP_COLUMN, read_table
+from visdiff.tables import DEFAULT_GROUP_COLUMN, read_table, require_values
 
 RESULTS_FILE = "results.jsonl"
 SPEC_FILE = "sweep.json"
@@ -67,10 +67,8 @@ def sweep_values(spec: SweepSpec, *, pair_by: str | None = None) -> list[str]:
         raise InputError(f"{spec.table} has no column {missing[0]!r}; columns: {list(table.columns)}")
     for column, value in spec.where.items():
         table = table[table[column].astype(str) == str(value)]
-    groups = set(table[spec.group_column].astype(str))
-    for group in (spec.group_a, spec.group_b):
-        if group not in groups:
-            raise InputError(f"{spec.table} has no group {group!r} in column {spec.group_column!r}; groups: {sorted(groups)[:20]}")
+    require_values(table, spec.group_column, [spec.group_a], spec.table)
+    require_values(table, spec.group_column, [spec.group_b], spec.table)
     return sorted(table[spec.by].astype(str).unique())
 
 

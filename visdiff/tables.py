@@ -101,6 +101,12 @@ def require_groups(path: Path, groups: Sequence[str], *, group_column: str = DEF
     names the missing values and the groups there are; cheap, so checked before images are read."""
     table = _rows_where(path, where)
     _require_column(table, group_column, path, "group")
+    require_values(table, group_column, groups, path)
+
+
+def require_values(table: pd.DataFrame, group_column: str, groups: Sequence[str], path: Path) -> None:
+    """Every one of ``groups`` occurs in ``table``'s ``group_column``, or ``InputError`` names
+    the missing ones and the groups there are."""
     known = set(table[group_column].astype(str))
     missing = [group for group in groups if group not in known]
     if missing:
@@ -127,8 +133,7 @@ def select_rows(path: Path, *, group: str | None = None, group_column: str = DEF
                 raise InputError(f"{path} has groups {groups[:_SHOWN_VALUES]}; choose one (group= in Python, "
                                  "--group-a/--group-b on the command line)")
             group = groups[0]
-        if group not in groups:
-            raise InputError(f"{path} has no group {group!r} in column {group_column!r}; groups: {_values(table, group_column)}")
+        require_values(table, group_column, [group], path)
         table = table[table[group_column].astype(str) == group]
     image_column = next((c for c in IMAGE_COLUMNS if c in table.columns), None)
     if image_column is None:
