@@ -102,6 +102,12 @@ class CompareResult:
         return result_html(self)
 
 
+def stack_by_set(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Tables of several sets (by name) one after the other, with the name in a first column ``set``."""
+    table = pd.concat([t.assign(set=name) for name, t in tables.items()], ignore_index=True)
+    return table[["set", *(c for c in table.columns if c != "set")]]
+
+
 @dataclass(repr=False)
 class MultiCompareResult:
     """Each of several image sets described against the union of the others
@@ -127,9 +133,7 @@ class MultiCompareResult:
     @property
     def table(self) -> pd.DataFrame:
         """Every set's ranked table, one after the other, with the set's name in a first column ``set``."""
-        tables = [result.table.assign(set=name) for name, result in self.results.items()]
-        table = pd.concat(tables, ignore_index=True)
-        return table[["set", *(c for c in table.columns if c != "set")]]
+        return stack_by_set({name: result.table for name, result in self.results.items()})
 
     def __str__(self) -> str:
         parts = [f"MultiCompareResult: {len(self.results)} sets, each against the others"]

@@ -49,7 +49,7 @@ import pandas as pd
 from visdiff.image_sets import ImageSet
 from visdiff.jsonable import to_jsonable
 from visdiff.redaction import REDACTED, redact_text
-from visdiff.result import CompareResult, MultiCompareResult
+from visdiff.result import CompareResult, MultiCompareResult, stack_by_set
 
 SCHEMA_VERSION = 1
 # A setting is secret when its name's last word is one of these ("openai_api_key", "hf_token"),
@@ -160,9 +160,7 @@ def results_csv(result: CompareResult | MultiCompareResult) -> str:
     """The ranked table as CSV text, one row per hypothesis, ``rank`` first, formula-safe; for
     several sets, every set's rows with its name in a first column ``set``."""
     if isinstance(result, MultiCompareResult):
-        table = pd.concat([ranked_table(one.table).assign(set=name) for name, one in result.results.items()],
-                          ignore_index=True)
-        table = table[["set", *(c for c in table.columns if c != "set")]]
+        table = stack_by_set({name: ranked_table(one.table) for name, one in result.results.items()})
     else:
         table = ranked_table(result.table)
     return csv_safe(table).to_csv(index=False)
