@@ -117,8 +117,8 @@ def _refine_direction(comparison: Comparison, direction: str, phrases: list[str]
         asked = stages.proposer.refine(hypotheses=list(zip(top["hypothesis"], top["auroc"].astype(float))),
                                        captions_a=captions_a, captions_b=captions_b,
                                        seed=options.seed, round_index=index)
-        known = {p.lower() for p in phrases}
-        new = [p for p in dedupe_phrases(asked["requests"][-1]["phrases"]) if p.lower() not in known]
+        # ``phrases`` are de-duplicated already: what dedupe keeps after them is new.
+        new = dedupe_phrases([*phrases, *asked["requests"][-1]["phrases"]])[len(phrases):]
         if new:
             phrases += new
             scores, table = _ranked(comparison, phrases, over_a)
