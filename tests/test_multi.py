@@ -257,6 +257,13 @@ def test_cli_group_usage_errors_exit_2(groups_table, extra, message):
     assert message in " ".join(result.stderr.split()) and "Traceback" not in result.output
 
 
+def test_cli_groups_of_a_folder_exit_2(three_sets):
+    folder = three_sets["red"]
+    result = runner.invoke(app, ["compare", str(folder), "--group", "red", "--group", "blue", "--profile", "offline"])
+    assert result.exit_code == 2, result.output
+    assert f"a group or --where selects rows of a table; {folder} is not one" in " ".join(result.stderr.split())
+
+
 def test_cli_more_sets_with_group_a_is_exit_2(groups_table, three_sets):
     result = runner.invoke(app, ["compare", str(groups_table), str(three_sets["red"]), str(three_sets["blue"]),
                                  "--group-col", "colour", "--group-a", "red", "--profile", "offline"])

@@ -440,6 +440,21 @@ def _from_table(path: Path, *, group: str | None, group_column: str, where: Mapp
     return _assemble(inputs(), name=name or rows.group or path.stem)
 
 
+def check_table_options(source, *, group: str | None = None, where: Mapping[str, str] | None = None,
+                        pair_by: str | None = None) -> None:
+    """``InputError`` when a group, ``where`` or ``pair_by`` is given for a source that is not a
+    table: row selection and pairing on anything else would be silently ignored."""
+    is_path = isinstance(source, (str, os.PathLike))
+    if not (group is not None or where or pair_by is not None) or (is_path and is_table(Path(source))):
+        return
+    what = display_path(source) if is_path else "a list of images"
+    if group is not None or where:
+        raise InputError(f"a group or --where selects rows of a table; {what} is not one "
+                         "(a table is a .csv, .parquet or datasets folder)")
+    raise InputError(f"--pair-by {pair_by!r} pairs rows of tables; {what} is not one: list both sets in a "
+                     "CSV with a path column and the key column (a .csv, .parquet or datasets folder)")
+
+
 def load_image_set(source, *, group: str | None = None, group_column: str = DEFAULT_GROUP_COLUMN,
                    where: Mapping[str, str] | None = None, name: str | None = None,
                    hashes: FileHashMemo | None = None, pair_by: str | None = None) -> ImageSet:
@@ -470,16 +485,7 @@ def load_image_set(source, *, group: str | None = None, group_column: str = DEFA
     """
     if isinstance(source, ImageSet):
         return source
-    is_path = isinstance(source, (str, os.PathLike))
-    table_only = group is not None or where or pair_by is not None
-    if table_only and not (is_path and is_table(Path(source))):
-        # Row selection and pairing on anything else would be silently ignored.
-        what = display_path(source) if is_path else "a list of images"
-        if group is not None or where:
-            raise InputError(f"a group or --where selects rows of a table; {what} is not one "
-                             "(a table is a .csv, .parquet or datasets folder)")
-        raise InputError(f"--pair-by {pair_by!r} pairs rows of tables; {what} is not one: list both sets in a "
-                         "CSV with a path column and the key column (a .csv, .parquet or datasets folder)")
+    check_table_options(source, group=group, where=where, pair_by=pair_by)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():

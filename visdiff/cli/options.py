@@ -25,7 +25,7 @@ from visdiff.cache_root import CACHE_ENV
 from visdiff.cli.errors import cli_errors, set_verbosity
 from visdiff.embeddings.writer import DEFAULT_SHARD_IMAGES, DEFAULT_SHARD_SECONDS
 from visdiff.errors import InputError
-from visdiff.image_sets import ImageSet, load_image_set
+from visdiff.image_sets import ImageSet, check_table_options, load_image_set
 from visdiff.llm import BASE_URL_ENV
 from visdiff.options import RunOptions
 from visdiff.profiles import PROFILES
@@ -283,6 +283,7 @@ class SetInputs:
         sources = self.sources()
         filters = parse_where(self.where)
         if self.groups:  # every value checked before any image is read
+            check_table_options(self.set_a, group=self.groups[0])
             require_groups(self.set_a, self.groups, group_column=self.group_col, where=filters)
         hashes = None
         if options is not None:
