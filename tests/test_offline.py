@@ -244,6 +244,32 @@ def test_pipeline_finds_the_example_difference(offline_scorer):
     assert top["auroc"] >= 0.8
 
 
+def test_concept_table_edits_keep_the_cached_image_embeddings(tmp_path, monkeypatch):
+    """Image rows depend on the classifier only; text rows also on the concept tables, so an
+    edit of the tables re-embeds texts, never images (it re-embedded every image before)."""
+    from visdiff.scorers import create_scorer, offline
+
+    images = load_image_set(EXAMPLES / "a")
+    texts = ["dogs", "musical instruments"]
+
+    def run():
+        scoring = Scoring(create_scorer("offline", cache=CacheRoot(tmp_path)), cache=CacheRoot(tmp_path),
+                          show_progress=False)
+        return scoring.score(images, texts), scoring
+
+    before, first = run()
+    assert first.stats.encoded == len(images)
+    monkeypatch.setattr(offline, "concepts_digest", lambda: "edited-table")
+    seen = []
+    real_encode_texts = offline.OfflineScorer.encode_texts
+    monkeypatch.setattr(offline.OfflineScorer, "encode_texts",
+                        lambda self, t: seen.extend(t) or real_encode_texts(self, t))
+    after, second = run()
+    assert (second.stats.encoded, second.stats.cached) == (0, len(images))
+    assert seen == texts  # the edited tables' text rows are not the old ones
+    np.testing.assert_array_equal(after, before)
+
+
 def test_offline_captioner_names_the_subject():
     from visdiff.captioners import create_captioner
 

@@ -130,7 +130,8 @@ class Scoring:
         """Text embeddings on the scorer's device, rows cached beside the image embeddings.
         Rows go through float16 whether cached or fresh, so cold and warm runs score alike."""
         keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
-        text_store = None if self.store is None else self.store.companion("text")
+        text_id = getattr(self.scorer, "text_cache_id", "")
+        text_store = None if self.store is None else self.store.companion(f"text-{text_id}" if text_id else "text")
         found, rows = text_store.lookup(keys) if text_store else (np.zeros(len(texts), bool), None)
         if not found.all():
             missing = [t for t, hit in zip(texts, found) if not hit]

@@ -22,6 +22,9 @@ class Scorer(Protocol):
 
     ``cache_id`` names the weights and preprocessing exactly: two scorers with the same
     ``cache_id`` must produce the same image embeddings, since the cache is keyed on it.
+    A scorer whose text embeddings depend on more than that (the offline scorer's concept
+    tables) also has ``text_cache_id``, naming it: text rows are cached under both, so
+    editing what only texts depend on keeps the image embeddings.
     ``preprocess`` is a picklable callable PIL image -> tensor (read in the main process,
     called in data-loader workers; a property is fine, so scorers may load lazily).
     Factories take the model part of the spec and the keywords ``device`` and ``cache`` (the

