@@ -10,9 +10,9 @@ the ranked table against the ground-truth name of set A (``set1``).
 
 Two-halves protocol: the development set's pairs come in two halves (whole families: a pair
 and its mirror, A and B swapped, are never split). Every choice in :data:`GRID` (the
-vocabulary proposer's selection rules, and the ramps of the drawing and white-border
-properties) is made on one half by Acc@1 (then Acc@5; ties keep the shipped values, listed
-first) and measured on the other, and the halves are swapped; the table prints, per kind,
+vocabulary proposer's selection rules, its level step included, and the ramps of the
+drawing and white-border properties) is made on one half by Acc@1 (then Acc@5; ties keep
+the shipped values, listed first) and measured on the other, and the halves are swapped; the table prints, per kind,
 the figures in sample (choice made on the same half) beside those out of sample (choice made
 on the other half), each over all pairs of that kind, and those of the shipped values. The
 choice is replayed on vocabulary scores computed once per pair, exactly as
@@ -67,7 +67,14 @@ from visdiff.concepts import (
 from visdiff.embeddings.scoring import Scoring
 from visdiff.image_sets import load_image_set
 from visdiff.proposers import create_proposer
-from visdiff.proposers.vocabulary import AUROC_TOLERANCE, DIFF_RATIO, REDUNDANCY, default_vocabulary, select_phrases
+from visdiff.proposers.vocabulary import (
+    AUROC_TOLERANCE,
+    DIFF_RATIO,
+    LEVEL_RATIO,
+    REDUNDANCY,
+    default_vocabulary,
+    select_phrases,
+)
 from visdiff.ranking import rank_scores
 from visdiff.scorers import create_scorer
 from visdiff.scorers.offline import OfflineScorer
@@ -76,8 +83,9 @@ REPO = Path(__file__).resolve().parents[1]
 PARAPHRASE_SIMILARITY = 0.75
 # Choices tried on each half, the shipped ones first (ties keep the earlier): the vocabulary
 # proposer's selection rules, and the ramps of the drawing and white-border properties.
-RULES = [{"auroc_tolerance": t, "diff_ratio": r, "redundancy": c}
-         for c in (REDUNDANCY, 2.0, 0.6, 0.9) for t in (AUROC_TOLERANCE, 0.06, 0.0) for r in (DIFF_RATIO, 0.5, 0.9)]
+RULES = [{"auroc_tolerance": t, "diff_ratio": r, "redundancy": c, "level_ratio": v}
+         for v in (LEVEL_RATIO, None, 0.75, 0.5, 0.25) for c in (REDUNDANCY, 2.0, 0.6, 0.9)
+         for t in (AUROC_TOLERANCE, 0.06, 0.0) for r in (DIFF_RATIO, 0.5, 0.9)]
 RULES = [dict(rules) for rules in dict.fromkeys(tuple(r.items()) for r in RULES)]
 RAMPS = [{"drawing": Ramp("flatness", z, o), "white_border": Ramp("white_border", wz, wo)}
          for z, o in ((DRAWING_RAMP.zero, DRAWING_RAMP.one), (0.1, 0.3), (0.2, 0.45), (0.2, 0.7))

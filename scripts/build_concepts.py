@@ -109,6 +109,29 @@ def read_sense_ranks(index_noun: Path) -> dict[tuple[str, str], int]:
     return ranks
 
 
+def read_tag_counts(wordnet_dir: Path) -> dict[str, int]:
+    """{offset: how often any of the synset's words was tagged with this sense} in the
+    sense-tagged corpus behind WordNet (``cntlist.rev``: sense key, sense number, count; the
+    sense number is the offset's place in ``index.noun``). Basic-level names are the frequent
+    ones: "dog" 42, "canine" 0, "carnivore" 0; "building" 50, "structure" 25, "artifact" 1."""
+    offsets = {}
+    with open(wordnet_dir / "index.noun", encoding="utf-8") as f:
+        for line in f:
+            if not line.startswith("  "):
+                fields = line.split()
+                offsets[fields[0]] = fields[-int(fields[2]):]
+    counts: dict[str, int] = {}
+    with open(wordnet_dir / "cntlist.rev", encoding="utf-8") as f:
+        for line in f:
+            sense_key, sense_number, count = line.split()
+            lemma, lex_sense = sense_key.split("%", 1)
+            senses = offsets.get(lemma, []) if lex_sense.startswith("1:") else []  # 1: nouns
+            if int(sense_number) <= len(senses):
+                offset = senses[int(sense_number) - 1]
+                counts[offset] = counts.get(offset, 0) + int(count)
+    return counts
+
+
 def imagenet_wnids() -> list[str]:
     from timm.data import ImageNetInfo
 
@@ -120,6 +143,7 @@ def build(wordnet_dir: Path) -> dict:
     synsets = read_synsets(wordnet_dir / "data.noun")
     exceptions = read_plural_exceptions(wordnet_dir / "noun.exc")
     sense_ranks = read_sense_ranks(wordnet_dir / "index.noun")
+    tag_counts = read_tag_counts(wordnet_dir)
     wnids = imagenet_wnids()
 
     # Ancestors (inclusive) of every class, and each synset's depth below the root.
@@ -168,9 +192,10 @@ def build(wordnet_dir: Path) -> dict:
             "depth": depth(o),
             "parents": sorted(position[p] for p in synsets[o][1] if p in position),
             "classes": sorted(classes_under[o]),
+            "familiarity": tag_counts.get(o, 0),
         })
     return {
-        "source": "WordNet 3.0 noun hierarchy (Debian wordnet-base); ImageNet-1k class order from timm",
+        "source": "WordNet 3.0 noun hierarchy and sense-tag counts (Debian wordnet-base); ImageNet-1k class order from timm",
         "generator": "scripts/build_concepts.py",
         "classes": wnids,
         "concepts": concepts,

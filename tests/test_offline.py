@@ -156,10 +156,34 @@ def test_select_phrases_prefers_the_most_specific_phrase_that_covers_a():
 def test_select_phrases_prefers_broader_phrase_when_specific_one_covers_little():
     # A is dogs and cats: "carnivores" covers it, "dogs" only half.
     vocabulary = Vocabulary(("carnivores", "dogs", "cats"), (250, 118, 5), (0, 0, 0),
-                            (frozenset({1, 2}), frozenset({0}), frozenset({0})))
+                            (frozenset({1, 2}), frozenset({0}), frozenset({0})), (0, 42, 18))
     a = np.array([[0.95, 0.93 if i % 2 else 0.02, 0.02 if i % 2 else 0.9] for i in range(10)])
     b = np.full((10, 3), 0.02)
     assert select_phrases(a, b, vocabulary)[0] == 0
+
+
+def test_level_step_names_the_familiar_concept_that_separates_about_as_well():
+    phrases = ["artifacts", "buildings", "houses", "trees"]
+    vocabulary = vocabulary_from_phrases(phrases)
+    assert vocabulary.familiarity[:3] == (1, 50, 157)  # WordNet's tagged-corpus counts
+    # City photos (A) against nature (B): every photo of A is full of artifacts (cars,
+    # signs, fences), mostly buildings; a few show a house. All three separate perfectly.
+    rng = np.random.default_rng(0)
+    a = np.column_stack([rng.uniform(0.85, 0.95, 20), rng.uniform(0.5, 0.6, 20),
+                         np.r_[np.full(3, 0.3), np.full(17, 0.06)], np.full(20, 0.02)])
+    b = np.column_stack([rng.uniform(0.05, 0.15, 20), rng.uniform(0.01, 0.04, 20),
+                         np.full(20, 0.01), rng.uniform(0.6, 0.9, 20)])
+
+    def first(level_ratio):
+        return phrases[select_phrases(a, b, vocabulary, level_ratio=level_ratio)[0]]
+
+    # "buildings" covers less of A's artifact mass than the diff-ratio tier asks, so the
+    # most specific member of the tier is the hypernym; the level step names the building.
+    assert first(None) == "artifacts"
+    assert first(0.5) == "buildings"
+    # "houses" is the most familiar word but covers 3 of 20 images: the ratio keeps it out,
+    # unless it is set so low that coverage no longer counts.
+    assert first(0.05) == "houses" and first(0.25) == "buildings"
 
 
 def test_scene_concepts_are_related_to_their_members_and_the_members_relatives():

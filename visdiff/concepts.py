@@ -39,7 +39,9 @@ class Concept:
     """One WordNet synset: ``classes`` are the ImageNet class indices beneath it (itself
     included), ``parents`` indices into the concept table, ``phrase`` a plural description.
     A scene concept has no parents and lists its ``members`` (indices of the WordNet
-    concepts it unites)."""
+    concepts it unites). ``familiarity``: how often the synset's words carry this sense in
+    WordNet's sense-tagged corpus ("dogs" 42, "canines" 0), a proxy for the name a person
+    would use; for a scene concept, that of its most familiar member."""
 
     wnid: str
     name: str
@@ -49,6 +51,7 @@ class Concept:
     parents: tuple[int, ...]
     classes: tuple[int, ...]
     members: tuple[int, ...] = ()
+    familiarity: int = 0
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,7 @@ def load_concept_table() -> ConceptTable:
         Concept(
             wnid=c["wnid"], name=c["name"], phrase=c["phrase"], aliases=tuple(c["aliases"]),
             depth=c["depth"], parents=tuple(c["parents"]), classes=tuple(c["classes"]),
+            familiarity=c["familiarity"],
         )
         for c in raw["concepts"]
     ]
@@ -241,7 +245,7 @@ def load_concept_table() -> ConceptTable:
         classes = sorted({i for k in members for i in concepts[k].classes})
         concepts.append(Concept(wnid=f"scene:{scene['name']}", name=scene["name"], phrase=scene["phrase"],
                                 aliases=tuple(scene["aliases"]), depth=0, parents=(), classes=tuple(classes),
-                                members=members))
+                                members=members, familiarity=max(concepts[k].familiarity for k in members)))
     return ConceptTable(class_wnids=tuple(raw["classes"]), concepts=tuple(concepts))
 
 

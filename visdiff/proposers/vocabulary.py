@@ -25,6 +25,13 @@ Selection, one proposal at a time:
    photographic property or a free phrase counts as one, a scene concept ("indoor scenes",
    "people") as its broadest member; then the deeper WordNet synset), then the larger
    difference.
+4. Level: among the candidates related to that pick (its WordNet ancestors and
+   descendants, as in step 1) whose AUROC is within ``auroc_tolerance`` of the pick's and
+   whose difference is at least ``level_ratio`` times the pick's, the most familiar name
+   wins (``Concept.familiarity``: how often WordNet's tagged corpus uses the word in this
+   sense), the pick on ties: "buildings" (50) over "artifacts" (1) and "structures" (25)
+   when it separates about as well; "dogs" (42) over "canines" (0). Off when
+   ``level_ratio`` is None.
 
 So with dogs against birds, "dogs", "canines", "carnivores" and "placental mammals" all tie
 (AUROC 1, similar coverage) and "dogs" is the most specific; "Rottweilers" separates worse
@@ -48,19 +55,22 @@ from visdiff.proposers import PROPOSERS, ProposalContext
 AUROC_TOLERANCE = 0.03
 DIFF_RATIO = 0.75
 REDUNDANCY = 2.0
+LEVEL_RATIO: float | None = None
 
 
 @dataclass(frozen=True)
 class Vocabulary:
     """Phrases with what the selection needs: ``generality[i]`` (classes beneath phrase i,
     1 for a property or free phrase), ``depth[i]`` (WordNet depth, 0 if none; breaks ties
-    between synsets over the same classes: "fish" over "aquatic vertebrates") and
-    ``related[i]`` (indices of phrases above or below it in WordNet)."""
+    between synsets over the same classes: "fish" over "aquatic vertebrates"),
+    ``related[i]`` (indices of phrases above or below it in WordNet) and ``familiarity[i]``
+    (:attr:`visdiff.concepts.Concept.familiarity`, 0 for a property or free phrase)."""
 
     phrases: tuple[str, ...]
     generality: tuple[int, ...]
     depth: tuple[int, ...]
     related: tuple[frozenset[int], ...]
+    familiarity: tuple[int, ...]
 
 
 def default_vocabulary() -> Vocabulary:
@@ -73,8 +83,9 @@ def default_vocabulary() -> Vocabulary:
                   for c in table.concepts]
     generality += [1] * len(PHOTO_PROPERTIES)
     depth = [c.depth for c in table.concepts] + [0] * len(PHOTO_PROPERTIES)
+    familiarity = [c.familiarity for c in table.concepts] + [0] * len(PHOTO_PROPERTIES)
     return Vocabulary(tuple(phrases), tuple(generality), tuple(depth),
-                      _relations(list(range(len(table.concepts))), len(phrases)))
+                      _relations(list(range(len(table.concepts))), len(phrases)), tuple(familiarity))
 
 
 def vocabulary_from_phrases(phrases: list[str]) -> Vocabulary:
@@ -87,7 +98,8 @@ def vocabulary_from_phrases(phrases: list[str]) -> Vocabulary:
     concept_of = [by_name.get(normalise_text(p)) for p in phrases]
     generality = tuple(1 if k is None else len(table.concepts[k].classes) for k in concept_of)
     depth = tuple(0 if k is None else table.concepts[k].depth for k in concept_of)
-    return Vocabulary(tuple(phrases), generality, depth, _relations(concept_of, len(phrases)))
+    familiarity = tuple(0 if k is None else table.concepts[k].familiarity for k in concept_of)
+    return Vocabulary(tuple(phrases), generality, depth, _relations(concept_of, len(phrases)), familiarity)
 
 
 def _relations(concept_of: list[int | None], n_phrases: int) -> tuple[frozenset[int], ...]:
@@ -153,6 +165,7 @@ def select_phrases(
     auroc_tolerance: float = AUROC_TOLERANCE,
     diff_ratio: float = DIFF_RATIO,
     redundancy: float = REDUNDANCY,
+    level_ratio: float | None = LEVEL_RATIO,
 ) -> list[int]:
     """Indices of the phrases to propose, best first (see the module docstring).
 
@@ -169,6 +182,9 @@ def select_phrases(
     redundancy : float
         Phrases whose scores correlate at least this much with a proposed phrase's are not
         proposed after it (above 1: only WordNet relations count).
+    level_ratio : float or None
+        A related phrase with at least this share of the pick's difference (and AUROC within
+        ``auroc_tolerance`` of it) may replace it by a more familiar name; None: never.
     """
     a, b = stats.check_scores(scores_a, scores_b)
     auroc = stats.auroc_score(a, b)
@@ -180,6 +196,7 @@ def select_phrases(
     chosen: list[int] = []
     blocked: set[int] = set()
     generality, depth = np.asarray(vocabulary.generality), np.asarray(vocabulary.depth)
+    familiarity = np.asarray(vocabulary.familiarity)
     both = np.concatenate([a, b])
     centred = both - both.mean(axis=0)
     norms = np.linalg.norm(centred, axis=0)
@@ -191,6 +208,10 @@ def select_phrases(
         tier = pool[auroc[pool] >= auroc[pool].max() - auroc_tolerance]
         tier = tier[diff[tier] >= diff_ratio * diff[tier].max()]
         pick = int(min(tier, key=lambda i: (generality[i], -depth[i], -diff[i], i)))
+        if level_ratio is not None:
+            levels = [j for j in vocabulary.related[pick] & candidates
+                      if auroc[j] >= auroc[pick] - auroc_tolerance and diff[j] >= level_ratio * diff[pick]]
+            pick = max([pick, *sorted(levels)], key=lambda j: familiarity[j])  # the first on ties: the pick
         chosen.append(pick)
         candidates.discard(pick)
         blocked |= vocabulary.related[pick]
@@ -208,7 +229,7 @@ class VocabularyProposer:
 
     def __init__(self, vocabulary: Vocabulary, *, spec: str, max_proposals: int = 10,
                  auroc_tolerance: float = AUROC_TOLERANCE, diff_ratio: float = DIFF_RATIO,
-                 redundancy: float = REDUNDANCY) -> None:
+                 redundancy: float = REDUNDANCY, level_ratio: float | None = LEVEL_RATIO) -> None:
         if max_proposals < 1:
             raise ValueError(f"max_proposals must be at least 1, got {max_proposals}")
         self.vocabulary = vocabulary
@@ -217,6 +238,7 @@ class VocabularyProposer:
         self.auroc_tolerance = auroc_tolerance
         self.diff_ratio = diff_ratio
         self.redundancy = redundancy
+        self.level_ratio = level_ratio
 
     def propose(self, context: ProposalContext) -> list[str]:
         phrases = list(self.vocabulary.phrases)
@@ -224,13 +246,13 @@ class VocabularyProposer:
         scores_b = context.scoring.score(context.set_b, phrases)
         picks = select_phrases(scores_a, scores_b, self.vocabulary, max_proposals=self.max_proposals,
                                auroc_tolerance=self.auroc_tolerance, diff_ratio=self.diff_ratio,
-                               redundancy=self.redundancy)
+                               redundancy=self.redundancy, level_ratio=self.level_ratio)
         return [phrases[i] for i in picks]
 
     def describe(self) -> dict:
         return {"spec": self.spec, "phrases": len(self.vocabulary.phrases), "max_proposals": self.max_proposals,
                 "auroc_tolerance": self.auroc_tolerance, "diff_ratio": self.diff_ratio,
-                "redundancy": self.redundancy}
+                "redundancy": self.redundancy, "level_ratio": self.level_ratio}
 
 
 @PROPOSERS.register("vocabulary")
