@@ -186,6 +186,15 @@ def test_level_step_names_the_familiar_concept_that_separates_about_as_well():
     assert first(0.05) == "houses" and first(0.25) == "buildings"
 
 
+def test_level_step_never_climbs_to_a_more_familiar_hypernym():
+    phrases = ["musical instruments", "devices"]
+    vocabulary = vocabulary_from_phrases(phrases)
+    assert vocabulary.familiarity == (1, 36)
+    a = np.column_stack([np.linspace(0.8, 0.9, 10), np.linspace(0.85, 0.95, 10)])
+    b = np.full((10, 2), 0.05)
+    assert phrases[select_phrases(a, b, vocabulary, level_ratio=0.25)[0]] == "musical instruments"
+
+
 def test_scene_concepts_are_related_to_their_members_and_the_members_relatives():
     vocabulary = default_vocabulary()
     index = {phrase: i for i, phrase in enumerate(vocabulary.phrases)}

@@ -25,13 +25,14 @@ Selection, one proposal at a time:
    photographic property or a free phrase counts as one, a scene concept ("indoor scenes",
    "people") as its broadest member; then the deeper WordNet synset), then the larger
    difference.
-4. Level: among the candidates related to that pick (its WordNet ancestors and
-   descendants, as in step 1) whose AUROC is within ``auroc_tolerance`` of the pick's and
-   whose difference is at least ``level_ratio`` times the pick's, the most familiar name
-   wins (``Concept.familiarity``: how often WordNet's tagged corpus uses the word in this
-   sense), the pick on ties: "buildings" (50) over "artifacts" (1) and "structures" (25)
-   when it separates about as well; "dogs" (42) over "canines" (0). Off when
-   ``level_ratio`` is None.
+4. Level (off unless ``level_ratio`` is set): among the candidates beneath that pick
+   (related to it, over fewer classes) whose AUROC is within ``auroc_tolerance`` of the
+   pick's and whose difference is at least ``level_ratio`` times the pick's, the most
+   familiar name wins (``Concept.familiarity``: how often WordNet's tagged corpus uses the
+   word in this sense), the pick on ties: "buildings" (50) under "artifacts" (1) when it
+   separates about as well. Only downwards: word frequency would name "devices" (36)
+   above "musical instruments" (1) and "containers" above "motor vehicles" (WordNet files
+   cars under containers), which lost devbench pairs when tried.
 
 So with dogs against birds, "dogs", "canines", "carnivores" and "placental mammals" all tie
 (AUROC 1, similar coverage) and "dogs" is the most specific; "Rottweilers" separates worse
@@ -183,8 +184,8 @@ def select_phrases(
         Phrases whose scores correlate at least this much with a proposed phrase's are not
         proposed after it (above 1: only WordNet relations count).
     level_ratio : float or None
-        A related phrase with at least this share of the pick's difference (and AUROC within
-        ``auroc_tolerance`` of it) may replace it by a more familiar name; None: never.
+        A phrase beneath the pick with at least this share of its difference (and AUROC
+        within ``auroc_tolerance`` of it) may replace it by a more familiar name; None: never.
     """
     a, b = stats.check_scores(scores_a, scores_b)
     auroc = stats.auroc_score(a, b)
@@ -210,7 +211,8 @@ def select_phrases(
         pick = int(min(tier, key=lambda i: (generality[i], -depth[i], -diff[i], i)))
         if level_ratio is not None:
             levels = [j for j in vocabulary.related[pick] & candidates
-                      if auroc[j] >= auroc[pick] - auroc_tolerance and diff[j] >= level_ratio * diff[pick]]
+                      if generality[j] < generality[pick]
+                      and auroc[j] >= auroc[pick] - auroc_tolerance and diff[j] >= level_ratio * diff[pick]]
             pick = max([pick, *sorted(levels)], key=lambda j: familiarity[j])  # the first on ties: the pick
         chosen.append(pick)
         candidates.discard(pick)
