@@ -18,6 +18,9 @@ from scipy.stats import false_discovery_control
 
 
 def _as_matrix(x, name: str) -> np.ndarray:
+    """(n, m) float32 or float64 matrix of ``x``, its shape checked; finiteness is checked
+    where the scores are first read (:func:`check_scores`, or the threaded blocks of
+    :func:`_column_summaries`)."""
     if hasattr(x, "detach"):  # torch tensor on any device; numpy has no bfloat16
         x = x.detach().cpu()
         x = (x if str(x.dtype) in ("torch.float32", "torch.float64") else x.double()).numpy()
@@ -37,13 +40,10 @@ def _as_matrix(x, name: str) -> np.ndarray:
         raise ValueError(f"{name} needs at least 2 images, got shape {arr.shape}")
     if arr.shape[1] < 1:
         raise ValueError(f"{name} has no hypothesis columns, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite scores")
     return arr
 
 
-def check_scores(scores_a, scores_b) -> tuple[np.ndarray, np.ndarray]:
-    """Validate; return (n_a, m) and (n_b, m) float32 or float64 matrices with the same m."""
+def _matrices(scores_a, scores_b) -> tuple[np.ndarray, np.ndarray]:
     a = _as_matrix(scores_a, "scores_a")
     b = _as_matrix(scores_b, "scores_b")
     if a.shape[1] != b.shape[1]:
@@ -51,6 +51,21 @@ def check_scores(scores_a, scores_b) -> tuple[np.ndarray, np.ndarray]:
             f"scores_a has {a.shape[1]} hypotheses but scores_b has {b.shape[1]} "
             f"(shapes {a.shape} and {b.shape})"
         )
+    if a.dtype != b.dtype:  # both become float64, exactly: the two sets' scores are compared as numbers
+        a, b = a.astype(np.float64), b.astype(np.float64)
+    return a, b
+
+
+def _require_finite(scores: np.ndarray, name: str) -> None:
+    if not np.isfinite(scores).all():
+        raise ValueError(f"{name} contains NaN or infinite scores")
+
+
+def check_scores(scores_a, scores_b) -> tuple[np.ndarray, np.ndarray]:
+    """Validate; return (n_a, m) and (n_b, m) float32 or float64 matrices with the same m."""
+    a, b = _matrices(scores_a, scores_b)
+    _require_finite(a, "scores_a")
+    _require_finite(b, "scores_b")
     return a, b
 
 
@@ -63,8 +78,7 @@ def auroc_score(scores_a, scores_b) -> np.ndarray:
     >>> auroc_score([[3.0], [2.0]], [[1.0], [2.0]]).round(3).tolist()
     [0.875]
     """
-    a, b = check_scores(scores_a, scores_b)
-    summary = _column_summaries(a, b, with_u=True)
+    summary = _column_summaries(*_matrices(scores_a, scores_b), with_u=True)
     return summary.u / (summary.n_a * summary.n_b)
 
 
@@ -80,8 +94,7 @@ def welch_ttest(scores_a, scores_b) -> dict[str, np.ndarray]:
     >>> round(float(r["t"][0]), 4), round(float(r["p_two_sided"][0]), 4)
     (1.964, 0.148)
     """
-    a, b = check_scores(scores_a, scores_b)
-    return _welch(_column_summaries(a, b, with_u=False))
+    return _welch(_column_summaries(*_matrices(scores_a, scores_b), with_u=False))
 
 
 def separation_stats(scores_a, scores_b) -> dict[str, np.ndarray]:
@@ -90,8 +103,7 @@ def separation_stats(scores_a, scores_b) -> dict[str, np.ndarray]:
     >>> sorted(separation_stats([[1.0], [2.0], [3.0]], [[0.0], [1.0]]))
     ['auroc', 'df', 'effect_size', 'mean_a', 'mean_b', 'p_greater', 'p_two_sided', 't']
     """
-    a, b = check_scores(scores_a, scores_b)
-    summary = _column_summaries(a, b, with_u=True)
+    summary = _column_summaries(*_matrices(scores_a, scores_b), with_u=True)
     return {"auroc": summary.u / (summary.n_a * summary.n_b), **_welch(summary)}
 
 
@@ -113,9 +125,9 @@ _SCORES_PER_THREAD = 1_000_000
 
 
 def _column_summaries(a: np.ndarray, b: np.ndarray, *, with_u: bool) -> _Summary:
-    """Summaries of validated matrices. Large inputs are split into column blocks handled in
-    parallel threads (numpy's copies, sums, sorts and searches release the GIL); every block
-    gives the same numbers it would in one thread."""
+    """Summaries of shape-checked matrices (non-finite scores raise ValueError here). Large
+    inputs are split into column blocks handled in parallel threads (numpy's copies, sums
+    and sorts release the GIL); every block gives the same numbers it would in one thread."""
     n_columns = a.shape[1]
     threads = min(os.cpu_count() or 1, n_columns, (a.size + b.size) // _SCORES_PER_THREAD)
     if threads <= 1:
@@ -134,19 +146,48 @@ def _block_summary(a: np.ndarray, b: np.ndarray, *, with_u: bool) -> tuple:
     """(u or None, mean_a, mean_b, var_a, var_b) for a block of columns.
 
     Works on private contiguous (hypotheses x images) copies: row sums are pairwise and
-    fast, and the copies can be sorted in place. U = sum over A of #(B < a) + 0.5 #(B == a):
-    each distinct sorted A value is located once in its sorted B row (CLIP scores rounded
-    to a few decimals have few distinct values, and one search serves all A values equal to
-    it); counts are integers, so U is exact and ties count half, as average ranks do.
+    fast, and the copies can be sorted in place. U = sum over A of #(B < a) + 0.5 #(B == a)
+    is counted in integers, so it is exact and ties count half, as average ranks do; of its
+    two ways (:func:`_u_by_merge`, :func:`_u_by_search`) the faster one for the block runs.
     """
-    a_rows = np.array(a.T, order="C")
-    b_rows = np.array(b.T, order="C")
-    moments = (
-        a_rows.mean(axis=1, dtype=np.float64), b_rows.mean(axis=1, dtype=np.float64),
-        _variance(a_rows), _variance(b_rows),
-    )
+    (a_rows, mean_a, var_a, low_a, high_a), (b_rows, mean_b, var_b, low_b, high_b) = (
+        _rows_and_moments(a, "scores_a"), _rows_and_moments(b, "scores_b"))
     if not with_u:
-        return (None, *moments)
+        return None, mean_a, mean_b, var_a, var_b
+    keys = None if _mostly_tied(a_rows) else _merge_keys(
+        a_rows, b_rows, min(low_a.min(), low_b.min()), max(high_a.max(), high_b.max()))
+    u = _u_by_search(a_rows, b_rows) if keys is None else _u_by_merge(keys, a_rows.shape[1])
+    return u, mean_a, mean_b, var_a, var_b
+
+
+def _rows_and_moments(columns: np.ndarray, name: str) -> tuple:
+    """(rows, mean, variance, min, max) of a block of score columns: ``rows`` is a private
+    contiguous (hypotheses x images) copy with -0.0 made +0.0 (adding +0.0 changes nothing
+    else), so equal scores have equal bits; variances (ddof=1) are exactly 0 for constant
+    rows, where the rounding of the mean would otherwise leave ~1e-33 and turn a constant
+    score into a "significant" one. A non-finite mean is how a NaN or infinite score shows."""
+    rows = np.add(columns.T, 0.0, order="C")
+    mean = rows.mean(axis=1, dtype=np.float64)
+    if not np.isfinite(mean).all():  # or finite float64 scores whose sum overflows
+        _require_finite(rows, name)
+    low, high = rows.min(axis=1), rows.max(axis=1)
+    var = rows.var(axis=1, ddof=1, dtype=np.float64, mean=mean[:, None])
+    var[low == high] = 0.0
+    return rows, mean, var, low, high
+
+
+def _mostly_tied(a_rows: np.ndarray) -> bool:
+    """Whether a sample of 256 scores per row repeats values in over half of its places:
+    then few distinct A values need locating and :func:`_u_by_search` is the faster way.
+    Either way gives the same U; this only picks the speed."""
+    sample = np.sort(a_rows[:, :: max(1, a_rows.shape[1] // 256)], axis=1)
+    return 2 * np.count_nonzero(sample[:, 1:] == sample[:, :-1]) > sample.size
+
+
+def _u_by_search(a_rows: np.ndarray, b_rows: np.ndarray) -> np.ndarray:
+    """U per row from sorted rows (sorted here, in place): each distinct A value is located
+    once in its sorted B row (one search serves all A values equal to it: fast when scores
+    are rounded to a few decimals)."""
     a_rows.sort(axis=1)
     b_rows.sort(axis=1)
     n_b = b_rows.shape[1]
@@ -162,15 +203,66 @@ def _block_summary(a: np.ndarray, b: np.ndarray, *, with_u: bool) -> tuple:
             equal = np.searchsorted(b_row, values[tied], side="right") - below[tied]
             ties = int((equal * counts[tied]).sum())
         u[j] = int((below * counts).sum()) + ties / 2.0
-    return (u, *moments)
+    return u
 
 
-def _variance(rows: np.ndarray) -> np.ndarray:
-    """Row variances (ddof=1); exactly 0 for constant rows, where the rounding of the mean
-    would otherwise leave ~1e-33 and turn a constant score into a "significant" one."""
-    var = rows.var(axis=1, ddof=1, dtype=np.float64)
-    var[rows.max(axis=1) == rows.min(axis=1)] = 0.0
-    return var
+def _ordered_int(values: np.ndarray) -> np.ndarray:
+    """Signed integers in the order of the floats ``values`` (float32 -> int32, float64 ->
+    int64): the sign-magnitude bits made two's complement. -0.0 is one below +0.0."""
+    i = values.view(np.int32 if values.dtype == np.float32 else np.int64)
+    return i ^ ((i >> (8 * i.itemsize - 1)) & np.iinfo(i.dtype).max)
+
+
+def _merge_keys(a_rows: np.ndarray, b_rows: np.ndarray, low, high) -> np.ndarray | None:
+    """(rows, n_b + n_a) unsigned sort keys of B's then A's scores (finite, no -0.0, all in
+    [low, high]): 2 * (ordered int - ordered int of ``low``) + 1 for A, + 0 for B, so a key
+    sort orders by score and puts B before A on equal scores. uint32 when they fit (twice
+    as fast to sort), uint64 otherwise; None when not even 64 bits hold them (float64 scores
+    spanning more than about [-2, 2]; :func:`_u_by_search` then counts U)."""
+    lowest, highest = (int(_ordered_int(np.array([x]))[0]) for x in (low, high))
+    span = highest - lowest
+    if span >= 2**63:
+        return None
+    unsigned, signed = (np.uint32, np.int32) if span < 2**31 else (np.uint64, np.int64)
+    n_b = b_rows.shape[1]
+    keys = np.empty((a_rows.shape[0], n_b + a_rows.shape[1]), unsigned)
+    for rows, columns, label in ((b_rows, slice(None, n_b), 0), (a_rows, slice(n_b, None), 1)):
+        # Written in place: the ordered ints (cast to the key's width: float64's are cut to
+        # their low 32 bits when the span allows), then twice their distance from the lowest,
+        # plus the label. Both the cut and unsigned arithmetic are modulo 2^bits, so the key
+        # is exact whenever it fits, which the span test ensures.
+        ints, key = keys.view(signed)[:, columns], keys[:, columns]
+        np.copyto(ints, _ordered_int(rows), casting="unsafe")
+        key <<= 1
+        key += unsigned((label - 2 * lowest) % 2 ** (8 * keys.itemsize))
+    return keys
+
+
+def _u_by_merge(keys: np.ndarray, n_a: int) -> np.ndarray:
+    """U per row from :func:`_merge_keys` (sorted here, in place): after the sort, the A
+    score at position p has p - (A scores before it) B scores <= it, so
+    S = sum over A of #(B <= a) = (sum of A positions) - n_a (n_a - 1) / 2, in integers. U = S - T / 2, T the number
+    of (a, b) pairs with equal scores: the sum over runs of equal scores of n_B * n_A,
+    found from the few places where neighbours are equal."""
+    keys.sort(axis=1)
+    rows, n = keys.shape
+    # einsum: one pass, no BLAS threads inside ours.
+    a_positions = np.einsum("ij,j->i", keys & 1, np.arange(n, dtype=np.uint64), dtype=np.uint64)
+    below_or_equal = (a_positions - n_a * (n_a - 1) // 2).astype(np.float64)
+    flat = keys.ravel()
+    neighbours = flat[1:] ^ flat[:-1]  # <= 1: the same score; exactly 1: a B then an A
+    same = neighbours <= 1
+    same[n - 1 :: n] = False  # the last key of a row and the first of the next
+    equal = np.flatnonzero(same)
+    # Runs of equal scores are runs of consecutive places in ``equal``; each run holding B
+    # and A scores has one B-then-A place t, with n_B = t + 1 - start and n_A = end - t.
+    run_breaks = np.flatnonzero(np.diff(equal) != 1) + 1
+    first, last = np.r_[0, run_breaks], np.r_[run_breaks, len(equal)] - 1
+    b_then_a = equal[neighbours[equal] == 1]
+    run = np.searchsorted(run_breaks, np.searchsorted(equal, b_then_a), side="right")
+    start, end = equal[first[run]], equal[last[run]] + 1
+    equal_pairs = np.bincount(b_then_a // n, weights=(b_then_a + 1 - start) * (end - b_then_a), minlength=rows)
+    return below_or_equal - equal_pairs / 2
 
 
 def _welch(summary: _Summary) -> dict[str, np.ndarray]:
