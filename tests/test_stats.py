@@ -167,3 +167,101 @@ def test_threaded_column_blocks_give_the_same_results(monkeypatch):
     for key, value in single.items():
         np.testing.assert_array_equal(threaded[key], value)
     np.testing.assert_allclose(threaded["auroc"], reference(a, b)["auroc"], atol=1e-9)
+
+
+def u_reference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    labels = np.r_[np.ones(a.shape[0]), np.zeros(b.shape[0])]
+    auroc = [roc_auc_score(labels, np.r_[a[:, j], b[:, j]]) for j in range(a.shape[1])]
+    return np.array(auroc) * a.shape[0] * b.shape[0]
+
+
+def path_inputs(kind: str, dtype, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(0.1, 0.3, size=(301, 6)), rng.normal(0, 0.3, size=(257, 6))
+    if kind == "tied":
+        a, b = np.round(a, 1), np.round(b, 1)
+    elif kind == "few-ulp-apart":  # many runs of equal scores, some B-only, A-only or mixed
+        a, b = (np.float32(0.25) + np.finfo(np.float32).eps * rng.integers(0, 60, size=x.shape) for x in (a, b))
+    elif kind == "constant":
+        a, b = np.full_like(a, 0.5), np.full_like(b, 0.5)
+        b[:, :3] = 0.25
+    elif kind == "negative":
+        a, b = -1 - np.abs(a), -1 - np.abs(b)
+    elif kind == "signed-zeros":
+        values = np.array([-0.0, 0.0, -1e-3, 1e-3, -1e-40, 1e-40])
+        a, b = rng.choice(values, size=a.shape), rng.choice(values, size=b.shape)
+    return a.astype(dtype), b.astype(dtype)
+
+
+def rows_of(a: np.ndarray, b: np.ndarray):
+    (a_rows, *_, low_a, high_a), (b_rows, *_, low_b, high_b) = (
+        stats._rows_and_moments(a, "scores_a"), stats._rows_and_moments(b, "scores_b"))
+    return a_rows, b_rows, min(low_a.min(), low_b.min()), max(high_a.max(), high_b.max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["random", "tied", "few-ulp-apart", "constant", "negative", "signed-zeros"])
+def test_merge_and_search_count_the_same_exact_u(kind, dtype):
+    a, b = path_inputs(kind, dtype)
+    expected = u_reference(a.astype(np.float64), b.astype(np.float64))
+    a_rows, b_rows, low, high = rows_of(a, b)
+    keys = stats._merge_keys(a_rows, b_rows, low, high)
+    by_merge = stats._u_by_merge(keys, a.shape[0])
+    by_search = stats._u_by_search(a_rows, b_rows)
+    np.testing.assert_array_equal(by_merge, by_search)
+    np.testing.assert_allclose(by_merge, expected, rtol=0, atol=1e-6)  # U is a count: exact up to sklearn's rounding
+
+
+@pytest.mark.parametrize(
+    ("scale", "dtype", "width"),
+    [
+        (0.3, np.float32, np.uint32),  # CLIP-like scores: 32-bit keys
+        (100.0, np.float32, np.uint64),  # logits: float32 keys need 33 bits
+        (1e-13, np.float64, np.uint32),  # float64 scores within 2^31 ulps: their keys cut to 32 bits
+        (0.3, np.float64, np.uint64),
+        (1e3, np.float64, None),  # too wide for 64-bit keys: only the search counts U
+    ],
+)
+def test_merge_keys_take_the_narrowest_width_that_holds_them(scale, dtype, width):
+    rng = np.random.default_rng(1)
+    a, b = (1.0 + scale * rng.normal(size=(200, 3)) if scale < 1e-6 else scale * rng.normal(size=(200, 3))
+            for _ in range(2))
+    a[0, 0] = b[0, 0]  # a tie across the sets
+    a, b = a.astype(dtype), b.astype(dtype)
+    a_rows, b_rows, low, high = rows_of(a, b)
+    keys = stats._merge_keys(a_rows, b_rows, low, high)
+    assert (None if keys is None else keys.dtype) == width
+    if keys is not None:
+        np.testing.assert_array_equal(stats._u_by_merge(keys, a.shape[0]), stats._u_by_search(a_rows, b_rows))
+    np.testing.assert_allclose(stats.auroc_score(a, b) * 200 * 200, u_reference(a.astype(np.float64), b.astype(np.float64)),
+                               rtol=0, atol=1e-6)
+
+
+def test_search_serves_mostly_tied_blocks_and_merge_the_rest():
+    a, _ = path_inputs("tied", np.float32)
+    assert stats._mostly_tied(rows_of(a, a)[0])
+    a, _ = path_inputs("random", np.float32)
+    assert not stats._mostly_tied(rows_of(a, a)[0])
+
+
+def test_signed_zeros_are_equal_scores():
+    assert stats.auroc_score([[-0.0], [0.0]], [[0.0], [-0.0]]).tolist() == [0.5]
+    assert stats.auroc_score(np.float32([[-0.0], [1.0]]), np.float32([[0.0], [0.0]])).tolist() == [0.75]
+
+
+@pytest.mark.parametrize("side", ["scores_a", "scores_b"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_scores_are_found_in_threaded_blocks(monkeypatch, side, bad):
+    monkeypatch.setattr(stats, "_SCORES_PER_THREAD", 100)
+    monkeypatch.setattr(stats.os, "cpu_count", lambda: 3)
+    a, b = score_matrices("random", 300, 200, 7, seed=5)
+    (a if side == "scores_a" else b)[17, 6] = bad  # in the last block
+    for call in (stats.separation_stats, stats.welch_ttest, stats.auroc_score, stats.check_scores):
+        with pytest.raises(ValueError, match=f"{side} contains NaN or infinite scores"):
+            call(a, b)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_finite_scores_whose_sum_overflows_are_not_called_infinite():
+    a, b = np.full((3, 1), 1e308), np.array([[0.0], [1.0]])
+    assert stats.auroc_score(a, b).tolist() == [1.0]
