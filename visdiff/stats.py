@@ -177,7 +177,7 @@ def _rows_and_moments(columns: np.ndarray, name: str) -> tuple:
 
 
 def _mostly_tied(a_rows: np.ndarray) -> bool:
-    """Whether a sample of 256 scores per row repeats values in over half of its places:
+    """Whether a sample of about 256 scores per row repeats values in over half its places:
     then few distinct A values need locating and :func:`_u_by_search` is the faster way.
     Either way gives the same U; this only picks the speed."""
     sample = np.sort(a_rows[:, :: max(1, a_rows.shape[1] // 256)], axis=1)
@@ -206,11 +206,15 @@ def _u_by_search(a_rows: np.ndarray, b_rows: np.ndarray) -> np.ndarray:
     return u
 
 
-def _ordered_int(values: np.ndarray) -> np.ndarray:
-    """Signed integers in the order of the floats ``values`` (float32 -> int32, float64 ->
-    int64): the sign-magnitude bits made two's complement. -0.0 is one below +0.0."""
+def _ordered_int(values: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out`` (signed integers) set to integers in the order of the floats ``values``: their
+    sign-magnitude bits made two's complement (-0.0 is one below +0.0), modulo 2^(out's bits)."""
     i = values.view(np.int32 if values.dtype == np.float32 else np.int64)
-    return i ^ ((i >> (8 * i.itemsize - 1)) & np.iinfo(i.dtype).max)
+    magnitude = np.iinfo(i.dtype).max % 2 ** (8 * out.itemsize)  # its low bits when out is narrower
+    np.right_shift(i, 8 * i.itemsize - 1, out=out, casting="unsafe")  # -1 where negative, else 0
+    out &= magnitude if magnitude <= np.iinfo(out.dtype).max else -1
+    np.bitwise_xor(out, i, out=out, casting="unsafe")
+    return out
 
 
 def _merge_keys(a_rows: np.ndarray, b_rows: np.ndarray, low, high) -> np.ndarray | None:
@@ -219,7 +223,7 @@ def _merge_keys(a_rows: np.ndarray, b_rows: np.ndarray, low, high) -> np.ndarray
     sort orders by score and puts B before A on equal scores. uint32 when they fit (twice
     as fast to sort), uint64 otherwise; None when not even 64 bits hold them (float64 scores
     spanning more than about [-2, 2]; :func:`_u_by_search` then counts U)."""
-    lowest, highest = (int(_ordered_int(np.array([x]))[0]) for x in (low, high))
+    lowest, highest = (int(_ordered_int(np.array([x]), np.empty(1, np.int64))[0]) for x in (low, high))
     span = highest - lowest
     if span >= 2**63:
         return None
@@ -227,26 +231,26 @@ def _merge_keys(a_rows: np.ndarray, b_rows: np.ndarray, low, high) -> np.ndarray
     n_b = b_rows.shape[1]
     keys = np.empty((a_rows.shape[0], n_b + a_rows.shape[1]), unsigned)
     for rows, columns, label in ((b_rows, slice(None, n_b), 0), (a_rows, slice(n_b, None), 1)):
-        # Written in place: the ordered ints (cast to the key's width: float64's are cut to
-        # their low 32 bits when the span allows), then twice their distance from the lowest,
-        # plus the label. Both the cut and unsigned arithmetic are modulo 2^bits, so the key
-        # is exact whenever it fits, which the span test ensures.
-        ints, key = keys.view(signed)[:, columns], keys[:, columns]
-        np.copyto(ints, _ordered_int(rows), casting="unsafe")
+        # Written in place: the ordered ints (float64's cut to their low 32 bits when the span
+        # allows), then twice their distance from the lowest, plus the label. Both the cut
+        # and unsigned arithmetic are modulo 2^bits, so the key is exact whenever it fits,
+        # which the span test ensures.
+        key = keys[:, columns]
+        _ordered_int(rows, key.view(signed))
         key <<= 1
         key += unsigned((label - 2 * lowest) % 2 ** (8 * keys.itemsize))
     return keys
 
 
 def _u_by_merge(keys: np.ndarray, n_a: int) -> np.ndarray:
-    """U per row from :func:`_merge_keys` (sorted here, in place): after the sort, the A
-    score at position p has p - (A scores before it) B scores <= it, so
-    S = sum over A of #(B <= a) = (sum of A positions) - n_a (n_a - 1) / 2, in integers. U = S - T / 2, T the number
-    of (a, b) pairs with equal scores: the sum over runs of equal scores of n_B * n_A,
-    found from the few places where neighbours are equal."""
+    """U per row from :func:`_merge_keys` (sorted here, in place). After the sort the A score
+    at position p has p - (A scores before it) B scores <= it, so S = sum over A of
+    #(B <= a) = (sum of A positions) - n_a (n_a - 1) / 2, in integers. U = S - T / 2, with
+    T the number of (a, b) pairs of equal scores: the sum over runs of equal scores of
+    n_B * n_A, found from the few places where neighbours are equal."""
     keys.sort(axis=1)
     rows, n = keys.shape
-    # einsum: one pass, no BLAS threads inside ours.
+    # einsum: one pass, and no BLAS threads inside ours.
     a_positions = np.einsum("ij,j->i", keys & 1, np.arange(n, dtype=np.uint64), dtype=np.uint64)
     below_or_equal = (a_positions - n_a * (n_a - 1) // 2).astype(np.float64)
     flat = keys.ravel()
@@ -254,14 +258,14 @@ def _u_by_merge(keys: np.ndarray, n_a: int) -> np.ndarray:
     same = neighbours <= 1
     same[n - 1 :: n] = False  # the last key of a row and the first of the next
     equal = np.flatnonzero(same)
-    # Runs of equal scores are runs of consecutive places in ``equal``; each run holding B
-    # and A scores has one B-then-A place t, with n_B = t + 1 - start and n_A = end - t.
+    # Runs of equal scores are runs of consecutive places in ``equal``; a run holding B and
+    # A scores has one B-then-A place t, with n_B = t + 1 - start and n_A = end - t.
     run_breaks = np.flatnonzero(np.diff(equal) != 1) + 1
     first, last = np.r_[0, run_breaks], np.r_[run_breaks, len(equal)] - 1
-    b_then_a = equal[neighbours[equal] == 1]
-    run = np.searchsorted(run_breaks, np.searchsorted(equal, b_then_a), side="right")
-    start, end = equal[first[run]], equal[last[run]] + 1
-    equal_pairs = np.bincount(b_then_a // n, weights=(b_then_a + 1 - start) * (end - b_then_a), minlength=rows)
+    mixed = np.flatnonzero(neighbours[equal] == 1)
+    run = np.searchsorted(run_breaks, mixed, side="right")
+    t, start, end = equal[mixed], equal[first[run]], equal[last[run]] + 1
+    equal_pairs = np.bincount(t // n, weights=(t + 1 - start) * (end - t), minlength=rows)
     return below_or_equal - equal_pairs / 2
 
 
