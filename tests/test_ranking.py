@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 import visdiff
+from visdiff import stats
 from visdiff.jsonable import to_jsonable
 from visdiff.errors import InputError
 from visdiff.ranking import RESULT_COLUMNS, clean_hypotheses
@@ -36,6 +37,27 @@ def test_rank_scores_sorts_by_auroc_and_flags_significance():
     assert strong["diff"] == pytest.approx(strong["mean_a"] - strong["mean_b"])
     assert strong["q_value"] >= strong["p_greater"]
     assert table.attrs["alpha"] == 0.05
+
+
+def test_rank_scores_rows_are_the_statistics_sorted_by_auroc_ties_in_hypothesis_order():
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(25, 1))
+    # Columns 1, 3 and 4 share an AUROC (the same ranks); 2 and 5 share another.
+    a = np.hstack([base + 0.2, base + 1.0, base - 0.5, 2 * base + 2.0, base + 1.0, base - 0.5, base])
+    b = rng.normal(size=(20, 7))
+    b[:, 3] = 2 * b[:, 1]
+    b[:, 4] = b[:, 1]
+    b[:, 5] = b[:, 2]
+    names = [f"h{j}" for j in range(7)]
+    table = visdiff.rank_scores(a, b, names)
+    welch = stats.separation_stats(a, b)
+    assert welch["auroc"][1] == welch["auroc"][3] == welch["auroc"][4] and welch["auroc"][2] == welch["auroc"][5]
+    order = sorted(range(7), key=lambda j: -welch["auroc"][j])  # Python's sort is stable
+    assert table["hypothesis"].tolist() == [names[j] for j in order]
+    for column, key in [("auroc", "auroc"), ("t", "t"), ("p_value", "p_two_sided"), ("mean_a", "mean_a")]:
+        np.testing.assert_array_equal(table[column].to_numpy(), welch[key][order])
+    np.testing.assert_array_equal(table["q_value"].to_numpy(), stats.bh_qvalues(welch["p_greater"])[order])
+    assert table.index.tolist() == list(range(7))
 
 
 def test_alpha_controls_the_flag():

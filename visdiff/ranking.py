@@ -102,9 +102,14 @@ def rank_scores(scores_a, scores_b, hypotheses: Sequence[str], *, alpha: float =
     if len(hypotheses) != len(welch["auroc"]):
         raise InputError(f"{len(hypotheses)} hypotheses for {len(welch['auroc'])} score columns")
     q = stats.bh_qvalues(welch["p_greater"])
+    # Rows by AUROC, descending, ties in hypothesis order (a stable sort of the negated AUROC;
+    # U is finite, so AUROC is never NaN); sorted here, as arrays, not by pandas afterwards.
+    order = np.argsort(-welch["auroc"], kind="stable")
+    welch = {key: value[order] for key, value in welch.items()}
+    q = q[order]
     table = pd.DataFrame(
         {
-            "hypothesis": hypotheses,
+            "hypothesis": [hypotheses[i] for i in order],
             "auroc": welch["auroc"],
             "mean_a": welch["mean_a"],
             "mean_b": welch["mean_b"],
@@ -117,7 +122,6 @@ def rank_scores(scores_a, scores_b, hypotheses: Sequence[str], *, alpha: float =
             "significant": np.nan_to_num(q, nan=1.0) < alpha,
         }
     )
-    table = table.sort_values("auroc", ascending=False, kind="stable").reset_index(drop=True)
     table.attrs["alpha"] = alpha
     return table
 
