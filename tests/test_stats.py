@@ -199,9 +199,16 @@ def rows_of(a: np.ndarray, b: np.ndarray):
     return a_rows, b_rows, min(low_a.min(), low_b.min()), max(high_a.max(), high_b.max())
 
 
+@pytest.fixture(params=["all rows at once", "one row at a time"])
+def cache_rows(request, monkeypatch):
+    """Temporaries over every row at once, or (as on big inputs) over a few rows at a time."""
+    if request.param == "one row at a time":
+        monkeypatch.setattr(stats, "_CACHED_FLOAT64S", 1)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind", ["random", "tied", "few-ulp-apart", "constant", "negative", "signed-zeros"])
-def test_merge_and_search_count_the_same_exact_u(kind, dtype):
+def test_merge_and_search_count_the_same_exact_u(kind, dtype, cache_rows):
     a, b = path_inputs(kind, dtype)
     expected = u_reference(a.astype(np.float64), b.astype(np.float64))
     a_rows, b_rows, low, high = rows_of(a, b)
@@ -235,6 +242,16 @@ def test_merge_keys_take_the_narrowest_width_that_holds_them(scale, dtype, width
         np.testing.assert_array_equal(stats._u_by_merge(keys, a.shape[0]), stats._u_by_search(a_rows, b_rows))
     np.testing.assert_allclose(stats.auroc_score(a, b) * 200 * 200, u_reference(a.astype(np.float64), b.astype(np.float64)),
                                rtol=0, atol=1e-6)
+
+
+def test_rows_a_few_at_a_time_give_the_same_numbers(monkeypatch):
+    a, b = score_matrices("random", 300, 200, 9, seed=6)
+    whole = stats.separation_stats(a, b)
+    monkeypatch.setattr(stats, "_CACHED_FLOAT64S", 2 * 500)  # two rows per chunk, the last one alone
+    for key, value in stats.separation_stats(a, b).items():
+        np.testing.assert_array_equal(value, whole[key])
+    np.testing.assert_allclose(whole["auroc"], reference(a, b)["auroc"], atol=1e-9)
+    np.testing.assert_allclose(whole["t"], reference(a, b)["t"], rtol=1e-9)
 
 
 def test_search_serves_mostly_tied_blocks_and_merge_the_rest():

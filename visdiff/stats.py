@@ -122,6 +122,8 @@ class _Summary:
 
 # Below this many scores per thread, starting threads costs more than it saves.
 _SCORES_PER_THREAD = 1_000_000
+# Temporaries of about this many float64s (1 MiB) fit a core's L2 cache.
+_CACHED_FLOAT64S = 2**17
 
 
 def _column_summaries(a: np.ndarray, b: np.ndarray, *, with_u: bool) -> _Summary:
@@ -171,7 +173,13 @@ def _rows_and_moments(columns: np.ndarray, name: str) -> tuple:
     if not np.isfinite(mean).all():  # or finite float64 scores whose sum overflows
         _require_finite(rows, name)
     low, high = rows.min(axis=1), rows.max(axis=1)
-    var = rows.var(axis=1, ddof=1, dtype=np.float64, mean=mean[:, None])
+    # A few rows at a time, so the float64 deviations stay in the CPU cache (each row's
+    # variance is computed the same way either way).
+    var = np.empty(len(rows))
+    step = max(1, _CACHED_FLOAT64S // rows.shape[1])
+    for lo in range(0, len(rows), step):
+        chunk = slice(lo, lo + step)
+        var[chunk] = rows[chunk].var(axis=1, ddof=1, dtype=np.float64, mean=mean[chunk, None])
     var[low == high] = 0.0
     return rows, mean, var, low, high
 
@@ -250,19 +258,24 @@ def _u_by_merge(keys: np.ndarray, n_a: int) -> np.ndarray:
     n_B * n_A, found from the few places where neighbours are equal."""
     keys.sort(axis=1)
     rows, n = keys.shape
-    # einsum: one pass, and no BLAS threads inside ours.
-    a_positions = np.einsum("ij,j->i", keys & 1, np.arange(n, dtype=np.uint64), dtype=np.uint64)
+    a_positions = np.empty(rows, np.uint64)
+    same = np.empty(keys.shape, bool)  # [i, j]: keys j and j + 1 of row i hold the same score
+    same[:, -1] = False
+    positions = np.arange(n, dtype=np.uint64)
+    step = max(1, _CACHED_FLOAT64S // n)  # a few rows at a time: their temporaries stay cached
+    for lo in range(0, rows, step):
+        chunk = keys[lo : lo + step]
+        # einsum: one pass, and no BLAS threads inside ours.
+        a_positions[lo : lo + step] = np.einsum("ij,j->i", chunk & 1, positions, dtype=np.uint64)
+        np.less_equal(chunk[:, 1:] ^ chunk[:, :-1], 1, out=same[lo : lo + step, :-1])
     below_or_equal = (a_positions - n_a * (n_a - 1) // 2).astype(np.float64)
     flat = keys.ravel()
-    neighbours = flat[1:] ^ flat[:-1]  # <= 1: the same score; exactly 1: a B then an A
-    same = neighbours <= 1
-    same[n - 1 :: n] = False  # the last key of a row and the first of the next
-    equal = np.flatnonzero(same)
+    equal = np.flatnonzero(same)  # flat places f: keys f and f + 1 of ``flat`` hold the same score
     # Runs of equal scores are runs of consecutive places in ``equal``; a run holding B and
     # A scores has one B-then-A place t, with n_B = t + 1 - start and n_A = end - t.
     run_breaks = np.flatnonzero(np.diff(equal) != 1) + 1
     first, last = np.r_[0, run_breaks], np.r_[run_breaks, len(equal)] - 1
-    mixed = np.flatnonzero(neighbours[equal] == 1)
+    mixed = np.flatnonzero(flat[equal + 1] - flat[equal] == 1)
     run = np.searchsorted(run_breaks, mixed, side="right")
     t, start, end = equal[mixed], equal[first[run]], equal[last[run]] + 1
     equal_pairs = np.bincount(t // n, weights=(t + 1 - start) * (end - t), minlength=rows)
