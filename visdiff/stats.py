@@ -169,17 +169,19 @@ def _rows_and_moments(columns: np.ndarray, name: str) -> tuple:
     rows, where the rounding of the mean would otherwise leave ~1e-33 and turn a constant
     score into a "significant" one. A non-finite mean is how a NaN or infinite score shows."""
     rows = np.add(columns.T, 0.0, order="C")
-    mean = rows.mean(axis=1, dtype=np.float64)
-    if not np.isfinite(mean).all():  # or finite float64 scores whose sum overflows
-        _require_finite(rows, name)
-    low, high = rows.min(axis=1), rows.max(axis=1)
-    # A few rows at a time, so the float64 deviations stay in the CPU cache (each row's
-    # variance is computed the same way either way).
-    var = np.empty(len(rows))
+    mean, var = np.empty(len(rows)), np.empty(len(rows))
+    low, high = np.empty(len(rows), rows.dtype), np.empty(len(rows), rows.dtype)
+    # A few rows at a time, so that they and their float64 deviations stay in the CPU cache
+    # between the passes (each row's figures come out the same either way).
     step = max(1, _CACHED_FLOAT64S // rows.shape[1])
     for lo in range(0, len(rows), step):
-        chunk = slice(lo, lo + step)
-        var[chunk] = rows[chunk].var(axis=1, ddof=1, dtype=np.float64, mean=mean[chunk, None])
+        chunk, part = slice(lo, lo + step), rows[lo : lo + step]
+        part.mean(axis=1, dtype=np.float64, out=mean[chunk])
+        if not np.isfinite(mean[chunk]).all():  # or finite float64 scores whose sum overflows
+            _require_finite(part, name)
+        part.min(axis=1, out=low[chunk])
+        part.max(axis=1, out=high[chunk])
+        var[chunk] = part.var(axis=1, ddof=1, dtype=np.float64, mean=mean[chunk, None])
     var[low == high] = 0.0
     return rows, mean, var, low, high
 
@@ -238,15 +240,17 @@ def _merge_keys(a_rows: np.ndarray, b_rows: np.ndarray, low, high) -> np.ndarray
     unsigned, signed = (np.uint32, np.int32) if span < 2**31 else (np.uint64, np.int64)
     n_b = b_rows.shape[1]
     keys = np.empty((a_rows.shape[0], n_b + a_rows.shape[1]), unsigned)
-    for rows, columns, label in ((b_rows, slice(None, n_b), 0), (a_rows, slice(n_b, None), 1)):
-        # Written in place: the ordered ints (float64's cut to their low 32 bits when the span
-        # allows), then twice their distance from the lowest, plus the label. Both the cut
-        # and unsigned arithmetic are modulo 2^bits, so the key is exact whenever it fits,
-        # which the span test ensures.
-        key = keys[:, columns]
-        _ordered_int(rows, key.view(signed))
-        key <<= 1
-        key += unsigned((label - 2 * lowest) % 2 ** (8 * keys.itemsize))
+    step = max(1, _CACHED_FLOAT64S // keys.shape[1])  # a few rows at a time, as they stay cached
+    for lo in range(0, len(keys), step):
+        for rows, columns, label in ((b_rows, slice(None, n_b), 0), (a_rows, slice(n_b, None), 1)):
+            # Written in place: the ordered ints (float64's cut to their low 32 bits when the
+            # span allows), then twice their distance from the lowest, plus the label. Both
+            # the cut and unsigned arithmetic are modulo 2^bits, so the key is exact whenever
+            # it fits, which the span test ensures.
+            key = keys[lo : lo + step, columns]
+            _ordered_int(rows[lo : lo + step], key.view(signed))
+            key <<= 1
+            key += unsigned((label - 2 * lowest) % 2 ** (8 * keys.itemsize))
     return keys
 
 
