@@ -158,11 +158,14 @@ def test_bh_rejects_2d():
         stats.bh_qvalues(np.ones((2, 2)))
 
 
-def test_threaded_column_blocks_give_the_same_results(monkeypatch):
-    a, b = score_matrices("tied", 300, 200, 7, seed=4)
+@pytest.mark.parametrize("kind", ["tied", "random"])
+@pytest.mark.parametrize(("threads", "scores_per_block"), [(3, 2**24), (1, 1500), (3, 1500)])
+def test_threaded_column_blocks_give_the_same_results(monkeypatch, kind, threads, scores_per_block):
+    a, b = score_matrices(kind, 300, 200, 7, seed=4)
     single = stats.separation_stats(a, b)
     monkeypatch.setattr(stats, "_SCORES_PER_THREAD", 100)  # force several threads
-    monkeypatch.setattr(stats.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(stats.os, "cpu_count", lambda: threads)
+    monkeypatch.setattr(stats, "_SCORES_PER_BLOCK", scores_per_block)  # 1500: a block per column
     threaded = stats.separation_stats(a, b)
     for key, value in single.items():
         np.testing.assert_array_equal(threaded[key], value)

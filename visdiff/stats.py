@@ -122,24 +122,31 @@ class _Summary:
 
 # Below this many scores per thread, starting threads costs more than it saves.
 _SCORES_PER_THREAD = 1_000_000
+# Blocks hold at most about this many scores: each block's copies and sort keys take ~9
+# bytes per score, so memory stays bounded however many images there are.
+_SCORES_PER_BLOCK = 2**24
 # Temporaries of about this many float64s (1 MiB) fit a core's L2 cache.
 _CACHED_FLOAT64S = 2**17
 
 
 def _column_summaries(a: np.ndarray, b: np.ndarray, *, with_u: bool) -> _Summary:
-    """Summaries of shape-checked matrices (non-finite scores raise ValueError here). Large
-    inputs are split into column blocks handled in parallel threads (numpy's copies, sums
-    and sorts release the GIL); every block gives the same numbers it would in one thread."""
-    n_columns = a.shape[1]
-    threads = min(os.cpu_count() or 1, n_columns, (a.size + b.size) // _SCORES_PER_THREAD)
-    if threads <= 1:
-        blocks = [_block_summary(a, b, with_u=with_u)]
+    """Summaries of shape-checked matrices (non-finite scores raise ValueError here), from
+    blocks of columns; large inputs have their blocks handled in parallel threads (numpy's
+    copies, sums and sorts release the GIL). Every column gives the same numbers whatever
+    block or thread it is in."""
+    n_columns, n_scores = a.shape[1], a.size + b.size
+    threads = max(1, min(os.cpu_count() or 1, n_columns, n_scores // _SCORES_PER_THREAD))
+    n_blocks = min(n_columns, max(threads, -(-n_scores // _SCORES_PER_BLOCK)))
+    bounds = np.linspace(0, n_columns, n_blocks + 1).astype(int)
+
+    def summarise(lo: int, hi: int) -> tuple:
+        return _block_summary(a[:, lo:hi], b[:, lo:hi], with_u=with_u)
+
+    if threads == 1:
+        blocks = list(map(summarise, bounds[:-1], bounds[1:]))
     else:
-        bounds = np.linspace(0, n_columns, threads + 1).astype(int)
         with ThreadPoolExecutor(threads) as pool:
-            blocks = list(pool.map(
-                lambda lo, hi: _block_summary(a[:, lo:hi], b[:, lo:hi], with_u=with_u), bounds[:-1], bounds[1:]
-            ))
+            blocks = list(pool.map(summarise, bounds[:-1], bounds[1:]))
     parts = [np.concatenate(p) if p[0] is not None else None for p in zip(*blocks)]
     return _Summary(a.shape[0], b.shape[0], *parts)
 
