@@ -156,8 +156,9 @@ def _block_summary(a: np.ndarray, b: np.ndarray, *, with_u: bool) -> tuple:
 
     Works on private contiguous (hypotheses x images) copies: row sums are pairwise and
     fast, and the copies can be sorted in place. U = sum over A of #(B < a) + 0.5 #(B == a)
-    is counted in integers, so it is exact and ties count half, as average ranks do; of its
-    two ways (:func:`_u_by_merge`, :func:`_u_by_search`) the faster one for the block runs.
+    is counted in integers, so it is exact and ties count half, as average ranks do; by
+    :func:`_u_by_search` when the scores are mostly tied (or float64 too wide for 64-bit
+    keys), else by :func:`_u_by_merge`, the faster way for continuous scores.
     """
     (a_rows, mean_a, var_a, low_a, high_a), (b_rows, mean_b, var_b, low_b, high_b) = (
         _rows_and_moments(a, "scores_a"), _rows_and_moments(b, "scores_b"))
