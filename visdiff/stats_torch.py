@@ -38,7 +38,7 @@ def _as_matrix(x: torch.Tensor, name: str) -> torch.Tensor:
 
 def _moments(columns: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Column means and variances (ddof=1), taken in float64; the variance is exactly 0 for
-    constant columns (as in :func:`visdiff.stats._variance`: rounding of the mean would
+    constant columns (as in :func:`visdiff.stats._rows_and_moments`: rounding of the mean would
     otherwise leave ~1e-33 and make a constant score "significant")."""
     wide = columns.double()
     var = wide.var(dim=0, correction=1).masked_fill(columns.amax(dim=0) == columns.amin(dim=0), 0.0)
