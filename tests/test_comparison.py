@@ -140,6 +140,39 @@ def test_rank_equals_the_exact_statistics_and_rerank_embeds_only_new_text(
     assert np.array_equal(both["auroc_x"], both["auroc_y"]) and len(both) == 2
 
 
+def test_rerank_writes_new_text_rows_while_it_scores_and_reports_a_failed_write(
+        image_dirs, counting_scorer, monkeypatch):
+    import threading
+
+    from visdiff.embeddings.cache import EmbeddingCache
+
+    comparison = visdiff.Comparison(*image_dirs, scorer=counting_scorer)
+    scored = threading.Event()
+    real_score, real_add = counting_scorer.score, EmbeddingCache.add
+    monkeypatch.setattr(counting_scorer, "score", lambda *args: (scored.set(), real_score(*args))[1])
+    write_saw_scoring = []
+
+    def add(store, keys, rows):
+        # Written before the scoring (the file syncs on the critical path), this would wait in vain.
+        write_saw_scoring.append(scored.wait(timeout=5))
+        real_add(store, keys, rows)
+
+    monkeypatch.setattr(EmbeddingCache, "add", add)
+    table = comparison.rank(["reddish images"])
+    assert write_saw_scoring == [True] and len(table) == 1
+    # The rows are in the cache when rank returns: another run embeds nothing.
+    scoring = Scoring(counting_scorer, cache=visdiff.RunOptions().cache_root())
+    scoring.encode_texts(["reddish images"])
+    assert counting_scorer.texts == ["reddish images"]
+
+    def full_disk(store, keys, rows):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(EmbeddingCache, "add", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        comparison.rank(["bluish images"])
+
+
 def test_visdiff_rank_is_a_comparison_rank(image_dirs, tiny_clip_weights):
     a, b = image_dirs
     hypotheses = ["reddish images", "bluish images", "noisy images"]

@@ -132,23 +132,25 @@ class Comparison:
         """The resident (n, d) image embeddings of set ``side`` ("a" or "b")."""
         return self._embeddings[_check_side(side)]
 
-    def _text_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
+    def _text_embeddings(self, texts: Sequence[str], *, defer_write: bool = False) -> torch.Tensor:
         """(m, d) text embeddings on the device; only texts this comparison has not seen are
         embedded (through the scoring stage's text cache)."""
         new = [t for t in dict.fromkeys(texts) if t not in self._texts]
         if new:
-            self._texts.update(zip(new, self.stages.scoring.encode_texts(new)))
+            self._texts.update(zip(new, self.stages.scoring.encode_texts(new, defer_write=defer_write)))
         return torch.stack([self._texts[t] for t in texts])
 
     def scores(self, hypotheses: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(n_a, m) and (n_b, m) scores of every image against every hypothesis, float32 on
         the device, columns in ``hypotheses`` order."""
-        hypotheses = list(hypotheses)
+        return self._scores(list(hypotheses), defer_text_write=False)
+
+    def _scores(self, hypotheses: list[str], *, defer_text_write: bool) -> tuple[torch.Tensor, torch.Tensor]:
         if self._pairwise:  # scored (and cached) per pair by the scoring stage, on the host
             blocks = [self._embeddings[side] for side in SIDES]
             return tuple(torch.from_numpy(s) for s in self.stages.scoring.score_embeddings(blocks, hypotheses))
         with self.stages.timings.stage("score"):
-            text = self._text_embeddings(hypotheses)
+            text = self._text_embeddings(hypotheses, defer_write=defer_text_write)
             # float16 rows are widened for the product, so scores equal the float32 path's.
             scorer = self.stages.scoring.scorer
             return tuple(scorer.score(self._embeddings[side].float(), text).float() for side in SIDES)
@@ -165,9 +167,13 @@ class Comparison:
         scores kept from earlier calls would make the table differ from ``visdiff.rank``'s.
         """
         hypotheses = clean_hypotheses(hypotheses)
-        scores_a, scores_b = self.scores(hypotheses)
-        with self.stages.timings.stage("rank"):
-            table, _ = self._rank(scores_a, scores_b, {"A": hypotheses}, alpha=alpha)
+        try:
+            # New texts' cache rows are written while the scores and statistics are computed.
+            scores_a, scores_b = self._scores(hypotheses, defer_text_write=True)
+            with self.stages.timings.stage("rank"):
+                table, _ = self._rank(scores_a, scores_b, {"A": hypotheses}, alpha=alpha)
+        finally:
+            self.stages.scoring.finish_text_write()
         table.attrs.update(
             scorer=self.stages.scoring.spec,
             n_a=len(self.set_a),

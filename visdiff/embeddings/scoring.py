@@ -9,6 +9,7 @@ loads the model (scorers load their weights on first use).
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -75,6 +76,8 @@ class Scoring:
         self.engine = ENGINES.create(engine, address=engine_address)
         self.stats = self.pairs.stats if self.pairs else EmbedStats()
         self._embedded: dict[tuple[str, ...], torch.Tensor] = {}
+        self._text_writer: ThreadPoolExecutor | None = None
+        self._text_write: Future | None = None
 
     @property
     def spec(self) -> str:
@@ -126,9 +129,15 @@ class Scoring:
                 return block[[rows[key] for key in keys]]
         return None
 
-    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+    def encode_texts(self, texts: list[str], *, defer_write: bool = False) -> torch.Tensor:
         """Text embeddings on the scorer's device, rows cached beside the image embeddings.
-        Rows go through float16 whether cached or fresh, so cold and warm runs score alike."""
+        Rows go through float16 whether cached or fresh, so cold and warm runs score alike.
+
+        With ``defer_write`` fresh rows are written to the cache in a background thread, so
+        its file syncs overlap the caller's scoring (an interactive re-rank); the caller
+        then calls :meth:`finish_text_write`, which raises the write's error if it failed.
+        """
+        self.finish_text_write()  # the store is read below: no write of it may be in flight
         keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
         text_id = getattr(self.scorer, "text_cache_id", "")
         text_store = None if self.store is None else self.store.companion(f"text-{text_id}" if text_id else "text")
@@ -137,13 +146,24 @@ class Scoring:
             missing = [t for t, hit in zip(texts, found) if not hit]
             fresh = self.scorer.encode_texts(missing).float().cpu().numpy().astype(np.float16)
             if text_store is not None:
-                text_store.add([k for k, hit in zip(keys, found) if not hit], fresh)
+                missing_keys = [k for k, hit in zip(keys, found) if not hit]
+                if defer_write:
+                    self._text_writer = self._text_writer or ThreadPoolExecutor(1, thread_name_prefix="visdiff-text-cache")
+                    self._text_write = self._text_writer.submit(text_store.add, missing_keys, fresh)
+                else:
+                    text_store.add(missing_keys, fresh)
             merged = np.empty((len(texts), fresh.shape[1]), np.float16)
             merged[~found] = fresh
             if rows is not None:
                 merged[found] = rows
             rows = merged
         return torch.from_numpy(rows.astype(np.float32)).to(self.scorer.device)
+
+    def finish_text_write(self) -> None:
+        """Wait for the text rows :meth:`encode_texts` is writing in the background, if any."""
+        pending, self._text_write = self._text_write, None
+        if pending is not None:
+            pending.result()
 
     def score_embeddings(self, embeddings: list[torch.Tensor], texts: list[str]) -> list[np.ndarray]:
         """(n_i, m) score matrices of each embedding block against the m ``texts``."""
