@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from visdiff.embeddings.cache import EmbeddingCache
+from visdiff.embeddings.runner import SEAMS
 from visdiff.embeddings.settings import EmbedSettings
 from visdiff.engines import ENGINES, EngineResult
 from visdiff.errors import InputError
@@ -28,7 +29,6 @@ from visdiff.timing import Timings
 
 log = logging.getLogger(__name__)
 
-SEAMS = ("embed_read", "embed_decode", "embed_map", "embed_write")
 # CPU-only clusters: one actor per this many CPUs (each actor's torch uses several threads).
 CPUS_PER_ACTOR = 4
 
