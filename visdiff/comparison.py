@@ -108,11 +108,12 @@ class Comparison:
         self._embeddings = {"a": emb_a, "b": emb_b}
         # What the proposer reads: the sets, B's contrast (several sets), or with holdout the proposal splits
         # (several sets refuse --holdout, so there is no contrast to split).
-        self._proposer_sees = {"a": (self.set_a, self.set_b if contrast is None else contrast),
-                               "b": (self.set_b, self.set_a)}
         if self.holdout is not None:
             split = self.holdout.proposal_sets({"a": self.set_a, "b": self.set_b})
             self._proposer_sees = {"a": (split["a"], split["b"]), "b": (split["b"], split["a"])}
+        else:
+            self._proposer_sees = {"a": (self.set_a, self.set_b if contrast is None else contrast),
+                                   "b": (self.set_b, self.set_a)}
         self._texts: dict[str, torch.Tensor] = {}
         self._thumbnails = ThumbnailCache(NOTEBOOK_THUMBNAIL_SIZE)
 
