@@ -15,8 +15,9 @@ Selection, one proposal at a time:
    phrases whose scores over the images of A and B correlate with its scores at least
    ``redundancy`` (Pearson). A scene concept counts as above its members (and so as
    related to them and to their ancestors and descendants): "people" and "clothing".
-   "placental mammals" and "Rottweilers" say nothing that "dogs" did not, "dwelling houses" fires on the same images as "buildings", and proposing them
-   would let the ranker's AUROC order undo the choice of level.
+   "placental mammals" and "Rottweilers" say nothing that "dogs" did not, "dwelling
+   houses" fires on the same images as "buildings", and proposing them would let the
+   ranker's AUROC order undo the choice of level.
 2. The *tier* is every candidate whose AUROC is within ``auroc_tolerance`` of the best
    candidate and whose mean score difference (mean A - mean B) is at least ``diff_ratio``
    times the largest in that group: the descriptions that separate the sets about as well
