@@ -23,6 +23,7 @@ import visdiff
 from visdiff.cache_root import CacheRoot
 from visdiff.cli import app
 from visdiff.embeddings import jpeg as jpeg_module
+from visdiff.embeddings import cache as cache_module
 from visdiff.embeddings import mapper as mapper_module
 from visdiff.embeddings.cache import EmbeddingCache
 from visdiff.embeddings.encode import embed_image_set
@@ -370,6 +371,70 @@ def test_compact_keeps_a_key_stored_twice_once(tmp_path):
     assert store.compact(target_rows=100) == (2, 1)
     assert shard_sizes(store) == [3]
     np.testing.assert_array_equal(store.lookup(keys(0, 3))[1], rows(0, 3))
+
+
+def fragmented_text_store(tmp_path, shards: int) -> EmbeddingCache:
+    """A scorer's text store holding ``shards`` shards of 2 rows (one per call that embedded
+    new texts), written by an earlier process."""
+    text_store = EmbeddingCache(tmp_path, "s").companion("text")
+    for start in range(0, 2 * shards, 2):
+        text_store.add(keys(start, start + 2), rows(start, start + 2))
+    return text_store
+
+
+def test_text_store_merges_its_small_shards_when_a_process_loads_more_than_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_module, "COMPANION_MAX_SMALL_SHARDS", 4)
+    fragmented_text_store(tmp_path, 4)
+    reader = EmbeddingCache(tmp_path, "s").companion("text")
+    assert reader.lookup(keys(0, 8))[0].all()
+    assert shard_sizes(reader) == [2, 2, 2, 2]  # at the limit: left as it is
+    reader.add(keys(8, 10), rows(8, 10))
+    fresh = EmbeddingCache(tmp_path, "s").companion("text")
+    found, stored = fresh.lookup(keys(0, 10))
+    assert found.all()
+    np.testing.assert_array_equal(stored, rows(0, 10))
+    assert shard_sizes(fresh) == [10]
+    images = EmbeddingCache(tmp_path, "s")  # an image store merges only when asked (``visdiff cache compact``)
+    for start in range(0, 12, 2):
+        images.add(keys(start, start + 2), rows(start, start + 2))
+    EmbeddingCache(tmp_path, "s").lookup(keys(0, 1))
+    assert len(shard_sizes(images)) == 6
+
+
+def test_text_store_lookup_goes_on_when_its_shards_cannot_be_merged(tmp_path, monkeypatch, caplog):
+    from filelock import FileLock
+
+    monkeypatch.setattr(cache_module, "COMPANION_MAX_SMALL_SHARDS", 2)
+    text_store = fragmented_text_store(tmp_path, 3)
+    with FileLock(text_store.path / ".compact.lock"):  # another process is merging them
+        found, stored = EmbeddingCache(tmp_path, "s").companion("text").lookup(keys(0, 6))
+    assert found.all()
+    np.testing.assert_array_equal(stored, rows(0, 6))
+    assert len(shard_sizes(text_store)) == 3
+
+    def read_only(*args):
+        raise PermissionError(13, "Permission denied", str(text_store.path))
+
+    monkeypatch.setattr(EmbeddingCache, "_write_shard", read_only)
+    with caplog.at_level(logging.INFO, logger="visdiff.embeddings.cache"):
+        found, _ = EmbeddingCache(tmp_path, "s").companion("text").lookup(keys(0, 6))
+    assert found.all()
+    assert "could not merge the 3 small shards" in caplog.text and "Permission denied" in caplog.text
+
+
+def test_shards_deleted_while_a_store_is_listed_are_skipped_without_a_warning(tmp_path, monkeypatch, caplog):
+    store = EmbeddingCache(tmp_path, "s")
+    store.add(keys(0, 2), rows(0, 2))
+    store.add(keys(2, 4), rows(2, 4))
+    listed = store._shards()
+    for keys_file in listed[:1]:  # a compaction in another process deletes the first shard after the listing
+        keys_file.unlink()
+        keys_file.with_name(keys_file.name.replace(".keys.npy", ".emb.npy")).unlink()
+    monkeypatch.setattr(EmbeddingCache, "_shards", lambda self: listed)
+    with caplog.at_level(logging.WARNING):
+        found, _ = EmbeddingCache(tmp_path, "s").lookup(keys(0, 4))
+    assert found.sum() == 2
+    assert caplog.text == ""
 
 
 def test_cli_cache_compact(image_dirs, tiny_clip_weights, isolated_cache):

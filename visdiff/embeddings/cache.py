@@ -28,6 +28,13 @@ log = logging.getLogger(__name__)
 # Bump when the meaning of stored rows changes (preprocessing, normalisation...).
 CACHE_VERSION = 1
 
+# A companion store (text rows) gains a shard with every call that embeds new texts: an
+# interactive session or a sweep leaves hundreds, and every fresh process reads each one when
+# it loads the index. Past this many shards under COMPANION_SHARD_ROWS rows, loading the
+# index merges them first.
+COMPANION_MAX_SMALL_SHARDS = 64
+COMPANION_SHARD_ROWS = 16_384
+
 
 def store_name(cache_id: str) -> str:
     payload = json.dumps({"cache_id": cache_id, "version": CACHE_VERSION}, sort_keys=True)
@@ -86,10 +93,12 @@ class _Index:
 class EmbeddingCache:
     """Content-addressed float16 embedding store for one scorer."""
 
-    def __init__(self, cache_dir: Path, cache_id: str) -> None:
+    def __init__(self, cache_dir: Path, cache_id: str, *, compact_above: int | None = None) -> None:
         self.cache_dir = Path(cache_dir)
         self.path = self.cache_dir / "embeddings" / store_name(cache_id)
         self.cache_id = cache_id
+        # More small shards than this when the index loads: merge them first (None: never).
+        self.compact_above = compact_above
         self._index: _Index | None = None
         # Shards this instance wrote since the index was last sorted: merged on next use, so
         # a run committing many shards sorts the index once per lookup, not once per shard.
@@ -106,9 +115,11 @@ class EmbeddingCache:
 
     def companion(self, kind: str) -> EmbeddingCache:
         """The store for another kind of row of the same scorer (e.g. ``"text"``), kept
-        with its loaded index so repeated lookups in one run read the shards once."""
+        with its loaded index so repeated lookups in one run read the shards once; it merges
+        its small shards when it finds more than :data:`COMPANION_MAX_SMALL_SHARDS`."""
         if kind not in self._companions:
-            self._companions[kind] = EmbeddingCache(self.cache_dir, f"{self.cache_id}/{kind}")
+            self._companions[kind] = EmbeddingCache(self.cache_dir, f"{self.cache_id}/{kind}",
+                                                    compact_above=COMPANION_MAX_SMALL_SHARDS)
         return self._companions[kind]
 
     def _shards(self) -> list[Path]:
@@ -117,7 +128,8 @@ class EmbeddingCache:
         return sorted(self.path.glob("*.keys.npy"))
 
     def _valid_shards(self) -> list[tuple[Path, np.ndarray]]:
-        """(embedding file, keys) of every readable shard; damaged ones are logged and skipped."""
+        """(embedding file, keys) of every readable shard; damaged ones are logged and skipped,
+        and so, quietly, are shards that a compaction or clear deleted since the listing."""
         shards = []
         for keys_file in self._shards():
             emb_file = keys_file.with_name(keys_file.name.replace(".keys.npy", ".emb.npy"))
@@ -130,6 +142,9 @@ class EmbeddingCache:
                 emb = np.load(emb_file, mmap_mode="r", allow_pickle=False)
                 if emb.dtype != np.float16 or emb.ndim != 2 or emb.shape[0] != keys.shape[0]:
                     raise ValueError(f"embeddings of dtype {emb.dtype} and shape {emb.shape} for {keys.shape[0]} keys")
+            except FileNotFoundError:
+                log.debug("cache shard %s went away while the store was read", damaged)
+                continue
             # EOFError: a zero-byte or cut .npy header.
             except (OSError, ValueError, EOFError) as e:
                 log.warning("ignoring damaged cache shard %s (%s); its images will be recomputed", damaged, e)
@@ -139,7 +154,24 @@ class EmbeddingCache:
 
     def _load_index(self) -> _Index:
         shards = self._valid_shards()
+        if self.compact_above is not None and sum(len(k) < COMPANION_SHARD_ROWS for _, k in shards) > self.compact_above:
+            self._compact_now(shards)
+            shards = self._valid_shards()
         return _Index.build([f for f, _ in shards], [k for _, k in shards])
+
+    def _compact_now(self, shards: list[tuple[Path, np.ndarray]]) -> None:
+        """Merge the small shards unless another process is merging them (its result is then
+        read next time) or the cache cannot be written: the lookup goes on either way."""
+        from filelock import Timeout
+
+        try:
+            before, after = self.compact(COMPANION_SHARD_ROWS, wait=False)
+        except Timeout:
+            return
+        except OSError as e:
+            log.info("could not merge the %d small shards of cache store %s (%s)", len(shards), self.path, e)
+            return
+        log.info("merged cache store %s: %d shards -> %d", self.path, before, after)
 
     def refresh(self) -> None:
         """Forget the loaded index, so shards other processes wrote since are found."""
@@ -203,9 +235,11 @@ class EmbeddingCache:
         write_atomic(self.path / f"{shard}.keys.npy", lambda f: np.save(f, digests, allow_pickle=False))
         return emb_file
 
-    def compact(self, target_rows: int) -> tuple[int, int]:
+    def compact(self, target_rows: int, *, wait: bool = True) -> tuple[int, int]:
         """Merge shards smaller than ``target_rows`` into shards of up to ``target_rows`` rows
-        (a key held twice is kept once); returns the shard count before and after.
+        (a key held twice is kept once); returns the shard count before and after. Without
+        ``wait``, a compaction already running in another process raises ``filelock.Timeout``
+        at once.
 
         Each merged shard is written whole before the shards it replaces are deleted (keys
         file first), so a reader or a killed compaction never loses a row; one compaction
@@ -216,7 +250,7 @@ class EmbeddingCache:
 
         if not self.path.is_dir():
             return 0, 0
-        with FileLock(self.path / ".compact.lock"):
+        with FileLock(self.path / ".compact.lock", timeout=-1 if wait else 0):
             shards = self._valid_shards()
             groups: list[list[tuple[Path, np.ndarray]]] = [[]]
             for emb_file, keys in shards:
