@@ -277,7 +277,7 @@ def test_ranking_leads_with_supported_rows_and_counts_the_rest(capsys):
     render_ranking(table, supported_only=True)
     shown = capsys.readouterr().out
     assert "strong" in shown and "noise one" not in shown and "noise two" not in shown
-    assert "2 more candidate(s) were tried and found near chance" in shown and "--all" in shown
+    assert "2 more candidate(s) were tried and are not significant" in shown and "--all" in shown
     render_ranking(table.iloc[1:], supported_only=True)
     shown = capsys.readouterr().out
     assert "No candidate is significant" in shown and "1 more candidate(s)" in shown

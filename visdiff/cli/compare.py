@@ -39,7 +39,7 @@ def compare_command(
     json_out: JsonOption = None,
     csv_out: CsvOption = None,
     quiet: bool = False,
-    all_rows: Annotated[bool, typer.Option("--all", help="Also show the candidates found near chance (not significant).", rich_help_panel="Output")] = False,
+    all_rows: Annotated[bool, typer.Option("--all", help="Also show the candidates that are not significant.", rich_help_panel="Output")] = False,
 ) -> None:
     """Describe how set A differs from set B: caption, propose with an LLM, rank with CLIP.
 

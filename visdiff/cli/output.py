@@ -72,14 +72,15 @@ def render_ranking(table: pd.DataFrame, *, title: str = "", limit: int | None = 
     """Rich table of ranked hypotheses on stdout.
 
     ``supported_only``: show only the significant rows (the best row when none is, marked as
-    such) and say in one line how many more candidates were tried and found near chance (a
+    such) and say in one line how many more candidates were tried without significance (a
     proposer tries many; rows at AUROC 0.55 under one strong finding make the whole answer
-    look unreliable).
+    look unreliable). They are "not significant", not "at chance": on a few images even an
+    AUROC of 0.8 can fall short of significance.
     """
     shown = table[table["significant"].astype(bool)] if supported_only else table
     if len(shown) == 0:
         shown = table.head(1)
-    near_chance = table.drop(shown.index)
+    not_significant = table.drop(shown.index)
     table = shown
     held_out = "auroc_proposal" in table.columns
     view = Table(title=title or None, show_lines=False, caption=split_caption(table.attrs) if held_out else None)
@@ -103,9 +104,9 @@ def render_ranking(table: pd.DataFrame, *, title: str = "", limit: int | None = 
     stdout.print(view)
     if supported_only and not table["significant"].astype(bool).any():
         stdout.print("No candidate is significant: the row above is only the best of those tried.", highlight=False)
-    if len(near_chance):
-        spread = f"AUROC {near_chance['auroc'].min():.2f}-{near_chance['auroc'].max():.2f}, not significant"
-        stdout.print(f"{len(near_chance)} more candidate(s) were tried and found near chance ({spread}); "
+    if len(not_significant):
+        spread = f"AUROC {not_significant['auroc'].min():.2f}-{not_significant['auroc'].max():.2f}"
+        stdout.print(f"{len(not_significant)} more candidate(s) were tried and are not significant ({spread}); "
                      "--all shows them", highlight=False)
 
 
