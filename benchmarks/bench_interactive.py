@@ -130,6 +130,7 @@ def main() -> None:
 
     print(f"{DIM}-d float16 cache, {OLD_HYPOTHESES} hypotheses then {NEW_HYPOTHESES} new ones; "
           f"each N in a fresh process on {args.device}; later calls best of {REPEATS}; all tables equal visdiff.rank's")
+    print("times in seconds, except the later call, rank(10) and the products: in milliseconds")
     print(f"{'N per set':>9} {'rank(100)':>9} {'setup':>7} {'1st .rank':>9} {'.rank(10 new)':>13} {'rank(10)':>9} "
           f"{'ratio':>6} {'products':>8} {'floor':>6} {'.rank(110)':>10} {'rank(110)':>9} {'ratio':>6} {'kept MB/1k':>10} {'peak MB':>8}")
     for n in args.sizes:
@@ -139,8 +140,8 @@ def main() -> None:
             measured = subprocess.run([sys.executable, __file__, "--cache-dir", tmp, "--device", args.device,
                                        "--measure", str(n)], check=True, capture_output=True, text=True)
             r = json.loads(measured.stdout)
-        print(f"{n:>9} {r['rank_old_s']:>9.3f} {r['setup_s']:>7.3f} {r['first_s']:>9.3f} {r['later_new']:>13.3f} "
-              f"{r['rank_new']:>9.3f} {r['later_new'] / r['rank_new']:>6.3f} {r['products']:>8.3f} "
+        print(f"{n:>9} {r['rank_old_s']:>9.3f} {r['setup_s']:>7.3f} {r['first_s']:>9.3f} {r['later_new'] * 1e3:>13.1f} "
+              f"{r['rank_new'] * 1e3:>9.1f} {r['later_new'] / r['rank_new']:>6.3f} {r['products'] * 1e3:>8.1f} "
               f"{r['products'] / r['rank_new']:>6.3f} {r['later_all']:>10.3f} "
               f"{r['rank_all']:>9.3f} {r['later_all'] / r['rank_all']:>6.3f} {r['kept_mb_per_1k']:>10.2f} "
               f"{r['peak_rss_mb']:>8.0f}")
