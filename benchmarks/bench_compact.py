@@ -27,8 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visdiff.embeddings.cache import EmbeddingCache
-from visdiff.embeddings.writer import DEFAULT_SHARD_IMAGES
+from visdiff.embeddings.cache import DEFAULT_SHARD_IMAGES, EmbeddingCache
 
 DIM = 512
 

@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 import visdiff
 from visdiff.cache_root import CacheRoot
 from visdiff.cli import app
-from visdiff.embeddings import jpeg as jpeg_module
 from visdiff.embeddings import cache as cache_module
+from visdiff.embeddings import jpeg as jpeg_module
 from visdiff.embeddings import mapper as mapper_module
 from visdiff.embeddings.cache import EmbeddingCache
 from visdiff.embeddings.encode import embed_image_set

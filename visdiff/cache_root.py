@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visdiff.embeddings.cache import EmbeddingCache
-from visdiff.embeddings.writer import DEFAULT_SHARD_IMAGES
+from visdiff.embeddings.cache import DEFAULT_SHARD_IMAGES, EmbeddingCache
 from visdiff.errors import InputError
 from visdiff.file_hashes import FileHashMemo
 from visdiff.textcache import TextCache

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from visdiff.cache_root import CacheRoot
 from visdiff.devices import check_device
-from visdiff.embeddings.writer import DEFAULT_SHARD_IMAGES, DEFAULT_SHARD_SECONDS
+from visdiff.embeddings.cache import DEFAULT_SHARD_IMAGES
+from visdiff.embeddings.writer import DEFAULT_SHARD_SECONDS
 from visdiff.errors import InputError
 from visdiff.redaction import redact_url
 from visdiff.profiles import DEFAULT_PROFILE, Profile, get_profile

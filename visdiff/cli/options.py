@@ -23,7 +23,8 @@ import typer
 
 from visdiff.cache_root import CACHE_ENV
 from visdiff.cli.errors import cli_errors, set_verbosity
-from visdiff.embeddings.writer import DEFAULT_SHARD_IMAGES, DEFAULT_SHARD_SECONDS
+from visdiff.embeddings.cache import DEFAULT_SHARD_IMAGES
+from visdiff.embeddings.writer import DEFAULT_SHARD_SECONDS
 from visdiff.errors import InputError
 from visdiff.image_sets import ImageSet, check_table_options, load_image_set
 from visdiff.llm import BASE_URL_ENV

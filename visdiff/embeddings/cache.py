@@ -28,12 +28,14 @@ log = logging.getLogger(__name__)
 # Bump when the meaning of stored rows changes (preprocessing, normalisation...).
 CACHE_VERSION = 1
 
+# Rows per shard a run commits and a compaction writes: 17 MB shards for 512-d embeddings,
+# 42 MB for 1280-d (ViT-bigG-14).
+DEFAULT_SHARD_IMAGES = 16_384
 # A companion store (text rows) gains a shard with every call that embeds new texts: an
 # interactive session or a sweep leaves hundreds, and every fresh process reads each one when
-# it loads the index. Past this many shards under COMPANION_SHARD_ROWS rows, loading the
+# it loads the index. Past this many shards under DEFAULT_SHARD_IMAGES rows, loading the
 # index merges them first.
 COMPANION_MAX_SMALL_SHARDS = 64
-COMPANION_SHARD_ROWS = 16_384
 
 
 def store_name(cache_id: str) -> str:
@@ -154,22 +156,23 @@ class EmbeddingCache:
 
     def _load_index(self) -> _Index:
         shards = self._valid_shards()
-        if self.compact_above is not None and sum(len(k) < COMPANION_SHARD_ROWS for _, k in shards) > self.compact_above:
-            self._compact_now(shards)
+        small = sum(len(keys) < DEFAULT_SHARD_IMAGES for _, keys in shards)
+        if self.compact_above is not None and small > self.compact_above:
+            self._compact_now(small)
             shards = self._valid_shards()
         return _Index.build([f for f, _ in shards], [k for _, k in shards])
 
-    def _compact_now(self, shards: list[tuple[Path, np.ndarray]]) -> None:
+    def _compact_now(self, small: int) -> None:
         """Merge the small shards unless another process is merging them (its result is then
         read next time) or the cache cannot be written: the lookup goes on either way."""
         from filelock import Timeout
 
         try:
-            before, after = self.compact(COMPANION_SHARD_ROWS, wait=False)
+            before, after = self.compact(DEFAULT_SHARD_IMAGES, wait=False)
         except Timeout:
             return
         except OSError as e:
-            log.info("could not merge the %d small shards of cache store %s (%s)", len(shards), self.path, e)
+            log.info("could not merge the %d small shards of cache store %s (%s)", small, self.path, e)
             return
         log.info("merged cache store %s: %d shards -> %d", self.path, before, after)
 

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 
 from visdiff.cache_root import CacheRoot
+from visdiff.embeddings.cache import DEFAULT_SHARD_IMAGES
 from visdiff.embeddings.encode import EmbedStats, embed_image_set
 from visdiff.embeddings.settings import EmbedSettings
-from visdiff.embeddings.writer import DEFAULT_SHARD_IMAGES, DEFAULT_SHARD_SECONDS
+from visdiff.embeddings.writer import DEFAULT_SHARD_SECONDS
 from visdiff.engines import ENGINES
 from visdiff.image_sets import ImageSet
 from visdiff.scorers import Scorer, create_scorer

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from visdiff.embeddings.writer import DEFAULT_SHARD_IMAGES, DEFAULT_SHARD_SECONDS
+from visdiff.embeddings.cache import DEFAULT_SHARD_IMAGES
+from visdiff.embeddings.writer import DEFAULT_SHARD_SECONDS
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from visdiff.embeddings.cache import EmbeddingCache
+from visdiff.embeddings.cache import DEFAULT_SHARD_IMAGES, EmbeddingCache
 
-# 16,384 rows: 17 MB shards for 512-d embeddings, 42 MB for 1280-d (ViT-bigG-14).
-DEFAULT_SHARD_IMAGES = 16_384
 # At CPU speeds a shard of images takes many minutes; commit at least this often.
 DEFAULT_SHARD_SECONDS = 300.0
 
