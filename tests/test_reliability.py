@@ -84,9 +84,15 @@ USAGE_CASES = [
 ]
 
 
+def no_image_may_be_read(*args, **kwargs):
+    raise RuntimeError("an image set was read before the usage error")
+
+
 @pytest.mark.parametrize("args", [c[1] for c in USAGE_CASES], ids=[c[0] for c in USAGE_CASES])
 @pytest.mark.parametrize("command", ["compare", "propose", "rank"])
-def test_usage_errors_exit_2_before_any_work(command, args, image_dirs, tmp_path):
+def test_usage_errors_exit_2_before_any_work(command, args, image_dirs, tmp_path, monkeypatch):
+    # A large folder takes minutes to hash: a misspelt model must not wait for it.
+    monkeypatch.setattr("visdiff.cli.options.load_image_set", no_image_may_be_read)
     if command == "rank" and args[0] in ("--captioner", "--proposer", "--llm"):
         pytest.skip(f"rank takes no {args[0]}")
     if command == "propose" and "--csv" in args:
@@ -98,7 +104,18 @@ def test_usage_errors_exit_2_before_any_work(command, args, image_dirs, tmp_path
     hypotheses = ["-H", "x"] if command == "rank" else []
     result = invoke(command, *image_dirs, *hypotheses, *args)
     assert_one_line_error(result, 2, message)
-    assert "embedding" not in result.output  # failed before any image was read
+
+
+def test_misspelt_models_fail_before_any_image_is_read(image_dirs, monkeypatch):
+    for module in ("visdiff.cli.caption", "visdiff.comparison", "visdiff.pipeline"):
+        monkeypatch.setattr(f"{module}.load_image_set", no_image_may_be_read)
+    assert_one_line_error(invoke("caption", image_dirs[0], "--captioner", "nope:x"), 2, "unknown captioner backend 'nope'")
+    with pytest.raises(visdiff.InputError, match="unknown open_clip architecture 'NoSuchArch'"):
+        visdiff.rank(["x"], *image_dirs, scorer="open_clip:NoSuchArch:x")
+    with pytest.raises(visdiff.InputError, match="unknown pretrained tag 'nope' for open_clip ViT-B-32"):
+        visdiff.embed(list(image_dirs), scorer="open_clip:ViT-B-32:nope")
+    with pytest.raises(visdiff.InputError, match="unknown open_clip architecture 'NoSuchArch'"):
+        visdiff.propose(*image_dirs, scorer="open_clip:NoSuchArch:x")
 
 
 IGNORED_VALUE_CASES = [

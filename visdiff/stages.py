@@ -138,6 +138,12 @@ class RunStages:
                             "captioning_for": self.captioning_for} if pairwise else None,
         )
 
+    def check_scorer(self) -> None:
+        """Build the scoring stage now: the scorer's constructor checks what its spec names (an
+        open_clip architecture and tag, packaged weights) without loading any weights, so a
+        misspelt model fails before an image is read."""
+        self.scoring  # noqa: B018 - building it is the check
+
     @cached_property
     def proposer(self) -> Proposer:
         with self.timings.stage("load_proposer"):

@@ -18,7 +18,7 @@ from visdiff.options import RunOptions
 from visdiff.tables import DEFAULT_GROUP_COLUMN
 from visdiff.pipeline import caption
 from visdiff.report.results import csv_safe
-from visdiff.stages import caption_settings
+from visdiff.stages import RunStages, caption_settings
 
 
 @run_command(app, "caption", "profile", "captioner", "device", "base_url", "cache_dir", "no_cache",
@@ -38,6 +38,7 @@ def caption_command(
     """Caption every image (cached by image content, model, prompt and settings)."""
     check_outputs(csv_out, jsonl_out)
     own = {k: v for k, v in {"prompt": prompt, "max_new_tokens": max_new_tokens}.items() if v is not None}
+    RunStages(options)  # specs and --cache-dir are usage errors, before any file is read
     spec = options.captioner_spec()
     captioner = build_captioner(spec, device=options.device, base_url=options.base_url,
                                 **{**caption_settings(options, spec), **own}) if own else None

@@ -280,7 +280,8 @@ class SetInputs:
     def load(self, options: RunOptions | None = None) -> list[ImageSet]:
         """Every set given: A and B (one table may give both, ``--group-b`` alone), then any
         more. Two sets are named A and B; more are named by group, else by path as given. With
-        ``options``, files are hashed through its cache's file-hash memo."""
+        ``options``, its specs and cache folder are checked first (every caller compares, so
+        the scorer's too) and files are hashed through its cache's file-hash memo."""
         sources = self.sources()
         filters = parse_where(self.where)
         if self.groups:  # every value checked before any image is read
@@ -288,9 +289,11 @@ class SetInputs:
             require_groups(self.set_a, self.groups, group_column=self.group_col, where=filters)
         hashes = None
         if options is not None:
-            cache = options.cache_root()
-            cache.check_usable()  # a bad --cache-dir is a usage error, before any file is read
-            hashes = cache.file_hashes()
+            from visdiff.stages import RunStages  # torch: only once sets are to be compared
+
+            stages = RunStages(options)  # specs and --cache-dir are usage errors, before any file is read
+            stages.check_scorer()
+            hashes = stages.cache.file_hashes()
         names = ["A", "B"] if len(sources) == 2 else [group or str(source) for source, group in sources]
         if len(sources) > 2:
             from visdiff.multi import set_names  # torch: only once sets are to be compared
