@@ -130,6 +130,20 @@ def test_shard_deleted_after_indexing_is_a_miss(tmp_path):
     assert reader.lookup([key_of(0)])[0].tolist() == [False]
 
 
+def test_shards_merged_by_another_process_after_indexing_are_found_in_the_merged_shard(tmp_path, caplog):
+    writer = EmbeddingCache(tmp_path, "s")
+    for i in range(3):
+        writer.add([key_of(i)], row_of(i)[None])
+    reader = EmbeddingCache(tmp_path, "s")
+    assert reader.lookup([key_of(0)])[0].all()  # indexed: three shards
+    assert EmbeddingCache(tmp_path, "s").compact(target_rows=100) == (3, 1)  # e.g. `visdiff cache compact`
+    with caplog.at_level(logging.WARNING):
+        found, rows = reader.lookup([key_of(i) for i in range(3)])
+    assert found.all()
+    np.testing.assert_array_equal(rows, np.stack([row_of(i) for i in range(3)]).astype(np.float16))
+    assert caplog.text == ""
+
+
 def _writer(cache_dir: str, worker: int, rounds: int) -> None:
     cache = EmbeddingCache(cache_dir, "shared")
     for r in range(rounds):

@@ -193,18 +193,35 @@ class EmbeddingCache:
     def lookup(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """(found mask of len(keys), float16 rows for the found keys in order, or None).
 
-        A shard that vanished or cannot be read since the index was built (``cache clear``
-        in another process, say), or a row with NaN/inf, counts as a miss: recomputed, never
-        served.
+        A shard deleted since the index was built sends the lookup back to the store once,
+        re-indexed: another process's compaction moved its rows to a merged shard. A shard
+        that cannot be read, a row with NaN/inf, or a row gone with ``cache clear`` in
+        another process counts as a miss: recomputed, never served.
         """
+        found, rows, vanished = self._read_rows(keys)
+        if vanished:
+            self.refresh()
+            found, rows, _ = self._read_rows(keys)
+        if rows is None or not found.any():
+            return found, None
+        # All found (a warm run): the rows as they are; a masked copy would double the memory.
+        return found, rows if found.all() else rows[found]
+
+    def _read_rows(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray | None, bool]:
+        """(found mask, (len(keys), d) rows where found or None, whether an indexed shard was gone)."""
         shard_of, row_of = self.index.locate(_digests(keys))
         found = shard_of >= 0
         rows: np.ndarray | None = None
+        vanished = False
         for shard in np.unique(shard_of[found]):
             positions = np.flatnonzero(shard_of == shard)
             emb_file = self.index.files[shard]
             try:
                 block = np.asarray(np.load(emb_file, mmap_mode="r", allow_pickle=False)[row_of[positions]])
+            except FileNotFoundError:
+                vanished = True
+                found[positions] = False
+                continue
             except (OSError, ValueError, EOFError) as e:
                 log.warning("cannot read cache shard %s (%s); its images will be recomputed", emb_file, e)
                 found[positions] = False
@@ -214,10 +231,7 @@ class EmbeddingCache:
             usable = np.isfinite(block).all(axis=1)
             rows[positions[usable]] = block[usable]
             found[positions[~usable]] = False
-        if rows is None or not found.any():
-            return found, None
-        # All found (a warm run): the rows as they are; a masked copy would double the memory.
-        return found, rows if found.all() else rows[found]
+        return found, rows, vanished
 
     def add(self, keys: list[str], embeddings: np.ndarray) -> None:
         """Store rows for ``keys`` (float16 on disk) as one new shard."""
@@ -246,8 +260,8 @@ class EmbeddingCache:
 
         Each merged shard is written whole before the shards it replaces are deleted (keys
         file first), so a reader or a killed compaction never loses a row; one compaction
-        runs at a time per store. A process that indexed the store before sees the deleted
-        shards as misses and recomputes them.
+        runs at a time per store. A process that indexed the store before finds a deleted
+        shard gone at its next lookup and indexes the store again.
         """
         from filelock import FileLock
 
