@@ -106,6 +106,17 @@ def test_usage_errors_exit_2_before_any_work(command, args, image_dirs, tmp_path
     assert_one_line_error(result, 2, message)
 
 
+def test_help_and_usage_errors_start_without_torch_or_scipy():
+    # torch takes over a second to import and scipy.stats 0.4 s: `visdiff --help` took 3.3 s.
+    code = ("import sys; from typer.testing import CliRunner; from visdiff.cli import app; "
+            "CliRunner().invoke(app, ['--help']); CliRunner().invoke(app, ['compare', '--help']); "
+            "heavy = [m for m in ('torch', 'scipy', 'open_clip', 'transformers') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+
+
 def test_misspelt_models_fail_before_any_image_is_read(image_dirs, monkeypatch):
     for module in ("visdiff.cli.caption", "visdiff.comparison", "visdiff.pipeline"):
         monkeypatch.setattr(f"{module}.load_image_set", no_image_may_be_read)

@@ -1,21 +1,29 @@
 """Devices and precisions for every model-running stage (scorers, captioners).
 
 :func:`check_device` runs before any model loads, so ``--device tpu`` or ``--device cuda`` on a
-machine without a GPU fails at once with the choices, not after minutes of work.
+machine without a GPU fails at once with the choices, not after minutes of work. torch is
+imported when a device is asked about, not with this module: the CLI's options import it,
+and ``visdiff --help`` need not wait for torch.
 """
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from visdiff.errors import InputError
 
+if TYPE_CHECKING:
+    import torch
+
 DEVICE_TYPES = ("cpu", "cuda", "mps")
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Precision names and the torch dtypes they stand for.
+PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 def available_devices() -> list[str]:
     """Device types usable on this machine, best first."""
+    import torch
+
     found = []
     if torch.cuda.is_available():
         found.append("cuda")
@@ -28,6 +36,8 @@ def check_device(device: str | torch.device | None) -> torch.device | None:
     """``device`` parsed and checked to exist here, or ``InputError`` naming the choices."""
     if device is None:
         return None
+    import torch
+
     available = available_devices()
     try:
         parsed = torch.device(device)
@@ -44,13 +54,17 @@ def check_device(device: str | torch.device | None) -> torch.device | None:
 
 def auto_device(device: str | torch.device | None = None) -> torch.device:
     """The given device (checked), else CUDA, then Apple MPS, then CPU."""
+    import torch
+
     return check_device(device) or torch.device(available_devices()[0])
 
 
 def auto_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
     """fp16 on accelerators (bf16 where asked), fp32 on CPU."""
+    import torch
+
     if precision != "auto":
         if precision not in PRECISIONS:
             raise InputError(f"unknown precision {precision!r}; choose one of: auto, {', '.join(PRECISIONS)}")
-        return PRECISIONS[precision]
+        return getattr(torch, PRECISIONS[precision])
     return torch.float32 if device.type == "cpu" else torch.float16

@@ -16,9 +16,7 @@ from visdiff.image_sets import load_image_set
 from visdiff.cli.output import check_outputs, stdout, write_output
 from visdiff.options import RunOptions
 from visdiff.tables import DEFAULT_GROUP_COLUMN
-from visdiff.pipeline import caption
 from visdiff.report.results import csv_safe
-from visdiff.stages import RunStages, caption_settings
 
 
 @run_command(app, "caption", "profile", "captioner", "device", "base_url", "cache_dir", "no_cache",
@@ -36,6 +34,9 @@ def caption_command(
     jsonl_out: Annotated[Path | None, typer.Option("--jsonl", help="Write one JSON object per image to this file ('-' for stdout).", rich_help_panel="Output", dir_okay=False)] = None,
 ) -> None:
     """Caption every image (cached by image content, model, prompt and settings)."""
+    from visdiff.pipeline import caption  # the pipeline (torch) only when a command runs, not for --help
+    from visdiff.stages import RunStages, caption_settings
+
     check_outputs(csv_out, jsonl_out)
     own = {k: v for k, v in {"prompt": prompt, "max_new_tokens": max_new_tokens}.items() if v is not None}
     RunStages(options)  # specs and --cache-dir are usage errors, before any file is read

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,11 +12,11 @@ from visdiff.cli.options import SetInputs, run_command
 from visdiff.cli.output import (
     CsvOption, JsonOption, check_outputs, render_ranking, report_skipped, report_skipped_sets, stderr, write_table,
 )
-from visdiff.multi import check_options
 from visdiff.options import RunOptions
-from visdiff.pipeline import compare, compare_many
 from visdiff.profiles import DEFAULT_PROFILE
-from visdiff.result import MultiCompareResult
+
+if TYPE_CHECKING:
+    from visdiff.result import MultiCompareResult
 
 COMPARE_OPTIONS = ("profile", "captioner", "proposer", "scorer", "clip", "device", "batch_size", "llm", "base_url",
                    "rounds", "samples_per_set", "seed", "both_directions", "pair_by", "refine", "alpha", "holdout",
@@ -45,6 +45,9 @@ def compare_command(
 
     With three or more sets (or --group values), each set is described against all the others.
     """
+    from visdiff.multi import check_options  # the pipeline (torch) only when a command runs, not for --help
+    from visdiff.pipeline import compare, compare_many
+
     check_outputs(json_out, csv_out, folder=out)
     if not quiet and options.profile == DEFAULT_PROFILE and not any((options.captioner, options.proposer, options.scorer, options.llm)):
         stderr.print(OFFLINE_NOTE, highlight=False, soft_wrap=True)

@@ -13,7 +13,6 @@ from visdiff.cli.options import run_command
 from visdiff.cli.output import JsonOption, stdout
 from visdiff.jsonable import to_jsonable
 from visdiff.options import RunOptions
-from visdiff.pipeline import embed
 
 SEAM_NAMES = {"embed_read": "read", "embed_decode": "decode on the device", "embed_map": "model",
               "embed_write": "write"}
@@ -27,6 +26,8 @@ def embed_command(
     json_out: JsonOption = None,
 ) -> None:
     """Embed image sets into the cache (committed in shards: rerun a killed run to resume)."""
+    from visdiff.pipeline import embed  # the pipeline (torch) only when a command runs, not for --help
+
     summary = embed(sets, options)
     if json_out is not None:
         payload = json.dumps(to_jsonable(summary), indent=2)

@@ -13,7 +13,6 @@ from visdiff.cli.compare import COMPARE_OPTIONS
 from visdiff.cli.options import SetInputs, run_command
 from visdiff.cli.output import check_outputs, stdout, write_output
 from visdiff.options import RunOptions
-from visdiff.pipeline import propose
 
 
 # --refine and merging work on a ranking, which propose does not make.
@@ -26,6 +25,8 @@ def propose_command(
 ) -> None:
     """Propose short phrases that hold more for A than for B (one per line on stdout); with
     --holdout, from the proposal split of each set (rank them with the same --holdout and --seed)."""
+    from visdiff.pipeline import propose  # the pipeline (torch) only when a command runs, not for --help
+
     check_outputs(json_out)
     sets = inputs.load(options)
     found = {"a_over_b": propose(*sets, options)}

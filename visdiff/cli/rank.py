@@ -12,7 +12,6 @@ from visdiff.cli.options import SetInputs, run_command
 from visdiff.cli.output import CsvOption, JsonOption, check_outputs, render_ranking, report_skipped, write_table
 from visdiff.errors import InputError
 from visdiff.options import RunOptions
-from visdiff.pipeline import rank
 
 
 def _read_hypotheses(hypotheses: list[str] | None, hypotheses_file: Path | None) -> list[str]:
@@ -38,6 +37,8 @@ def rank_command(
     csv_out: CsvOption = None,
 ) -> None:
     """Rank candidate differences by how well they separate A from B (AUROC, Welch t-test, BH q-values)."""
+    from visdiff.pipeline import rank  # the pipeline (torch) only when a command runs, not for --help
+
     check_outputs(json_out, csv_out)
     hypotheses = _read_hypotheses(hypothesis, hypotheses_file)
     sets = inputs.load(options)

@@ -15,7 +15,6 @@ from visdiff.cli.options import (
 from visdiff.cli.output import render_summary, stderr
 from visdiff.options import RunOptions
 from visdiff.tables import DEFAULT_GROUP_COLUMN
-from visdiff.sweep import SweepSpec, run_sweep
 
 SWEEP = "Sweep"
 
@@ -36,6 +35,8 @@ def sweep_command(
     """Compare --group-a with --group-b within every value of --by (e.g. per class), sharing models and
     cache; one fsynced line per value in <out>/results.jsonl, summary.csv, and index.html linking each
     value's report. Interrupt and rerun to resume."""
+    from visdiff.sweep import SweepSpec, run_sweep  # the pipeline (torch) only when a command runs, not for --help
+
     spec = SweepSpec(table=table, by=by, group_a=group_a, group_b=group_b, group_column=group_col,
                      where=parse_where(where), top=top)
     out_dir = out or Path("sweep-out") / f"{table.stem}-{by}"
