@@ -117,6 +117,14 @@ def test_help_and_usage_errors_start_without_torch_or_scipy():
     assert done.returncode == 0, done.stderr
 
 
+def test_version_is_printed_and_is_the_installed_one():
+    from importlib.metadata import version
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output == f"visdiff {visdiff.__version__}\n"
+    assert version("visdiff") == visdiff.__version__
+
+
 def test_misspelt_models_fail_before_any_image_is_read(image_dirs, monkeypatch):
     for module in ("visdiff.cli.caption", "visdiff.comparison", "visdiff.pipeline"):
         monkeypatch.setattr(f"{module}.load_image_set", no_image_may_be_read)

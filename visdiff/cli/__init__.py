@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Annotated
 
 import typer
+
+from visdiff import __version__
 
 app = typer.Typer(
     name="visdiff",
@@ -18,6 +21,20 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
+
+
+def show_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"visdiff {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def version_option(
+    version: Annotated[bool, typer.Option("--version", callback=show_version, is_eager=True,
+                                          help="Print visdiff's version and exit.")] = False,
+) -> None:
+    """Describe in plain words how image set A differs from image set B."""
 
 
 def setup_logging() -> None:
