@@ -288,6 +288,16 @@ def test_second_bench_into_the_same_folder_is_refused(tmp_path):
     assert not (out / "results.jsonl").exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--scorer", "nosuch"], "unknown scorer backend 'nosuch'"),
+    (["--clip", "ViT-B-32:nope"], "unknown pretrained tag 'nope' for open_clip ViT-B-32"),
+])
+def test_bench_with_a_misspelt_model_writes_nothing(args, message, tmp_path):
+    out = tmp_path / "out"
+    assert_one_line_error(invoke("bench", MINIBENCH, *args, "--out", out), 2, message)
+    assert not out.exists()  # its run.json would refuse the corrected rerun ("results of other settings")
+
+
 def test_spreadsheet_formulas_in_hypotheses_are_defused(image_dirs, tmp_path):
     result = invoke("rank", *image_dirs, "-H", "=HYPERLINK(\"http://x\")", "-H", "@SUM(A1)", "-H", "+1", "-H", "-1",
                     "--csv", tmp_path / "out.csv")

@@ -66,6 +66,14 @@ def test_sweep_refuses_other_settings_in_the_same_folder(failures_table, tmp_pat
     assert result.exit_code == 2 and "holds a sweep of other settings (differs in: options.seed)" in result.output
 
 
+def test_sweep_with_a_misspelt_model_writes_nothing(failures_table, tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["sweep", str(failures_table), "--by", "label", "--group-col", "correct",
+                                 "--group-a", "False", "--group-b", "True", "--clip", "NoSuchArch:x", "--out", str(out)])
+    assert result.exit_code == 2 and "unknown open_clip architecture 'NoSuchArch'" in result.output
+    assert not out.exists()  # a settings file of that model would refuse the corrected rerun
+
+
 def test_cli_sweep_and_unknown_column(failures_table, tmp_path):
     args = ["sweep", str(failures_table), "--group-col", "correct", "--group-a", "False", "--group-b", "True",
             "--out", str(tmp_path / "out"), "--no-reports", "-q"]

@@ -80,6 +80,9 @@ def report_folder(value: str) -> str:
 def run_sweep(spec: SweepSpec, out_dir: Path, options: RunOptions, *, reports: bool = True) -> SweepRun:
     """Compare A and B within every value of ``spec.by`` not yet in ``out_dir``; see module doc."""
     values = sweep_values(spec, pair_by=options.pair_by)  # checks the table and its columns before anything is written
+    # Specs too: settings written with a misspelt model would refuse the corrected rerun.
+    stages = RunStages(options)
+    stages.check_scorer()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out, "visdiff sweep"):
@@ -88,7 +91,7 @@ def run_sweep(spec: SweepSpec, out_dir: Path, options: RunOptions, *, reports: b
         records = read_records(out / RESULTS_FILE, key="value", required=("value", "status"), kind="sweep")
         done = {r["value"] for r in records}
         todo = [v for v in values if v not in done]
-        models = RunStages(options).built_models() if todo else {}
+        models = stages.built_models() if todo else {}
         with open(out / RESULTS_FILE, "a", encoding="utf-8") as results, \
                 progress_bar(f"sweep over {spec.by}", len(todo), enabled=options.show_progress) as bar:
             for value in todo:

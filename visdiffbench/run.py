@@ -130,15 +130,20 @@ def run_benchmark(
     BenchRun
         ``summary`` covers every pair recorded in ``out_dir``, from this and earlier runs.
     """
+    # Models built here from the specs: the specs are checked before the folder gets its
+    # settings, as a misspelt model written there would refuse the corrected rerun.
+    stages = RunStages(config.run) if models is None else None
+    if stages is not None:
+        stages.check_scorer()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out, "visdiff bench"):
-        return _run_in(out, benchmark, config=config, judge=judge, models=models, reports=reports,
+        return _run_in(out, benchmark, config=config, judge=judge, stages=stages, models=models, reports=reports,
                        show_progress=show_progress)
 
 
-def _run_in(out: Path, benchmark: Benchmark, *, config: BenchConfig, judge: Judge, models: dict | None,
-            reports: bool, show_progress: bool | None) -> BenchRun:
+def _run_in(out: Path, benchmark: Benchmark, *, config: BenchConfig, judge: Judge, stages: RunStages | None,
+            models: dict | None, reports: bool, show_progress: bool | None) -> BenchRun:
     check_settings_file(out / RUN_FILE, {"results_version": RESULTS_VERSION, "config": config.identity(),
                                           "judge": judge.spec}, what="benchmark results",
                         defaults={"config": BenchConfig().identity()})
@@ -150,7 +155,7 @@ def _run_in(out: Path, benchmark: Benchmark, *, config: BenchConfig, judge: Judg
     write_text_atomic(out / "data_issues.jsonl", "".join(json.dumps(asdict(i)) + "\n" for i in benchmark.issues))
     versions = library_versions()
     if models is None and todo:
-        models = RunStages(config.run).built_models()
+        models = stages.built_models()
     with open(results_path, "a", encoding="utf-8") as results, progress_bar("benchmark pairs", len(todo), enabled=show_progress) as bar:
         for pair in todo:
             record = run_pair(pair, config=config, judge=judge, models=models,
