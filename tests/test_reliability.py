@@ -126,8 +126,9 @@ def test_version_is_printed_and_is_the_installed_one():
 
 
 def test_misspelt_models_fail_before_any_image_is_read(image_dirs, monkeypatch):
-    for module in ("visdiff.cli.caption", "visdiff.comparison", "visdiff.pipeline"):
+    for module in ("visdiff.cli.caption", "visdiff.cli.options", "visdiff.comparison", "visdiff.pipeline"):
         monkeypatch.setattr(f"{module}.load_image_set", no_image_may_be_read)
+    assert_one_line_error(invoke("rank", *image_dirs, "-H", " ", "-H", ""), 2, "no hypotheses to rank")
     assert_one_line_error(invoke("caption", image_dirs[0], "--captioner", "nope:x"), 2, "unknown captioner backend 'nope'")
     with pytest.raises(visdiff.InputError, match="unknown open_clip architecture 'NoSuchArch'"):
         visdiff.rank(["x"], *image_dirs, scorer="open_clip:NoSuchArch:x")

@@ -12,6 +12,7 @@ from visdiff.cli.options import SetInputs, run_command
 from visdiff.cli.output import CsvOption, JsonOption, check_outputs, render_ranking, report_skipped, write_table
 from visdiff.errors import InputError
 from visdiff.options import RunOptions
+from visdiff.ranking import clean_hypotheses
 
 
 def _read_hypotheses(hypotheses: list[str] | None, hypotheses_file: Path | None) -> list[str]:
@@ -23,7 +24,7 @@ def _read_hypotheses(hypotheses: list[str] | None, hypotheses_file: Path | None)
             raise InputError(f"cannot read hypotheses from {hypotheses_file}: {e}") from e
     if not items:
         raise InputError("give hypotheses with --hypothesis/-H or --hypotheses-file")
-    return items
+    return clean_hypotheses(items)  # all blank is a usage error before any image is read
 
 
 @run_command(app, "rank", "profile", "scorer", "clip", "device", "batch_size", "engine", "engine_address",
