@@ -140,6 +140,9 @@ def test_image_set_passes_through_and_other_objects_are_refused(tmp_path):
     assert load_image_set(image_set) is image_set
     with pytest.raises(InputError, match="cannot use int as an image source"):
         load_image_set([1, 2])
+    for not_a_set in (5, None, b"a.png", {"path": "a.png"}, Image.new("RGB", (4, 4))):
+        with pytest.raises(InputError, match=f"cannot use {type(not_a_set).__name__} as an image set: give a folder"):
+            load_image_set(not_a_set)
     with pytest.raises(InputError, match="neither a folder nor a table of images"):
         load_image_set(make_image(tmp_path / "one.png", (1, 1, 1)))
 

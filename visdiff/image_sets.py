@@ -502,6 +502,9 @@ def load_image_set(source, *, group: str | None = None, group_column: str = DEFA
             return replace(image_set, skipped=tuple(scan.skipped) + image_set.skipped)
         raise InputError(f"{path} is neither a folder nor a table of images "
                          f"({', '.join(sorted(TABLE_SUFFIXES))}, or a datasets save_to_disk folder)")
+    if isinstance(source, (bytes, Mapping)) or not isinstance(source, Iterable):
+        raise InputError(f"cannot use {type(source).__name__} as an image set: give a folder, a table, "
+                         "a list of paths or PIL images, or an ImageSet")
     seq = list(source)
     if seq and all(isinstance(x, Image.Image) for x in seq):
         return _from_pil(seq, name=name or "")
