@@ -117,6 +117,24 @@ def test_help_and_usage_errors_start_without_torch_or_scipy():
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.parametrize("call, message", [
+    (lambda a, b: visdiff.rank(["x"], a, b, scorer=123),
+     "scorer= takes a spec string or a built scorer (with spec, cache_id, score or score_pairs); int has no spec"),
+    (lambda a, b: visdiff.compare(a, b, captioner=object()), "captioner= takes a spec string or a built captioner"),
+    (lambda a, b: visdiff.compare(a, b, proposer=5), "int has no spec, propose, describe"),
+    (lambda a, b: visdiff.rank(5, a, b), "hypotheses must be a list of strings, got int"),
+    (lambda a, b: visdiff.compare(a, b, seed="x"), "seed must be a whole number >= 0, got 'x'"),
+    (lambda a, b: visdiff.compare(a, b, {"seed": 1}), "options must be a RunOptions (or give its fields as keywords), got dict"),
+    (lambda a, b: visdiff.rank(["x"], a, 5), "cannot use int as an image set"),
+], ids=["scorer int", "captioner object", "proposer int", "hypotheses int", "seed str", "options dict", "set int"])
+def test_python_api_refuses_wrong_types_naming_them(call, message, image_dirs):
+    # They ended in AttributeError ('int' object has no attribute 'cache_id'), TypeError, or a
+    # string seed was taken.
+    with pytest.raises(visdiff.InputError) as raised:
+        call(*image_dirs)
+    assert message in str(raised.value)
+
+
 def test_version_is_printed_and_is_the_installed_one():
     from importlib.metadata import version
 

@@ -151,6 +151,8 @@ class RunOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InputError(f"seed must be a whole number >= 0, got {self.seed!r}")
         if isinstance(self.refine, bool) or not isinstance(self.refine, int) or self.refine < 0:
             raise InputError(f"refine must be a whole number of rounds >= 0, got {self.refine!r}")
         if self.pair_by is not None and (not isinstance(self.pair_by, str) or not self.pair_by.strip()):
@@ -207,6 +209,8 @@ class RunOptions:
     def build(cls, options: RunOptions | None = None, **keywords) -> RunOptions:
         """``options`` (default: all defaults) with ``keywords`` replacing its fields; an
         unknown keyword is an ``InputError`` naming the options there are."""
+        if options is not None and not isinstance(options, RunOptions):
+            raise InputError(f"options must be a RunOptions (or give its fields as keywords), got {type(options).__name__}")
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(keywords) - names)
         if unknown:

@@ -9,7 +9,7 @@ stage's job (:mod:`visdiff.embeddings.scoring`); this module only turns scores i
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,9 @@ def clean_hypotheses(hypotheses: Sequence[str]) -> list[str]:
     """Stripped, non-empty, first occurrence of each (case- and whitespace-insensitive)."""
     if isinstance(hypotheses, str):
         hypotheses = [hypotheses]
+    if not isinstance(hypotheses, Iterable):
+        raise InputError(f"hypotheses must be a list of strings, got {type(hypotheses).__name__}")
+    hypotheses = list(hypotheses)
     for h in hypotheses:
         if not isinstance(h, str):
             raise InputError(f"hypotheses must be strings, got {type(h).__name__}: {h!r}")

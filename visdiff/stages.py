@@ -39,6 +39,25 @@ def build_proposer(options: RunOptions, *, cache) -> Proposer:
                             samples_per_set=options.samples_per_set, cache=cache, **options.chat_settings())
 
 
+# What a built stage object must have (the protocols in visdiff.captioners, .proposers and
+# .scorers); a scorer scores embeddings (``score``) or image-text pairs (``score_pairs``).
+BUILT_NEEDS = {"captioner": ("spec", "cache_id", "caption_images"), "proposer": ("spec", "propose", "describe"),
+               "scorer": ("spec", "cache_id")}
+
+
+def check_built(stage: str, built) -> None:
+    """``InputError`` naming what is missing when ``built`` is no built ``stage`` object."""
+    needs = list(BUILT_NEEDS[stage])
+    missing = [name for name in needs if not hasattr(built, name)]
+    if stage == "scorer":
+        needs.append("score or score_pairs")
+        if not (hasattr(built, "score") or hasattr(built, "score_pairs")):
+            missing.append(needs[-1])
+    if missing:
+        raise InputError(f"{stage}= takes a spec string or a built {stage} (with {', '.join(needs)}); "
+                         f"{type(built).__name__} has no {', '.join(missing)}")
+
+
 def caption_settings(options: RunOptions, spec: str) -> dict:
     """Prompt set and decoding keywords for a captioner built from ``spec``: the prompt set
     for backends with a caption prompt, the decoding the options (profile applied) give."""
@@ -67,6 +86,9 @@ class RunStages:
         # Provenance: every proposal round of this run, in order (see ChatProposer.propose).
         self.proposal_rounds: list[dict] = []
         self._built = {"captioner": captioner, "proposer": proposer, "scorer": scorer}
+        for stage, built in self._built.items():
+            if built is not None:
+                check_built(stage, built)
         # Cheap checks first: a misspelt backend fails before any model loads or image is read.
         if captioner is None:
             CAPTIONERS.check(options.captioner_spec())
