@@ -29,12 +29,12 @@ def show_version(asked: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(help=app.info.help)
 def version_option(
     version: Annotated[bool, typer.Option("--version", callback=show_version, is_eager=True,
                                           help="Print visdiff's version and exit.")] = False,
 ) -> None:
-    """Describe in plain words how image set A differs from image set B."""
+    pass  # the app's own options: --version
 
 
 def setup_logging() -> None:
