@@ -238,6 +238,6 @@ def test_decoding_a_captioner_cannot_take_is_a_usage_error(tmp_path):
     from visdiff.options import RunOptions
     from visdiff.stages import RunStages
 
-    stages = RunStages(RunOptions(captioner="offline", caption_beams=3, cache_dir=tmp_path))
+    stages = RunStages(RunOptions(captioner="offline", caption_beams=3, cache_dir=tmp_path), captions_only=True)
     with pytest.raises(InputError, match="captioner 'offline' does not take the option"):
         stages.captioning.captioner

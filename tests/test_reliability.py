@@ -157,6 +157,10 @@ def test_misspelt_models_fail_before_any_image_is_read(image_dirs, monkeypatch):
 
 
 IGNORED_VALUE_CASES = [
+    ("--captioner with a proposer that reads no captions", ["compare", "{a}", "{b}", "--captioner", "offline"],
+     "--captioner 'offline' would not be used: the proposer 'vocabulary' reads no captions"),
+    ("--captioner of a bench with that proposer", ["bench", MINIBENCH, "--captioner", "offline", "--out", "{out}"],
+     "would not be used"),
     ("--where on a folder", ["compare", "{a}", "{b}", "--where", "x=y"], "selects rows of a table"),
     ("--group-a on a folder", ["rank", "{a}", "{b}", "-H", "x", "--group-a", "g"], "selects rows of a table"),
     ("--group on a folder", ["caption", "{a}", "--group", "g"], "selects rows of a table"),

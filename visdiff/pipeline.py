@@ -51,7 +51,7 @@ def caption(images, options: RunOptions | None = None, **keywords) -> pd.DataFra
         ``attrs`` holds the captioner spec, the skipped inputs and the counts
         (captioned vs cached).
     """
-    stages = RunStages.from_keywords(options, keywords, built=("captioner",))
+    stages = RunStages.from_keywords(options, keywords, built=("captioner",), captions_only=True)
     image_set = load_image_set(images, hashes=stages.cache.file_hashes()).require(1)
     captions, image_set = stages.captioning.caption_set(image_set)
     table = pd.DataFrame(

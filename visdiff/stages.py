@@ -21,7 +21,7 @@ from visdiff.image_sets import ImageSet
 from visdiff.options import RunOptions
 from visdiff.pairs import paired_positions
 from visdiff.prompts import get_prompt_set
-from visdiff.proposers import CHAT_PROPOSERS, PAIRED_PROPOSERS, PROPOSERS, ProposalContext, Proposer
+from visdiff.proposers import CAPTION_PROPOSERS, CHAT_PROPOSERS, PAIRED_PROPOSERS, PROPOSERS, ProposalContext, Proposer
 from visdiff.ranking import clean_hypotheses
 from visdiff.scorers import PAIRWISE_SCORERS, SCORERS, Scorer
 from visdiff.timing import Timings
@@ -76,7 +76,7 @@ class RunStages:
     """
 
     def __init__(self, options: RunOptions, *, captioner: Captioner | None = None,
-                 proposer: Proposer | None = None, scorer: Scorer | None = None) -> None:
+                 proposer: Proposer | None = None, scorer: Scorer | None = None, captions_only: bool = False) -> None:
         if proposer is not None and options.llm:
             raise InputError("llm= selects the model of a proposer spec; it cannot change a built proposer")
         self.options = options
@@ -98,6 +98,20 @@ class RunStages:
         if proposer is None:
             PROPOSERS.check(options.proposer_spec())
         self._check_proposer_needs(proposer)
+        if not captions_only and proposer is None and scorer is None:
+            self._check_captioner_used()
+
+    def _check_captioner_used(self) -> None:
+        """A captioner given explicitly (not the profile's) that no stage would run is a usage
+        error, not silently left out: only the llm proposer and the caption-llm scorer read
+        captions. ``captions_only`` runs (``visdiff caption``) use the captioner by themselves."""
+        options = self.options
+        if options.captioner is None or PROPOSERS.check(options.proposer_spec()).backend in CAPTION_PROPOSERS:
+            return
+        if SCORERS.check(options.scorer_spec()).backend == "caption-llm":
+            return
+        raise InputError(f"--captioner {options.captioner!r} would not be used: the proposer "
+                         f"{options.proposer_spec()!r} reads no captions; give --llm MODEL to propose from captions")
 
     def _check_proposer_needs(self, proposer: Proposer | None) -> None:
         """``--pair-by`` and ``--refine`` need a chat proposer and their prompt templates."""
@@ -119,14 +133,14 @@ class RunStages:
 
     @classmethod
     def from_keywords(cls, options: RunOptions | None, keywords: dict, *,
-                      built: Sequence[str] = BUILT_STAGES) -> RunStages:
+                      built: Sequence[str] = BUILT_STAGES, captions_only: bool = False) -> RunStages:
         """Stages from ``options`` with ``keywords`` replacing its fields (the public API's
         calling convention; ``None`` means not given); the ``built`` stages among the keywords
         may be built objects, used as they are, or specs, which become options."""
         keywords = {name: value for name, value in keywords.items() if value is not None}
         objects = {name: keywords.pop(name) for name in built
                    if name in keywords and not isinstance(keywords[name], str)}
-        return cls(RunOptions.build(options, **keywords), **objects)
+        return cls(RunOptions.build(options, **keywords), **objects, captions_only=captions_only)
 
     @cached_property
     def captioning(self) -> Captioning:

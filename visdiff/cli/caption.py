@@ -39,7 +39,7 @@ def caption_command(
 
     check_outputs(csv_out, jsonl_out)
     own = {k: v for k, v in {"prompt": prompt, "max_new_tokens": max_new_tokens}.items() if v is not None}
-    RunStages(options)  # specs and --cache-dir are usage errors, before any file is read
+    RunStages(options, captions_only=True)  # specs and --cache-dir are usage errors, before any file is read
     spec = options.captioner_spec()
     captioner = build_captioner(spec, device=options.device, base_url=options.base_url,
                                 **{**caption_settings(options, spec), **own}) if own else None

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 CHAT_PROPOSERS = frozenset({"llm", "vlm"})
 # Proposers shown paired images side by side (``--pair-by``).
 PAIRED_PROPOSERS = frozenset({"llm"})
+# Proposers that read captions (the others never run the captioner).
+CAPTION_PROPOSERS = frozenset({"llm"})
 
 
 @dataclass(frozen=True)
