@@ -266,6 +266,21 @@ def test_cli_caption_bad_option_for_backend_is_exit_2(image_dirs):
     assert result.exit_code == 2 and "does not take the option(s)" in result.stderr
 
 
+def test_ranking_shows_the_one_sided_p_of_the_claim(capsys):
+    from visdiff.cli.output import render_ranking
+    from visdiff.ranking import format_p_value, rank_scores
+
+    rng = np.random.default_rng(0)
+    scores_a, scores_b = rng.normal(size=(30, 1)), rng.normal(size=(30, 1)) + 3.0  # more true of B
+    table = rank_scores(scores_a, scores_b, ["opposite"])
+    [row] = table.itertuples()
+    assert row.p_value < 1e-10 and row.p_greater > 0.99  # two-sided: tiny; for the claim A > B: none
+    render_ranking(table)
+    shown = capsys.readouterr().out
+    # A two-sided p of 1e-20 beside "not significant" read as strong evidence for the phrase.
+    assert "p (A>B)" in shown and format_p_value(row.p_greater) in shown and format_p_value(row.p_value) not in shown
+
+
 def test_ranking_leads_with_supported_rows_and_counts_the_rest(capsys):
     from visdiff.cli.output import render_ranking
     from visdiff.ranking import rank_scores

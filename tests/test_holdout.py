@@ -107,6 +107,7 @@ def test_compare_proposes_on_one_split_and_ranks_on_the_other(image_dirs, tmp_pa
     in_sample = in_sample.set_index("hypothesis").loc[hypotheses]
     np.testing.assert_allclose(table["auroc_proposal"], in_sample["auroc"])
     np.testing.assert_allclose(table["p_value_proposal"], in_sample["p_value"], equal_nan=True)
+    np.testing.assert_allclose(table["p_greater_proposal"], in_sample["p_greater"], equal_nan=True)
     assert table.attrs["holdout"] == {"fraction": 0.5, "seed": 0, "n_proposal_a": 3, "n_proposal_b": 3,
                                       "n_held_out_a": 3, "n_held_out_b": 3}
     paths = write_outputs(result, tmp_path / "out")
@@ -135,8 +136,8 @@ def test_cli_compare_holdout_says_which_split(image_dirs):
     text = " ".join(result.stdout.split())
     assert "from the held-out images (3 of A, 3 of B)" in text and "in sample" in text
     result = runner.invoke(app, ["compare", str(a), str(b), "--holdout", "0.5", "--csv", "-", "-q"])
-    assert result.stdout.splitlines()[0].endswith("auroc_proposal,p_value_proposal,q_value_proposal,"
-                                                  "significant_proposal,merged")
+    assert result.stdout.splitlines()[0].endswith("auroc_proposal,p_value_proposal,p_greater_proposal,"
+                                                  "q_value_proposal,significant_proposal,merged")
 
 
 @pytest.mark.parametrize("value, message", [

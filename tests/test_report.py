@@ -19,7 +19,7 @@ from PIL import Image
 from tests.conftest import make_image
 from visdiff.errors import InputError
 from visdiff.image_sets import load_image_set
-from visdiff.ranking import RESULT_COLUMNS, rank_scores
+from visdiff.ranking import RESULT_COLUMNS, format_p_value, rank_scores
 from visdiff.report import SCHEMA_VERSION, write_outputs
 from visdiff.report.evidence import ThumbnailCache, short_names, top_images
 from visdiff.report.plots import score_histogram
@@ -183,6 +183,8 @@ def test_page_shows_table_settings_and_top_images(compare_result, tmp_path):
     assert [row[1] for row in page.rows("ranking")] == list(compare_result.table["hypothesis"])
     assert page.rows("ranking")[0][2] == "1.000"  # AUROC of the perfectly separating hypothesis
     assert page.rows("ranking")[2][7] == "n/a"  # p-value of the constant score
+    # The one-sided p of the claim (as q), not the two-sided one.
+    assert page.rows("ranking")[1][7] == format_p_value(compare_result.table["p_greater"].iloc[1])
     supported = int(compare_result.table["significant"].sum())
     assert f"{supported} of 3 candidates are supported by the evidence" in " ".join(page.all_text.split())
     settings = dict(page.rows("settings"))

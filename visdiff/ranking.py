@@ -26,7 +26,7 @@ DEFAULT_MERGE_THRESHOLD = 0.85
 # (r < 0.5) are not one idea, however close their texts embed.
 MERGE_MIN_SCORE_CORRELATION = 0.5
 # Statistics of the proposal split kept beside the held-out ones (``--holdout``), as ``<name>_proposal``.
-PROPOSAL_SPLIT_COLUMNS = ("auroc", "p_value", "q_value", "significant")
+PROPOSAL_SPLIT_COLUMNS = ("auroc", "p_value", "p_greater", "q_value", "significant")
 
 RESULT_COLUMNS = [
     "hypothesis", "auroc", "mean_a", "mean_b", "diff", "effect_size",

@@ -84,8 +84,12 @@ def render_ranking(table: pd.DataFrame, *, title: str = "", limit: int | None = 
     table = shown
     held_out = "auroc_proposal" in table.columns
     view = Table(title=title or None, show_lines=False, caption=split_caption(table.attrs) if held_out else None)
+    # p is the one-sided test of the claim (scores higher on the favoured set), as q is: a
+    # two-sided p is small for a phrase more true of the other set too.
+    other = "B" if favoured == "A" else "A"
     columns = [("#", "right"), (f"hypothesis (more true of {favoured})", "left"), ("AUROC", "right"),
-               ("mean A", "right"), ("mean B", "right"), ("p", "right"), ("q", "right"), ("sig.", "center")]
+               ("mean A", "right"), ("mean B", "right"), (f"p ({favoured}>{other})", "right"), ("q", "right"),
+               ("sig.", "center")]
     if held_out:
         columns[3:3] = [("AUROC prop.", "right"), ("p prop.", "right")]
     for name, justify in columns:
@@ -96,10 +100,10 @@ def render_ranking(table: pd.DataFrame, *, title: str = "", limit: int | None = 
         hypothesis = Text(row.hypothesis)
         if getattr(row, "merged", None):
             hypothesis.append(f" (also: {'; '.join(row.merged)})", style="dim")
-        proposal = [f"{row.auroc_proposal:.3f}", format_p_value(row.p_value_proposal)] if held_out else []
+        proposal = [f"{row.auroc_proposal:.3f}", format_p_value(row.p_greater_proposal)] if held_out else []
         view.add_row(
             str(i), hypothesis, f"{row.auroc:.3f}", *proposal, f"{row.mean_a:.4g}", f"{row.mean_b:.4g}",
-            format_p_value(row.p_value), format_p_value(row.q_value), "✓" if row.significant else "·",
+            format_p_value(row.p_greater), format_p_value(row.q_value), "✓" if row.significant else "·",
         )
     stdout.print(view)
     if supported_only and not table["significant"].astype(bool).any():
