@@ -106,6 +106,14 @@ def test_usage_errors_exit_2_before_any_work(command, args, image_dirs, tmp_path
     assert_one_line_error(result, 2, message)
 
 
+def test_a_missing_set_is_said_before_the_stages_are_built(image_dirs, monkeypatch):
+    def no_stages(*args, **kwargs):
+        raise RuntimeError("the run's stages were built before the missing set was said")
+
+    monkeypatch.setattr("visdiff.stages.RunStages", no_stages)
+    assert_one_line_error(invoke("compare", image_dirs[0], "no/such/folder"), 2, "no such file or folder: no/such/folder")
+
+
 def test_help_and_usage_errors_start_without_torch_or_scipy():
     # torch takes over a second to import and scipy.stats 0.4 s: `visdiff --help` took 3.3 s.
     code = ("import sys; from typer.testing import CliRunner; from visdiff.cli import app; "

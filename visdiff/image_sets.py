@@ -455,6 +455,14 @@ def check_table_options(source, *, group: str | None = None, where: Mapping[str,
                      "CSV with a path column and the key column (a .csv, .parquet or datasets folder)")
 
 
+def existing_path(source: str | os.PathLike) -> Path:
+    """``source`` as a Path, or ``InputError`` when nothing is there."""
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"no such file or folder: {path}")
+    return path
+
+
 def load_image_set(source, *, group: str | None = None, group_column: str = DEFAULT_GROUP_COLUMN,
                    where: Mapping[str, str] | None = None, name: str | None = None,
                    hashes: FileHashMemo | None = None, pair_by: str | None = None) -> ImageSet:
@@ -487,9 +495,7 @@ def load_image_set(source, *, group: str | None = None, group_column: str = DEFA
         return source
     check_table_options(source, group=group, where=where, pair_by=pair_by)
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists():
-            raise InputError(f"no such file or folder: {path}")
+        path = existing_path(source)
         if is_table(path):
             return _from_table(path, group=group, group_column=group_column, where=where, name=name, hashes=hashes,
                                pair_by=pair_by)

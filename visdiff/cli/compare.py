@@ -45,15 +45,17 @@ def compare_command(
 
     With three or more sets (or --group values), each set is described against all the others.
     """
-    from visdiff.multi import check_options  # the pipeline (torch) only when a command runs, not for --help
-    from visdiff.pipeline import compare, compare_many
-
     check_outputs(json_out, csv_out, folder=out)
     if not quiet and options.profile == DEFAULT_PROFILE and not any((options.captioner, options.proposer, options.scorer, options.llm)):
         stderr.print(OFFLINE_NOTE, highlight=False, soft_wrap=True)
     if len(inputs.sources()) > 2:
+        from visdiff.multi import check_options
+
         check_options(options)  # before any image is read
     sets = inputs.load(options)
+    # The pipeline (torch) once the sets are read: not for --help, nor before a missing set is said.
+    from visdiff.pipeline import compare, compare_many
+
     if len(sets) > 2:
         show_many(compare_many(sets, options), out=out, json_out=json_out, csv_out=csv_out, top=top, all_rows=all_rows)
         return

@@ -26,7 +26,7 @@ from visdiff.cli.errors import cli_errors, set_verbosity
 from visdiff.embeddings.cache import DEFAULT_SHARD_IMAGES
 from visdiff.embeddings.writer import DEFAULT_SHARD_SECONDS
 from visdiff.errors import InputError
-from visdiff.image_sets import ImageSet, check_table_options, load_image_set
+from visdiff.image_sets import ImageSet, check_table_options, existing_path, load_image_set
 from visdiff.llm import BASE_URL_ENV
 from visdiff.options import RunOptions
 from visdiff.profiles import PROFILES
@@ -283,6 +283,8 @@ class SetInputs:
         ``options``, its specs and cache folder are checked first (every caller compares, so
         the scorer's too) and files are hashed through its cache's file-hash memo."""
         sources = self.sources()
+        for source, _ in sources:
+            existing_path(source)  # a mistyped folder says so at once, before torch is loaded
         filters = parse_where(self.where)
         if self.groups:  # every value checked before any image is read
             check_table_options(self.set_a, group=self.groups[0])

@@ -25,10 +25,10 @@ def propose_command(
 ) -> None:
     """Propose short phrases that hold more for A than for B (one per line on stdout); with
     --holdout, from the proposal split of each set (rank them with the same --holdout and --seed)."""
-    from visdiff.pipeline import propose  # the pipeline (torch) only when a command runs, not for --help
-
     check_outputs(json_out)
     sets = inputs.load(options)
+    from visdiff.pipeline import propose  # the pipeline (torch) once the sets are read, not for --help
+
     found = {"a_over_b": propose(*sets, options)}
     if options.both_directions:
         found["b_over_a"] = propose(*reversed(sets), options)

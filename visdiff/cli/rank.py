@@ -38,11 +38,11 @@ def rank_command(
     csv_out: CsvOption = None,
 ) -> None:
     """Rank candidate differences by how well they separate A from B (AUROC, Welch t-test, BH q-values)."""
-    from visdiff.pipeline import rank  # the pipeline (torch) only when a command runs, not for --help
-
     check_outputs(json_out, csv_out)
     hypotheses = _read_hypotheses(hypothesis, hypotheses_file)
     sets = inputs.load(options)
+    from visdiff.pipeline import rank  # the pipeline (torch) once the sets are read, not for --help
+
     table = rank(hypotheses, *sets, options)
     report_skipped(table.attrs)
     if str(json_out) != "-" and str(csv_out) != "-":
