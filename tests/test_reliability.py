@@ -114,6 +114,19 @@ def test_a_missing_set_is_said_before_the_stages_are_built(image_dirs, monkeypat
     assert_one_line_error(invoke("compare", image_dirs[0], "no/such/folder"), 2, "no such file or folder: no/such/folder")
 
 
+@pytest.mark.parametrize("args, message", [
+    (["{a}", "--json", "/no/such/dir/x.json"], "cannot write output file /no/such/dir/x.json: folder /no/such/dir does not exist"),
+    (["{a}", "no/such/folder"], "no such file or folder: no/such/folder"),
+])
+def test_embed_checks_its_output_and_sets_before_embedding(args, message, image_dirs, monkeypatch):
+    def no_embedding(*args, **kwargs):
+        raise RuntimeError("embedding began before the usage error")
+
+    monkeypatch.setattr("visdiff.pipeline.embed", no_embedding)
+    result = invoke("embed", *[str(image_dirs[0]) if arg == "{a}" else arg for arg in args])
+    assert_one_line_error(result, 2, message)  # the JSON file was written only after every image was embedded
+
+
 def test_help_and_usage_errors_start_without_torch_or_scipy():
     # torch takes over a second to import and scipy.stats 0.4 s: `visdiff --help` took 3.3 s.
     code = ("import sys; from typer.testing import CliRunner; from visdiff.cli import app; "

@@ -10,7 +10,8 @@ import typer
 
 from visdiff.cli import app
 from visdiff.cli.options import run_command
-from visdiff.cli.output import JsonOption, stdout
+from visdiff.cli.output import JsonOption, check_outputs, stdout, write_output
+from visdiff.image_sets import existing_path
 from visdiff.jsonable import to_jsonable
 from visdiff.options import RunOptions
 
@@ -26,15 +27,16 @@ def embed_command(
     json_out: JsonOption = None,
 ) -> None:
     """Embed image sets into the cache (committed in shards: rerun a killed run to resume)."""
+    check_outputs(json_out)  # before hours of embedding, not after
+    for path in sets:
+        existing_path(path)
     from visdiff.pipeline import embed  # the pipeline (torch) only when a command runs, not for --help
 
     summary = embed(sets, options)
     if json_out is not None:
-        payload = json.dumps(to_jsonable(summary), indent=2)
+        write_output(json_out, json.dumps(to_jsonable(summary), indent=2) + "\n")
         if str(json_out) == "-":
-            typer.echo(payload)
             return
-        json_out.write_text(payload + "\n", encoding="utf-8")
     for path, embedded in zip(sets, summary["sets"]):
         stdout.print(f"{path}: {embedded['images']} image(s), {len(embedded['skipped'])} skipped",
                      highlight=False, soft_wrap=True)
