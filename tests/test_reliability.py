@@ -165,7 +165,7 @@ def test_version_is_printed_and_is_the_installed_one():
 
 
 def test_misspelt_models_fail_before_any_image_is_read(image_dirs, monkeypatch):
-    for module in ("visdiff.cli.caption", "visdiff.cli.options", "visdiff.comparison", "visdiff.pipeline"):
+    for module in ("visdiff.cli.caption", "visdiff.cli.options", "visdiff.comparison", "visdiff.multi", "visdiff.pipeline"):
         monkeypatch.setattr(f"{module}.load_image_set", no_image_may_be_read)
     assert_one_line_error(invoke("rank", *image_dirs, "-H", " ", "-H", ""), 2, "no hypotheses to rank")
     assert_one_line_error(invoke("caption", image_dirs[0], "--captioner", "nope:x"), 2, "unknown captioner backend 'nope'")
@@ -175,6 +175,8 @@ def test_misspelt_models_fail_before_any_image_is_read(image_dirs, monkeypatch):
         visdiff.embed(list(image_dirs), scorer="open_clip:ViT-B-32:nope")
     with pytest.raises(visdiff.InputError, match="unknown open_clip architecture 'NoSuchArch'"):
         visdiff.propose(*image_dirs, scorer="open_clip:NoSuchArch:x")
+    with pytest.raises(visdiff.InputError, match="unknown open_clip architecture 'NoSuchArch'"):
+        visdiff.compare_many([*image_dirs, image_dirs[0]], scorer="open_clip:NoSuchArch:x")
 
 
 IGNORED_VALUE_CASES = [

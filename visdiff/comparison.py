@@ -79,7 +79,6 @@ class Comparison:
 
     def __init__(self, set_a, set_b, options: RunOptions | None = None, **keywords) -> None:
         stages = RunStages.from_keywords(options, keywords)
-        stages.check_scorer()
         with stages.timings.stage("load_images"):
             image_set_a, image_set_b = load_sets(set_a, set_b, stages)
         holdout_split(stages.options, image_set_a, image_set_b)  # too large a fraction fails before embedding

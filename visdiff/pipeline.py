@@ -71,7 +71,6 @@ def propose(set_a, set_b, options: RunOptions | None = None, **keywords) -> list
     With ``holdout``, the proposer sees the proposal split of each set, as in :func:`compare`.
     """
     stages = RunStages.from_keywords(options, keywords)
-    stages.check_scorer()  # the proposer may score (the offline profile's does)
     sets = dict(zip("ab", load_sets(set_a, set_b, stages)))
     split = holdout_split(stages.options, sets["a"], sets["b"])
     if split is not None:
@@ -106,7 +105,6 @@ def embed(sets: Sequence, options: RunOptions | None = None, **keywords) -> dict
     and the seconds of each part (``embed_read``, ``embed_map``, ``embed_write``).
     """
     stages = RunStages.from_keywords(options, keywords, built=("scorer",))
-    stages.check_scorer()
     image_sets = [load_image_set(s, hashes=stages.cache.file_hashes()) for s in sets]
     embedded = stages.scoring.embed_sets(*image_sets)
     return {

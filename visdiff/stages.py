@@ -71,8 +71,9 @@ def caption_settings(options: RunOptions, spec: str) -> dict:
 class RunStages:
     """Captioning, scoring and proposing for one run, sharing one cache root and one clock.
 
-    Specs are checked here, before any image is read; models load on first use (a proposer
-    that needs no captions never loads the captioner).
+    Specs are checked here, before any image is read, and the scoring stage is built (its
+    scorer checks the model its spec names) unless the run only captions (``captions_only``);
+    models load on first use (a proposer that needs no captions never loads the captioner).
     """
 
     def __init__(self, options: RunOptions, *, captioner: Captioner | None = None,
@@ -100,6 +101,11 @@ class RunStages:
         self._check_proposer_needs(proposer)
         if not captions_only and proposer is None and scorer is None:
             self._check_captioner_used()
+        if not captions_only:
+            # Built now: the scorer's constructor checks what its spec names (an open_clip
+            # architecture and tag, packaged weights) without loading weights, so a misspelt
+            # model fails before an image is read.
+            self.scoring  # noqa: B018 - building it is the check
 
     def _check_captioner_used(self) -> None:
         """A captioner given explicitly (not the profile's) that no stage would run is a usage
@@ -173,12 +179,6 @@ class RunStages:
             scorer_options={"prompts": self.options.prompt_set(), "base_url": self.options.base_url,
                             "captioning_for": self.captioning_for} if pairwise else None,
         )
-
-    def check_scorer(self) -> None:
-        """Build the scoring stage now: the scorer's constructor checks what its spec names (an
-        open_clip architecture and tag, packaged weights) without loading any weights, so a
-        misspelt model fails before an image is read."""
-        self.scoring  # noqa: B018 - building it is the check
 
     @cached_property
     def proposer(self) -> Proposer:

@@ -80,9 +80,7 @@ def report_folder(value: str) -> str:
 def run_sweep(spec: SweepSpec, out_dir: Path, options: RunOptions, *, reports: bool = True) -> SweepRun:
     """Compare A and B within every value of ``spec.by`` not yet in ``out_dir``; see module doc."""
     values = sweep_values(spec, pair_by=options.pair_by)  # checks the table and its columns before anything is written
-    # Specs too: settings written with a misspelt model would refuse the corrected rerun.
-    stages = RunStages(options)
-    stages.check_scorer()
+    stages = RunStages(options)  # specs too: settings written with a misspelt model would refuse the corrected rerun
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out, "visdiff sweep"):

@@ -133,8 +133,6 @@ def run_benchmark(
     # Models built here from the specs: the specs are checked before the folder gets its
     # settings, as a misspelt model written there would refuse the corrected rerun.
     stages = RunStages(config.run) if models is None else None
-    if stages is not None:
-        stages.check_scorer()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out, "visdiff bench"):

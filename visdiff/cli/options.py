@@ -280,8 +280,8 @@ class SetInputs:
     def load(self, options: RunOptions | None = None) -> list[ImageSet]:
         """Every set given: A and B (one table may give both, ``--group-b`` alone), then any
         more. Two sets are named A and B; more are named by group, else by path as given. With
-        ``options``, its specs and cache folder are checked first (every caller compares, so
-        the scorer's too) and files are hashed through its cache's file-hash memo."""
+        ``options``, its specs (the scorer's model too) and cache folder are checked first and
+        files are hashed through its cache's file-hash memo."""
         sources = self.sources()
         for source, _ in sources:
             existing_path(source)  # a mistyped folder says so at once, before torch is loaded
@@ -294,7 +294,6 @@ class SetInputs:
             from visdiff.stages import RunStages  # torch: only once sets are to be compared
 
             stages = RunStages(options)  # specs and --cache-dir are usage errors, before any file is read
-            stages.check_scorer()
             hashes = stages.cache.file_hashes()
         names = ["A", "B"] if len(sources) == 2 else [group or str(source) for source, group in sources]
         if len(sources) > 2:
