@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 import visdiff
-from visdiff.errors import BackendError, InputError
+from visdiff.errors import BackendError, InputError, excerpt
 from visdiff.scorers import Scorer, create_scorer
 
 from .conftest import TINY_CLIP_ARCH
@@ -123,3 +123,16 @@ def test_cuda_fp16_matches_cpu(tiny_clip_weights):
     assert gpu.dtype == torch.float16
     texts = ["a red square", "a blue circle"]
     torch.testing.assert_close(gpu.encode_texts(texts).cpu(), cpu.encode_texts(texts), atol=2e-2, rtol=0)
+
+
+def test_texts_past_the_text_context_are_named_in_a_warning(tiny_clip_weights, caplog):
+    """open_clip's tokenizer cuts a text longer than the context (16 tokens in the tiny model)
+    without a word; the scorer names it, shortened, and says what is lost."""
+    scorer = create_scorer(tiny_clip_weights, device="cpu")
+    long_text = "a photo of " + " ".join(f"dog{i}" for i in range(200))
+    with caplog.at_level("WARNING", logger="visdiff"):
+        scorer.encode_texts(["a dog", long_text])
+    [record] = [r for r in caplog.records if "text context" in r.getMessage()]
+    message = record.getMessage()
+    assert "fills the whole text context" in message and "(16 tokens)" in message and "not scored" in message
+    assert f"{excerpt(long_text)!r}" in message and len(excerpt(long_text)) == 80 and "dog199" not in message

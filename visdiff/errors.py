@@ -20,3 +20,9 @@ class BackendError(VisdiffError, ValueError):
 
 class ServiceError(VisdiffError, RuntimeError):
     """A remote or local model service failed after retries (LLM API, captioning server)."""
+
+
+def excerpt(text: str, limit: int = 80) -> str:
+    """``text`` cut to at most ``limit`` characters for a message ("..." marks the cut): a
+    user's 5,000-character hypothesis is named, not printed whole."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from visdiff.errors import BackendError, InputError
+from visdiff.errors import BackendError, InputError, excerpt
 from visdiff.cache_root import CacheRoot
 from visdiff.devices import auto_device, auto_dtype
 from visdiff.scorers import SCORERS
@@ -27,6 +28,8 @@ from visdiff.registry import require
 
 DEFAULT_MODEL = "ViT-B-32:laion2b_s34b_b79k"
 PAPER_MODEL = "ViT-bigG-14:laion2b_s39b_b160k"
+
+log = logging.getLogger(__name__)
 
 
 def _file_id(path: Path) -> str:
@@ -132,9 +135,22 @@ class OpenClipScorer:
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         self._load()
-        tokens = self._tokenizer(list(texts)).to(self.device)
+        tokens = self._tokenizer(list(texts))
+        self._warn_of_cut_texts(texts, tokens)
+        tokens = tokens.to(self.device)
         features = self._model.encode_text(tokens).float()
         return torch.nn.functional.normalize(features, dim=-1)
+
+    def _warn_of_cut_texts(self, texts: Sequence[str], tokens: torch.Tensor) -> None:
+        """Warn of each text that fills the text tower's whole context: open_clip's tokenizers
+        cut longer texts without a word, so the words past the context would silently go
+        unscored. A text's last token is padding unless it fills the context; the empty
+        text's last token is the padding of any tokenizer."""
+        padding = self._tokenizer([""])[0, -1]
+        for text, full in zip(texts, (tokens[:, -1] != padding).tolist()):
+            if full:
+                log.warning("hypothesis %r fills the whole text context of %s (%d tokens): words past it "
+                            "are not scored; shorten it", excerpt(text), self.spec, tokens.shape[1])
 
     def score(self, image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
         return image_embeddings @ text_embeddings.T

@@ -46,7 +46,7 @@ from visdiff.concepts import (
     property_scores,
 )
 from visdiff.cache_root import CacheRoot
-from visdiff.errors import BackendError
+from visdiff.errors import BackendError, excerpt
 from visdiff.devices import auto_device
 from visdiff.scorers import SCORERS
 from visdiff.registry import require
@@ -219,7 +219,7 @@ class OfflineScorer:
             weights = np.zeros(N_CLASSES + len(PHOTO_PROPERTIES), np.float32)
             if values[0] < MIN_SIMILARITY:
                 log.warning("hypothesis %r is like no concept the offline scorer knows "
-                            "(best similarity %.2f); it scores as chance", text, values[0])
+                            "(best similarity %.2f); it scores as chance", excerpt(text), values[0])
             else:
                 mix = torch.softmax(values / MATCH_TEMPERATURE, dim=0)
                 for share, j in zip(mix.tolist(), indices.tolist()):
