@@ -106,6 +106,26 @@ def test_usage_errors_exit_2_before_any_work(command, args, image_dirs, tmp_path
     assert_one_line_error(result, 2, message)
 
 
+@pytest.mark.parametrize("args, message", [
+    (["compare", "{a}", "{b}", "--alpha", "2"],
+     "error: invalid value for '--alpha': Input should be less than or equal to 1, got '2' (see 'visdiff compare --help')"),
+    (["compare", "{a}", "{b}", "--frobnicate"], "error: no such option: --frobnicate (see 'visdiff compare --help')"),
+    (["comapre", "{a}"], "error: no such command 'comapre'. Did you mean 'compare'? (see 'visdiff --help')"),
+    (["rank"], "error: missing argument 'set_a' (see 'visdiff rank --help')"),
+])
+def test_command_line_errors_take_one_line_naming_the_value(args, message, image_dirs):
+    """Errors typer finds in the command line itself went through its own path: a four-line
+    box that did not name the refused value."""
+    result = run_cli(*[{"{a}": image_dirs[0], "{b}": image_dirs[1]}.get(arg, arg) for arg in args], timeout=60)
+    message = message.replace("(see 'visdiff", "(see 'python -m visdiff")  # as run_cli runs it
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", message + "\n")
+
+
+def test_a_command_without_arguments_shows_its_help():
+    result = run_cli("cache", timeout=60)
+    assert result.returncode == 2 and "Usage: python -m visdiff cache" in result.stdout and result.stderr == ""
+
+
 def test_a_missing_set_is_said_before_the_stages_are_built(image_dirs, monkeypatch):
     def no_stages(*args, **kwargs):
         raise RuntimeError("the run's stages were built before the missing set was said")

@@ -13,13 +13,17 @@ EXIT_INTERRUPTED = 130
 def main() -> None:
     try:
         from visdiff.cli import app, setup_logging
+        from visdiff.cli.errors import report_command_line_error
 
         setup_logging()
         try:
-            app()
-            code = 0
-        except SystemExit as e:  # typer ends every run with one
+            # Not standalone: typer would print its own boxed errors for the command line.
+            code = app(standalone_mode=False)
+            code = code if isinstance(code, int) else 0  # an exit code, or a command's return value
+        except SystemExit as e:
             code = e.code if isinstance(e.code, int) else int(e.code is not None)
+        except Exception as e:  # typer's own: the command line is wrong (or stdin ended, which it aborts on)
+            code = report_command_line_error(e)
         sys.stdout.flush()
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")

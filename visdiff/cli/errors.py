@@ -31,6 +31,34 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code=code)
 
 
+def report_command_line_error(error: Exception) -> int:
+    """Say, in one line like every other error, what typer found wrong in the command line
+    itself (an unknown command or option, a value out of range, a missing argument); return
+    the exit code. A command run without arguments has printed its help instead: nothing to
+    add. Anything else is no command-line error and is raised again."""
+    if isinstance(error, typer.Abort):  # typer's answer to an end of input
+        fail("aborted: standard input ended", EXIT_FAILURE)
+        return EXIT_FAILURE
+    if not isinstance(error, typer.TyperException):
+        raise error
+    message = error.format_message().rstrip(".")
+    if message:
+        context = getattr(error, "ctx", None)
+        hint = f" (see '{context.command_path} --help')" if context is not None else ""
+        fail(message[:1].lower() + message[1:] + _refused_value(error) + hint, EXIT_USAGE)
+    return getattr(error, "exit_code", EXIT_USAGE)
+
+
+def _refused_value(error: Exception) -> str:
+    """", got VALUE" when typer's message does not name the value it refused: its range and
+    type checks are pydantic validations, whose errors hold the input."""
+    try:
+        value = error.__cause__.errors()[0]["input"]
+    except (AttributeError, TypeError, LookupError):
+        return ""
+    return "" if f"'{value}'" in error.format_message() else f", got {value!r}"
+
+
 def describe_os_error(error: OSError) -> str:
     """``file: reason`` for an OSError, without Python's ``[Errno N]`` noise."""
     where = error.filename if error.filename is not None else ""
