@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime, timedelta
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import visdiff
 from visdiff.cli import app
 
 from .conftest import make_image
@@ -49,6 +51,8 @@ def test_json_to_stdout_is_only_json(rank_args):
     result = invoke(*rank_args, "-H", "red", "-H", "blue", "--json", "-")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)  # no table or log lines mixed in
+    assert list(payload)[:2] == ["visdiff_version", "created_at"] and payload["visdiff_version"] == visdiff.__version__
+    assert datetime.fromisoformat(payload["created_at"]).utcoffset() == timedelta(0)
     assert payload["n_a"] == 6 and payload["n_b"] == 6 and payload["alpha"] == 0.05
     assert payload["scorer"].startswith("open_clip:")
     assert payload["embeddings"]["encoded"] == 12

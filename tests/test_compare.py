@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.fake_openai import FAST_RETRY, Reply
+import visdiff
 from visdiff import compare, propose, stats
 from visdiff.captioners import create_captioner
 from visdiff.cli import app
@@ -203,6 +204,7 @@ def test_cli_compare_json(image_dirs, fake_openai, tiny_clip_weights, isolated_c
     result = runner.invoke(app, cli_args(image_dirs, fake_openai, tiny_clip_weights, "--json", "-", "--no-merge"))
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
+    assert payload["visdiff_version"] == visdiff.__version__ and payload["created_at"].endswith("+00:00")
     assert sorted(r["hypothesis"] for r in payload["results"]) == ["Blue tones", "noisy textures", "red tones"]
     assert payload["proposals"] == ["red tones", "noisy textures", "Blue tones"]
     assert payload["config"]["proposer"]["prompt"] == "propose"

@@ -18,7 +18,7 @@ from rich.text import Text
 from visdiff.cache_root import check_writable_folder
 from visdiff.errors import InputError
 from visdiff.jsonable import to_jsonable
-from visdiff.report.results import csv_safe
+from visdiff.report.results import csv_safe, provenance
 from visdiff.ranking import format_p_value
 
 stdout = Console()
@@ -60,9 +60,11 @@ def write_output(path: Path, text: str) -> None:
 
 
 def write_table(table: pd.DataFrame, *, json_path: Path | None, csv_path: Path | None, extra: dict | None = None) -> None:
-    """Write ``table`` (and ``extra`` metadata, for JSON) where asked; '-' means stdout."""
+    """Write ``table`` (and, for JSON, the version and time that made it and ``extra`` metadata)
+    where asked; '-' means stdout."""
     if json_path is not None:
-        write_output(json_path, json.dumps(to_jsonable({**(extra or {}), "results": table.to_dict("records")}), indent=2) + "\n")
+        document = {**provenance(), **(extra or {}), "results": table.to_dict("records")}
+        write_output(json_path, json.dumps(to_jsonable(document), indent=2) + "\n")
     if csv_path is not None:
         write_output(csv_path, csv_safe(table).to_csv(index=False))
 

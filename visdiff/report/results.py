@@ -102,16 +102,18 @@ def _set_record(image_set: ImageSet) -> dict:
     }
 
 
+def provenance() -> dict:
+    """What made a results document, and when: ``visdiff_version`` and ``created_at`` (UTC,
+    ISO 8601), first in ``results.json`` and in every ``--json`` document."""
+    from visdiff import __version__
+
+    return {"visdiff_version": __version__, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
 def results_payload(result: CompareResult | MultiCompareResult) -> dict:
     """The ``results.json`` document (schema version 1) for ``result``; for several sets, one
     entry per set in ``comparisons``, each as the document of a two-set run."""
-    from visdiff import __version__
-
-    header = {
-        "schema_version": SCHEMA_VERSION,
-        "visdiff_version": __version__,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    header = {"schema_version": SCHEMA_VERSION, **provenance()}
     if isinstance(result, MultiCompareResult):
         return to_jsonable({
             **header,
