@@ -46,6 +46,20 @@ def test_folder_is_recursive_sorted_and_lists_what_is_not_an_image(tmp_path):
         ("model.pt", "not an image file"), ("notes.txt", "not an image file")]
 
 
+def test_links_to_folders_are_followed_once(tmp_path):
+    """A set folder of links to class folders lost every image in them (os.walk does not
+    follow links by default); a link back up or a second link to a folder is read once."""
+    make_image(tmp_path / "elsewhere" / "tench" / "t.png", (1, 2, 3))
+    make_image(tmp_path / "set" / "own" / "o.png", (4, 5, 6))
+    (tmp_path / "set" / "tench").symlink_to(tmp_path / "elsewhere" / "tench")
+    (tmp_path / "set" / "tench again").symlink_to(tmp_path / "elsewhere" / "tench")
+    (tmp_path / "set" / "own" / "loop").symlink_to(tmp_path / "set")
+    image_set = load_image_set(tmp_path / "set")
+    assert sorted(i.source.split("/")[-1] for i in image_set) == ["o.png", "t.png"]
+    assert sorted((s.source.split("/set/")[-1], s.reason) for s in image_set.skipped) == [
+        ("own/loop", "link to a folder already read"), ("tench again", "link to a folder already read")]
+
+
 def test_list_of_paths_keeps_order_and_reports_missing(tmp_path):
     first = make_image(tmp_path / "z.png", (1, 1, 1))
     second = make_image(tmp_path / "a.png", (2, 2, 2))

@@ -376,21 +376,36 @@ def _is_image_content(path: Path) -> bool:
 def list_image_files(folder: Path) -> FolderScan:
     """The image files under ``folder``, recursively (hidden files and folders excluded).
 
-    Files with an image extension are listed (also broken links, so they are reported);
-    other regular files are identified by content. Named pipes, devices and sockets are never
-    opened. Everything passed over is in ``skipped`` with its reason; unreadable sub-folders
-    and non-image files are logged once each as a summary.
+    Links to folders are followed, as a dataset's set folder is often a folder of links to
+    class folders; a folder reached a second time (a link back up, a loop, two links to one
+    folder) is read once and the link listed as skipped. Files with an image extension are
+    listed (also broken links, so they are reported); other regular files are identified by
+    content. Named pipes, devices and sockets are never opened. Everything passed over is in
+    ``skipped`` with its reason; unreadable sub-folders and non-image files are logged once
+    each as a summary.
     """
     files: list[Path] = []
     skipped: list[SkippedImage] = []
     unreadable: list[str] = []
+    folders_read = {_folder_id(folder)}
 
     def folder_error(error: OSError) -> None:
         unreadable.append(display_path(error.filename))
         skipped.append(SkippedImage(display_path(error.filename), f"cannot read folder ({error.strerror})"))
 
-    for root, dirs, names in os.walk(folder, onerror=folder_error):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    def first_visit(sub_folder: Path) -> bool:
+        try:
+            identity = _folder_id(sub_folder)
+        except OSError:  # gone since listed: os.walk reports it if it cannot be read
+            return True
+        if identity in folders_read:
+            skipped.append(SkippedImage(display_path(sub_folder), "link to a folder already read"))
+            return False
+        folders_read.add(identity)
+        return True
+
+    for root, dirs, names in os.walk(folder, onerror=folder_error, followlinks=True):
+        dirs[:] = [d for d in sorted(d for d in dirs if not d.startswith(".")) if first_visit(Path(root) / d)]
         for name in sorted(n for n in names if not n.startswith(".")):
             path = Path(root) / name
             try:
@@ -411,6 +426,12 @@ def list_image_files(folder: Path) -> FolderScan:
         log.warning("skipping %d file(s) of %s that are not images: %s", len(others), display_path(folder),
                     ", ".join(others[:3]) + (" ..." if len(others) > 3 else ""))
     return FolderScan(sorted(files), skipped)
+
+
+def _folder_id(folder: Path) -> tuple[int, int]:
+    """(device, inode) of a folder, whatever link leads to it."""
+    status = folder.stat()
+    return status.st_dev, status.st_ino
 
 
 def _from_table(path: Path, *, group: str | None, group_column: str, where: Mapping[str, str] | None,
