@@ -95,6 +95,7 @@ class BenchRun:
     diagnosis: pd.DataFrame
     new_pairs: int
     resumed_pairs: int
+    new_skipped: int = 0  # of the new pairs, those skipped (too few readable images)
 
 
 def run_benchmark(
@@ -151,6 +152,11 @@ def _run_in(out: Path, benchmark: Benchmark, *, config: BenchConfig, judge: Judg
     _check_same_pairs(benchmark, done, results_path)
     todo = [pair for pair in benchmark.pairs if pair.id not in done]
     write_text_atomic(out / "data_issues.jsonl", "".join(json.dumps(asdict(i)) + "\n" for i in benchmark.issues))
+    if todo and not any(min(len(p.images_a), len(p.images_b)) >= config.min_images for p in todo):
+        # Told before any model loads: a run of skipped pairs would measure nothing.
+        raise InputError(f"none of the {len(todo)} pair(s) to run has {config.min_images} image files on disk in both "
+                         f"sets (listed in {out / 'data_issues.jsonl'}); VisDiffBench's images are a separate "
+                         "download: --root names the folder that holds them")
     versions = library_versions()
     if models is None and todo:
         models = stages.built_models()
@@ -170,7 +176,9 @@ def _run_in(out: Path, benchmark: Benchmark, *, config: BenchConfig, judge: Judg
                       + DIAGNOSIS_NOTE + "\n")
     write_text_atomic(out / "summary.csv", summary.to_csv(index=False))
     write_text_atomic(out / "diagnosis.csv", diagnosis.to_csv(index=False))
-    return BenchRun(out, summary, records, diagnosis, new_pairs=len(todo), resumed_pairs=len(done))
+    new_skipped = sum(r["status"] == "skipped" for r in records[len(records) - len(todo):])
+    return BenchRun(out, summary, records, diagnosis, new_pairs=len(todo), resumed_pairs=len(done),
+                    new_skipped=new_skipped)
 
 
 def run_pair(

@@ -225,6 +225,35 @@ def test_pair_without_enough_readable_images_is_skipped_with_a_reason(tmp_path, 
     assert len(issues) == 4 and json.loads(issues[0])["kind"] == "missing_image"
 
 
+def test_a_benchmark_without_its_images_is_refused_before_any_model_loads(tmp_path, monkeypatch):
+    """Pointed at VisDiffBench's metadata without the image download, bench built the models,
+    skipped every pair, said "3 pair(s) run" and exited 0."""
+    root = tmp_path / "bench"
+    root.mkdir()
+    shutil.copy(MINIBENCH / "easy.jsonl", root / "easy.jsonl")
+
+    def no_models(self):
+        raise AssertionError("models were built for a benchmark without images")
+
+    monkeypatch.setattr(visdiff.stages.RunStages, "built_models", no_models)
+    result = CliRunner().invoke(app, ["bench", str(root), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "none of the 2 pair(s) to run has 2 image files on disk in both sets" in result.output
+    assert not (tmp_path / "out" / "results.jsonl").exists() or not (tmp_path / "out" / "results.jsonl").read_text()
+
+
+def test_the_last_line_counts_the_skipped_pairs(tmp_path, tiny_clip_weights):
+    root = tmp_path / "bench"
+    shutil.copytree(MINIBENCH / "easy", root / "easy")
+    shutil.copy(MINIBENCH / "easy.jsonl", root / "easy.jsonl")
+    for png in (root / "easy" / "2_b").glob("*.png"):
+        png.write_bytes(b"not an image")
+    result = CliRunner().invoke(app, ["bench", str(root), "--out", str(tmp_path / "out"), "--scorer", tiny_clip_weights,
+                                      "--no-merge"])
+    assert result.exit_code == 0, result.output
+    assert "2 pair(s) run (1 skipped: too few readable images), 0 already done" in result.output
+
+
 def test_purity_is_applied_and_recorded(tmp_path, tiny_scorer):
     result = run(tmp_path / "out", tiny_scorer, config=BenchConfig(run=visdiff.RunOptions(seed=4), purity=0.6))
     assert [(r["purity"], r["swapped"]) for r in result.records] == [(0.6, 2)] * 3

@@ -75,7 +75,9 @@ def bench_command(
     render_summary(run.diagnosis, title=f"misses: no full match in the top {top_k}", caption=DIAGNOSIS_NOTE,
                    headers={"evaluated": "run", "never_proposed": "never", "ranked_low": "low", "ranker_blind": "blind",
                             "mean_gt_auroc": "gt_auroc"}, text_columns=("split",))
-    stderr.print(f"{run.new_pairs} pair(s) run, {run.resumed_pairs} already done; results in {run.out_dir}", highlight=False)
+    skipped = f" ({run.new_skipped} skipped: too few readable images)" if run.new_skipped else ""
+    stderr.print(f"{run.new_pairs} pair(s) run{skipped}, {run.resumed_pairs} already done; results in {run.out_dir}",
+                 highlight=False)
 
 
 def _report_issues(issues, *, quiet: bool) -> None:
