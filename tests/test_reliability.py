@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -445,6 +446,24 @@ def test_same_images_in_both_sets_are_said(image_dirs, caplog):
     with caplog.at_level(logging.WARNING):
         result = invoke("rank", a, a, "-H", "x")
     assert result.exit_code == 0 and "set A and set B hold the same images" in caplog.text
+
+
+def test_images_repeated_in_a_set_or_shared_by_both_are_said(image_dirs, tmp_path, caplog):
+    """A copy counts in the t-test as an image of its own (smaller p-values than the distinct
+    images support), and an image in both sets counts on both sides: only sets that were
+    wholly the same were said."""
+    a, b = (tmp_path / "copies" / side for side in "ab")
+    shutil.copytree(image_dirs[0], a)
+    shutil.copytree(image_dirs[1], b)
+    shutil.copy(a / "img0.png", a / "img0 copy.png")
+    shutil.copy(a / "img1.png", b / "img1 from a.png")
+    with caplog.at_level(logging.WARNING):
+        result = invoke("rank", a, b, "-H", "x")
+    assert result.exit_code == 0, result.output
+    assert (f"image set 'A' holds 1 image(s) more than once (same content, e.g. {a / 'img0 copy.png'} and "
+            f"{a / 'img0.png'}); each copy counts in the statistics") in caplog.text
+    assert "sets 'A' and 'B' share 1 image(s) (same content); each counts in both sets" in caplog.text
+    assert "hold the same images" not in caplog.text
 
 
 def test_csv_paths_leaving_its_folder_are_said_once(tmp_path, caplog):

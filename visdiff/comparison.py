@@ -21,7 +21,7 @@ import torch
 
 from visdiff.errors import InputError
 from visdiff.holdout import Holdout
-from visdiff.image_sets import ImageSet, load_image_set
+from visdiff.image_sets import ImageSet, load_image_set, warn_shared_images
 from visdiff.options import RunOptions
 from visdiff.pairs import paired_positions
 from visdiff.ranking import (
@@ -43,14 +43,18 @@ NOTEBOOK_THUMBNAIL_SIZE = 96
 def load_sets(set_a, set_b, stages: RunStages) -> tuple[ImageSet, ImageSet]:
     """Sets A and B (files hashed through the run cache's memo), at least 2 readable images
     each, with their pair keys when the run pairs them (checked here, before any embedding);
-    a warning when they hold the same images."""
+    a warning when they hold the same images, some of the same, or one image twice."""
     hashes, pair_by = stages.cache.file_hashes(), stages.options.pair_by
     image_set_a = load_image_set(set_a, name="A", hashes=hashes, pair_by=pair_by).require(2)
     image_set_b = load_image_set(set_b, name="B", hashes=hashes, pair_by=pair_by).require(2)
     if pair_by:
         paired_positions(image_set_a, image_set_b, column=pair_by)
+    for image_set in (image_set_a, image_set_b):
+        image_set.warn_of_repeats()
     if sorted(image_set_a.keys) == sorted(image_set_b.keys):
         log.warning("set A and set B hold the same images: no hypothesis can tell them apart (every AUROC is 0.5)")
+    else:
+        warn_shared_images([image_set_a, image_set_b])
     return image_set_a, image_set_b
 
 

@@ -18,7 +18,9 @@ import os
 import stat
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import combinations
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -140,6 +142,19 @@ class ImageSet:
         """The items at ``positions`` in that order (skipped inputs are kept as the record)."""
         return replace(self, items=tuple(self.items[i] for i in positions))
 
+    def warn_of_repeats(self) -> int:
+        """Warn when the set holds an image more than once (same content): every copy counts
+        in the statistics as an image of its own, so p-values come out smaller than the
+        distinct images support. Returns the number of copies beyond the first."""
+        counts = Counter(self.keys)
+        repeats = sum(n - 1 for n in counts.values())
+        if repeats:
+            key = next(k for k, n in counts.items() if n > 1)
+            first, second = [item.source for item in self.items if item.key == key][:2]
+            log.warning("image set %r holds %d image(s) more than once (same content, e.g. %s and %s); each copy "
+                        "counts in the statistics", self.name, repeats, first, second)
+        return repeats
+
     def require(self, min_images: int = 2) -> ImageSet:
         if len(self.items) < min_images:
             what = f"image set {self.name!r}" if self.name else "image set"
@@ -148,6 +163,18 @@ class ImageSet:
                 f"{what} has {len(self.items)} readable image(s){detail}; at least {min_images} needed"
             )
         return self
+
+
+def warn_shared_images(image_sets: Sequence[ImageSet]) -> dict[str, int]:
+    """Images (by content) held by two sets, per pair of set names; one warning per pair."""
+    shared = {}
+    for first, second in combinations(image_sets, 2):
+        common = set(first.keys) & set(second.keys)
+        if common:
+            log.warning("sets %r and %r share %d image(s) (same content); each counts in both sets",
+                        first.name, second.name, len(common))
+            shared[f"{first.name} & {second.name}"] = len(common)
+    return shared
 
 
 def read_bytes(path: Path) -> bytes:

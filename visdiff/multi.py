@@ -19,13 +19,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from itertools import combinations
 
 import numpy as np
 
 from visdiff.comparison import Comparison
 from visdiff.errors import InputError
-from visdiff.image_sets import ImageSet, load_image_set
+from visdiff.image_sets import ImageSet, load_image_set, warn_shared_images
 from visdiff.options import RunOptions
 from visdiff.result import CompareResult, MultiCompareResult
 from visdiff.stages import RunStages
@@ -59,18 +58,6 @@ def set_names(image_sets: Sequence, names: Sequence[str] | None) -> list[str]:
     if repeated:
         raise InputError(f"image sets need distinct names; {', '.join(map(repr, repeated))} is given more than once")
     return names
-
-
-def warn_shared_images(image_sets: Sequence[ImageSet]) -> dict[str, int]:
-    """Images (by content) held by two sets, per pair of set names; one warning per pair."""
-    shared = {}
-    for first, second in combinations(image_sets, 2):
-        common = set(first.keys) & set(second.keys)
-        if common:
-            log.warning("sets %r and %r share %d image(s) (same content); each counts in both sets",
-                        first.name, second.name, len(common))
-            shared[f"{first.name} & {second.name}"] = len(common)
-    return shared
 
 
 def union_of(image_sets: Sequence[ImageSet], name: str) -> ImageSet:
@@ -130,6 +117,8 @@ class MultiComparison:
             loaded = [load_image_set(source, hashes=hashes) for source in sets]
             names = set_names(loaded, names)
             loaded = [replace(s, name=n).require(2) for s, n in zip(loaded, names)]
+            for image_set in loaded:
+                image_set.warn_of_repeats()
             self.shared_images = warn_shared_images(loaded)
         rests, contrasts = [], []
         for i, name in enumerate(names):
