@@ -204,12 +204,18 @@ def test_results_of_another_benchmark_are_not_taken_as_done(tmp_path, tiny_score
         run(out, tiny_scorer, bench=load_benchmark(other, root=MINIBENCH))
 
 
-def test_pair_without_enough_readable_images_is_skipped_with_a_reason(tmp_path, tiny_scorer):
-    root = tmp_path / "bench"
+def easy_with_unreadable_images(root: Path) -> Path:
+    """A copy of the mini benchmark's easy split whose pair easy-2 has a set B of files that
+    are not images."""
     shutil.copytree(MINIBENCH / "easy", root / "easy")
     shutil.copy(MINIBENCH / "easy.jsonl", root / "easy.jsonl")
     for png in (root / "easy" / "2_b").glob("*.png"):
         png.write_bytes(b"not an image")
+    return root
+
+
+def test_pair_without_enough_readable_images_is_skipped_with_a_reason(tmp_path, tiny_scorer):
+    root = easy_with_unreadable_images(tmp_path / "bench")
     (root / "easy" / "1_a" / "000002.png").unlink()
     for png in list((root / "easy" / "1_a").glob("*.png"))[1:]:
         png.unlink()
@@ -243,11 +249,7 @@ def test_a_benchmark_without_its_images_is_refused_before_any_model_loads(tmp_pa
 
 
 def test_the_last_line_counts_the_skipped_pairs(tmp_path, tiny_clip_weights):
-    root = tmp_path / "bench"
-    shutil.copytree(MINIBENCH / "easy", root / "easy")
-    shutil.copy(MINIBENCH / "easy.jsonl", root / "easy.jsonl")
-    for png in (root / "easy" / "2_b").glob("*.png"):
-        png.write_bytes(b"not an image")
+    root = easy_with_unreadable_images(tmp_path / "bench")
     result = CliRunner().invoke(app, ["bench", str(root), "--out", str(tmp_path / "out"), "--scorer", tiny_clip_weights,
                                       "--no-merge"])
     assert result.exit_code == 0, result.output
