@@ -137,7 +137,8 @@ def test_pair_by_with_the_vocabulary_proposer_or_folders_is_a_usage_error(paired
     offline = runner.invoke(app, ["compare", str(paired_table), "--group-col", "model", "--group-a", "m1",
                                   "--group-b", "m2", "--pair-by", "prompt", "-q"])
     assert offline.exit_code == 2 and "give --llm MODEL" in offline.stderr
-    folders = runner.invoke(app, ["compare", *map(str, image_dirs), "--pair-by", "prompt", "--llm", "m", "-q"])
+    folders = runner.invoke(app, ["compare", *map(str, image_dirs), "--pair-by", "prompt", "--llm", "m",
+                                  "--base-url", "http://127.0.0.1:9/v1", "-q"])  # a local server needs no key
     assert folders.exit_code == 2 and "pairs rows of tables" in folders.stderr
 
 

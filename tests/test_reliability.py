@@ -29,6 +29,7 @@ import visdiff
 from tests.fake_openai import FakeOpenAIServer, Reply
 from visdiff.cli import app
 from visdiff.embeddings.cache import EmbeddingCache
+from visdiff.errors import BackendError
 from visdiff.image_sets import list_image_files, load_image_set
 
 from .conftest import make_image
@@ -292,6 +293,36 @@ def test_ctrl_c_while_starting_exits_130_without_a_traceback(image_dirs):
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
+
+
+def no_embedding(*args, **kwargs):
+    raise RuntimeError("images were embedded before the missing API key was said")
+
+
+@pytest.mark.parametrize("command", ["compare", "propose"])
+def test_a_missing_api_key_is_said_before_any_image_is_read(command, image_dirs, monkeypatch):
+    """The proposer was built on first use: with no key, every image was embedded (and, with
+    an LLM proposer, captioned) before the run failed."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setattr("visdiff.cli.options.load_image_set", no_image_may_be_read)
+    assert_one_line_error(invoke(command, *image_dirs, "--llm", "gpt-4o"), 1, "no API key for 'gpt-4o'")
+
+
+def test_the_api_checks_the_api_key_before_embedding(image_dirs, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setattr("visdiff.embeddings.scoring.Scoring.embed_sets", no_embedding)
+    for call in (visdiff.compare, visdiff.propose, lambda a, b, **kw: visdiff.compare_many([a, b, a], **kw)):
+        with pytest.raises(BackendError, match="no API key for 'gpt-4o'"):
+            call(*image_dirs, llm="gpt-4o")
+
+
+def test_ranking_with_a_profile_that_names_an_llm_needs_no_key(image_dirs, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    options = visdiff.RunOptions(llm="gpt-4o", show_progress=False)
+    assert len(visdiff.rank(["red"], *image_dirs, options)) == 1  # rank proposes nothing
 
 
 # --- failing LLM endpoints --------------------------------------------------------------------------

@@ -82,7 +82,17 @@ class Comparison:
     """
 
     def __init__(self, set_a, set_b, options: RunOptions | None = None, **keywords) -> None:
-        stages = RunStages.from_keywords(options, keywords)
+        self._load(RunStages.from_keywords(options, keywords), set_a, set_b)
+
+    @classmethod
+    def of_stages(cls, stages: RunStages, set_a, set_b) -> Comparison:
+        """A comparison of ``set_a`` and ``set_b`` run by ``stages``, which the caller built
+        (:func:`visdiff.compare`: with its proposer, checked before any image is read)."""
+        comparison = cls.__new__(cls)
+        comparison._load(stages, set_a, set_b)
+        return comparison
+
+    def _load(self, stages: RunStages, set_a, set_b) -> None:
         with stages.timings.stage("load_images"):
             image_set_a, image_set_b = load_sets(set_a, set_b, stages)
         holdout_split(stages.options, image_set_a, image_set_b)  # too large a fraction fails before embedding

@@ -107,7 +107,7 @@ class MultiComparison:
         sets = list(sets)
         if len(sets) < 2:
             raise InputError(f"comparing sets with each other needs at least 2 image sets, got {len(sets)}")
-        self.stages = RunStages.from_keywords(options, keywords)
+        self.stages = RunStages.from_keywords(options, keywords, proposing=True)
         check_options(self.options)
         timings = self.stages.timings
         if names is not None:

@@ -70,7 +70,7 @@ def propose(set_a, set_b, options: RunOptions | None = None, **keywords) -> list
     ``propose(set_b, set_a, ...)``. Returns the phrases in proposal order, duplicates merged.
     With ``holdout``, the proposer sees the proposal split of each set, as in :func:`compare`.
     """
-    stages = RunStages.from_keywords(options, keywords)
+    stages = RunStages.from_keywords(options, keywords, proposing=True)
     sets = dict(zip("ab", load_sets(set_a, set_b, stages)))
     split = holdout_split(stages.options, sets["a"], sets["b"])
     if split is not None:
@@ -137,7 +137,7 @@ def compare(set_a, set_b, options: RunOptions | None = None, **keywords) -> Comp
         options, specs, prompt name and hash, cache counts) and ``timings`` (seconds per stage).
         One call on a fresh :class:`~visdiff.comparison.Comparison`.
     """
-    return Comparison(set_a, set_b, options, **keywords).compare()
+    return Comparison.of_stages(RunStages.from_keywords(options, keywords, proposing=True), set_a, set_b).compare()
 
 
 def compare_many(sets, options: RunOptions | None = None, *, names: Sequence[str] | None = None,

@@ -73,11 +73,14 @@ class RunStages:
 
     Specs are checked here, before any image is read, and the scoring stage is built (its
     scorer checks the model its spec names) unless the run only captions (``captions_only``);
-    models load on first use (a proposer that needs no captions never loads the captioner).
+    so is the proposer when the run proposes (``proposing``: an LLM proposer's client checks
+    for its API key). Models load on first use (a proposer that needs no captions never
+    loads the captioner).
     """
 
     def __init__(self, options: RunOptions, *, captioner: Captioner | None = None,
-                 proposer: Proposer | None = None, scorer: Scorer | None = None, captions_only: bool = False) -> None:
+                 proposer: Proposer | None = None, scorer: Scorer | None = None, captions_only: bool = False,
+                 proposing: bool = False) -> None:
         if proposer is not None and options.llm:
             raise InputError("llm= selects the model of a proposer spec; it cannot change a built proposer")
         self.options = options
@@ -106,6 +109,9 @@ class RunStages:
             # architecture and tag, packaged weights) without loading weights, so a misspelt
             # model fails before an image is read.
             self.scoring  # noqa: B018 - building it is the check
+        if proposing:
+            # A missing API key was said only after every image was embedded (and captioned).
+            self.proposer  # noqa: B018 - building it is the check
 
     def _check_captioner_used(self) -> None:
         """A captioner given explicitly (not the profile's) that no stage would run is a usage
@@ -138,15 +144,15 @@ class RunStages:
                 prompt_set.load(template)  # InputError naming the missing file, before any image is read
 
     @classmethod
-    def from_keywords(cls, options: RunOptions | None, keywords: dict, *,
-                      built: Sequence[str] = BUILT_STAGES, captions_only: bool = False) -> RunStages:
+    def from_keywords(cls, options: RunOptions | None, keywords: dict, *, built: Sequence[str] = BUILT_STAGES,
+                      captions_only: bool = False, proposing: bool = False) -> RunStages:
         """Stages from ``options`` with ``keywords`` replacing its fields (the public API's
         calling convention; ``None`` means not given); the ``built`` stages among the keywords
         may be built objects, used as they are, or specs, which become options."""
         keywords = {name: value for name, value in keywords.items() if value is not None}
         objects = {name: keywords.pop(name) for name in built
                    if name in keywords and not isinstance(keywords[name], str)}
-        return cls(RunOptions.build(options, **keywords), **objects, captions_only=captions_only)
+        return cls(RunOptions.build(options, **keywords), **objects, captions_only=captions_only, proposing=proposing)
 
     @cached_property
     def captioning(self) -> Captioning:

@@ -80,7 +80,8 @@ def report_folder(value: str) -> str:
 def run_sweep(spec: SweepSpec, out_dir: Path, options: RunOptions, *, reports: bool = True) -> SweepRun:
     """Compare A and B within every value of ``spec.by`` not yet in ``out_dir``; see module doc."""
     values = sweep_values(spec, pair_by=options.pair_by)  # checks the table and its columns before anything is written
-    stages = RunStages(options)  # specs too: settings written with a misspelt model would refuse the corrected rerun
+    # Specs and the proposer too: settings written with a misspelt model would refuse the corrected rerun.
+    stages = RunStages(options, proposing=True)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out, "visdiff sweep"):

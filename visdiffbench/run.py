@@ -133,7 +133,7 @@ def run_benchmark(
     """
     # Models built here from the specs: the specs are checked before the folder gets its
     # settings, as a misspelt model written there would refuse the corrected rerun.
-    stages = RunStages(config.run) if models is None else None
+    stages = RunStages(config.run, proposing=True) if models is None else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out, "visdiff bench"):

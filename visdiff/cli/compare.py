@@ -52,7 +52,7 @@ def compare_command(
         from visdiff.multi import check_options
 
         check_options(options)  # before any image is read
-    sets = inputs.load(options)
+    sets = inputs.load(options, proposing=True)
     # The pipeline (torch) once the sets are read: not for --help, nor before a missing set is said.
     from visdiff.pipeline import compare, compare_many
 

@@ -277,11 +277,11 @@ class SetInputs:
         return [(self.set_a, self.group_a), (self.set_b or self.set_a, self.group_b),
                 *((source, None) for source in self.more_sets or ())]
 
-    def load(self, options: RunOptions | None = None) -> list[ImageSet]:
+    def load(self, options: RunOptions | None = None, *, proposing: bool = False) -> list[ImageSet]:
         """Every set given: A and B (one table may give both, ``--group-b`` alone), then any
         more. Two sets are named A and B; more are named by group, else by path as given. With
-        ``options``, its specs (the scorer's model too) and cache folder are checked first and
-        files are hashed through its cache's file-hash memo."""
+        ``options``, its specs (the scorer's model too; the proposer when ``proposing``) and
+        cache folder are checked first and files are hashed through its cache's file-hash memo."""
         sources = self.sources()
         for source, _ in sources:
             existing_path(source)  # a mistyped folder says so at once, before torch is loaded
@@ -293,7 +293,8 @@ class SetInputs:
         if options is not None:
             from visdiff.stages import RunStages  # torch: only once sets are to be compared
 
-            stages = RunStages(options)  # specs and --cache-dir are usage errors, before any file is read
+            # Specs, --cache-dir and the proposer (its API key) fail before any file is read.
+            stages = RunStages(options, proposing=proposing)
             hashes = stages.cache.file_hashes()
         names = ["A", "B"] if len(sources) == 2 else [group or str(source) for source, group in sources]
         if len(sources) > 2:

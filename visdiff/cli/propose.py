@@ -26,7 +26,7 @@ def propose_command(
     """Propose short phrases that hold more for A than for B (one per line on stdout); with
     --holdout, from the proposal split of each set (rank them with the same --holdout and --seed)."""
     check_outputs(json_out)
-    sets = inputs.load(options)
+    sets = inputs.load(options, proposing=True)
     from visdiff.pipeline import propose  # the pipeline (torch) once the sets are read, not for --help
 
     found = {"a_over_b": propose(*sets, options)}
