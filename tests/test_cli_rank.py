@@ -38,6 +38,15 @@ def test_rank_prints_a_table(rank_args):
     assert "AUROC" in result.stdout
 
 
+def test_a_hypotheses_file_saved_with_a_byte_order_mark(rank_args, tmp_path):
+    """Windows editors start UTF-8 files with a BOM: it became part of the first hypothesis."""
+    path = tmp_path / "hypotheses.txt"
+    path.write_bytes("\ufefffirst idea\r\nsecond idea\r\n".encode("utf-8"))
+    result = invoke(*rank_args, "--hypotheses-file", path, "--json", "-")
+    assert result.exit_code == 0, result.output
+    assert sorted(r["hypothesis"] for r in json.loads(result.stdout)["results"]) == ["first idea", "second idea"]
+
+
 def test_hypotheses_file_and_flags_combine(rank_args, tmp_path):
     path = tmp_path / "hypotheses.txt"
     path.write_text("first idea\n\n  second idea  \nfirst idea\n", encoding="utf-8")

@@ -25,7 +25,9 @@ from visdiff.image_sets import load_image_set
 from visdiff.cache_root import CacheRoot
 from visdiff.embeddings.scoring import Scoring
 from visdiff.proposers import ProposalContext, create_proposer
-from visdiff.proposers.vocabulary import Vocabulary, default_vocabulary, select_phrases, vocabulary_from_phrases
+from visdiff.proposers.vocabulary import (
+    Vocabulary, default_vocabulary, read_vocabulary_file, select_phrases, vocabulary_from_phrases,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # examples/a is music clipart, examples/b tools clipart (see examples/README.md).
@@ -229,6 +231,12 @@ def test_vocabulary_file_errors(tmp_path):
     empty.write_text("# only a comment\n\n")
     with pytest.raises(InputError, match="no phrases"):
         create_proposer(f"vocabulary:{empty}")
+
+
+def test_a_vocabulary_file_saved_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "words.txt"
+    path.write_bytes("\ufeffdogs\r\ncats\r\n".encode("utf-8"))
+    assert read_vocabulary_file(path) == ["dogs", "cats"]
 
 
 def test_vocabulary_proposer_runs_on_a_clip_scorer(tiny_clip_weights, image_dirs, tmp_path):

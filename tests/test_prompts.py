@@ -47,6 +47,11 @@ def test_paper_judge_asks_about_agreement_with_group_a():
     assert "agrees with the description of Group A" in text and "Prediction: puppies" in text
 
 
+def test_a_template_saved_with_a_byte_order_mark(tmp_path):
+    (tmp_path / "propose.txt").write_bytes("\ufeffGive $n_hypotheses ideas.".encode("utf-8"))
+    assert load_prompt("propose", str(tmp_path)).render(n_hypotheses=3) == "Give 3 ideas."
+
+
 def test_a_folder_is_a_prompt_set_and_a_missing_file_is_named(tmp_path):
     (tmp_path / "propose.txt").write_text("Give $n_hypotheses ideas.")
     prompt = load_prompt("propose", str(tmp_path))

@@ -58,7 +58,7 @@ class Prompt:
 
 
 def _read_prompt(path: Path, *, name: str, prompt_set: str) -> Prompt:
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")
     return Prompt(name=name, text=text, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(), prompt_set=prompt_set)
 
 

@@ -151,7 +151,7 @@ def _load_file(path: Path, *, root: Path | None) -> Benchmark:
     if suffix == ".jsonl":
         return load_jsonl(path, root=root)
     if suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             header = next(csv.reader(f), [])
         if "difficulty" in header or "difference" in header:
             return load_paired_csv(path, root=root)
@@ -297,7 +297,7 @@ def apply_purity(pair: BenchPair, purity: float, *, seed: int = 0) -> tuple[Benc
 
 def _read_lines(path: Path) -> list[str]:
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8-sig").splitlines()
     except OSError as e:
         raise InputError(f"cannot read {path}: {e.strerror or e}") from e
     except UnicodeDecodeError as e:
@@ -306,7 +306,7 @@ def _read_lines(path: Path) -> list[str]:
 
 def _read_csv(path: Path, *, required: set[str]) -> Iterable[tuple[int, dict]]:
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             missing = required - set(reader.fieldnames or [])
             if missing:

@@ -160,3 +160,17 @@ def _copy_images(folder: Path, stems: list[str]) -> None:
     source = MINIBENCH / "easy" / "1_a" / "000001.png"
     for stem in stems:
         shutil.copy(source, folder / f"{stem}.png")
+
+
+@pytest.mark.parametrize("name", ["easy.jsonl", "PairedImageSets.csv"])
+def test_benchmark_files_saved_with_a_byte_order_mark(name, tmp_path):
+    """A BOM made the first JSONL line malformed and the first CSV header unknown."""
+    shutil.copytree(MINIBENCH, tmp_path / "minibench")
+    path = tmp_path / "minibench" / name
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    with_bom = load_benchmark(path)
+    plain = load_benchmark(MINIBENCH / name)
+    def summary(bench):
+        return [(p.id, p.name_a, p.name_b, len(p.images_a), len(p.images_b)) for p in bench.pairs], len(bench.issues)
+
+    assert summary(with_bom) == summary(plain)

@@ -19,7 +19,7 @@ def _read_hypotheses(hypotheses: list[str] | None, hypotheses_file: Path | None)
     items = list(hypotheses or [])
     if hypotheses_file is not None:
         try:
-            items += hypotheses_file.read_text(encoding="utf-8").splitlines()
+            items += hypotheses_file.read_text(encoding="utf-8-sig").splitlines()
         except (OSError, UnicodeDecodeError) as e:
             raise InputError(f"cannot read hypotheses from {hypotheses_file}: {e}") from e
     if not items:

@@ -148,7 +148,7 @@ def read_vocabulary_file(path: Path) -> list[str]:
     if not path.is_file():
         raise InputError(f"vocabulary file {str(path)!r} does not exist")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read vocabulary file {str(path)!r}: {e}") from e
     phrases = list(dict.fromkeys(" ".join(line.split()) for line in lines
