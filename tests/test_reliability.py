@@ -46,13 +46,13 @@ def invoke(*args):
 
 
 def run_cli(*args, env: dict | None = None, without_capabilities: bool = False, stdout=subprocess.PIPE,
-            timeout: float = 300) -> subprocess.CompletedProcess:
+            timeout: float = 300, input: str | None = None) -> subprocess.CompletedProcess:
     """``python -m visdiff ARGS`` in a fresh process (optionally as root without capabilities,
-    so file permissions bind)."""
+    so file permissions bind), with ``input`` on its standard input."""
     command = [sys.executable, "-m", "visdiff", *map(str, args)]
     if without_capabilities:
         command = ["setpriv", "--bounding-set=-all", "--", *command]
-    return subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=timeout,
+    return subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=timeout, input=input,
                           env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, cwd=REPO)
 
 
@@ -121,6 +121,16 @@ def test_command_line_errors_take_one_line_naming_the_value(args, message, image
     result = run_cli(*[{"{a}": image_dirs[0], "{b}": image_dirs[1]}.get(arg, arg) for arg in args], timeout=60)
     message = message.replace("(see 'visdiff", "(see 'python -m visdiff")  # as run_cli runs it
     assert (result.returncode, result.stdout, result.stderr) == (2, "", message + "\n")
+
+
+def test_a_confirmation_at_the_end_of_input_deletes_nothing(tmp_path):
+    """typer aborts a confirmation when standard input ends; run not standalone, its Abort
+    reaches the entry point, which says so in one line."""
+    kept = tmp_path / "cache" / "kept.txt"
+    kept.parent.mkdir()
+    kept.write_text("x")
+    result = run_cli("cache", "clear", "--cache-dir", kept.parent, input="", timeout=60)
+    assert (result.returncode, result.stderr) == (1, "error: aborted: standard input ended\n") and kept.exists()
 
 
 def test_a_command_without_arguments_shows_its_help():
