@@ -20,10 +20,10 @@ import sys
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import combinations
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
+from itertools import combinations
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -142,10 +142,10 @@ class ImageSet:
         """The items at ``positions`` in that order (skipped inputs are kept as the record)."""
         return replace(self, items=tuple(self.items[i] for i in positions))
 
-    def warn_of_repeats(self) -> int:
+    def warn_of_repeats(self) -> None:
         """Warn when the set holds an image more than once (same content): every copy counts
         in the statistics as an image of its own, so p-values come out smaller than the
-        distinct images support. Returns the number of copies beyond the first."""
+        distinct images support."""
         counts = Counter(self.keys)
         repeats = sum(n - 1 for n in counts.values())
         if repeats:
@@ -153,7 +153,6 @@ class ImageSet:
             first, second = [item.source for item in self.items if item.key == key][:2]
             log.warning("image set %r holds %d image(s) more than once (same content, e.g. %s and %s); each copy "
                         "counts in the statistics", self.name, repeats, first, second)
-        return repeats
 
     def require(self, min_images: int = 2) -> ImageSet:
         if len(self.items) < min_images:
