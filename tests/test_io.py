@@ -60,6 +60,17 @@ def test_links_to_folders_are_followed_once(tmp_path):
         ("own/loop", "link to a folder already read"), ("tench again", "link to a folder already read")]
 
 
+def test_one_image_given_as_a_set_is_told_to_give_its_folder(tmp_path):
+    """`visdiff compare A/*.jpg B/*.jpg`: the shell makes every file an argument of its own."""
+    image = make_image(tmp_path / "a" / "x.jpg", (1, 2, 3))
+    with pytest.raises(InputError, match=r"x\.jpg is neither a folder nor a table .*\); give the folder .*/a "
+                                         r"\(a shell pattern like .*/a/\*\.jpg passes each file as a set\)$"):
+        load_image_set(image)
+    with pytest.raises(InputError, match=r"notes\.txt is neither a folder nor a table [^;]*$"):
+        (tmp_path / "notes.txt").write_text("x")
+        load_image_set(tmp_path / "notes.txt")
+
+
 def test_list_of_paths_keeps_order_and_reports_missing(tmp_path):
     first = make_image(tmp_path / "z.png", (1, 1, 1))
     second = make_image(tmp_path / "a.png", (2, 2, 2))

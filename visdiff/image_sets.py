@@ -553,8 +553,12 @@ def load_image_set(source, *, group: str | None = None, group_column: str = DEFA
                                  + (f" ({len(scan.skipped)} other entries skipped)" if scan.skipped else ""))
             image_set = _from_paths(scan.files, name=name or path.name, hashes=hashes)
             return replace(image_set, skipped=tuple(scan.skipped) + image_set.skipped)
+        # One image where a set is expected: most often a shell pattern (dir/*.jpg) that gave one argument per file.
+        folder = display_path(path.parent)
+        hint = (f"; give the folder {folder} (a shell pattern like {folder}/*{path.suffix} passes each file as a set)"
+                if path.suffix.lower() in IMAGE_EXTENSIONS else "")
         raise InputError(f"{path} is neither a folder nor a table of images "
-                         f"({', '.join(sorted(TABLE_SUFFIXES))}, or a datasets save_to_disk folder)")
+                         f"({', '.join(sorted(TABLE_SUFFIXES))}, or a datasets save_to_disk folder){hint}")
     if isinstance(source, (bytes, Mapping)) or not isinstance(source, Iterable):
         raise InputError(f"cannot use {type(source).__name__} as an image set: give a folder, a table, "
                          "a list of paths or PIL images, or an ImageSet")
