@@ -258,8 +258,10 @@ def test_cli_caption_csv_and_jsonl(image_dirs, tiny_blip2_opt, tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "source,sha256,caption" and len(lines) == 7
-    records = [json.loads(line) for line in (tmp_path / "c.jsonl").read_text().splitlines()]
+    text = (tmp_path / "c.jsonl").read_text()
+    records = [json.loads(line) for line in text.splitlines()]
     assert len(records) == 6 and all(len(r["caption"].split()) == 3 for r in records)
+    assert "\\/" not in text and f'"source": "{a}/' in text  # paths as written, not pandas' "\/"
 
 
 def test_cli_caption_bad_option_for_backend_is_exit_2(image_dirs):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from visdiff.cli.options import (
     INPUT, GroupColumnOption, SetArgument, WhereOption, parse_where, run_command,
 )
 from visdiff.image_sets import load_image_set
+from visdiff.jsonable import to_jsonable
 from visdiff.cli.output import check_outputs, stdout, write_output
 from visdiff.options import RunOptions
 from visdiff.tables import DEFAULT_GROUP_COLUMN
@@ -51,4 +53,6 @@ def caption_command(
     if csv_out is not None:
         write_output(csv_out, csv_safe(table).to_csv(index=False))
     if jsonl_out is not None:
-        write_output(jsonl_out, table.to_json(orient="records", lines=True, force_ascii=False))
+        # json, not pandas' to_json: that writes every "/" of a path as "\/".
+        write_output(jsonl_out, "".join(json.dumps(to_jsonable(row), ensure_ascii=False) + "\n"
+                                        for row in table.to_dict("records")))
