@@ -460,6 +460,10 @@ def _folder_id(folder: Path) -> tuple[int, int]:
     return status.st_dev, status.st_ino
 
 
+# Tables whose paths lead outside their folder, said once each in a process.
+_TABLES_LEADING_OUTSIDE: set[Path] = set()
+
+
 def _from_table(path: Path, *, group: str | None, group_column: str, where: Mapping[str, str] | None,
                 name: str | None, hashes: FileHashMemo | None, pair_by: str | None) -> ImageSet:
     """The images of a table's chosen rows, in row order: paths (relative to the table) are
@@ -468,8 +472,10 @@ def _from_table(path: Path, *, group: str | None, group_column: str, where: Mapp
     paths = [relative_to(rows.folder, image) for image in rows.images if isinstance(image, str)]
     home = rows.folder.resolve()
     outside = [p for p in paths if not p.resolve().is_relative_to(home)]
-    if outside:
-        # Fine for a local tool, but worth a word: a shared table may point anywhere.
+    if outside and path.resolve() not in _TABLES_LEADING_OUTSIDE:
+        # Fine for a local tool, but worth a word (once per table: a sweep reads it per value
+        # and side): a shared table may point anywhere.
+        _TABLES_LEADING_OUTSIDE.add(path.resolve())
         log.warning("%d path(s) in %s lead outside its folder (e.g. %s); reading them as given",
                     len(outside), display_path(path), display_path(outside[0]))
     held = _HeldBytes()
