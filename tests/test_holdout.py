@@ -80,8 +80,12 @@ def test_holdout_excludes_refinement_and_pairing(other):
 def test_a_split_too_small_is_an_input_error(tmp_path):
     paths = [make_image(tmp_path / f"{i}.png", (10 * i, 0, 0)) for i in range(3)]
     image_set = load_image_set(paths, name="A")
-    with pytest.raises(InputError, match="--holdout 0.5 splits set A \\(3 images\\) into 1 proposal and 2 held-out"):
-        Holdout.split({"a": image_set}, 0.5, seed=0)
+    with pytest.raises(InputError, match="--holdout 0.5 splits set A \\(3 images\\) into 1 proposal and 2 held-out"
+                                         ".*: --holdout needs at least 4 images per set$"):
+        Holdout.split({"a": image_set}, 0.5, seed=0)  # it said "use a fraction nearer 0.5" to a run at 0.5
+    many = load_image_set([*paths, *(make_image(tmp_path / f"{i}.png", (10 * i, 0, 0)) for i in range(3, 10))])
+    with pytest.raises(InputError, match="into 9 proposal and 1 held-out images.*: use a fraction nearer 0.5 or more images$"):
+        Holdout.split({"a": many}, 0.1, seed=0)
 
 
 def test_compare_proposes_on_one_split_and_ranks_on_the_other(image_dirs, tmp_path):

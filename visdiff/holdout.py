@@ -47,10 +47,13 @@ class Holdout:
         for side, image_set in sets.items():
             proposal[side], held_out[side] = split_positions(image_set.keys, fraction, seed)
             if min(len(proposal[side]), len(held_out[side])) < MIN_SPLIT_IMAGES:
+                # Nearer 0.5 helps only a set that holds enough images for two splits.
+                remedy = ("use a fraction nearer 0.5 or more images" if len(image_set) >= 2 * MIN_SPLIT_IMAGES
+                          else f"--holdout needs at least {2 * MIN_SPLIT_IMAGES} images per set")
                 raise InputError(
                     f"--holdout {fraction:g} splits set {side.upper()} ({len(image_set)} images) into "
                     f"{len(proposal[side])} proposal and {len(held_out[side])} held-out images; each split needs at "
-                    f"least {MIN_SPLIT_IMAGES}: use a fraction nearer 0.5 or more images")
+                    f"least {MIN_SPLIT_IMAGES}: {remedy}")
         return cls(fraction, seed, proposal, held_out)
 
     def proposal_sets(self, sets: dict[str, ImageSet]) -> dict[str, ImageSet]:
