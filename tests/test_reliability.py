@@ -179,10 +179,15 @@ def test_help_and_usage_errors_start_without_torch_or_scipy():
     (lambda a, b: visdiff.compare(a, b, seed="x"), "seed must be a whole number >= 0, got 'x'"),
     (lambda a, b: visdiff.compare(a, b, {"seed": 1}), "options must be a RunOptions (or give its fields as keywords), got dict"),
     (lambda a, b: visdiff.rank(["x"], a, 5), "cannot use int as an image set"),
-], ids=["scorer int", "captioner object", "proposer int", "hypotheses int", "seed str", "options dict", "set int"])
+    (lambda a, b: visdiff.compare(a, b, both_directions="no"), "both_directions must be True or False, got 'no'"),
+    (lambda a, b: visdiff.rank(["x"], a, b, show_progress="off"), "show_progress must be True, False or None, got 'off'"),
+    (lambda a, b: visdiff.rank(["x"], a, b, cache_dir=3), "cache_dir must be a folder path, got 3"),
+    (lambda a, b: visdiff.compare(a, b, llm=4), "llm must be a string, got 4"),
+], ids=["scorer int", "captioner object", "proposer int", "hypotheses int", "seed str", "options dict", "set int",
+        "flag str", "progress str", "cache dir int", "llm int"])
 def test_python_api_refuses_wrong_types_naming_them(call, message, image_dirs):
     # They ended in AttributeError ('int' object has no attribute 'cache_id'), TypeError, or a
-    # string seed was taken.
+    # string seed was taken; a string flag was true whatever it said (both_directions="no").
     with pytest.raises(visdiff.InputError) as raised:
         call(*image_dirs)
     assert message in str(raised.value)

@@ -177,6 +177,19 @@ class RunOptions:
             spec = getattr(self, name)
             if spec is not None and not isinstance(spec, str):
                 raise InputError(f"{name} must be a spec string here, got {type(spec).__name__}")
+        # A string is truthy whatever it says: both_directions="no" ran both directions.
+        for name, choices in (("both_directions", "True or False"), ("merge", "True or False"),
+                              ("use_cache", "True or False"), ("llm_seed", "True, False or None"),
+                              ("show_progress", "True, False or None")):
+            value = getattr(self, name)
+            if not isinstance(value, bool) and not (value is None and "None" in choices):
+                raise InputError(f"{name} must be {choices}, got {value!r}")
+        for name in ("llm", "system_message", "engine_address"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise InputError(f"{name} must be a string, got {value!r}")
+        if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
+            raise InputError(f"cache_dir must be a folder path, got {self.cache_dir!r}")
         self._check_generation()
         if self.prompts is not None:
             get_prompt_set(self.prompts)  # a misspelt set fails before any image is read
