@@ -476,7 +476,7 @@ def _from_table(path: Path, *, group: str | None, group_column: str, where: Mapp
         # Fine for a local tool, but worth a word (once per table: a sweep reads it per value
         # and side): a shared table may point anywhere.
         _TABLES_LEADING_OUTSIDE.add(path.resolve())
-        log.warning("%d path(s) in %s lead outside its folder (e.g. %s); reading them as given",
+        log.warning("%d path(s) read from %s lead outside its folder (e.g. %s); reading them as given",
                     len(outside), display_path(path), display_path(outside[0]))
     held = _HeldBytes()
     probed_paths = iter(zip(paths, _probe_paths(paths, hashes, held)))
