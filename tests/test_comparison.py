@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import visdiff
+from tests.fake_openai import Reply, fake_openai  # noqa: F401
 from visdiff import stats, stats_torch
 from visdiff.embeddings.scoring import Scoring
 from visdiff.errors import InputError
@@ -303,3 +304,17 @@ def test_cli_rank_and_api_compare_go_through_a_comparison(image_dirs, tiny_clip_
     assert result.exit_code == 0, result.output
     visdiff.compare(a, b, scorer=tiny_clip_weights, proposer=FixedProposer(["red", "blue"]))
     assert calls == ["rank", "compare"]
+
+
+def test_a_result_keeps_the_proposal_rounds_of_its_own_call(image_dirs, fake_openai):
+    """Every result held the run's list of rounds itself: a later .propose() or .compare()
+    on the same Comparison grew the rounds of a result already returned."""
+    fake_openai.respond = lambda request: Reply("* animals\n* dark, underexposed photos")
+    comparison = visdiff.Comparison(*image_dirs, profile="offline", proposer="llm:fake-model",
+                                    base_url=fake_openai.base_url, rounds=1, show_progress=False)
+    first = comparison.compare()
+    rounds = [dict(r) for r in first.proposal_rounds]
+    comparison.propose(over="b")
+    second = comparison.compare()
+    assert len(rounds) == 1 and first.proposal_rounds == rounds
+    assert len(second.proposal_rounds) == 1 and second.proposal_rounds[0] is not first.proposal_rounds[0]

@@ -244,7 +244,8 @@ class Comparison:
     def compare(self) -> CompareResult:
         """Propose (both ways with ``both_directions``), refine (``refine`` rounds) and rank: the
         :func:`visdiff.compare` result. Its ``timings`` are this comparison's stage seconds so
-        far (set-up included)."""
+        far (set-up included); its ``proposal_rounds`` are the rounds of this call."""
+        rounds_before = len(self.stages.proposal_rounds)
         proposals = {"A": self.propose(over="a")}
         if self.options.both_directions:
             proposals["B"] = self.propose(over="b")
@@ -278,7 +279,8 @@ class Comparison:
             captions_b={k: c for k, c in captions.items() if k in keys_b},
             config=config,
             timings={**timings, "total": sum(timings.values())},
-            proposal_rounds=self.stages.proposal_rounds,
+            # A copy of this call's: the run's list grows with every later proposal.
+            proposal_rounds=self.stages.proposal_rounds[rounds_before:],
         )
 
     def images(self, hypothesis: str, side: str = "a", k: int = 12, *, lowest: bool = False) -> ImageGallery:

@@ -152,7 +152,7 @@ class MultiComparison:
         timings = self.stages.timings
         results: dict[str, CompareResult] = {}
         for name, comparison in self.comparisons.items():
-            before, rounds_before = timings.as_dict(), len(self.stages.proposal_rounds)
+            before = timings.as_dict()
             result = comparison.compare()
             spent = {stage: seconds - before.get(stage, 0.0) for stage, seconds in timings.as_dict().items()
                      if seconds != before.get(stage, 0.0)}
@@ -161,7 +161,6 @@ class MultiComparison:
                 config={**result.config, "set": name, "against": [n for n in self.names if n != name],
                         "contrast_images": len(self.contrasts[name])},
                 timings={**spent, "total": sum(spent.values())},
-                proposal_rounds=result.proposal_rounds[rounds_before:],
             )
         config = {
             **self.stages.describe(),
