@@ -79,6 +79,16 @@ def test_unknown_columns_and_values_name_what_exists(path_table, options, messag
         load_image_set(path_table, **options)
 
 
+def test_a_group_that_where_filtered_out_is_said_so(path_table):
+    """It read as if the table had no such group at all."""
+    table = pd.read_parquet(path_table)
+    table = table[~((table["label"] == "red") & (table["split"] == "train"))]
+    table.to_parquet(path_table)
+    with pytest.raises(InputError, match=r"no group 'red' in column 'label' among the rows with split=train; "
+                                         r"groups: \['blue'\]$"):
+        load_image_set(path_table, group="red", group_column="label", where={"split": "train"})
+
+
 def test_compare_takes_one_table_for_both_sets(path_table):
     result = runner.invoke(app, ["compare", str(path_table), "--group-col", "label", "--group-a", "red",
                                  "--group-b", "blue", "--where", "split=val", "--json", "-", "-q"])

@@ -67,7 +67,7 @@ def sweep_values(spec: SweepSpec, *, pair_by: str | None = None) -> list[str]:
         raise InputError(f"{spec.table} has no column {missing[0]!r}; columns: {list(table.columns)}")
     for column, value in spec.where.items():
         table = table[table[column].astype(str) == str(value)]
-    require_values(table, spec.group_column, [spec.group_a, spec.group_b], spec.table)
+    require_values(table, spec.group_column, [spec.group_a, spec.group_b], spec.table, spec.where)
     return sorted(table[spec.by].astype(str).unique())
 
 

@@ -101,16 +101,19 @@ def require_groups(path: Path, groups: Sequence[str], *, group_column: str = DEF
     names the missing values and the groups there are; cheap, so checked before images are read."""
     table = _rows_where(path, where)
     _require_column(table, group_column, path, "group")
-    require_values(table, group_column, groups, path)
+    require_values(table, group_column, groups, path, where)
 
 
-def require_values(table: pd.DataFrame, group_column: str, groups: Sequence[str], path: Path) -> None:
-    """Every one of ``groups`` occurs in ``table``'s ``group_column``, or ``InputError`` names
-    the missing ones and the groups there are."""
+def require_values(table: pd.DataFrame, group_column: str, groups: Sequence[str], path: Path,
+                   where: Mapping[str, str] | None = None) -> None:
+    """Every one of ``groups`` occurs in ``table``'s ``group_column`` (the rows ``where`` kept),
+    or ``InputError`` names the missing ones and the groups there are."""
     known = set(table[group_column].astype(str))
     missing = [group for group in groups if group not in known]
     if missing:
-        raise InputError(f"{path} has no group {', '.join(map(repr, missing))} in column {group_column!r}; "
+        # A group of the table that --where filtered out is not "missing" from the table.
+        kept = f" among the rows with {', '.join(f'{c}={v}' for c, v in where.items())}" if where else ""
+        raise InputError(f"{path} has no group {', '.join(map(repr, missing))} in column {group_column!r}{kept}; "
                          f"groups: {_values(table, group_column)}")
 
 
@@ -133,7 +136,7 @@ def select_rows(path: Path, *, group: str | None = None, group_column: str = DEF
                 raise InputError(f"{path} has groups {groups[:_SHOWN_VALUES]}; choose one (group= in Python, "
                                  "--group-a/--group-b on the command line)")
             group = groups[0]
-        require_values(table, group_column, [group], path)
+        require_values(table, group_column, [group], path, where)
         table = table[table[group_column].astype(str) == group]
     image_column = next((c for c in IMAGE_COLUMNS if c in table.columns), None)
     if image_column is None:
