@@ -310,6 +310,24 @@ def test_ctrl_c_while_starting_exits_130_without_a_traceback(image_dirs):
     assert "interrupted" in stderr and "Traceback" not in stderr
 
 
+def test_ctrl_c_inside_an_import_exits_130_at_once(tmp_path):
+    """An interrupt raised inside an extension's initialisation (torch's, through pybind11)
+    aborted the process or ended it by the signal; here a module stands in for one, aborting
+    as std::terminate does when a KeyboardInterrupt reaches it."""
+    (tmp_path / "extension_like.py").write_text(
+        "import os, signal, time\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(30)\n"
+        "except KeyboardInterrupt:\n"
+        "    os.abort()\n")
+    code = ("import signal, sys; from visdiff.entry import _on_interrupt; "
+            f"signal.signal(signal.SIGINT, _on_interrupt); sys.path.insert(0, {str(tmp_path)!r}); import extension_like")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert (done.returncode, done.stderr) == (130, "error: interrupted\n")
+
+
 def no_embedding(*args, **kwargs):
     raise RuntimeError("images were embedded before the missing API key was said")
 

@@ -4,13 +4,29 @@ exit code and one line, from the first instant (the CLI and its models import sl
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
 
 
+def _on_interrupt(signum, frame) -> None:
+    """Ctrl-C raises KeyboardInterrupt, so a command can save its work, unless a module is
+    being imported: raised inside an extension's initialisation (torch's, through pybind11)
+    it aborted the process ("terminate called ... KeyboardInterrupt", status -6) or ended it
+    by the signal (-2) instead of exit 130. An import has no work to save: exit at once."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            sys.stderr.write("error: interrupted\n")
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
+        frame = frame.f_back
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGINT, _on_interrupt)
     try:
         from visdiff.cli import app, setup_logging
         from visdiff.cli.errors import report_command_line_error
