@@ -133,6 +133,21 @@ def test_a_confirmation_at_the_end_of_input_deletes_nothing(tmp_path):
     assert (result.returncode, result.stderr) == (1, "error: aborted: standard input ended\n") and kept.exists()
 
 
+def test_the_process_ends_as_the_interpreter_would_without_its_teardown(tmp_path):
+    """The entry point skips the interpreter's teardown (0.6 s of a 2.9 s `visdiff compare`
+    of the example sets, for nothing), but first does what exiting does: other threads are
+    joined, exit handlers run, output is flushed."""
+    marker = tmp_path / "written by a thread"
+    code = ("import atexit, sys, threading, time; "
+            "atexit.register(lambda: print('exit handler ran')); "
+            f"threading.Thread(target=lambda: (time.sleep(0.5), open({str(marker)!r}, 'w').write('x'))).start(); "
+            "sys.argv = ['visdiff', '--version']; from visdiff.entry import main; main()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"visdiff {visdiff.__version__}\nexit handler ran\n", "")
+    assert marker.read_text() == "x"
+
+
 def test_a_command_without_arguments_shows_its_help():
     result = run_cli("cache", timeout=60)
     assert result.returncode == 2 and "Usage: python -m visdiff cache" in result.stdout and result.stderr == ""

@@ -3,9 +3,12 @@ exit code and one line, from the first instant (the CLI and its models import sl
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import signal
 import sys
+import threading
 
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
@@ -49,6 +52,24 @@ def main() -> None:
         sys.stderr.write(f"error: cannot write the output: {e.strerror or e}\n")
         code = EXIT_FAILURE
     if code:
-        # Nothing left to flush into a broken stdout at interpreter exit.
+        # Nothing left to flush into a broken stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    sys.exit(code)
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    """Exit as the interpreter does (other threads joined, exit handlers run: Ray's shutdown,
+    logging's flush, temporary folders), then end the process without tearing the interpreter
+    down: after importing torch that took 0.5 s, with sentence-transformers 1.4 s (measured),
+    and protects nothing once every output is written and flushed."""
+    try:
+        for thread in threading.enumerate():
+            if thread is not threading.main_thread() and not thread.daemon:
+                thread.join()
+        atexit._run_exitfuncs()  # private, but the one way to run them before os._exit
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
