@@ -56,6 +56,12 @@ def run_cli(*args, env: dict | None = None, without_capabilities: bool = False, 
                           env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, cwd=REPO)
 
 
+def run_python(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """``python -c CODE`` in a fresh process that imports visdiff from this checkout."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
+
+
 def assert_one_line_error(result, code: int, message: str) -> None:
     output = result.output if hasattr(result, "output") else result.stderr
     code_seen = result.exit_code if hasattr(result, "exit_code") else result.returncode
@@ -88,6 +94,10 @@ USAGE_CASES = [
 
 def no_image_may_be_read(*args, **kwargs):
     raise RuntimeError("an image set was read before the usage error")
+
+
+def no_embedding(*args, **kwargs):
+    raise RuntimeError("images were embedded before the error was said")
 
 
 @pytest.mark.parametrize("args", [c[1] for c in USAGE_CASES], ids=[c[0] for c in USAGE_CASES])
@@ -142,8 +152,7 @@ def test_the_process_ends_as_the_interpreter_would_without_its_teardown(tmp_path
             "atexit.register(lambda: print('exit handler ran')); "
             f"threading.Thread(target=lambda: (time.sleep(0.5), open({str(marker)!r}, 'w').write('x'))).start(); "
             "sys.argv = ['visdiff', '--version']; from visdiff.entry import main; main()")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    done = run_python(code)
     assert (done.returncode, done.stdout, done.stderr) == (0, f"visdiff {visdiff.__version__}\nexit handler ran\n", "")
     assert marker.read_text() == "x"
 
@@ -166,9 +175,6 @@ def test_a_missing_set_is_said_before_the_stages_are_built(image_dirs, monkeypat
     (["{a}", "no/such/folder"], "no such file or folder: no/such/folder"),
 ])
 def test_embed_checks_its_output_and_sets_before_embedding(args, message, image_dirs, monkeypatch):
-    def no_embedding(*args, **kwargs):
-        raise RuntimeError("embedding began before the usage error")
-
     monkeypatch.setattr("visdiff.pipeline.embed", no_embedding)
     result = invoke("embed", *[str(image_dirs[0]) if arg == "{a}" else arg for arg in args])
     assert_one_line_error(result, 2, message)  # the JSON file was written only after every image was embedded
@@ -180,8 +186,7 @@ def test_help_and_usage_errors_start_without_torch_or_scipy():
             "CliRunner().invoke(app, ['--help']); CliRunner().invoke(app, ['compare', '--help']); "
             "heavy = [m for m in ('torch', 'scipy', 'open_clip', 'transformers') if m in sys.modules]; "
             "assert not heavy, heavy")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    done = run_python(code, timeout=300)
     assert done.returncode == 0, done.stderr
 
 
@@ -338,37 +343,38 @@ def test_ctrl_c_inside_an_import_exits_130_at_once(tmp_path):
         "    os.abort()\n")
     code = ("import signal, sys; from visdiff.entry import _on_interrupt; "
             f"signal.signal(signal.SIGINT, _on_interrupt); sys.path.insert(0, {str(tmp_path)!r}); import extension_like")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    done = run_python(code)
     assert (done.returncode, done.stderr) == (130, "error: interrupted\n")
 
 
-def no_embedding(*args, **kwargs):
-    raise RuntimeError("images were embedded before the missing API key was said")
 
 
+@pytest.fixture
+def no_llm_credentials(monkeypatch):
+    """Neither an API key nor a base URL in the environment."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+
+@pytest.mark.usefixtures("no_llm_credentials")
 @pytest.mark.parametrize("command", ["compare", "propose"])
 def test_a_missing_api_key_is_said_before_any_image_is_read(command, image_dirs, monkeypatch):
     """The proposer was built on first use: with no key, every image was embedded (and, with
     an LLM proposer, captioned) before the run failed."""
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.setattr("visdiff.cli.options.load_image_set", no_image_may_be_read)
     assert_one_line_error(invoke(command, *image_dirs, "--llm", "gpt-4o"), 1, "no API key for 'gpt-4o'")
 
 
+@pytest.mark.usefixtures("no_llm_credentials")
 def test_the_api_checks_the_api_key_before_embedding(image_dirs, monkeypatch):
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.setattr("visdiff.embeddings.scoring.Scoring.embed_sets", no_embedding)
     for call in (visdiff.compare, visdiff.propose, lambda a, b, **kw: visdiff.compare_many([a, b, a], **kw)):
         with pytest.raises(BackendError, match="no API key for 'gpt-4o'"):
             call(*image_dirs, llm="gpt-4o")
 
 
-def test_ranking_with_a_profile_that_names_an_llm_needs_no_key(image_dirs, monkeypatch):
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+@pytest.mark.usefixtures("no_llm_credentials")
+def test_ranking_with_a_profile_that_names_an_llm_needs_no_key(image_dirs):
     options = visdiff.RunOptions(llm="gpt-4o", show_progress=False)
     assert len(visdiff.rank(["red"], *image_dirs, options)) == 1  # rank proposes nothing
 
@@ -484,7 +490,7 @@ def test_caption_reports_a_skipped_file_once(image_dirs, caplog):
 def test_hub_retries_are_logged_once():
     code = ("from visdiff.cli import setup_logging; setup_logging(); "
             "from huggingface_hub.utils import logging; logging.get_logger('huggingface_hub.x').warning('retry 1/5')")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    result = run_python(code)
     assert result.stderr.count("retry 1/5") == 1, result.stderr
 
 
