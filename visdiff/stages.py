@@ -96,14 +96,13 @@ class RunStages:
         # Cheap checks first: a misspelt backend fails before any model loads or image is read.
         if captioner is None:
             CAPTIONERS.check(options.captioner_spec())
-        if scorer is None:
-            SCORERS.check(options.scorer_spec())
+        scorer_backend = SCORERS.check(options.scorer_spec()).backend if scorer is None else None
         ENGINES.create(options.engine, address=options.engine_address)
-        if proposer is None:
-            PROPOSERS.check(options.proposer_spec())
-        self._check_proposer_needs(proposer)
+        proposer_backend = (PROPOSERS.check(options.proposer_spec()).backend if proposer is None
+                            else getattr(proposer, "backend", None))
+        self._check_proposer_needs(proposer, proposer_backend)
         if not captions_only and proposer is None and scorer is None:
-            self._check_captioner_used()
+            self._check_captioner_used(proposer_backend, scorer_backend)
         if not captions_only:
             # Built now: the scorer's constructor checks what its spec names (an open_clip
             # architecture and tag, packaged weights) without loading weights, so a misspelt
@@ -113,23 +112,20 @@ class RunStages:
             # A missing API key was said only after every image was embedded (and captioned).
             self.proposer  # noqa: B018 - building it is the check
 
-    def _check_captioner_used(self) -> None:
+    def _check_captioner_used(self, proposer_backend: str, scorer_backend: str) -> None:
         """A captioner given explicitly (not the profile's) that no stage would run is a usage
         error, not silently left out: only the llm proposer and the caption-llm scorer read
         captions. ``captions_only`` runs (``visdiff caption``) use the captioner by themselves."""
         options = self.options
-        if options.captioner is None or PROPOSERS.check(options.proposer_spec()).backend in CAPTION_PROPOSERS:
-            return
-        if SCORERS.check(options.scorer_spec()).backend == "caption-llm":
+        if options.captioner is None or proposer_backend in CAPTION_PROPOSERS or scorer_backend == "caption-llm":
             return
         raise InputError(f"--captioner {options.captioner!r} would not be used: the proposer "
                          f"{options.proposer_spec()!r} reads no captions; give --llm MODEL to propose from captions")
 
-    def _check_proposer_needs(self, proposer: Proposer | None) -> None:
-        """``--pair-by`` and ``--refine`` need a chat proposer and their prompt templates."""
+    def _check_proposer_needs(self, proposer: Proposer | None, backend: str | None) -> None:
+        """``--pair-by`` and ``--refine`` need a chat proposer (``backend``) and their prompt templates."""
         options = self.options
         spec = proposer.spec if proposer is not None else options.proposer_spec()
-        backend = getattr(proposer, "backend", None) if proposer is not None else PROPOSERS.check(spec).backend
         if options.pair_by and backend not in PAIRED_PROPOSERS:
             raise InputError(f"--pair-by shows an LLM the captions of paired images; the proposer {spec!r} "
                              f"cannot use pairs: give --llm MODEL (the {'/'.join(sorted(PAIRED_PROPOSERS))} proposer)")
