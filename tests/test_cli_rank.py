@@ -66,8 +66,8 @@ def test_json_to_stdout_is_only_json(rank_args):
     assert payload["scorer"].startswith("open_clip:")
     assert payload["embeddings"]["encoded"] == 12
     row = payload["results"][0]
-    assert set(row) == {"hypothesis", "auroc", "mean_a", "mean_b", "diff", "effect_size", "t", "p_value",
-                        "p_greater", "q_value", "significant"}
+    assert set(row) == {"hypothesis", "auroc", "auroc_low", "auroc_high", "mean_a", "mean_b", "diff", "effect_size",
+                        "p_greater", "q_value", "significant", "t", "p_welch", "favours", "constant"}
     assert payload["results"][0]["auroc"] >= payload["results"][1]["auroc"]
 
 
@@ -101,7 +101,8 @@ def test_constant_scores_write_valid_json(tmp_path, tiny_clip_weights):
     result = invoke("rank", tmp_path / "a", tmp_path / "b", "--scorer", tiny_clip_weights, "-H", "grey", "--json", "-")
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)["results"][0]  # strict parse: NaN would fail below
-    assert row["auroc"] == 0.5 and row["p_value"] is None and row["significant"] is False
+    assert row["auroc"] == 0.5 and row["t"] is None and row["p_greater"] == 1.0 and row["significant"] is False
+    assert row["constant"] is True
     assert "NaN" not in result.stdout
 
 

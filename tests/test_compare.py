@@ -72,7 +72,7 @@ def test_compare_end_to_end(image_dirs, fake_openai, tiny_captioner, tiny_clip_w
     # finds some of these phrases alike).
     assert sorted([*table.hypothesis, *(v for variants in table.merged for v in variants)]) == sorted(result.proposals)
     assert list(table.auroc) == sorted(table.auroc, reverse=True)
-    assert {"auroc", "p_value", "q_value", "significant"} <= set(table.columns)
+    assert {"auroc", "auroc_low", "auroc_high", "p_greater", "q_value", "significant"} <= set(table.columns)
     assert result.scores_a.shape == (6, len(table)) and result.scores_b.shape == (6, len(table))
     # Score columns follow the table's rows.
     for i, row in table.iterrows():
@@ -270,19 +270,41 @@ def test_cli_caption_bad_option_for_backend_is_exit_2(image_dirs):
     assert result.exit_code == 2 and "does not take the option(s)" in result.stderr
 
 
-def test_ranking_shows_the_one_sided_p_of_the_claim(capsys):
+def test_ranking_shows_the_one_sided_p_of_the_claim_and_never_heads_a_contrary_row_as_the_claim(capsys):
     from visdiff.cli.output import render_ranking
     from visdiff.ranking import format_p_value, rank_scores
 
     rng = np.random.default_rng(0)
-    scores_a, scores_b = rng.normal(size=(30, 1)), rng.normal(size=(30, 1)) + 3.0  # more true of B
-    table = rank_scores(scores_a, scores_b, ["opposite"])
-    [row] = table.itertuples()
-    assert row.p_value < 1e-10 and row.p_greater > 0.99  # two-sided: tiny; for the claim A > B: none
-    render_ranking(table)
-    shown = capsys.readouterr().out
-    # A two-sided p of 1e-20 beside "not significant" read as strong evidence for the phrase.
-    assert "p (A>B)" in shown and format_p_value(row.p_greater) in shown and format_p_value(row.p_value) not in shown
+    scores_a, scores_b = rng.normal(size=(30, 2)), rng.normal(size=(30, 2))
+    scores_a[:, 0] += 3.0  # more true of A
+    scores_b[:, 1] += 3.0  # more true of B
+    table = rank_scores(scores_a, scores_b, ["supported", "opposite"])
+    opposite = table.set_index("hypothesis").loc["opposite"]
+    assert opposite.p_greater > 0.99 and opposite.favours == "B"
+    render_ranking(table, title="run", supported_only=True)
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "p (A>B)" in shown and "Mann-Whitney" in shown and "95% CI" in shown
+    # Under "more true of A" only the row whose scores favour A; the other is counted apart.
+    assert "supported" in shown and "opposite" not in shown
+    assert "1 candidate(s) proposed as more true of A score no higher on it (AUROC <= 0.5)" in shown
+    render_ranking(table, title="run")
+    shown = " ".join(capsys.readouterr().out.split())
+    header, contrary = shown.split("tested, but not more true of A")
+    assert "supported" in header and "opposite" not in header
+    assert "opposite" in contrary and format_p_value(opposite.p_greater) in contrary
+
+
+def test_ranking_marks_a_hypothesis_with_one_score_everywhere(capsys, monkeypatch):
+    from rich.console import Console
+
+    from visdiff.cli import output
+    from visdiff.ranking import rank_scores
+
+    monkeypatch.setattr(output, "stdout", Console(width=200))
+    table = rank_scores(np.full((5, 1), 0.02), np.full((6, 1), 0.02), ["indoor scenes"])
+    output.render_ranking(table, title="run")
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "indoor scenes (same score on every image: says nothing)" in shown
 
 
 def test_ranking_leads_with_supported_rows_and_counts_the_rest(capsys):
@@ -291,7 +313,8 @@ def test_ranking_leads_with_supported_rows_and_counts_the_rest(capsys):
 
     rng = np.random.default_rng(0)
     scores_a, scores_b = rng.normal(size=(30, 3)), rng.normal(size=(30, 3))
-    scores_a[:, 0] += 3.0  # one strong finding, two at chance
+    scores_a[:, 0] += 3.0  # one strong finding, two near chance (both a little higher on A)
+    scores_a[:, 1:] += 0.15
     table = rank_scores(scores_a, scores_b, ["strong", "noise one", "noise two"])
     render_ranking(table, supported_only=True)
     shown = capsys.readouterr().out

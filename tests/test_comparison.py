@@ -16,7 +16,8 @@ from visdiff.errors import InputError
 from visdiff.ranking import rank_directions, rank_scores, separation_stats
 from visdiff.scorers import create_scorer
 
-STAT_KEYS = ["auroc", "t", "df", "p_two_sided", "p_greater", "mean_a", "mean_b", "effect_size"]
+STAT_KEYS = ["auroc", "auroc_low", "auroc_high", "p_greater", "t", "df", "p_welch", "mean_a", "mean_b", "effect_size",
+             "constant"]
 
 
 def assert_same_stats(expected: dict, got: dict) -> None:
@@ -33,7 +34,7 @@ def score_matrices(kind: str, n_a: int = 300, n_b: int = 250, m: int = 7, dtype=
     if kind == "tied":  # few distinct values, shared by both sets
         a, b = np.round(a * 2) / 2, np.round(b * 2) / 2
     if kind == "constant":
-        a[:, 0], b[:, 0] = 0.25, 0.25  # constant in both: NaN tests
+        a[:, 0], b[:, 0] = 0.25, 0.25  # one score everywhere: p = 1, Welch's t undefined
         a[:, 1] = 0.5  # constant in A only: still a test
     return a.astype(dtype), b.astype(dtype)
 
@@ -45,7 +46,8 @@ def test_torch_statistics_equal_the_numpy_ones(kind, dtype):
     expected = stats.separation_stats(a, b)
     assert_same_stats(expected, stats_torch.separation_stats(torch.from_numpy(a), torch.from_numpy(b)))
     if kind == "constant":
-        assert np.isnan(expected["t"][0]) and np.isnan(expected["p_greater"][0]) and np.isfinite(expected["t"][1])
+        assert np.isnan(expected["t"][0]) and expected["p_greater"][0] == 1.0 and np.isfinite(expected["t"][1])
+        assert expected["constant"].tolist()[:2] == [True, False]
 
 
 def test_torch_statistics_match_sklearn_auroc_with_ties():

@@ -95,7 +95,7 @@ def test_each_set_is_ranked_against_the_union_of_the_others(offline_run, three_s
                           cache_dir=cache, show_progress=False)
     merged = red.table.merge(direct, on="hypothesis", suffixes=("", "_direct"))
     assert len(merged) == len(red.table)
-    for column in ("auroc", "mean_a", "mean_b", "p_value", "q_value"):
+    for column in ("auroc", "auroc_low", "mean_a", "mean_b", "p_greater", "q_value"):
         np.testing.assert_allclose(merged[column], merged[f"{column}_direct"], rtol=1e-6)
 
 

@@ -200,7 +200,7 @@ def test_caption_llm_asks_about_many_hypotheses_per_caption(caption_llm, fake_op
     assert sum('"a red square"' in p for p in prompts) == 1
     assert all("1. red things\n2. squares\n3. red squares" in p for p in prompts)
     table = visdiff.rank_scores(scores_a, scores_b, ["red things", "squares", "red squares"])
-    assert set(table.columns) >= {"auroc", "p_value", "q_value"}  # the same statistics as CLIP scores
+    assert set(table.columns) >= {"auroc", "auroc_low", "p_greater", "q_value"}  # the same statistics as CLIP scores
 
 
 def test_caption_llm_splits_long_lists_and_retries_malformed_answers(fake_openai, image_sets, tmp_path):

@@ -54,8 +54,8 @@ def test_rank_scores_rows_are_the_statistics_sorted_by_auroc_ties_in_hypothesis_
     assert welch["auroc"][1] == welch["auroc"][3] == welch["auroc"][4] and welch["auroc"][2] == welch["auroc"][5]
     order = sorted(range(7), key=lambda j: -welch["auroc"][j])  # Python's sort is stable
     assert table["hypothesis"].tolist() == [names[j] for j in order]
-    for column, key in [("auroc", "auroc"), ("t", "t"), ("p_value", "p_two_sided"), ("mean_a", "mean_a")]:
-        np.testing.assert_array_equal(table[column].to_numpy(), welch[key][order])
+    for column in ("auroc", "auroc_low", "auroc_high", "t", "p_welch", "p_greater", "mean_a"):
+        np.testing.assert_array_equal(table[column].to_numpy(), welch[column][order])
     np.testing.assert_array_equal(table["q_value"].to_numpy(), stats.bh_qvalues(welch["p_greater"])[order])
     assert table.index.tolist() == list(range(7))
 
@@ -92,18 +92,19 @@ def test_thousand_hypotheses():
     assert table["q_value"].between(0, 1).all()
 
 
-def test_constant_scores_give_nan_statistics_that_serialise():
+def test_constant_scores_give_p_one_and_an_undefined_welch_t_that_serialises():
     a = np.ones((3, 2))
     b = np.ones((4, 2))
     a[:, 1] = [0.9, 0.8, 1.0]
     table = visdiff.rank_scores(a, b, ["constant", "varies"])
     constant = table.set_index("hypothesis").loc["constant"]
-    assert constant["auroc"] == 0.5
-    assert np.isnan(constant["t"]) and np.isnan(constant["p_value"]) and np.isnan(constant["q_value"])
+    assert constant["auroc"] == 0.5 and constant["constant"]
+    assert constant["p_greater"] == 1.0 and constant["q_value"] == 1.0
+    assert np.isnan(constant["t"]) and np.isnan(constant["p_welch"])  # Welch's t is undefined there, as in scipy
     assert not constant["significant"]
     records = to_jsonable(table.to_dict("records"))
     text = json.dumps(records, allow_nan=False)  # NaN becomes null, never invalid JSON
-    assert json.loads(text)[-1]["p_value"] is None or json.loads(text)[0]["p_value"] is None
+    assert {record["hypothesis"]: record["t"] for record in json.loads(text)}["constant"] is None
 
 
 def test_clean_hypotheses_strips_dedups_and_validates():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import false_discovery_control, ttest_ind
+from scipy.stats import false_discovery_control, mannwhitneyu, ttest_ind
 from sklearn.metrics import roc_auc_score
 
 from visdiff import stats
@@ -12,9 +12,10 @@ from visdiff import stats
 
 def reference(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
     labels = np.r_[np.ones(a.shape[0]), np.zeros(b.shape[0])]
-    out = {"auroc": [], "t": [], "p_two_sided": [], "p_greater": [], "df": []}
+    out = {"auroc": [], "t": [], "p_two_sided": [], "p_greater": [], "df": [], "p_mann_whitney": []}
     for j in range(a.shape[1]):
         out["auroc"].append(roc_auc_score(labels, np.r_[a[:, j], b[:, j]]))
+        out["p_mann_whitney"].append(mannwhitneyu(a[:, j], b[:, j], alternative="greater").pvalue)
         two = ttest_ind(a[:, j], b[:, j], equal_var=False)
         out["t"].append(two.statistic)
         out["df"].append(two.df)
@@ -43,9 +44,13 @@ def test_matches_sklearn_and_scipy(kind, n_a, n_b, m):
     welch = stats.welch_ttest(a, b)
     np.testing.assert_allclose(stats.auroc_score(a, b), ref["auroc"], rtol=0, atol=1e-9)
     combined = stats.separation_stats(a, b)
-    for key, value in welch.items():
-        np.testing.assert_array_equal(combined[key], value)
+    for ours, welch_key in [("t", "t"), ("df", "df"), ("p_welch", "p_greater"), ("mean_a", "mean_a"),
+                            ("mean_b", "mean_b"), ("effect_size", "effect_size")]:
+        np.testing.assert_array_equal(combined[ours], welch[welch_key])
     np.testing.assert_array_equal(combined["auroc"], stats.auroc_score(a, b))
+    # The flag's test is scipy's Mann-Whitney U with its default settings (exact or tie-corrected).
+    np.testing.assert_allclose(combined["p_greater"], ref["p_mann_whitney"], rtol=1e-9, atol=1e-15)
+    np.testing.assert_array_equal(stats.mann_whitney_u_test(a, b)["p_greater"], combined["p_greater"])
     finite = np.isfinite(ref["t"])
     for ours, theirs in [("t", "t"), ("df", "df"), ("p_two_sided", "p_two_sided"), ("p_greater", "p_greater")]:
         np.testing.assert_allclose(welch[ours][finite], ref[theirs][finite], rtol=1e-9, atol=1e-12)
@@ -211,15 +216,24 @@ def cache_rows(request, monkeypatch):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind", ["random", "tied", "few-ulp-apart", "constant", "negative", "signed-zeros"])
-def test_merge_and_search_count_the_same_exact_u(kind, dtype, cache_rows):
+def test_merge_and_search_count_the_same_exact_u_and_tie_term(kind, dtype, cache_rows):
     a, b = path_inputs(kind, dtype)
     expected = u_reference(a.astype(np.float64), b.astype(np.float64))
     a_rows, b_rows, low, high = rows_of(a, b)
     keys = stats._merge_keys(a_rows, b_rows, low, high)
-    by_merge = stats._u_by_merge(keys, a.shape[0])
-    by_search = stats._u_by_search(a_rows, b_rows)
-    np.testing.assert_array_equal(by_merge, by_search)
-    np.testing.assert_allclose(by_merge, expected, rtol=0, atol=1e-6)  # U is a count: exact up to sklearn's rounding
+    u_merge, ties_merge = stats._u_by_merge(keys, a.shape[0])
+    u_search, ties_search = stats._u_by_search(a_rows, b_rows)
+    np.testing.assert_array_equal(u_merge, u_search)
+    np.testing.assert_allclose(u_merge, expected, rtol=0, atol=1e-6)  # U is a count: exact up to sklearn's rounding
+    np.testing.assert_array_equal(ties_merge, ties_search)
+    np.testing.assert_array_equal(ties_merge, tie_term_reference(a, b))
+
+
+def tie_term_reference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sum(t^3 - t) over groups of t equal scores in each pooled column (-0.0 equals +0.0)."""
+    pooled = np.r_[a, b].astype(np.float64) + 0.0
+    counts = [np.unique(column, return_counts=True)[1].astype(np.float64) for column in pooled.T]
+    return np.array([(c**3 - c).sum() for c in counts])
 
 
 @pytest.mark.parametrize(
@@ -242,7 +256,8 @@ def test_merge_keys_take_the_narrowest_width_that_holds_them(scale, dtype, width
     keys = stats._merge_keys(a_rows, b_rows, low, high)
     assert (None if keys is None else keys.dtype) == width
     if keys is not None:
-        np.testing.assert_array_equal(stats._u_by_merge(keys, a.shape[0]), stats._u_by_search(a_rows, b_rows))
+        for by_merge, by_search in zip(stats._u_by_merge(keys, a.shape[0]), stats._u_by_search(a_rows, b_rows)):
+            np.testing.assert_array_equal(by_merge, by_search)
     np.testing.assert_allclose(stats.auroc_score(a, b) * 200 * 200, u_reference(a.astype(np.float64), b.astype(np.float64)),
                                rtol=0, atol=1e-6)
 

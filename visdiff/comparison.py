@@ -168,7 +168,11 @@ class Comparison:
             text = self._text_embeddings(hypotheses, defer_write=defer_text_write)
             # float16 rows are widened for the product, so scores equal the float32 path's.
             scorer = self.stages.scoring.scorer
-            return tuple(scorer.score(self._embeddings[side].float(), text).float() for side in SIDES)
+            scores = tuple(scorer.score(self._embeddings[side].float(), text).float() for side in SIDES)
+        # A scorer that can tell a phrase it saw in no image (the offline one) says so by name.
+        if hasattr(scorer, "warn_unseen"):
+            scorer.warn_unseen(hypotheses, *scores)
+        return scores
 
     def rank(self, hypotheses: Sequence[str], *, alpha: float | None = None) -> RankedTable:
         """Rank ``hypotheses`` by how well their scores separate A from B.
@@ -285,7 +289,8 @@ class Comparison:
 
     def images(self, hypothesis: str, side: str = "a", k: int = 12, *, lowest: bool = False) -> ImageGallery:
         """The ``k`` images of set ``side`` that score highest (``lowest``: lowest) for
-        ``hypothesis``, best first, with thumbnails; shows itself as HTML in Jupyter."""
+        ``hypothesis``, best first, with thumbnails, and the tie when images not shown share the
+        last one's score (``tie``); shows itself as HTML in Jupyter."""
         side = _check_side(side)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InputError(f"k must be a whole number >= 1, got {k!r}")
@@ -294,7 +299,7 @@ class Comparison:
         column = self.scores([hypothesis])[SIDES.index(side)][:, 0]
         shown = top_images(image_set, _host(column), self.stages.captioning.captions, k=k,
                            thumbnails=self._thumbnails, names=self._names[side], lowest=lowest)
-        return ImageGallery(hypothesis=hypothesis, side=side.upper(), lowest=lowest, images=shown)
+        return ImageGallery(hypothesis=hypothesis, side=side.upper(), lowest=lowest, images=shown.images, tie=shown.tie)
 
     @cached_property
     def _names(self) -> dict[str, list[str]]:

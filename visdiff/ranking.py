@@ -1,8 +1,9 @@
 """Rank hypotheses by how well their scores separate image set A from set B: pure tables.
 
 AUROC orders the hypotheses (the paper found it ranks better than p-values or mean
-differences); Welch's t-test (one-sided, A > B) with Benjamini-Hochberg q-values across the
-hypotheses flags which separations are significant. Computing the scores is the scoring
+differences); the Mann-Whitney U test, whose statistic AUROC is (one-sided, A > B), with
+Benjamini-Hochberg q-values across the hypotheses flags which separations are significant, so
+the flag never disagrees with the order. Welch's t, the paper's statistic, is kept beside it. Computing the scores is the scoring
 stage's job (:mod:`visdiff.embeddings.scoring`); this module only turns scores into tables.
 """
 
@@ -26,11 +27,11 @@ DEFAULT_MERGE_THRESHOLD = 0.85
 # (r < 0.5) are not one idea, however close their texts embed.
 MERGE_MIN_SCORE_CORRELATION = 0.5
 # Statistics of the proposal split kept beside the held-out ones (``--holdout``), as ``<name>_proposal``.
-PROPOSAL_SPLIT_COLUMNS = ("auroc", "p_value", "p_greater", "q_value", "significant")
+PROPOSAL_SPLIT_COLUMNS = ("auroc", "p_greater", "q_value", "significant")
 
 RESULT_COLUMNS = [
-    "hypothesis", "auroc", "mean_a", "mean_b", "diff", "effect_size",
-    "t", "p_value", "p_greater", "q_value", "significant",
+    "hypothesis", "auroc", "auroc_low", "auroc_high", "mean_a", "mean_b", "diff", "effect_size",
+    "p_greater", "q_value", "significant", "t", "p_welch", "favours", "constant",
 ]
 
 
@@ -95,36 +96,36 @@ def rank_scores(scores_a, scores_b, hypotheses: Sequence[str], *, alpha: float =
     Returns
     -------
     pandas.DataFrame sorted by ``auroc`` (descending), one row per hypothesis, columns
-    ``hypothesis, auroc, mean_a, mean_b, diff, effect_size, t, p_value`` (two-sided Welch),
-    ``p_greater`` (one-sided, A > B), ``q_value`` (BH over ``p_greater``), ``significant``.
+    ``hypothesis, auroc, auroc_low, auroc_high`` (its 95% interval, :func:`visdiff.stats.auroc_interval`),
+    ``mean_a, mean_b, diff, effect_size, p_greater`` (one-sided Mann-Whitney U test, A > B),
+    ``q_value`` (BH over ``p_greater``), ``significant`` (q < alpha), ``t, p_welch`` (Welch's t
+    and its one-sided p: the paper's statistic, not used for the flag), ``favours`` ("A", "B",
+    or "neither" at AUROC 0.5: the set that scores higher) and ``constant`` (one score on
+    every image of both sets: the hypothesis says nothing, p = 1).
     """
     if not 0 < alpha < 1:
         raise InputError(f"alpha must be in (0, 1), got {alpha}")
-    welch = separation_stats(scores_a, scores_b)  # validates the scores
+    found = separation_stats(scores_a, scores_b)  # validates the scores
     hypotheses = [hypotheses] if isinstance(hypotheses, str) else list(hypotheses)
-    if len(hypotheses) != len(welch["auroc"]):
-        raise InputError(f"{len(hypotheses)} hypotheses for {len(welch['auroc'])} score columns")
-    q = stats.bh_qvalues(welch["p_greater"])
+    if len(hypotheses) != len(found["auroc"]):
+        raise InputError(f"{len(hypotheses)} hypotheses for {len(found['auroc'])} score columns")
+    found["q_value"] = stats.bh_qvalues(found["p_greater"])
     # Rows by AUROC, descending, ties in hypothesis order (a stable sort of the negated AUROC;
     # U is finite, so AUROC is never NaN); sorted here, as arrays, not by pandas afterwards.
-    order = np.argsort(-welch["auroc"], kind="stable")
-    welch = {key: value[order] for key, value in welch.items()}
-    q = q[order]
-    table = pd.DataFrame(
-        {
-            "hypothesis": [hypotheses[i] for i in order],
-            "auroc": welch["auroc"],
-            "mean_a": welch["mean_a"],
-            "mean_b": welch["mean_b"],
-            "diff": welch["mean_a"] - welch["mean_b"],
-            "effect_size": welch["effect_size"],
-            "t": welch["t"],
-            "p_value": welch["p_two_sided"],
-            "p_greater": welch["p_greater"],
-            "q_value": q,
-            "significant": np.nan_to_num(q, nan=1.0) < alpha,
-        }
-    )
+    order = np.argsort(-found["auroc"], kind="stable")
+    found = {key: value[order] for key, value in found.items()}
+    auroc = found["auroc"]
+    table = pd.DataFrame({
+        "hypothesis": [hypotheses[i] for i in order],
+        **{key: found[key] for key in ("auroc", "auroc_low", "auroc_high", "mean_a", "mean_b")},
+        "diff": found["mean_a"] - found["mean_b"],
+        **{key: found[key] for key in ("effect_size", "p_greater", "q_value")},
+        "significant": found["q_value"] < alpha,
+        "t": found["t"],
+        "p_welch": found["p_welch"],
+        "favours": np.where(auroc > 0.5, "A", np.where(auroc < 0.5, "B", "neither")),
+        "constant": found["constant"],
+    })
     table.attrs["alpha"] = alpha
     return table
 
@@ -136,7 +137,8 @@ def rank_directions(scores_a: np.ndarray, scores_b: np.ndarray, proposals: dict[
     ``proposals`` maps a direction (``"A"``: more true of A, ``"B"``: more true of B) to its
     phrases, whose score columns follow each other in that order. With more than one
     direction the table gets a ``direction`` column; on ``"B"`` rows the statistics measure B
-    over A (q-values per direction) while ``mean_a``/``mean_b`` stay the means on A and on B.
+    over A (q-values per direction) while ``mean_a``/``mean_b`` stay the means on A and on B
+    and ``favours`` names the set that scores higher.
     """
     tables, columns, offset = [], [], 0
     for direction, phrases in proposals.items():
@@ -144,6 +146,7 @@ def rank_directions(scores_a: np.ndarray, scores_b: np.ndarray, proposals: dict[
         if direction == "B":
             table = rank_scores(scores_b[:, block], scores_a[:, block], phrases, alpha=alpha)
             table = table.rename(columns={"mean_a": "mean_b", "mean_b": "mean_a"})[list(table.columns)]
+            table["favours"] = table["favours"].map({"A": "B", "B": "A", "neither": "neither"})
         else:
             table = rank_scores(scores_a[:, block], scores_b[:, block], phrases, alpha=alpha)
         if len(proposals) > 1:
@@ -159,7 +162,7 @@ def rank_directions(scores_a: np.ndarray, scores_b: np.ndarray, proposals: dict[
 
 def add_proposal_split(held_out: pd.DataFrame, proposal: pd.DataFrame) -> pd.DataFrame:
     """The held-out ranked table with the proposal split's (in-sample) statistics of each
-    hypothesis beside its own, as ``auroc_proposal``, ``p_value_proposal``... (same rows and order)."""
+    hypothesis beside its own, as ``auroc_proposal``, ``p_greater_proposal``... (same rows and order)."""
     keys = [c for c in ("direction", "hypothesis") if c in held_out.columns]
     extra = proposal[[*keys, *PROPOSAL_SPLIT_COLUMNS]].rename(columns={c: f"{c}_proposal" for c in PROPOSAL_SPLIT_COLUMNS})
     table = held_out.merge(extra, on=keys, how="left", validate="one_to_one")

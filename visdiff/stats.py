@@ -4,6 +4,10 @@ Inputs are score matrices ``scores_a`` of shape (n_a, m) and ``scores_b`` of sha
 column j holds every image's score for hypothesis j. A 1-D input is one hypothesis. Every
 function returns one value per hypothesis. Names ending in ``_score`` are higher-is-better.
 Pure numpy/scipy: no plots, I/O or significance cut-offs here.
+
+The test that flags a hypothesis is the one AUROC is the statistic of: the Mann-Whitney U test
+(AUROC = U / (n_a n_b)), so the flag and the ranking never disagree. Welch's t, the paper's
+statistic, is computed beside it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -86,7 +91,7 @@ def welch_ttest(scores_a, scores_b) -> dict[str, np.ndarray]:
     Returns a dict of arrays (one value per hypothesis): ``t``, ``df``, ``p_two_sided`` (as
     ``scipy.stats.ttest_ind(a, b, equal_var=False)``), ``p_greater`` (one-sided, A > B),
     ``mean_a``, ``mean_b``, and ``effect_size`` (Cohen's d with the average of both variances).
-    Hypotheses whose scores are constant in both sets get NaN statistics.
+    Hypotheses whose scores are constant in both sets get NaN statistics, as in scipy.
 
     >>> r = welch_ttest([[1.0], [2.0], [3.0]], [[0.0], [1.0]])
     >>> round(float(r["t"][0]), 4), round(float(r["p_two_sided"][0]), 4)
@@ -95,27 +100,143 @@ def welch_ttest(scores_a, scores_b) -> dict[str, np.ndarray]:
     return _welch(_column_summaries(*_matrices(scores_a, scores_b), with_u=False))
 
 
-def separation_stats(scores_a, scores_b) -> dict[str, np.ndarray]:
-    """``auroc`` plus every :func:`welch_ttest` field, validating and copying the scores once.
+def mann_whitney_u_test(scores_a, scores_b) -> dict[str, np.ndarray]:
+    """The Mann-Whitney U test of A scoring higher than B, per hypothesis: ``u`` (A's U, so
+    AUROC = U / (n_a n_b)) and ``p_greater``, equal to ``scipy.stats.mannwhitneyu(a, b,
+    alternative="greater")`` with its default settings (exact when a set has at most 8 images
+    and the column has no ties, else normal with tie and continuity corrections).
 
-    >>> sorted(separation_stats([[1.0], [2.0], [3.0]], [[0.0], [1.0]]))
-    ['auroc', 'df', 'effect_size', 'mean_a', 'mean_b', 'p_greater', 'p_two_sided', 't']
+    >>> mann_whitney_u_test([[3.0], [4.0], [5.0]], [[1.0], [2.0]])["p_greater"].round(3).tolist()
+    [0.1]
     """
     summary = _column_summaries(*_matrices(scores_a, scores_b), with_u=True)
-    return {"auroc": summary.u / (summary.n_a * summary.n_b), **_welch(summary)}
+    return {"u": summary.u, "p_greater": mann_whitney_p_greater(summary)}
+
+
+def separation_stats(scores_a, scores_b) -> dict[str, np.ndarray]:
+    """Everything the ranking needs, validating and copying the scores once: :func:`summary_stats`
+    of the scores.
+
+    >>> sorted(separation_stats([[1.0], [2.0], [3.0]], [[0.0], [1.0]]))  # doctest: +NORMALIZE_WHITESPACE
+    ['auroc', 'auroc_high', 'auroc_low', 'constant', 'df', 'effect_size', 'mean_a', 'mean_b',
+     'p_greater', 'p_welch', 't']
+    """
+    return summary_stats(_column_summaries(*_matrices(scores_a, scores_b), with_u=True))
 
 
 @dataclass(frozen=True)
-class _Summary:
-    """Per-hypothesis sufficient statistics: U (or None), means and variances (ddof=1)."""
+class ScoreSummary:
+    """Per-hypothesis sufficient statistics of two score matrices, from which every statistic
+    here follows: U (A's Mann-Whitney statistic, exact; None when not counted), the pooled tie
+    term sum(t^3 - t) over groups of t equal scores (None likewise), means and variances
+    (ddof=1). :mod:`visdiff.stats_torch` builds one on the scores' device."""
 
     n_a: int
     n_b: int
     u: np.ndarray | None
+    tie_term: np.ndarray | None
     mean_a: np.ndarray
     mean_b: np.ndarray
     var_a: np.ndarray
     var_b: np.ndarray
+
+
+def summary_stats(summary: ScoreSummary) -> dict[str, np.ndarray]:
+    """From a summary with U: ``auroc`` with its 95% interval (``auroc_low``, ``auroc_high``,
+    :func:`auroc_interval`), ``p_greater`` (one-sided Mann-Whitney U test, A > B), Welch's
+    ``t``, ``df`` and one-sided ``p_welch`` (the paper's statistic), ``mean_a``, ``mean_b``,
+    ``effect_size``, and ``constant``: every image of both sets got the same score (p = 1)."""
+    n_a, n_b = summary.n_a, summary.n_b
+    auroc = summary.u / (n_a * n_b)
+    low, high = auroc_interval(auroc, n_a, n_b)
+    welch = _welch(summary)
+    return {
+        "auroc": auroc, "auroc_low": low, "auroc_high": high,
+        "p_greater": mann_whitney_p_greater(summary),
+        "t": welch["t"], "df": welch["df"], "p_welch": welch["p_greater"],
+        "mean_a": welch["mean_a"], "mean_b": welch["mean_b"], "effect_size": welch["effect_size"],
+        # Constant in each set with A's U at half its range: one score everywhere.
+        "constant": (summary.var_a == 0) & (summary.var_b == 0) & (2 * summary.u == n_a * n_b),
+    }
+
+
+# scipy's rule for its default method: exact when a set has at most this many images and the
+# column has no ties.
+_EXACT_MAX_IMAGES = 8
+
+
+def mann_whitney_p_greater(summary: ScoreSummary) -> np.ndarray:
+    """One-sided (A > B) Mann-Whitney p per hypothesis from a summary with U and tie terms, as
+    ``scipy.stats.mannwhitneyu(alternative="greater")`` computes it by default. A column with
+    one score everywhere has p = 1 (no evidence), whatever method."""
+    from scipy import special  # imported on first use: not paid by the CLI's start
+
+    n_a, n_b, u = summary.n_a, summary.n_b, summary.u
+    n = n_a + n_b
+    sigma = np.sqrt(n_a * n_b / 12.0 * ((n + 1) - summary.tie_term / (n * (n - 1))))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (u - n_a * n_b / 2.0 - 0.5) / sigma  # continuity-corrected; -inf when sigma is 0
+    p = special.ndtr(-z)
+    exact = summary.tie_term == 0
+    if min(n_a, n_b) <= _EXACT_MAX_IMAGES and exact.any():
+        p[exact] = _exact_u_survival(min(n_a, n_b), max(n_a, n_b))[u[exact].astype(np.int64)]
+    return np.clip(p, 0.0, 1.0)
+
+
+@lru_cache(maxsize=16)
+def _exact_u_survival(k: int, n: int) -> np.ndarray:
+    """P(U >= u) for u = 0..k n under the null, for sets of k and n untied scores. The counts
+    of U are the coefficients of the Gaussian binomial [n + k choose k](q) = prod over
+    i = 1..k of (1 - q^(n + i)) / (1 - q^i), multiplied out here in Python integers (exact at
+    any size; the counts pass 2^64 near 8 x 40,000)."""
+    size = k * n + 1
+    counts = np.zeros(size, dtype=object)
+    counts[0] = 1
+    for i in range(1, k + 1):
+        shift = n + i
+        counts[shift:] = counts[shift:] - counts[: size - shift]  # times (1 - q^(n + i))
+        for residue in range(i):  # divided by (1 - q^i): running sums with stride i
+            counts[residue::i] = np.cumsum(counts[residue::i])
+    at_least = np.cumsum(counts[::-1])[::-1]
+    total = at_least[0]
+    return np.array([int(c) / total for c in at_least])
+
+
+# Two-sided 95%: the normal quantile 1 - 0.025.
+_Z_95 = 1.959963984540054
+AUROC_INTERVAL_METHOD = "Newcombe's score interval (2006, method 5)"
+
+
+def auroc_interval(auroc, n_a: int, n_b: int, *, z: float = _Z_95) -> tuple[np.ndarray, np.ndarray]:
+    """95% interval of each AUROC: Newcombe's (2006) method 5, the values theta whose
+    Hanley-McNeil variance V(theta) (exponential model, with both sizes taken as
+    N = (n_a + n_b) / 2 - 1) holds (auroc - theta)^2 <= z^2 V(theta). Unlike a Wald interval it
+    is never a single point: AUROC 1.0 from 12 + 12 images gets [0.84, 1.0]. Coverage is
+    measured in ``benchmarks/bench_auroc_interval.py``.
+
+    >>> [v.round(3).tolist() for v in auroc_interval(np.array([1.0, 0.5]), 12, 12)]
+    [[0.844, 0.297], [1.0, 0.703]]
+    """
+    auroc = np.asarray(auroc, dtype=np.float64)
+    size = (n_a + n_b) / 2.0 - 1.0
+
+    def outside(theta: np.ndarray) -> np.ndarray:
+        variance = theta * (1 - theta) / (n_a * n_b) * (
+            1 + (size - 1) * ((1 - theta) / (2 - theta) + theta / (1 + theta)))
+        return (auroc - theta) ** 2 > z * z * variance
+
+    # Each bound by bisection between a point outside (0 or 1) and one inside (the AUROC itself):
+    # 50 halvings leave under 1e-15 of uncertainty.
+    low_out, low_in = np.zeros_like(auroc), auroc.copy()
+    high_in, high_out = auroc.copy(), np.ones_like(auroc)
+    for _ in range(50):
+        middle = (low_out + low_in) / 2
+        out = outside(middle)
+        low_out, low_in = np.where(out, middle, low_out), np.where(out, low_in, middle)
+        middle = (high_in + high_out) / 2
+        out = outside(middle)
+        high_in, high_out = np.where(out, high_in, middle), np.where(out, middle, high_out)
+    return low_in, high_in
 
 
 # Below this many scores per thread, starting threads costs more than it saves.
@@ -127,7 +248,7 @@ _SCORES_PER_BLOCK = 2**24
 _CACHED_FLOAT64S = 2**17
 
 
-def _column_summaries(a: np.ndarray, b: np.ndarray, *, with_u: bool) -> _Summary:
+def _column_summaries(a: np.ndarray, b: np.ndarray, *, with_u: bool) -> ScoreSummary:
     """Summaries of shape-checked matrices (non-finite scores raise ValueError here), from
     blocks of columns; large inputs have their blocks handled in parallel threads (numpy's
     copies, sums and sorts release the GIL). Every column gives the same numbers whatever
@@ -146,26 +267,28 @@ def _column_summaries(a: np.ndarray, b: np.ndarray, *, with_u: bool) -> _Summary
         with ThreadPoolExecutor(threads) as pool:
             blocks = list(pool.map(summarise, bounds[:-1], bounds[1:]))
     parts = [np.concatenate(p) if p[0] is not None else None for p in zip(*blocks)]
-    return _Summary(a.shape[0], b.shape[0], *parts)
+    return ScoreSummary(a.shape[0], b.shape[0], *parts)
 
 
 def _block_summary(a: np.ndarray, b: np.ndarray, *, with_u: bool) -> tuple:
-    """(u or None, mean_a, mean_b, var_a, var_b) for a block of columns.
+    """(u, tie_term, mean_a, mean_b, var_a, var_b) for a block of columns (u and tie_term
+    None without ``with_u``).
 
     Works on private contiguous (hypotheses x images) copies: row sums are pairwise and
     fast, and the copies can be sorted in place. U = sum over A of #(B < a) + 0.5 #(B == a)
     is counted in integers, so it is exact and ties count half, as average ranks do; by
     :func:`_u_by_search` when the scores are mostly tied (or float64 too wide for 64-bit
-    keys), else by :func:`_u_by_merge`, the faster way for continuous scores.
+    keys), else by :func:`_u_by_merge`, the faster way for continuous scores. Both also give
+    the pooled tie term that the test's variance needs.
     """
     (a_rows, mean_a, var_a, low_a, high_a), (b_rows, mean_b, var_b, low_b, high_b) = (
         _rows_and_moments(a, "scores_a"), _rows_and_moments(b, "scores_b"))
     if not with_u:
-        return None, mean_a, mean_b, var_a, var_b
+        return None, None, mean_a, mean_b, var_a, var_b
     keys = None if _mostly_tied(a_rows) else _merge_keys(
         a_rows, b_rows, min(low_a.min(), low_b.min()), max(high_a.max(), high_b.max()))
-    u = _u_by_search(a_rows, b_rows) if keys is None else _u_by_merge(keys, a_rows.shape[1])
-    return u, mean_a, mean_b, var_a, var_b
+    u, tie_term = _u_by_search(a_rows, b_rows) if keys is None else _u_by_merge(keys, a_rows.shape[1])
+    return u, tie_term, mean_a, mean_b, var_a, var_b
 
 
 def _rows_and_moments(columns: np.ndarray, name: str) -> tuple:
@@ -200,26 +323,33 @@ def _mostly_tied(a_rows: np.ndarray) -> bool:
     return 2 * np.count_nonzero(sample[:, 1:] == sample[:, :-1]) > sample.size
 
 
-def _u_by_search(a_rows: np.ndarray, b_rows: np.ndarray) -> np.ndarray:
-    """U per row from sorted rows (sorted here, in place): each distinct A value is located
-    once in its sorted B row (one search serves all A values equal to it: fast when scores
-    are rounded to a few decimals)."""
+def _u_by_search(a_rows: np.ndarray, b_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(U, pooled tie term) per row from sorted rows (sorted here, in place): each distinct A
+    value is located once in its sorted B row (one search serves all A values equal to it:
+    fast when scores are rounded to a few decimals)."""
     a_rows.sort(axis=1)
     b_rows.sort(axis=1)
     n_b = b_rows.shape[1]
-    u = np.empty(a_rows.shape[0], dtype=np.float64)
+    u, tie_term = np.empty(a_rows.shape[0]), np.empty(a_rows.shape[0])
     for j, (a_row, b_row) in enumerate(zip(a_rows, b_rows)):
-        starts = np.flatnonzero(np.r_[True, a_row[1:] != a_row[:-1]])
-        values, counts = a_row[starts], np.diff(np.r_[starts, len(a_row)])
+        values, counts = _runs(a_row)
         below = np.searchsorted(b_row, values, side="left")
         # Only A values that also occur in B need the count of equal B values.
         tied = b_row[np.minimum(below, n_b - 1)] == values
-        ties = 0
-        if tied.any():
-            equal = np.searchsorted(b_row, values[tied], side="right") - below[tied]
-            ties = int((equal * counts[tied]).sum())
-        u[j] = int((below * counts).sum()) + ties / 2.0
-    return u
+        equal = np.searchsorted(b_row, values[tied], side="right") - below[tied]
+        u[j] = int((below * counts).sum()) + int((equal * counts[tied]).sum()) / 2.0
+        # sum of t^3 - t over pooled groups: each set's own groups, plus what joining an A
+        # group of c_a with a B group of c_b adds, 3 c_a c_b (c_a + c_b).
+        c_a, c_b, c_shared = counts.astype(np.float64), _runs(b_row)[1].astype(np.float64), counts[tied] * equal
+        tie_term[j] = ((c_a**3 - c_a).sum() + (c_b**3 - c_b).sum()
+                       + 3 * (c_shared * (counts[tied] + equal).astype(np.float64)).sum())
+    return u, tie_term
+
+
+def _runs(sorted_row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct values, how many times each occurs) of a sorted row."""
+    starts = np.flatnonzero(np.r_[True, sorted_row[1:] != sorted_row[:-1]])
+    return sorted_row[starts], np.diff(np.r_[starts, len(sorted_row)])
 
 
 def _ordered_int(values: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -260,8 +390,8 @@ def _merge_keys(a_rows: np.ndarray, b_rows: np.ndarray, low, high) -> np.ndarray
     return keys
 
 
-def _u_by_merge(keys: np.ndarray, n_a: int) -> np.ndarray:
-    """U per row from :func:`_merge_keys` (sorted here, in place). After the sort the A score
+def _u_by_merge(keys: np.ndarray, n_a: int) -> tuple[np.ndarray, np.ndarray]:
+    """(U, pooled tie term) per row from :func:`_merge_keys` (sorted here, in place). After the sort the A score
     at position p has p - (A scores before it) B scores <= it, so S = sum over A of
     #(B <= a) = (sum of A positions) - n_a (n_a - 1) / 2, in integers. U = S - T / 2, with
     T the number of (a, b) pairs of equal scores: the sum over runs of equal scores of
@@ -289,10 +419,15 @@ def _u_by_merge(keys: np.ndarray, n_a: int) -> np.ndarray:
     run = np.searchsorted(run_breaks, mixed, side="right")
     t, start, end = equal[mixed], equal[first[run]], equal[last[run]] + 1
     equal_pairs = np.bincount(t // n, weights=(t + 1 - start) * (end - t), minlength=rows)
-    return below_or_equal - equal_pairs / 2
+    # Every run of t equal scores adds t^3 - t to the pooled tie term (as float: exact to 2^53).
+    if len(equal) == 0:
+        return below_or_equal, np.zeros(rows)
+    run_sizes = (equal[last] - equal[first] + 2).astype(np.float64)
+    tie_term = np.bincount(equal[first] // n, weights=run_sizes**3 - run_sizes, minlength=rows)
+    return below_or_equal - equal_pairs / 2, tie_term
 
 
-def _welch(summary: _Summary) -> dict[str, np.ndarray]:
+def _welch(summary: ScoreSummary) -> dict[str, np.ndarray]:
     n_a, n_b = summary.n_a, summary.n_b
     mean_a, mean_b, var_a, var_b = summary.mean_a, summary.mean_b, summary.var_a, summary.var_b
     se2_a, se2_b = var_a / n_a, var_b / n_b
@@ -300,7 +435,7 @@ def _welch(summary: _Summary) -> dict[str, np.ndarray]:
         t = (mean_a - mean_b) / np.sqrt(se2_a + se2_b)
         df = (se2_a + se2_b) ** 2 / (se2_a**2 / (n_a - 1) + se2_b**2 / (n_b - 1))
         effect = (mean_a - mean_b) / np.sqrt((var_a + var_b) / 2.0)
-    # Constant in both sets: no evidence either way, whatever the means.
+    # Constant in both sets: t is undefined, as in scipy (the rank test still decides there).
     degenerate = (var_a == 0) & (var_b == 0)
     t[degenerate] = df[degenerate] = effect[degenerate] = np.nan
     # Student t survival function via the regularised incomplete beta: exact and vectorised.

@@ -2,10 +2,10 @@
 
 For scores that live on a GPU (a :class:`visdiff.Comparison` keeps its embeddings there),
 copying the (n, m) matrices to the host and sorting them there would cost more than
-everything else. Here the O(n log n) work (sorting B's scores, locating A's scores in them,
-means and variances) runs on the device; only m-length vectors come back, and Welch's t,
-its p-values and the BH q-values are then computed by :mod:`visdiff.stats` itself (torch has
-no incomplete beta function, and m is small). Results equal :func:`visdiff.stats.separation_stats`
+everything else. Here the O(n log n) work (sorting the scores, locating them in each other,
+means and variances) runs on the device; only m-length vectors come back, as a
+:class:`visdiff.stats.ScoreSummary`, and the tests, interval and BH q-values are then computed
+by :func:`visdiff.stats.summary_stats` itself (torch has no incomplete beta function, and m is small). Results equal :func:`visdiff.stats.separation_stats`
 to rounding (tests hold them to 1e-9).
 """
 
@@ -46,11 +46,13 @@ def _moments(columns: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 def separation_stats(scores_a: torch.Tensor, scores_b: torch.Tensor) -> dict[str, np.ndarray]:
-    """``auroc`` and every :func:`visdiff.stats.welch_ttest` field, as numpy arrays, for
-    (n_a, m) and (n_b, m) score tensors on one device.
+    """:func:`visdiff.stats.separation_stats`, as numpy arrays, for (n_a, m) and (n_b, m)
+    score tensors on one device.
 
     U = sum over A of #(B < a) + 0.5 #(B == a), counted by binary searches of each A score in
     its sorted B column: integer counts, so U is exact and ties count half (average ranks).
+    The pooled tie term sum(t^3 - t) is the sum over all scores of (t^2 - 1), t being how many
+    scores of both sets equal it, counted by the same searches.
     """
     a = _as_matrix(scores_a, "scores_a")
     b = _as_matrix(scores_b, "scores_b")
@@ -61,11 +63,19 @@ def separation_stats(scores_a: torch.Tensor, scores_b: torch.Tensor) -> dict[str
         a, b = a.double(), b.double()
     n_a, n_b = a.shape[0], b.shape[0]
     # (hypotheses x images) rows: searchsorted works along the last dimension.
-    a_rows = a.T.contiguous()
-    b_rows = b.T.contiguous().sort(dim=1).values
-    below = torch.searchsorted(b_rows, a_rows, side="left").sum(dim=1)
-    not_above = torch.searchsorted(b_rows, a_rows, side="right").sum(dim=1)
-    u = below.double() + (not_above - below).double() / 2.0
+    a_rows, b_rows = a.T.contiguous(), b.T.contiguous()
+    a_sorted, b_sorted = a_rows.sort(dim=1).values, b_rows.sort(dim=1).values
+    below, b_equal_a = _below_and_equal(b_sorted, a_rows)
+    u = below.sum(dim=1).double() + b_equal_a.sum(dim=1).double() / 2.0
+    equal_in_pool = torch.cat([b_equal_a + _below_and_equal(a_sorted, a_rows)[1],
+                               sum(_below_and_equal(s, b_rows)[1] for s in (a_sorted, b_sorted))], dim=1).double()
+    tie_term = (equal_in_pool**2 - 1).sum(dim=1)
     (mean_a, var_a), (mean_b, var_b) = _moments(a), _moments(b)
-    summary = stats._Summary(n_a, n_b, u.cpu().numpy(), mean_a, mean_b, var_a, var_b)
-    return {"auroc": summary.u / (n_a * n_b), **stats._welch(summary)}
+    summary = stats.ScoreSummary(n_a, n_b, u.cpu().numpy(), tie_term.cpu().numpy(), mean_a, mean_b, var_a, var_b)
+    return stats.summary_stats(summary)
+
+
+def _below_and_equal(sorted_rows: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each value, how many scores of its sorted row are below it and how many equal it."""
+    below = torch.searchsorted(sorted_rows, values, side="left")
+    return below, torch.searchsorted(sorted_rows, values, side="right") - below

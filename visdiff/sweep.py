@@ -33,6 +33,7 @@ RESULTS_FILE = "results.jsonl"
 SPEC_FILE = "sweep.json"
 SUMMARY_COLUMNS = ["value", "status", "n_a", "n_b", "top_hypothesis", "auroc", "q_value", "significant",
                    "n_significant", "report"]
+COUNT_COLUMNS = ["n_a", "n_b", "n_significant"]
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,14 @@ def summarize(records: list[dict]) -> pd.DataFrame:
             "q_value": top.get("q_value"), "significant": top.get("significant"),
             "n_significant": r.get("n_significant"), "report": r.get("report"),
         })
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    # Nullable ints: a skipped value has no counts, and with gaps pandas would keep them as floats (3.0).
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS).astype(dict.fromkeys(COUNT_COLUMNS, "Int64"))
+
+
+def counts_as_objects(summary: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` with its counts as Python ints and None: pandas' missing int (``pd.NA``)
+    has no JSON form and prints as "<NA>"."""
+    return summary.astype(dict.fromkeys(COUNT_COLUMNS, object)).where(summary.notna(), None)
 
 
 def render_index(spec: SweepSpec, summary: pd.DataFrame) -> str:
@@ -148,4 +156,4 @@ def render_index(spec: SweepSpec, summary: pd.DataFrame) -> str:
     from visdiff.report.html import environment
 
     return environment().get_template("sweep_index.html.j2").render(
-        spec=spec, rows=to_jsonable(summary.to_dict("records")), created_at=now())
+        spec=spec, rows=to_jsonable(counts_as_objects(summary).to_dict("records")), created_at=now())

@@ -20,6 +20,8 @@ from visdiff.errors import InputError
 from visdiff.jsonable import to_jsonable
 from visdiff.report.results import csv_safe, provenance
 from visdiff.ranking import format_p_value
+from visdiff.stats import AUROC_INTERVAL_METHOD
+
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -73,53 +75,80 @@ def render_ranking(table: pd.DataFrame, *, title: str = "", limit: int | None = 
                    supported_only: bool = False) -> None:
     """Rich table of ranked hypotheses on stdout.
 
+    Only rows whose scores favour ``favoured`` (AUROC > 0.5) stand under "more true of
+    ``favoured``"; the rest (AUROC <= 0.5) are tested but say the opposite or nothing, and are
+    shown apart (with ``supported_only``, counted in one line).
+
     ``supported_only``: show only the significant rows (the best row when none is, marked as
     such) and say in one line how many more candidates were tried without significance (a
     proposer tries many; rows at AUROC 0.55 under one strong finding make the whole answer
     look unreliable). They are "not significant", not "at chance": on a few images even an
     AUROC of 0.8 can fall short of significance.
     """
+    favouring = table["favours"] == favoured
+    contrary, table = table[~favouring], table[favouring]
     shown = table[table["significant"].astype(bool)] if supported_only else table
     if len(shown) == 0:
         shown = table.head(1)
     not_significant = table.drop(shown.index)
-    table = shown
-    held_out = "auroc_proposal" in table.columns
-    view = Table(title=title or None, show_lines=False, caption=split_caption(table.attrs) if held_out else None)
-    # p is the one-sided test of the claim (scores higher on the favoured set), as q is: a
-    # two-sided p is small for a phrase more true of the other set too.
-    other = "B" if favoured == "A" else "A"
-    columns = [("#", "right"), (f"hypothesis (more true of {favoured})", "left"), ("AUROC", "right"),
-               ("mean A", "right"), ("mean B", "right"), (f"p ({favoured}>{other})", "right"), ("q", "right"),
-               ("sig.", "center")]
-    if held_out:
-        columns[3:3] = [("AUROC prop.", "right"), ("p prop.", "right")]
-    for name, justify in columns:
-        view.add_column(name, justify=justify)
-    rows = table if limit is None else table.head(limit)
-    for i, row in enumerate(rows.itertuples(index=False), start=1):
-        # Text cells: a hypothesis is shown as written, never read as markup.
-        hypothesis = Text(row.hypothesis)
-        if getattr(row, "merged", None):
-            hypothesis.append(f" (also: {'; '.join(row.merged)})", style="dim")
-        proposal = [f"{row.auroc_proposal:.3f}", format_p_value(row.p_greater_proposal)] if held_out else []
-        view.add_row(
-            str(i), hypothesis, f"{row.auroc:.3f}", *proposal, f"{row.mean_a:.4g}", f"{row.mean_b:.4g}",
-            format_p_value(row.p_greater), format_p_value(row.q_value), "✓" if row.significant else "·",
-        )
-    stdout.print(view)
-    if supported_only and not table["significant"].astype(bool).any():
+    if len(shown):
+        title = f"{title}: more true of {favoured}" if title else f"more true of {favoured}"
+        stdout.print(_ranking_view(shown if limit is None else shown.head(limit), title=title, favoured=favoured))
+    else:
+        stdout.print(f"{title}: no candidate scores higher on {favoured}" if title else
+                     f"no candidate scores higher on {favoured}", highlight=False)
+    if supported_only and len(shown) and not shown["significant"].astype(bool).any():
         stdout.print("No candidate is significant: the row above is only the best of those tried.", highlight=False)
     if len(not_significant):
         spread = f"AUROC {not_significant['auroc'].min():.2f}-{not_significant['auroc'].max():.2f}"
         stdout.print(f"{len(not_significant)} more candidate(s) were tried and are not significant ({spread}); "
                      "--all shows them", highlight=False)
+    if len(contrary) and supported_only:
+        stdout.print(f"{len(contrary)} candidate(s) proposed as more true of {favoured} score no higher on it "
+                     "(AUROC <= 0.5); --all shows them", highlight=False)
+    elif len(contrary):
+        stdout.print(_ranking_view(contrary, favoured=favoured, title=f"tested, but not more true of {favoured} "
+                                   "(AUROC <= 0.5)"))
+
+
+def _ranking_view(rows: pd.DataFrame, *, title: str, favoured: str) -> Table:
+    held_out = "auroc_proposal" in rows.columns
+    # p is the one-sided test of the claim (scores higher on the favoured set), as q is: the
+    # Mann-Whitney U test, whose statistic AUROC is, so the flag never contradicts the order.
+    other = "B" if favoured == "A" else "A"
+    caption = (f"p: one-sided Mann-Whitney U test ({favoured}>{other}); q: Benjamini-Hochberg; "
+               f"CI: {AUROC_INTERVAL_METHOD}")
+    if held_out:
+        caption = f"{caption}\n{split_caption(rows.attrs)}"
+    view = Table(title=title or None, show_lines=False, caption=caption, box=box.SIMPLE_HEAD, pad_edge=False,
+                 collapse_padding=True)
+    view.add_column("#", justify="right")
+    view.add_column("hypothesis", ratio=1, min_width=10)
+    columns = ["AUROC (95% CI)", "mean A", "mean B", f"p ({favoured}>{other})", "q", "sig."]
+    if held_out:
+        columns[1:1] = ["AUROC prop.", "p prop."]
+    for name in columns:
+        view.add_column(name, justify="center" if name == "sig." else "right", no_wrap=True)
+    for i, row in enumerate(rows.itertuples(index=False), start=1):
+        # Text cells: a hypothesis is shown as written, never read as markup.
+        hypothesis = Text(row.hypothesis)
+        if row.constant:
+            hypothesis.append(" (same score on every image: says nothing)", style="yellow")
+        if getattr(row, "merged", None):
+            hypothesis.append(f" (also: {'; '.join(row.merged)})", style="dim")
+        proposal = [f"{row.auroc_proposal:.3f}", format_p_value(row.p_greater_proposal)] if held_out else []
+        view.add_row(
+            str(i), hypothesis, f"{row.auroc:.3f} ({row.auroc_low:.2f}-{row.auroc_high:.2f})", *proposal,
+            f"{row.mean_a:.3g}", f"{row.mean_b:.3g}", format_p_value(row.p_greater), format_p_value(row.q_value),
+            "✓" if row.significant else "·",
+        )
+    return view
 
 
 def split_caption(attrs: dict) -> str:
     """Which images the figures of a ``--holdout`` table come from."""
     split = attrs.get("holdout", {})
-    return (f"AUROC, means, p, q and sig. from the held-out images ({split.get('n_held_out_a')} of A, "
+    return (f"AUROC, CI, means, p, q and sig. from the held-out images ({split.get('n_held_out_a')} of A, "
             f"{split.get('n_held_out_b')} of B); 'prop.': the proposal split the proposer saw "
             f"({split.get('n_proposal_a')} of A, {split.get('n_proposal_b')} of B), in sample")
 

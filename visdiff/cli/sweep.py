@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 
 from visdiff.cli import app
@@ -14,9 +15,12 @@ from visdiff.cli.options import (
 )
 from visdiff.cli.output import render_summary, stderr
 from visdiff.options import RunOptions
+from visdiff.ranking import format_p_value
 from visdiff.tables import DEFAULT_GROUP_COLUMN
 
 SWEEP = "Sweep"
+SHOWN_COLUMNS = ["value", "n_a", "n_b", "top_hypothesis", "auroc", "q_value", "n_significant"]
+SHOWN_HEADERS = {"top_hypothesis": "best hypothesis (or why skipped)", "q_value": "q", "n_significant": "n sig."}
 
 
 @run_command(app, "sweep", *(name for name in COMPARE_OPTIONS if name != "both_directions"))
@@ -41,8 +45,16 @@ def sweep_command(
                      where=parse_where(where), top=top)
     out_dir = out or Path("sweep-out") / f"{table.stem}-{by}"
     run = run_sweep(spec, out_dir, options, reports=not no_reports)
-    shown = run.summary[["value", "n_a", "n_b", "top_hypothesis", "auroc", "q_value", "n_significant"]]
-    render_summary(shown, title=f"{table}: per {by}, {group_a} vs {group_b}",
-                   headers={"top_hypothesis": "best hypothesis (or why skipped)", "q_value": "q", "n_significant": "sig."})
+    render_summary(shown_summary(run.summary), title=f"{table}: per {by}, {group_a} vs {group_b}", headers=SHOWN_HEADERS)
     stderr.print(f"{run.new_values} value(s) run, {run.resumed_values} already done; index: {run.out_dir / 'index.html'}",
                  highlight=False, soft_wrap=True)
+
+
+def shown_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary columns shown on the terminal: sizes and the count of significant
+    hypotheses as whole numbers, q as the ranked tables show it (scientific when small)."""
+    from visdiff.sweep import counts_as_objects  # loaded with the sweep itself
+
+    # A skipped value has no statistics: its q is shown as missing, not as undefined.
+    q_values = [format_p_value(q) if status == "ok" else None for q, status in zip(summary["q_value"], summary["status"])]
+    return counts_as_objects(summary)[SHOWN_COLUMNS].assign(q_value=q_values)

@@ -151,6 +151,8 @@ class OfflineScorer:
         # Text rows (cached too) also depend on the concept tables and the MiniLM matching.
         self.text_cache_id = f"{concepts_digest()}-k{MATCH_TOP_K}t{MATCH_TEMPERATURE}m{MIN_SIMILARITY}"
         self._name_embeddings: torch.Tensor | None = None
+        # Hypotheses already warned about as saying nothing: a text is scored many times a run.
+        self._warned_unseen: set[str] = set()
         # Concept-name embeddings are kept under the run's cache root (in memory only without one).
         self._names_folder = cache.folder("offline") if cache is not None else None
 
@@ -193,6 +195,27 @@ class OfflineScorer:
         )
         return (image_vector @ text_embeddings.float().T).clamp_min(SCORE_FLOOR)
 
+    def warn_unseen(self, hypotheses: Sequence[str], *score_blocks: torch.Tensor) -> list[str]:
+        """The hypotheses this scorer saw in no image: every score of every (n_i, m) block of
+        :meth:`score` (set A's, set B's) at :data:`SCORE_FLOOR`, so their scores are constant
+        and say nothing. Each is logged once per scorer, with the reason.
+
+        A hypothesis that maps to concepts no image shows ("indoor scenes" over dogs and
+        birds) is found here; one that matched no concept at all is also named when encoded.
+        """
+        seen = torch.stack([(torch.as_tensor(block) > SCORE_FLOOR).any(dim=0) for block in score_blocks]).any(dim=0)
+        unseen = [h for h, shown in zip(hypotheses, seen.tolist()) if not shown]
+        for hypothesis in unseen:
+            self._warn_once(hypothesis, "hypothesis %r matched nothing the offline scorer sees in these images "
+                                        "(no image shows a concept it maps to): its scores are constant and say nothing")
+        return unseen
+
+    def _warn_once(self, hypothesis: str, message: str, *args) -> None:
+        """``message`` (its first %r the hypothesis, shortened), unless this hypothesis was warned about."""
+        if hypothesis not in self._warned_unseen:
+            self._warned_unseen.add(hypothesis)
+            log.warning(message, excerpt(hypothesis), *args)
+
     def concept_scores(self, image_embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(n, n_concepts) lifted class-concept probabilities and (n, properties) scores."""
         image_embeddings = image_embeddings.float()
@@ -218,8 +241,9 @@ class OfflineScorer:
             values, indices = sims.topk(min(MATCH_TOP_K, len(keys)))
             weights = np.zeros(N_CLASSES + len(PHOTO_PROPERTIES), np.float32)
             if values[0] < MIN_SIMILARITY:
-                log.warning("hypothesis %r is like no concept the offline scorer knows "
-                            "(best similarity %.2f); it scores as chance", excerpt(text), values[0])
+                self._warn_once(text, "hypothesis %r matched no concept the offline scorer knows (best similarity "
+                                      "%.2f, under %.2f): its scores are constant and say nothing",
+                                float(values[0]), MIN_SIMILARITY)
             else:
                 mix = torch.softmax(values / MATCH_TEMPERATURE, dim=0)
                 for share, j in zip(mix.tolist(), indices.tolist()):
