@@ -6,7 +6,8 @@ One ``visdiff.compare(..., holdout=FRACTION)`` per pair: the proposer sees the p
 each set, and every hypothesis gets its statistics on that split (in sample: the images the
 proposal was chosen on) and on the held-out split (images it never saw), both splits the same
 size at 0.5. For each pair's ``--top`` hypotheses by in-sample AUROC (what a run without
-held-out images would have shown first) it prints both AUROCs and p-values, then the median
+held-out images would have shown first) it prints both AUROCs and one-sided Mann-Whitney
+p-values (``p_greater``, the p the flag follows), then the median
 ratio of held-out to in-sample p-value, and how many hypotheses significant in sample (BH q <
 alpha over the pair's hypotheses) stay significant held out; once over all those rows and once
 over each pair's top one.
@@ -33,14 +34,12 @@ def pair_rows(devbench: Path, record: dict, fraction: float, top: int) -> pd.Dat
 
 
 def summary_line(rows: pd.DataFrame, what: str) -> str:
-    ratio = rows["p_value"] / rows["p_value_proposal"]
-    defined = ratio.notna()
+    ratio = rows["p_greater"] / rows["p_greater_proposal"]
     significant = rows["significant_proposal"].astype(bool)
     stays = (significant & rows["significant"].astype(bool)).sum()
     return (f"{what}: {len(rows)} hypotheses; median AUROC in sample {rows['auroc_proposal'].median():.3f}, held out "
-            f"{rows['auroc'].median():.3f}; held-out p undefined for {(~defined).sum()} (scores constant on the "
-            f"held-out images); over the other {defined.sum()}, median p held-out / p in-sample "
-            f"{ratio[defined].median():.3g}, held-out p larger for {(ratio[defined] > 1).sum()}; "
+            f"{rows['auroc'].median():.3f}; median p held-out / p in-sample {ratio.median():.3g}, held-out p "
+            f"larger for {(ratio > 1).sum()}; "
             f"significant in sample {significant.sum()}, of which held out {stays} "
             f"({significant.sum() - stays} stop being significant); significant held out only "
             f"{(~significant & rows['significant'].astype(bool)).sum()}")
@@ -58,7 +57,7 @@ def main() -> None:
     print(f"{'pair':6} {'#':>2} {'hypothesis':34} {'AUROC in':>8} {'held':>6} {'p in':>9} {'p held':>9} sig in/held")
     for row in rows.itertuples():
         print(f"{row.pair:6} {row.position:2d} {row.hypothesis[:34]:34} {row.auroc_proposal:8.3f} {row.auroc:6.3f} "
-              f"{format_p_value(row.p_value_proposal):>9} {format_p_value(row.p_value):>9} "
+              f"{format_p_value(row.p_greater_proposal):>9} {format_p_value(row.p_greater):>9} "
               f"{'yes' if row.significant_proposal else 'no':>3}/{'yes' if row.significant else 'no'}")
     print()
     print(summary_line(rows, f"top {args.top} of each pair"))
