@@ -55,6 +55,48 @@ def test_duplicate_registration_is_refused():
     registry.register("alpha")(lambda model: model)
     with pytest.raises(ValueError, match="already registered"):
         registry.register("alpha")(lambda model: model)
+    with pytest.raises(ValueError, match="already registered"):
+        registry.declare("alpha", "json:dumps")
+
+
+def test_declared_backend_is_listed_unimported_and_imported_when_built():
+    registry: Registry[str] = Registry("widget")
+    registry.declare("dumps", "json:dumps")
+    registry.declare("ghost", "visdiff_no_such_module:create")
+    # Listing never imports: the missing module fails only when its backend is built.
+    assert registry.names() == ["dumps", "ghost"]
+    assert registry.create("dumps:x") == '"x"'
+    with pytest.raises(ModuleNotFoundError, match="visdiff_no_such_module"):
+        registry.create("ghost")
+
+
+def test_declare_needs_a_module_and_factory_path():
+    with pytest.raises(ValueError, match="widget backend 'alpha': expected 'module:factory', got 'json'"):
+        Registry("widget").declare("alpha", "json")
+
+
+def test_capabilities_are_declared_at_registration_and_queried_by_name():
+    registry: Registry[str] = Registry("widget", capabilities=("fast", "cheap"))
+    registry.declare("alpha", "json:dumps", fast=True)
+    registry.register("beta", fast=False, cheap=True)(lambda model: model)
+    registry.register("gamma")(lambda model: model)
+    assert [registry.has("alpha", "fast"), registry.has("beta", "fast"), registry.has("beta", "cheap")] == \
+        [True, False, True]
+    assert registry.names_with("fast") == ["alpha"] and registry.names_with("cheap") == ["beta"]
+    # A built object's backend may be unregistered or unknown (None): it declares nothing.
+    assert not registry.has("delta", "fast") and not registry.has(None, "fast")
+
+
+def test_unknown_capability_is_refused_when_declared_or_asked():
+    registry: Registry[str] = Registry("widget", capabilities=("fast",))
+    with pytest.raises(ValueError, match="widget backends have no capability 'fsat'; known: fast"):
+        registry.declare("alpha", "json:dumps", fsat=True)
+    with pytest.raises(ValueError, match="no capability 'fsat'"):
+        registry.register("alpha", fsat=True)
+    with pytest.raises(ValueError, match="no capability 'fsat'"):
+        registry.has("alpha", "fsat")
+    with pytest.raises(ValueError, match="no capability 'fast'; known: none"):
+        Registry("widget").names_with("fast")
 
 
 def test_scorer_registry_has_open_clip_and_rejects_unknown():

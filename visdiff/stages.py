@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from functools import cached_property
 
-from visdiff.captioners import CAPTIONERS, PROMPTED_CAPTIONERS, Captioner
+from visdiff.captioners import CAPTIONERS, Captioner
 from visdiff.captioning import Captioning
 from visdiff.embeddings.scoring import Scoring
 from visdiff.engines import ENGINES
@@ -21,9 +21,9 @@ from visdiff.image_sets import ImageSet
 from visdiff.options import RunOptions
 from visdiff.pairs import paired_positions
 from visdiff.prompts import get_prompt_set
-from visdiff.proposers import CAPTION_PROPOSERS, CHAT_PROPOSERS, PAIRED_PROPOSERS, PROPOSERS, ProposalContext, Proposer
+from visdiff.proposers import PROPOSERS, ProposalContext, Proposer
 from visdiff.ranking import clean_hypotheses
-from visdiff.scorers import PAIRWISE_SCORERS, SCORERS, Scorer
+from visdiff.scorers import SCORERS, Scorer
 from visdiff.timing import Timings
 
 BUILT_STAGES = ("captioner", "proposer", "scorer")
@@ -33,7 +33,7 @@ def build_proposer(options: RunOptions, *, cache) -> Proposer:
     """The proposer ``options`` name; chat proposers get the LLM options (prompt set and
     request settings, profile applied) and the cache."""
     spec = PROPOSERS.check(options.proposer_spec())
-    if spec.backend not in CHAT_PROPOSERS:
+    if not PROPOSERS.has(spec.backend, "chat"):
         return PROPOSERS.create(spec)
     return PROPOSERS.create(spec, base_url=options.base_url, rounds=options.rounds,
                             samples_per_set=options.samples_per_set, cache=cache, **options.chat_settings())
@@ -63,7 +63,7 @@ def caption_settings(options: RunOptions, spec: str) -> dict:
     for backends with a caption prompt, the decoding the options (profile applied) give."""
     backend = CAPTIONERS.check(spec).backend
     settings = options.caption_decoding(backend)
-    if backend in PROMPTED_CAPTIONERS:
+    if CAPTIONERS.has(backend, "prompted"):
         settings["prompts"] = options.prompt_set()
     return settings
 
@@ -114,10 +114,11 @@ class RunStages:
 
     def _check_captioner_used(self, proposer_backend: str, scorer_backend: str) -> None:
         """A captioner given explicitly (not the profile's) that no stage would run is a usage
-        error, not silently left out: only the llm proposer and the caption-llm scorer read
-        captions. ``captions_only`` runs (``visdiff caption``) use the captioner by themselves."""
+        error, not silently left out: only the proposers and scorers declared ``reads_captions``
+        read captions. ``captions_only`` runs (``visdiff caption``) use the captioner by themselves."""
         options = self.options
-        if options.captioner is None or proposer_backend in CAPTION_PROPOSERS or scorer_backend == "caption-llm":
+        if (options.captioner is None or PROPOSERS.has(proposer_backend, "reads_captions")
+                or SCORERS.has(scorer_backend, "reads_captions")):
             return
         raise InputError(f"--captioner {options.captioner!r} would not be used: the proposer "
                          f"{options.proposer_spec()!r} reads no captions; give --llm MODEL to propose from captions")
@@ -126,12 +127,12 @@ class RunStages:
         """``--pair-by`` and ``--refine`` need a chat proposer (``backend``) and their prompt templates."""
         options = self.options
         spec = proposer.spec if proposer is not None else options.proposer_spec()
-        if options.pair_by and backend not in PAIRED_PROPOSERS:
+        if options.pair_by and not PROPOSERS.has(backend, "paired"):
             raise InputError(f"--pair-by shows an LLM the captions of paired images; the proposer {spec!r} "
-                             f"cannot use pairs: give --llm MODEL (the {'/'.join(sorted(PAIRED_PROPOSERS))} proposer)")
-        if options.refine and backend not in CHAT_PROPOSERS:
+                             f"cannot use pairs: give --llm MODEL (the {'/'.join(PROPOSERS.names_with('paired'))} proposer)")
+        if options.refine and not PROPOSERS.has(backend, "chat"):
             raise InputError(f"--refine asks a chat model for sharper hypotheses; the proposer {spec!r} has none: "
-                             f"give --llm MODEL (an {'/'.join(sorted(CHAT_PROPOSERS))} proposer)")
+                             f"give --llm MODEL (an {'/'.join(PROPOSERS.names_with('chat'))} proposer)")
         # A built chat proposer loads its templates from its own prompt set.
         prompt_set = get_prompt_set(getattr(proposer, "prompt_set", None) if proposer is not None
                                     else options.prompt_set())
@@ -172,7 +173,7 @@ class RunStages:
     @cached_property
     def scoring(self) -> Scoring:
         spec = self._built["scorer"] or self.options.scorer_spec()
-        pairwise = isinstance(spec, str) and SCORERS.check(spec).backend in PAIRWISE_SCORERS
+        pairwise = isinstance(spec, str) and SCORERS.has(SCORERS.check(spec).backend, "pairwise")
         return Scoring(
             spec, cache=self.cache, timings=self.timings,
             device=self.options.device, batch_size=self.options.batch_size, show_progress=self.options.show_progress,

@@ -1,17 +1,18 @@
 """Captioners: models that describe one image in a sentence.
 
-Backends register in :data:`CAPTIONERS` by name and are built from ``backend:model`` specs
-with :func:`create_captioner`.
+Backends are declared in :data:`CAPTIONERS` by name, with their capabilities, and built from
+``backend:model`` specs with :func:`create_captioner`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
-
-from PIL import Image
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from visdiff.registry import Registry
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 @runtime_checkable
@@ -31,14 +32,14 @@ class Captioner(Protocol):
         """One caption per RGB image, in order (one batched call where the backend can)."""
 
 
-# Backends whose factories take ``prompts`` (the prompt set of their ``caption`` prompt).
-PROMPTED_CAPTIONERS = frozenset({"blip2", "llava", "openai"})
-
-CAPTIONERS: Registry[Captioner] = Registry("captioner", backends=(
-    "visdiff.captioners.hf",
-    "visdiff.captioners.openai_compat",
-    "visdiff.captioners.offline",
-))
+# Capability: ``prompted`` backends' factories take ``prompts`` (the prompt set of their
+# ``caption`` prompt).
+CAPTIONERS: Registry[Captioner] = Registry("captioner", capabilities=("prompted",))
+CAPTIONERS.declare("blip2", "visdiff.captioners.hf:_create_blip2", prompted=True)
+CAPTIONERS.declare("llava", "visdiff.captioners.hf:_create_llava", prompted=True)
+CAPTIONERS.declare("hf", "visdiff.captioners.hf:_create_hf")
+CAPTIONERS.declare("openai", "visdiff.captioners.openai_compat:_create_openai", prompted=True)
+CAPTIONERS.declare("offline", "visdiff.captioners.offline:_create_offline")
 # Build a backend from a spec such as ``blip2:Salesforce/blip2-flan-t5-xxl``; list the backend names.
 create_captioner = CAPTIONERS.create
 list_captioners = CAPTIONERS.names

@@ -29,7 +29,6 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from visdiff.captioners import CAPTIONERS
 from visdiff.errors import BackendError
 from visdiff.prompts import load_prompt
 from visdiff.devices import auto_device, auto_dtype
@@ -207,6 +206,7 @@ def _factory(family: ModelFamily):
     return create
 
 
-FAMILIES = (BLIP2, LLAVA, GENERIC)
-for _family in FAMILIES:
-    CAPTIONERS.register(_family.backend)(_factory(_family))
+# The factories visdiff.captioners declares, one per family.
+_create_blip2 = _factory(BLIP2)
+_create_llava = _factory(LLAVA)
+_create_hf = _factory(GENERIC)

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 import torch
 from PIL import Image
 
-from visdiff.captioners import CAPTIONERS
 from visdiff.concepts import PHOTO_PROPERTIES, load_concept_table
 from visdiff.errors import BackendError
 from visdiff.scorers.offline import OfflineScorer
@@ -78,7 +77,6 @@ class OfflineCaptioner:
         return f"{_article(photo)} {photo} of some kind of {table.concepts[specific].name}"
 
 
-@CAPTIONERS.register("offline")
 def _create_offline(model: str, *, base_url: str | None = None, **options) -> OfflineCaptioner:
     del base_url  # calls no endpoint
     return OfflineCaptioner(model, **options)

@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
 
-from visdiff.captioners import CAPTIONERS
 from visdiff.errors import ServiceError
 from visdiff.llm import ChatClient, image_content
 from visdiff.prompts import load_prompt
@@ -50,7 +49,6 @@ class OpenAICaptioner:
         return text
 
 
-@CAPTIONERS.register("openai")
 def _create_openai(
     model: str,
     *,

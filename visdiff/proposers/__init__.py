@@ -1,7 +1,8 @@
 """Proposers: turn two image sets (through their captions, images or scores) into
 candidate differences, short phrases more true of A than of B.
 
-Backends register in :data:`PROPOSERS` by name and are built from ``backend:model`` specs.
+Backends are declared in :data:`PROPOSERS` by name, with their capabilities, and built from
+``backend:model`` specs.
 """
 
 from __future__ import annotations
@@ -9,21 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from visdiff.image_sets import ImageSet
 from visdiff.registry import Registry
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: listing the backends must not import pandas (image sets)
     from visdiff.captioning import Captioning
     from visdiff.embeddings.scoring import Scoring
-
-# Proposers that talk to a chat model: their factories take the LLM run options
-# (``base_url``, ``rounds``, ``samples_per_set``, prompts and request settings) and ``--llm``
-# picks their model.
-CHAT_PROPOSERS = frozenset({"llm", "vlm"})
-# Proposers shown paired images side by side (``--pair-by``).
-PAIRED_PROPOSERS = frozenset({"llm"})
-# Proposers that read captions (the others never run the captioner).
-CAPTION_PROPOSERS = frozenset({"llm"})
+    from visdiff.image_sets import ImageSet
 
 
 @dataclass(frozen=True)
@@ -62,11 +54,14 @@ class Proposer(Protocol):
     def describe(self) -> dict: ...
 
 
-PROPOSERS: Registry[Proposer] = Registry("proposer", backends=(
-    "visdiff.proposers.llm",
-    "visdiff.proposers.vlm",
-    "visdiff.proposers.vocabulary",
-))
+# Capabilities: ``chat`` proposers talk to a chat model: their factories take the LLM run
+# options (``base_url``, ``rounds``, ``samples_per_set``, prompts and request settings) and
+# ``--llm`` picks their model; ``paired`` ones are shown paired images side by side
+# (``--pair-by``); ``reads_captions`` ones read captions (the others never run the captioner).
+PROPOSERS: Registry[Proposer] = Registry("proposer", capabilities=("chat", "paired", "reads_captions"))
+PROPOSERS.declare("llm", "visdiff.proposers.llm:_create_llm", chat=True, paired=True, reads_captions=True)
+PROPOSERS.declare("vlm", "visdiff.proposers.vlm:_create_vlm", chat=True)
+PROPOSERS.declare("vocabulary", "visdiff.proposers.vocabulary:_create_vocabulary")
 # Build a backend from a spec such as ``llm:gpt-4o`` or ``vocabulary``; list the backend names.
 create_proposer = PROPOSERS.create
 list_proposers = PROPOSERS.names

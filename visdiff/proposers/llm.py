@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from visdiff.image_sets import ImageSet
-from visdiff.proposers import PROPOSERS, ProposalContext
+from visdiff.proposers import ProposalContext
 from visdiff.proposers.chat import ChatProposer, caption_lines, sample_positions, sampled_images
 
 DEFAULT_LLM = "gpt-4o"
@@ -68,7 +68,6 @@ def _pair_lines(pairs: list[tuple[str, str]]) -> str:
                      for i, (a, b) in enumerate(pairs, start=1))
 
 
-@PROPOSERS.register("llm")
 def _create_llm(model: str, **options) -> LLMProposer:
     # Options: see ChatProposer.create (rounds, samples_per_set, base_url, prompt, ...).
     return LLMProposer.create(model or DEFAULT_LLM, **{"prompt": "propose", "samples_per_set": 20, **options})

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from visdiff.image_sets import ImageSet
 from visdiff.llm import image_content
-from visdiff.proposers import PROPOSERS, ProposalContext
+from visdiff.proposers import ProposalContext
 from visdiff.proposers.chat import ChatProposer, sample_positions, sampled_images
 
 DEFAULT_VLM = "gpt-4o"
@@ -61,7 +61,6 @@ class VLMProposer(ChatProposer):
         return image_set.subset(sample_positions(len(image_set), self.samples_per_set, rng))
 
 
-@PROPOSERS.register("vlm")
 def _create_vlm(model: str, **options) -> VLMProposer:
     # Options: see ChatProposer.create. A grid of 2 x 5 images per set stays legible.
     return VLMProposer.create(model or DEFAULT_VLM, **{"prompt": "propose_vlm", "samples_per_set": 10, "timeout": 120.0, **options})

@@ -50,7 +50,7 @@ import numpy as np
 from visdiff import stats
 from visdiff.concepts import PHOTO_PROPERTIES, load_concept_table, normalise_text
 from visdiff.errors import InputError
-from visdiff.proposers import PROPOSERS, ProposalContext
+from visdiff.proposers import ProposalContext
 
 # Selection rules (see the module docstring), chosen on the development set of
 # scripts/build_devset.py by benchmarks/bench_devbench_offline.py (one half, then the other).
@@ -258,7 +258,6 @@ class VocabularyProposer:
                 "redundancy": self.redundancy, "level_ratio": self.level_ratio}
 
 
-@PROPOSERS.register("vocabulary")
 def _create_vocabulary(model: str, **options) -> VocabularyProposer:
     if model:
         vocabulary = vocabulary_from_phrases(read_vocabulary_file(Path(model).expanduser()))

@@ -1,19 +1,20 @@
 """Scorers: models that score every image against every hypothesis.
 
 A scorer turns images and texts into embeddings and scores each (image, text) pair; the
-ranker turns those scores into statistics. Backends register in :data:`SCORERS` by name and
-are built from ``backend:model`` specs with :func:`create_scorer`.
+ranker turns those scores into statistics. Backends are declared in :data:`SCORERS` by name,
+with their capabilities, and built from ``backend:model`` specs with :func:`create_scorer`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
-
-import torch
-from PIL import Image
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from visdiff.registry import Registry
+
+if TYPE_CHECKING:  # annotations only: listing the backends must not import torch
+    import torch
+    from PIL import Image
 
 
 @runtime_checkable
@@ -49,15 +50,14 @@ class Scorer(Protocol):
         """(n, d), (m, d') -> (n, m) scores; higher means the text fits the image better."""
 
 
-SCORERS: Registry[Scorer] = Registry("scorer", backends=(
-    "visdiff.scorers.clip",
-    "visdiff.scorers.offline",
-    "visdiff.scorers.vqa",
-    "visdiff.scorers.caption_llm",
-))
-# Pairwise scorers (visdiff.scorers.pairwise): their factories also take ``prompts`` (prompt
-# set), ``base_url`` (endpoint) and ``captioning_for`` (the run's captioning stage of a spec).
-PAIRWISE_SCORERS = frozenset({"vqa", "caption-llm"})
+# Capabilities: ``pairwise`` scorers (visdiff.scorers.pairwise) score image-text pairs, and
+# their factories also take ``prompts`` (prompt set), ``base_url`` (endpoint) and
+# ``captioning_for`` (the run's captioning stage of a spec); ``reads_captions`` ones run a captioner.
+SCORERS: Registry[Scorer] = Registry("scorer", capabilities=("pairwise", "reads_captions"))
+SCORERS.declare("open_clip", "visdiff.scorers.clip:_open_clip")
+SCORERS.declare("offline", "visdiff.scorers.offline:_offline")
+SCORERS.declare("vqa", "visdiff.scorers.vqa:_create_vqa", pairwise=True)
+SCORERS.declare("caption-llm", "visdiff.scorers.caption_llm:_create_caption_llm", pairwise=True, reads_captions=True)
 # Build a backend from a spec such as ``open_clip:ViT-B-32:laion2b_s34b_b79k``; list the backend names.
 create_scorer = SCORERS.create
 list_scorers = SCORERS.names

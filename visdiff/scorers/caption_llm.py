@@ -28,7 +28,6 @@ from visdiff.errors import InputError, ServiceError
 from visdiff.image_sets import ImageItem, ImageSet
 from visdiff.prompts import Prompt, load_prompt
 from visdiff.registry import parse_spec
-from visdiff.scorers import SCORERS
 
 _ANSWER_LINE = re.compile(r"^\s*(\d{1,3})\s*[.):]?\s*(yes|no)\s*\.?\s*$", re.IGNORECASE)
 RETRY_NOTE = ("Your previous answer could not be used. Reply with exactly {n} lines, one per statement in order, "
@@ -134,7 +133,6 @@ def split_caption_llm_spec(model: str) -> tuple[str, str]:
     return captioner.strip(), llm.strip()
 
 
-@SCORERS.register("caption-llm")
 def _create_caption_llm(model: str, *, device: str | None = None, cache: CacheRoot | None = None,
                         prompts: str | None = None, base_url: str | None = None,
                         captioning_for: Callable | None = None, timeout: float = 60.0, max_retries: int = 3,

@@ -23,7 +23,6 @@ from PIL import Image
 from visdiff.errors import BackendError, InputError, excerpt
 from visdiff.cache_root import CacheRoot
 from visdiff.devices import auto_device, auto_dtype
-from visdiff.scorers import SCORERS
 from visdiff.registry import require
 
 DEFAULT_MODEL = "ViT-B-32:laion2b_s34b_b79k"
@@ -156,7 +155,6 @@ class OpenClipScorer:
         return image_embeddings @ text_embeddings.T
 
 
-@SCORERS.register("open_clip")
 def _open_clip(model: str, *, cache: CacheRoot | None = None, **options) -> OpenClipScorer:
     del cache  # keeps no files of its own
     return OpenClipScorer(model, **options)

@@ -48,7 +48,6 @@ from visdiff.concepts import (
 from visdiff.cache_root import CacheRoot
 from visdiff.errors import BackendError, excerpt
 from visdiff.devices import auto_device
-from visdiff.scorers import SCORERS
 from visdiff.registry import require
 
 log = logging.getLogger(__name__)
@@ -271,6 +270,5 @@ class OfflineScorer:
         return self._name_embeddings
 
 
-@SCORERS.register("offline")
 def _offline(model: str, **options) -> OfflineScorer:
     return OfflineScorer(model, **options)

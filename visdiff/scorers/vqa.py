@@ -35,7 +35,6 @@ from visdiff.devices import auto_device, auto_dtype
 from visdiff.errors import BackendError, InputError, ServiceError
 from visdiff.image_sets import ImageItem
 from visdiff.prompts import Prompt, load_prompt
-from visdiff.scorers import SCORERS
 
 YES_WORDS = ("yes", "Yes", " yes", " Yes")
 NO_WORDS = ("no", "No", " no", " No")
@@ -203,7 +202,6 @@ class OpenAIVQAScorer:
                            f"{text!r}, even when asked again; answer began {answer[:120]!r}")
 
 
-@SCORERS.register("vqa")
 def _create_vqa(model: str, *, device: str | None = None, cache: CacheRoot | None = None, prompts: str | None = None,
                 base_url: str | None = None, captioning_for=None, **options):
     del cache, captioning_for  # pair scores are cached by the scoring stage; no captions needed
