@@ -133,7 +133,7 @@ def test_no_cache_and_cache_dir(rank_args, tmp_path, isolated_cache):
         (lambda a, b, t: ["rank", t / "empty", b, "-H", "x"], "contains no image files"),
         (lambda a, b, t: ["rank", a, b], "give hypotheses with --hypothesis/-H"),
         (lambda a, b, t: ["rank", a, b, "-H", "   "], "no hypotheses to rank"),
-        (lambda a, b, t: ["rank", t / "one", b, "-H", "x"], "image set 'A' has 1 readable image"),
+        (lambda a, b, t: ["rank", t / "one", b, "-H", "x"], "image set 'one' has 1 readable image"),
         (lambda a, b, t: ["rank", a, b, "-H", "x", "--alpha", "0"], "alpha must be in (0, 1)"),
         (lambda a, b, t: ["rank", a, b, "-f", t / "latin1.txt"], "cannot read hypotheses"),
     ],

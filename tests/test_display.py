@@ -23,10 +23,12 @@ def test_ranked_table_html_marks_significance_and_escapes():
     assert page.tags("script") == [] and page.tags("b") == []
     assert "<script>alert('hyp')</script>" not in html and "&lt;script&gt;alert(" in html
     rows = page.rows("visdiff-ranking")
-    assert [row[1] for row in rows] == list(table["hypothesis"])
-    assert [row[-1] for row in rows] == ["yes" if s else "no" for s in table["significant"]]
+    favoured = table[table["favours"] == "A"]
+    assert [row[1] for row in rows] == list(favoured["hypothesis"])
+    assert [row[-1] for row in rows] == ["yes" if s else "no" for s in favoured["significant"]]
     assert rows[0][1] == "green <b>things</b>" and rows[0][-1] == "yes"
-    assert {row[1]: row[6] for row in rows}["a constant score"] == "n/a"  # its p-value
+    # The constant score is listed apart, said to be seen by nothing.
+    assert "a constant score: AUROC 0.500" in page.all_text and "the scorer saw nothing of this phrase" in page.all_text
     assert "q &lt; 0.05" in html
     # Elsewhere it is a DataFrame's plain text.
     assert "green <b>things</b>" in repr(table) and "<td" not in repr(table)
@@ -36,18 +38,19 @@ def test_compare_result_html_shows_table_and_top_images_escaped(compare_result):
     html = compare_result._repr_html_()
     page = PageParser(html)
     # Hypotheses and file names are text: no markup of theirs reaches the page. The only <b>
-    # elements are the page's own: the set letters and 3 hypothesis headings.
-    assert page.tags("script") == [] and len(page.tags("b")) == 2 + 3
+    # elements are the page's own: the sets and 2 hypothesis headings (the constant one is apart).
+    assert page.tags("script") == [] and len(page.tags("b")) == 2 + 2
     assert "<script>" not in html and all(set(img) == {"src", "alt", "style"} for img in page.tags("img"))
     text = page.all_text
     for literal in (*HYPOTHESES, SCRIPT_FILE, ONERROR_FILE):
         assert literal in text
-    assert [row[1] for row in page.rows("visdiff-ranking")] == list(compare_result.table["hypothesis"])
-    # Up to 3 hypotheses x (6 of A + 4 of B) thumbnails, all embedded.
+    assert [row[1] for row in page.rows("visdiff-ranking")] == list(compare_result.table["hypothesis"][:2])
+    # 2 hypotheses more true of A x (6 of A + 4 of B) thumbnails, all embedded.
     images = page.tags("img")
-    assert len(images) == 3 * (6 + 4) and all(img["src"].startswith("data:image/jpeg;base64,") for img in images)
+    assert len(images) == 2 * (6 + 4) and all(img["src"].startswith("data:image/jpeg;base64,") for img in images)
     assert {img["alt"] for img in images} >= {SCRIPT_FILE, ONERROR_FILE}
-    assert str(compare_result).startswith("CompareResult: A = A (6 images), B = B (4 images), 3 hypotheses ranked")
+    # Sets named only by their letter are not said twice ("A = A").
+    assert str(compare_result).startswith("CompareResult: A (6 images), B (4 images), 3 hypotheses ranked")
     assert "array(" not in repr(compare_result)
 
 
@@ -80,10 +83,13 @@ def test_lowest_gallery_says_so(tmp_path, tiny_clip_weights, side):
 
 
 def test_compare_result_html_both_directions(compare_result):  # noqa: F811
-    table = compare_result.table.assign(direction=["A", "B", "B"])
+    table = compare_result.table.assign(direction=["A", "B", "B"], favours=["A", "B", "neither"])
     both = visdiff.CompareResult(**{**compare_result.__dict__, "table": table})
     page = PageParser(both._repr_html_())
-    assert [row[:2] for row in page.rows("visdiff-ranking")] == [["1", "A"], ["1", "B"], ["2", "B"]]
+    assert [row[:2] for row in page.rows("visdiff-ranking")] == [["1", "A"], ["1", "B"]]
     # Ranks count within each direction, and each phrase says which set it describes.
-    for rank, (hypothesis, direction) in zip((1, 1, 2), zip(table["hypothesis"], table["direction"])):
-        assert f"{rank}. {hypothesis} (more true of {direction})" in page.all_text
+    for hypothesis, direction in zip(table["hypothesis"][:2], table["direction"]):
+        assert f"1. {hypothesis} (more true of {direction})" in page.all_text
+    # A B row whose scores favour neither set is listed apart, never as more true of B.
+    assert "(for B) a constant score: AUROC 0.500" in page.all_text
+    assert "a constant score (more true of" not in page.all_text

@@ -123,7 +123,7 @@ def test_paired_compare_end_to_end(paired_table, fake_openai, tiny_clip_weights,
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["--pair-by", "seed"], r"no --pair-by column 'seed'; columns: \['path', 'model', 'prompt', 'batch'\]"),
-    (["--pair-by", "path"], r"no 'path' key is in both set A and set B"),
+    (["--pair-by", "path"], r"no 'path' key is in both set generations.csv: model=m1 and set generations.csv: model=m2"),
     (["--pair-by", "prompt", "--proposer", "vlm:fake-model"], r"--pair-by shows an LLM the captions .* give --llm MODEL"),
 ])
 def test_pairing_usage_errors_exit_2_before_any_model_runs(paired_table, fake_openai, tiny_clip_weights, extra, message):

@@ -19,7 +19,7 @@ from PIL import Image
 from tests.conftest import make_image
 from visdiff.errors import InputError
 from visdiff.image_sets import load_image_set
-from visdiff.ranking import RESULT_COLUMNS, format_p_value, rank_scores
+from visdiff.ranking import RESULT_COLUMNS, format_p_value, rank_directions, rank_scores
 from visdiff.report import SCHEMA_VERSION, write_outputs
 from visdiff.report.evidence import ThumbnailCache, short_names, top_images
 from visdiff.report.plots import score_histogram
@@ -129,7 +129,7 @@ def test_results_json_schema(compare_result, tmp_path):
     assert doc["results"][0]["hypothesis"] == "green <b>things</b>"
     assert doc["results"][0]["auroc"] == pytest.approx(1.0)
     constant = next(r for r in doc["results"] if r["hypothesis"] == "a constant score")
-    assert constant["p_value"] is None and constant["significant"] is False
+    assert constant["constant"] is True and constant["p_greater"] == 1 and constant["significant"] is False
     assert doc["sets"]["a"]["n_images"] == 6 and doc["sets"]["b"]["n_images"] == 4
     assert [im["source"] for im in doc["sets"]["a"]["images"]] == [it.source for it in compare_result.set_a.items]
     assert any(im["source"].endswith(SCRIPT_FILE) for im in doc["sets"]["a"]["images"])
@@ -146,18 +146,19 @@ def test_results_json_schema(compare_result, tmp_path):
 def test_results_csv_round_trips(compare_result, tmp_path):
     paths = write_outputs(compare_result, tmp_path / "out")
     table = pd.read_csv(paths["csv"])
-    assert list(table.columns) == ["rank", *RESULT_COLUMNS]
+    assert list(table.columns) == ["rank", *RESULT_COLUMNS, "set_a", "set_b"]
     assert list(table["hypothesis"]) == list(compare_result.table["hypothesis"])
     assert np.allclose(table["auroc"], compare_result.table["auroc"])
-    assert table["p_value"].isna().sum() == 1
+    assert table["constant"].sum() == 1 and set(table["set_a"]) == {"A"} and set(table["set_b"]) == {"B"}
 
 
 def test_user_strings_are_escaped(compare_result, tmp_path):
     html = write_outputs(compare_result, tmp_path / "out")["html"].read_text(encoding="utf-8")
     page = PageParser(html)
     assert page.tags("script") == [] and page.tags("b") == [] and page.tags("i") == []
-    # 6 + 4 thumbnails per hypothesis; a file named like an <img> tag adds none.
-    assert len(page.tags("img")) == 3 * 10
+    # 6 + 4 thumbnails per hypothesis more true of A (the constant one is listed apart); a file
+    # named like an <img> tag adds none.
+    assert len(page.tags("img")) == 2 * 10
     assert all(img["src"].startswith("data:image/jpeg;base64,") for img in page.tags("img"))
     text = page.all_text
     for literal in (*HYPOTHESES, CAPTION, SCRIPT_FILE, ONERROR_FILE):
@@ -173,20 +174,26 @@ def test_several_sets_page_escapes_set_names_and_keeps_anchors_apart(compare_res
     assert page.tags("script") == [] and hostile in page.all_text and "&lt;script&gt;alert(&#39;set&#39;)" in html
     ids = [attrs["id"] for _, attrs in page.elements if "id" in attrs]
     assert len(ids) == len(set(ids)) and {"s1-set", "s2-set", "s1-h1", "s2-h1", "s1-settings"} <= set(ids)
-    assert len(page.rows("ranking")) == 2 * len(compare_result.table)
+    assert len(page.rows("ranking")) == 2 * int((compare_result.table["favours"] == "A").sum())
     notebook = PageParser(result._repr_html_())
     assert notebook.tags("script") == [] and f"{hostile} vs the others" in notebook.all_text
 
 
 def test_page_shows_table_settings_and_top_images(compare_result, tmp_path):
     page = PageParser(write_outputs(compare_result, tmp_path / "out", top_images=2)["html"].read_text(encoding="utf-8"))
-    assert [row[1] for row in page.rows("ranking")] == list(compare_result.table["hypothesis"])
+    # The constant score favours neither set: listed apart, not under "more true of A".
+    assert [row[1] for row in page.rows("ranking")] == list(compare_result.table["hypothesis"][:2])
     assert page.rows("ranking")[0][2] == "1.000"  # AUROC of the perfectly separating hypothesis
-    assert page.rows("ranking")[2][7] == "n/a"  # p-value of the constant score
-    # The one-sided p of the claim (as q), not the two-sided one.
-    assert page.rows("ranking")[1][7] == format_p_value(compare_result.table["p_greater"].iloc[1])
+    first = compare_result.table.iloc[0]
+    assert page.rows("ranking")[0][3] == f"{first['auroc_low']:.3f}–{first['auroc_high']:.3f}"
+    # The one-sided p of the claim (as q), then Welch's t and p beside.
+    second = compare_result.table.iloc[1]
+    assert page.rows("ranking")[1][8] == format_p_value(second["p_greater"])
+    assert page.rows("ranking")[1][11:13] == [f"{second['t']:.2f}", format_p_value(second["p_welch"])]
+    text = " ".join(page.all_text.split())
     supported = int(compare_result.table["significant"].sum())
-    assert f"{supported} of 3 candidates are supported by the evidence" in " ".join(page.all_text.split())
+    assert f"{supported} of 2 candidates are supported by the evidence" in text
+    assert "a constant score: AUROC 0.500 (" in text
     settings = dict(page.rows("settings"))
     assert settings["captioner"] == "hf:Salesforce/blip2-opt-2.7b" and settings["proposer"] == "llm:gpt-4o"
     assert settings["scorer"] == "open_clip:ViT-B-32:laion2b_s34b_b79k" and settings["alpha"] == "0.05"
@@ -194,30 +201,31 @@ def test_page_shows_table_settings_and_top_images(compare_result, tmp_path):
     assert settings["out"] == str(tmp_path / "out") and settings["time: caption"] == "1.25 s"
     assert settings["seconds"] == "0.008291"
     titles = [f["title"] for f in page.tags("figure")]
-    assert len(titles) == 3 * (2 + 2)
+    assert len(titles) == 2 * (2 + 2)
     best_a = np.argsort(-compare_result.scores_a[:, 0])[:2]
     assert titles[:2] == [compare_result.set_a.items[i].source for i in best_a]
-    assert len(page.tags("svg")) == 3
+    assert len(page.tags("svg")) == 2
 
 
 def test_both_directions_get_their_own_tables(compare_result, tmp_path):
     # compare(both_directions=True): rows more true of A, then rows more true of B (B over A).
     result = compare_result
-    table_b = rank_scores(result.scores_b[:, :2], result.scores_a[:, :2], ["magenta things", "B phrase"])
-    table_b = table_b.rename(columns={"mean_a": "mean_b", "mean_b": "mean_a"})[list(table_b.columns)]
-    order_b = [["magenta things", "B phrase"].index(h) for h in table_b["hypothesis"]]
-    result.table = pd.concat([result.table.assign(direction="A"), table_b.assign(direction="B")], ignore_index=True)
-    result.table.attrs["alpha"] = 0.05
-    result.scores_a = np.hstack([result.scores_a, result.scores_a[:, :2][:, order_b]])
-    result.scores_b = np.hstack([result.scores_b, result.scores_b[:, :2][:, order_b]])
+    # B's phrases: the green score turned round (higher on B) and the constant one (neither).
+    scores_a = np.hstack([result.scores_a, 1 - result.scores_a[:, :1], result.scores_a[:, 2:]])
+    scores_b = np.hstack([result.scores_b, 1 - result.scores_b[:, :1], result.scores_b[:, 2:]])
+    proposals = {"A": list(result.table["hypothesis"]), "B": ["magenta things", "B phrase"]}
+    result.table, columns = rank_directions(scores_a, scores_b, proposals, alpha=0.05)
+    result.scores_a, result.scores_b = scores_a[:, columns], scores_b[:, columns]
     paths = write_outputs(result, tmp_path / "out", top_images=1)
 
     assert [r["rank"] for r in json.loads(paths["json"].read_text())["results"]] == [1, 2, 3, 1, 2]
     assert list(pd.read_csv(paths["csv"])["direction"]) == ["A", "A", "A", "B", "B"]
     page = PageParser(paths["html"].read_text(encoding="utf-8"))
     assert len(page.tags("table")) == 3  # A table, B table, settings
-    assert [row[0] for row in page.rows("ranking")] == ["1", "2", "3", "1", "2"]
-    assert "more true of B than of A" in page.all_text.replace("\n", " ")
+    assert [row[:2] for row in page.rows("ranking")] == [["1", HYPOTHESES[0]], ["2", HYPOTHESES[1]], ["1", "magenta things"]]
+    text = " ".join(page.all_text.split())
+    assert "more true of B than of A" in text
+    assert "Tested for B, but the scores favour the other set or neither (1) B phrase: AUROC 0.500" in text
     # A B-row's section shows B's images (the evidence) before A's.
     b_section = page.tags("figure")[-2:]
     assert [f["class"] for f in b_section] == ["b", "a"]
@@ -240,13 +248,13 @@ def test_top_images_best_first_and_names_relative(tmp_path):
     image_set = load_image_set(tmp_path / "set")
     names = short_names(image_set)
     assert names == ["x/cat.png", "y/cat.png", "y/dog.png"]
-    shown = top_images(image_set, np.array([0.1, np.nan, 0.3]), {}, k=2, thumbnails=ThumbnailCache(), names=names)
+    shown = top_images(image_set, np.array([0.1, np.nan, 0.3]), {}, k=2, thumbnails=ThumbnailCache(), names=names).images
     assert [(s.name, s.score) for s in shown] == [("y/dog.png", 0.3), ("x/cat.png", 0.1)]
     thumb = Image.open(io.BytesIO(base64.b64decode(shown[0].data_uri.split(",", 1)[1])))
     assert thumb.format == "JPEG" and max(thumb.size) <= 160
     in_memory = load_image_set([Image.new("RGB", (300, 200), (1, 2, 3)), Image.new("RGB", (8, 8))])
     assert short_names(in_memory) == ["<image 0>", "<image 1>"]
-    big = top_images(in_memory, np.array([0.5, 0.1]), {}, k=1, thumbnails=ThumbnailCache(), names=["x", "y"])[0]
+    big = top_images(in_memory, np.array([0.5, 0.1]), {}, k=1, thumbnails=ThumbnailCache(), names=["x", "y"]).images[0]
     assert Image.open(io.BytesIO(base64.b64decode(big.data_uri.split(",", 1)[1]))).size == (160, 107)
 
 
@@ -315,9 +323,9 @@ def test_report_in_headless_chromium(compare_result, tmp_path):
     dom = run_chromium(page, tmp_path / "profile-dom", "--dump-dom")
     assert console_messages(dom.stderr) == []
     parsed = PageParser(dom.stdout)
-    assert [row[1] for row in parsed.rows("ranking")] == list(compare_result.table["hypothesis"])
+    assert [row[1] for row in parsed.rows("ranking")] == list(compare_result.table["hypothesis"][:2])
     assert parsed.tags("script") == []
-    assert len(parsed.tags("img")) == 30
+    assert len(parsed.tags("img")) == 20
     assert SCRIPT_FILE in parsed.all_text and HYPOTHESES[1] in parsed.all_text
 
     screenshot = tmp_path / "report.png"
@@ -326,7 +334,7 @@ def test_report_in_headless_chromium(compare_result, tmp_path):
     assert screenshot.is_file() and screenshot.stat().st_size > 20_000
     image = Image.open(screenshot)
     assert image.size == (1200, 2600)
-    # Thumbnails drew: each is 48x40 px at natural size, and A's images appear in 3 sections.
+    # Thumbnails drew: each is 48x40 px at natural size, and A's images appear in 2 sections.
     assert colour_pixels(image, GREEN) > 4 * 1920
     assert colour_pixels(image, MAGENTA) > 4 * 1920
     assert colour_pixels(image, YELLOW) > 1920

@@ -44,9 +44,10 @@ def load_sets(set_a, set_b, stages: RunStages) -> tuple[ImageSet, ImageSet]:
     """Sets A and B (files hashed through the run cache's memo), at least 2 readable images
     each, with their pair keys when the run pairs them (checked here, before any embedding);
     a warning when they hold the same images, some of the same, or one image twice."""
-    hashes, pair_by = stages.cache.file_hashes(), stages.options.pair_by
-    image_set_a = load_image_set(set_a, name="A", hashes=hashes, pair_by=pair_by).require(2)
-    image_set_b = load_image_set(set_b, name="B", hashes=hashes, pair_by=pair_by).require(2)
+    options = stages.options
+    hashes, pair_by = stages.cache.file_hashes(), options.pair_by
+    image_set_a = load_image_set(set_a, name=options.name_a, hashes=hashes, pair_by=pair_by).require(2)
+    image_set_b = load_image_set(set_b, name=options.name_b, hashes=hashes, pair_by=pair_by).require(2)
     if pair_by:
         paired_positions(image_set_a, image_set_b, column=pair_by)
     for image_set in (image_set_a, image_set_b):

@@ -22,7 +22,7 @@ from visdiff.errors import InputError
 from visdiff.redaction import redact_url
 from visdiff.profiles import DEFAULT_PROFILE, Profile, get_profile
 from visdiff.prompts import get_prompt_set
-from visdiff.proposers import CHAT_PROPOSERS
+from visdiff.proposers import PROPOSERS
 from visdiff.ranking import DEFAULT_ALPHA, DEFAULT_MERGE_THRESHOLD
 from visdiff.registry import parse_spec
 
@@ -106,6 +106,9 @@ class RunOptions:
         Cache root (default ``$VISDIFF_CACHE_DIR`` or the user cache dir), on or off.
     show_progress : bool, optional
         Progress bars on stderr (default: only on a terminal).
+    name_a, name_b : str, optional
+        What to call sets A and B in reports and results (default: the folder's name, or the
+        table's group); labels only, so not part of :meth:`identity`.
     """
 
     profile: str = DEFAULT_PROFILE
@@ -142,6 +145,8 @@ class RunOptions:
     cache_dir: str | os.PathLike | None = field(default=None, metadata=RUNTIME)
     use_cache: bool = field(default=True, metadata=RUNTIME)
     show_progress: bool | None = field(default=None, metadata=RUNTIME)
+    name_a: str | None = field(default=None, metadata=RUNTIME)
+    name_b: str | None = field(default=None, metadata=RUNTIME)
 
     def __post_init__(self) -> None:
         if isinstance(self.profile, Profile):
@@ -184,7 +189,7 @@ class RunOptions:
             value = getattr(self, name)
             if not isinstance(value, bool) and not (value is None and "None" in choices):
                 raise InputError(f"{name} must be {choices}, got {value!r}")
-        for name in ("llm", "system_message", "engine_address"):
+        for name in ("llm", "system_message", "engine_address", "name_a", "name_b"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise InputError(f"{name} must be a string, got {value!r}")
@@ -295,10 +300,10 @@ class RunOptions:
         spec = parse_spec(self.proposer or self.resolved_profile.proposer)
         if not self.llm:
             return str(spec)
-        if spec.backend in CHAT_PROPOSERS:
+        if PROPOSERS.has(spec.backend, "chat"):
             return f"{spec.backend}:{self.llm}"
         if self.proposer is None:
             return f"llm:{self.llm}"
         raise InputError(
-            f"--llm {self.llm!r} applies to the {'/'.join(sorted(CHAT_PROPOSERS))} proposers, not {self.proposer!r}"
+            f"--llm {self.llm!r} applies to the {'/'.join(PROPOSERS.names_with('chat'))} proposers, not {self.proposer!r}"
         )

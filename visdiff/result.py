@@ -15,7 +15,26 @@ import pandas as pd
 from visdiff.image_sets import ImageSet
 
 if TYPE_CHECKING:  # the report package imports this module
-    from visdiff.report.evidence import EvidenceImage
+    from visdiff.report.evidence import EvidenceImage, Tie
+
+
+def set_name(letter: str, image_set: ImageSet) -> str:
+    """The set's name (folder, table selection or given name), or ``""`` when it says no more
+    than its letter: a report reading "A = A" tells nobody what was compared."""
+    name = image_set.name.strip()
+    return "" if name.upper() in ("", letter.upper()) else name
+
+
+def set_label(letter: str, image_set: ImageSet) -> str:
+    """``A (dogs)``, or ``A`` for a set without a name of its own."""
+    name = set_name(letter, image_set)
+    return f"{letter} ({name})" if name else letter
+
+
+def set_summary(letter: str, image_set: ImageSet) -> str:
+    """``A = dogs (12 images)``, or ``A (12 images)`` for a set without a name of its own."""
+    name = set_name(letter, image_set)
+    return f"{letter}{f' = {name}' if name else ''} ({len(image_set)} images)"
 
 
 class RankedTable(pd.DataFrame):
@@ -41,18 +60,20 @@ class RankedTable(pd.DataFrame):
 
 @dataclass(frozen=True)
 class ImageGallery:
-    """The images of one set that score highest (or ``lowest``) for a hypothesis, in order."""
+    """The images of one set that score highest (or ``lowest``) for a hypothesis, in order;
+    ``tie``: the images at the cut share their score with images not shown."""
 
     hypothesis: str
     side: str
     lowest: bool
     images: list[EvidenceImage]
+    tie: Tie | None = None
 
     def __str__(self) -> str:
         which = "lowest" if self.lowest else "highest"
         lines = [f"{which}-scoring images of {self.side} for {self.hypothesis!r}:"]
         lines += [f"{i:>3}. {image.score:.4f}  {image.name}" for i, image in enumerate(self.images, start=1)]
-        return "\n".join(lines)
+        return "\n".join(lines + ([f"     {self.tie}"] if self.tie else []))
 
     __repr__ = __str__
 
@@ -89,8 +110,7 @@ class CompareResult:
     proposal_rounds: list[dict] = field(default_factory=list)
 
     def __str__(self) -> str:
-        header = (f"CompareResult: A = {self.set_a.name or 'set A'} ({len(self.set_a)} images), "
-                  f"B = {self.set_b.name or 'set B'} ({len(self.set_b)} images), "
+        header = (f"CompareResult: {set_summary('A', self.set_a)}, {set_summary('B', self.set_b)}, "
                   f"{len(self.table)} hypotheses ranked")
         return f"{header}\n{self.table.to_string(max_rows=20)}"
 

@@ -140,7 +140,7 @@ def library_versions() -> dict[str, str]:
     from visdiff import __version__
 
     versions = {"python": platform.python_version(), "visdiff": __version__}
-    for dist in ("torch", "open_clip_torch", "transformers", "sentence-transformers", "numpy", "openai"):
+    for dist in ("torch", "open_clip_torch", "transformers", "sentence-transformers", "numpy", "scipy", "openai"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

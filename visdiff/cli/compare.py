@@ -69,9 +69,8 @@ def compare_command(
     if str(json_out) != "-" and str(csv_out) != "-":
         title = f"{inputs.title}  ({result.config['scorer']})"
         if "direction" in table:
-            for side in ("A", "B"):
-                rows = table[table["direction"] == side]
-                render_ranking(rows, title=f"{title}: more true of {side}", limit=top, favoured=side,
+            for side in ("A", "B"):  # the title names the sets; each table says "more true of A" (or B)
+                render_ranking(table[table["direction"] == side], title=title, limit=top, favoured=side,
                                supported_only=not all_rows)
         else:
             render_ranking(table, title=title, limit=top, supported_only=not all_rows)

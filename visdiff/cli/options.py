@@ -32,7 +32,7 @@ from visdiff.options import RunOptions
 from visdiff.profiles import PROFILES
 from visdiff.progress import progress_enabled
 from visdiff.ranking import DEFAULT_ALPHA, DEFAULT_MERGE_THRESHOLD
-from visdiff.tables import DEFAULT_GROUP_COLUMN, parse_where, require_groups
+from visdiff.tables import DEFAULT_GROUP_COLUMN, is_table, parse_where, require_groups
 
 MODELS = "Models"
 LLM = "LLM proposer"
@@ -236,6 +236,25 @@ MoreSetsArgument = Annotated[list[Path] | None, typer.Argument(
 GroupOption = Annotated[list[str] | None, typer.Option(
     "--group", help="Value of the group column giving one set of the one table given (repeat once per set; "
     "with three or more, each set is described against all the others).", rich_help_panel=INPUT)]
+NameAOption = Annotated[str | None, typer.Option(
+    "--name-a", help="What to call set A in titles, the report and results (default: its folder's name, or its "
+    "table with the group and --where filters).", rich_help_panel=INPUT, show_default=False)]
+NameBOption = Annotated[str | None, typer.Option(
+    "--name-b", help="What to call set B, as --name-a.", rich_help_panel=INPUT, show_default=False)]
+
+
+def set_name(source: Path, group: str | None, group_column: str, where: dict[str, str], *,
+             as_given: bool = False) -> str:
+    """What a set given on the command line is called in titles, reports and results: its
+    folder's name (``data/dogs`` -> ``dogs``), or its table's file name with the group and row
+    filters that chose it (``t.csv: source=v2 (label=bird)``). ``as_given``: the path as typed,
+    not its last part (two folders of one name are told apart so)."""
+    shown = str(source) if as_given else (source.resolve().name or str(source))
+    if not is_table(source):
+        return shown
+    selection = f": {group_column}={group}" if group is not None else ""
+    filters = ", ".join(f"{column}={value}" for column, value in where.items())
+    return f"{shown}{selection}" + (f" ({filters})" if filters else "")
 
 
 @dataclass(frozen=True)
@@ -250,15 +269,33 @@ class SetInputs:
     where: list[str] | None
     more_sets: list[Path] | None = None
     groups: list[str] | None = None
+    name_a: str | None = None
+    name_b: str | None = None
 
     @property
     def title(self) -> str:
-        """``A = source[group]  vs  B = ...`` for table titles."""
-        def side(source: Path, group: str | None) -> str:
-            return f"{source}[{group}]" if group else str(source)
+        """``A = dogs  vs  B = birds`` for table titles."""
+        name_a, name_b = self.names()[:2]
+        return f"A = {name_a}  vs  B = {name_b}"
 
-        (source_a, group_a), (source_b, group_b) = self.sources()[:2]
-        return f"A = {side(source_a, group_a)}  vs  B = {side(source_b, group_b)}"
+    def names(self) -> list[str]:
+        """What each set is called: ``--name-a``/``--name-b``, else :func:`set_name` of its
+        source (the paths as given when both would read the same); with more than two sets,
+        each set's group value, else its path as given."""
+        sources = self.sources()
+        if len(sources) > 2:
+            if self.name_a or self.name_b:
+                raise InputError("--name-a/--name-b name two sets; with more, each set is named by its --group value "
+                                 "or path")
+            return [group or str(source) for source, group in sources]
+        filters = parse_where(self.where)
+        found = [set_name(source, group, self.group_col, filters) for source, group in sources]
+        if found[0] == found[1]:
+            found = [set_name(source, group, self.group_col, filters, as_given=True) for source, group in sources]
+        names = [self.name_a or found[0], self.name_b or found[1]]
+        if names[0] == names[1] and (self.name_a or self.name_b):
+            raise InputError(f"sets A and B are both called {names[0]!r}: give them different names (--name-a, --name-b)")
+        return names
 
     def sources(self) -> list[tuple[Path, str | None]]:
         """(source, group) of every set given: A and B, then any more sets; or one per ``--group``."""
@@ -279,9 +316,9 @@ class SetInputs:
 
     def load(self, options: RunOptions | None = None, *, proposing: bool = False) -> list[ImageSet]:
         """Every set given: A and B (one table may give both, ``--group-b`` alone), then any
-        more. Two sets are named A and B; more are named by group, else by path as given. With
-        ``options``, its specs (the scorer's model too; the proposer when ``proposing``) and
-        cache folder are checked first and files are hashed through its cache's file-hash memo."""
+        more, named by :meth:`names`. With ``options``, its specs (the scorer's model too; the
+        proposer when ``proposing``) and cache folder are checked first and files are hashed
+        through its cache's file-hash memo."""
         sources = self.sources()
         for source, _ in sources:
             existing_path(source)  # a mistyped folder says so at once, before torch is loaded
@@ -296,7 +333,7 @@ class SetInputs:
             # Specs, --cache-dir and the proposer (its API key) fail before any file is read.
             stages = RunStages(options, proposing=proposing)
             hashes = stages.cache.file_hashes()
-        names = ["A", "B"] if len(sources) == 2 else [group or str(source) for source, group in sources]
+        names = self.names()
         if len(sources) > 2:
             from visdiff.multi import set_names  # torch: only once sets are to be compared
 
@@ -314,6 +351,8 @@ INPUT_OPTIONS: dict[str, Declared] = {
     "group_b": Declared(GroupBOption),
     "group_col": Declared(GroupColumnOption, DEFAULT_GROUP_COLUMN),
     "where": Declared(WhereOption),
+    "name_a": Declared(NameAOption),
+    "name_b": Declared(NameBOption),
 }
 MANY_SET_OPTIONS: dict[str, Declared] = {
     "more_sets": Declared(MoreSetsArgument),

@@ -1,4 +1,5 @@
-"""The images behind each hypothesis: top-scoring images of A and B, as embedded thumbnails."""
+"""The images behind each hypothesis: top-scoring images of A and B, as embedded thumbnails,
+with any tie at the cut said: of equal scores, which are shown is set order, not evidence."""
 
 from __future__ import annotations
 
@@ -68,21 +69,55 @@ def short_names(image_set: ImageSet) -> list[str]:
             for item in image_set.items]
 
 
+@dataclass(frozen=True)
+class Tie:
+    """Images shown at the cut of a gallery whose score images left out share: which of them
+    is shown is set order, not evidence."""
+
+    score: float
+    shown: int
+    left_out: int
+
+    def __str__(self) -> str:
+        images = "image" if self.shown == 1 else "images"
+        return f"{self.shown} {images} tied at {self.score:.4f} with {self.left_out} others; shown in set order"
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """The images shown of one set for a hypothesis, and the tie at the cut if there is one."""
+
+    images: list[EvidenceImage]
+    tie: Tie | None = None
+
+
+def tie_at_cut(scores: np.ndarray, order: np.ndarray, k: int) -> Tie | None:
+    """The tie between the last of the ``k`` first images of ``order`` and images after them
+    (None when none: NaN scores tie with nothing)."""
+    shown, left_out = scores[order[:k]], scores[order[k:]]
+    if not len(shown) or not len(left_out):
+        return None
+    cut = shown[-1]
+    n_left_out = int(np.sum(left_out == cut))
+    return Tie(score=float(cut), shown=int(np.sum(shown == cut)), left_out=n_left_out) if n_left_out else None
+
+
 def top_images(image_set: ImageSet, scores: np.ndarray, captions: dict[str, str], *, k: int,
-               thumbnails: ThumbnailCache, names: list[str], lowest: bool = False) -> list[EvidenceImage]:
+               thumbnails: ThumbnailCache, names: list[str], lowest: bool = False) -> Gallery:
     """The ``k`` images of ``image_set`` with the highest ``scores`` (one per item), best first;
-    with ``lowest``, those with the lowest scores, lowest first. NaN scores come last.
+    with ``lowest``, those with the lowest scores, lowest first. NaN scores come last. Equal
+    scores keep set order, and a tie across the cut is said (:class:`Tie`).
 
     ``names`` are the display names of the items (:func:`short_names`).
     """
     ordering = np.nan_to_num(scores, nan=np.inf) if lowest else -np.nan_to_num(scores, nan=-np.inf)
-    order = np.argsort(ordering, kind="stable")[:k]
+    order = np.argsort(ordering, kind="stable")
     shown = []
-    for i in order:
+    for i in order[:k]:
         item = image_set.items[i]
         uri, error = thumbnails.get(item)
         shown.append(EvidenceImage(
             source=item.source, name=names[i], score=float(scores[i]),
             caption=captions.get(item.key, ""), data_uri=uri, error=error,
         ))
-    return shown
+    return Gallery(images=shown, tie=tie_at_cut(scores, order, k))

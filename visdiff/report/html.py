@@ -15,14 +15,14 @@ from datetime import datetime, timezone
 import numpy as np
 
 from visdiff.ranking import format_p_value
-from visdiff.report.evidence import EvidenceImage, ThumbnailCache, short_names, top_images
+from visdiff.report.evidence import Gallery, ThumbnailCache, short_names, top_images
 from visdiff.report.plots import HistogramPlot, score_histogram
-from visdiff.report.results import ranked_table, settings_record
-from visdiff.result import CompareResult, MultiCompareResult
+from visdiff.report.results import SETTING_GROUP_ORDER, favours_its_side, grouped_settings, ranked_table, row_side
+from visdiff.result import CompareResult, MultiCompareResult, set_label, set_name
+from visdiff.stats import AUROC_INTERVAL_METHOD
 
-
-# Lists of unreadable inputs in the config/attrs: the page lists them in their own section.
-SKIPPED_KEYS = frozenset({"skipped_a", "skipped_b"})
+# What a constant row means, wherever it is shown.
+CONSTANT_NOTE = "same score on every image: the scorer saw nothing of this phrase"
 
 
 @dataclass(frozen=True)
@@ -36,28 +36,42 @@ class HypothesisSection:
     rank: int
     row: dict
     plot: HistogramPlot
-    galleries: tuple[tuple[str, list[EvidenceImage]], ...]
+    galleries: tuple[tuple[str, Gallery], ...]
 
 
 @dataclass(frozen=True)
 class RankingGroup:
-    """Phrases more true of set ``over`` than of set ``under``, best first."""
+    """Phrases proposed for set ``over`` against set ``under``: ``sections`` those whose scores
+    favour ``over`` (more true of it), best first; ``apart`` the rows of the others (scores
+    favouring ``under``, or neither), which the page lists apart, never under "more true of"."""
 
     over: str
     under: str
     sections: list[HypothesisSection]
+    apart: list[dict]
+
+
+@dataclass(frozen=True)
+class SettingsGroup:
+    """One group of the settings table (stages, proposing, statistics, runtime, other)."""
+
+    name: str
+    rows: list[tuple[str, str]]
 
 
 @dataclass(frozen=True)
 class ReportPart:
     """One comparison on the page; ``name`` is its set when the page has several (each set
-    against the others), ``prefix`` keeps its anchors apart from the other parts'."""
+    against the others), ``prefix`` keeps its anchors apart from the other parts'. ``names`` and
+    ``labels`` say what A and B are ("dogs", "A (dogs)")."""
 
     name: str
     prefix: str
     result: CompareResult
-    settings: list[tuple[str, str]]
+    settings: list[SettingsGroup]
     groups: list[RankingGroup]
+    names: dict[str, str]
+    labels: dict[str, str]
 
 
 def fmt_number(value, digits: int = 3) -> str:
@@ -67,35 +81,40 @@ def fmt_number(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def setting_rows(settings: dict, prefix: str = "") -> list[tuple[str, str]]:
-    """(name, text) rows of JSON-typed ``settings``; nested dicts become dotted names
-    (``proposer.spec``), floats 4 significant digits (``results.json`` has them all), other
-    values one line of text (lists as compact JSON)."""
-    rows = []
-    for key, value in settings.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            rows += setting_rows(value, prefix=f"{name}.")
-        elif isinstance(value, str):
-            rows.append((name, value))
-        elif isinstance(value, float):
-            rows.append((name, f"{value:.4g}"))
-        else:
-            rows.append((name, json.dumps(value, ensure_ascii=False)))
-    return rows
+def auroc_interval(row: dict) -> str:
+    """``low–high``, the 95% interval of the row's AUROC, or 'n/a' for a table without one."""
+    low, high = row.get("auroc_low"), row.get("auroc_high")
+    return "n/a" if low is None or high is None else f"{fmt_number(low)}–{fmt_number(high)}"
 
 
-def settings_table(result: CompareResult) -> list[tuple[str, str]]:
-    """Settings shown on the page: the config, table metadata not already in it, stage timings.
+def why_apart(row: dict) -> str:
+    """Why a row is not "more true of" the set it was proposed for."""
+    if row["constant"]:
+        return CONSTANT_NOTE
+    if row["favours"] == "neither":
+        return "the scores favour neither set"
+    return f"the scores favour {row['favours']}"
 
-    Skipped files are listed in their own section, and secrets are redacted.
-    """
-    config = settings_record(result.config)
-    attrs = settings_record(result.table.attrs)
-    shown = {k: v for k, v in config.items() if k not in SKIPPED_KEYS}
-    shown.update({k: v for k, v in attrs.items() if k not in SKIPPED_KEYS and k not in config})
-    timings = [(f"time: {stage}", f"{fmt_number(seconds, 2)} s") for stage, seconds in result.timings.items()]
-    return setting_rows(shown) + timings
+
+def setting_text(value) -> str:
+    """One setting as one line: texts as they are, floats to 4 significant digits
+    (``results.json`` has them all), anything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def settings_table(result: CompareResult) -> list[SettingsGroup]:
+    """Settings shown on the page, by group, unset ones left out (:func:`grouped_settings`),
+    stage timings with the runtime ones. Skipped files are listed in their own section, and
+    secrets are redacted."""
+    grouped = grouped_settings(result.config, result.table.attrs)
+    rows = {name: [(key, setting_text(value)) for key, value in grouped.get(name, {}).items()]
+            for name in SETTING_GROUP_ORDER}
+    rows["runtime"] += [(f"time: {stage}", f"{fmt_number(seconds, 2)} s") for stage, seconds in result.timings.items()]
+    return [SettingsGroup(name, group_rows) for name, group_rows in rows.items() if group_rows]
 
 
 def environment():
@@ -108,34 +127,42 @@ def environment():
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=fmt_number, p=format_p_value)
+    env.filters.update(num=fmt_number, p=format_p_value, interval=auroc_interval, why_apart=why_apart)
+    env.globals.update(interval_method=AUROC_INTERVAL_METHOD)
     return env
 
 
+def other_side(side: str) -> str:
+    return "B" if side == "A" else "A"
+
+
 def ranking_groups(result: CompareResult, *, top_images_per_set: int, anchor_prefix: str = "") -> list[RankingGroup]:
-    """The table's rows as sections, grouped by direction (one group unless the table has a
-    ``direction`` column); thumbnails are made once and shared across sections. Anchors start
-    with ``anchor_prefix`` (one per comparison on a page of several)."""
+    """The table's rows grouped by direction (one group unless the table has a ``direction``
+    column): a section per row whose scores favour its set, the other rows apart; thumbnails
+    are made once and shared across sections. Anchors start with ``anchor_prefix`` (one per
+    comparison on a page of several)."""
     thumbnails = ThumbnailCache()
     scores = {"A": np.asarray(result.scores_a, dtype=np.float64), "B": np.asarray(result.scores_b, dtype=np.float64)}
     sets = {"A": result.set_a, "B": result.set_b}
     captions = {"A": result.captions_a, "B": result.captions_b}
     names = {side: short_names(image_set) for side, image_set in sets.items()}
-    groups: dict[str, list[HypothesisSection]] = {}
+    groups: dict[str, RankingGroup] = {}
     for j, row in enumerate(ranked_table(result.table).to_dict("records")):
-        over = row.get("direction") or "A"
-        sides = (over, "B" if over == "A" else "A")
+        over = row_side(row)
+        group = groups.setdefault(over, RankingGroup(over=over, under=other_side(over), sections=[], apart=[]))
+        if not favours_its_side(row):
+            group.apart.append(row)
+            continue
         galleries = tuple(
             (side, top_images(sets[side], scores[side][:, j], captions[side], k=top_images_per_set,
                               thumbnails=thumbnails, names=names[side]))
-            for side in sides
+            for side in (over, group.under)
         )
-        groups.setdefault(over, []).append(HypothesisSection(
+        group.sections.append(HypothesisSection(
             anchor=f"{anchor_prefix}h{j + 1}", rank=row["rank"], row=row,
             plot=score_histogram(scores["A"][:, j], scores["B"][:, j]), galleries=galleries,
         ))
-    return [RankingGroup(over=over, under="B" if over == "A" else "A", sections=sections)
-            for over, sections in groups.items()]
+    return list(groups.values())
 
 
 def check_shapes(result: CompareResult) -> None:
@@ -150,6 +177,18 @@ def check_shapes(result: CompareResult) -> None:
             )
 
 
+def report_part(name: str, prefix: str, result: CompareResult, *, top_images_per_set: int) -> ReportPart:
+    """One comparison's part of the page."""
+    check_shapes(result)
+    sets = {"A": result.set_a, "B": result.set_b}
+    return ReportPart(
+        name=name, prefix=prefix, result=result, settings=settings_table(result),
+        groups=ranking_groups(result, top_images_per_set=top_images_per_set, anchor_prefix=prefix),
+        names={side: set_name(side, image_set) for side, image_set in sets.items()},
+        labels={side: set_label(side, image_set) for side, image_set in sets.items()},
+    )
+
+
 def render_report(result: CompareResult | MultiCompareResult, *, top_images_per_set: int = 6) -> str:
     """The HTML text of the report for ``result``: for several sets, one section per set
     (the set against the others)."""
@@ -158,13 +197,10 @@ def render_report(result: CompareResult | MultiCompareResult, *, top_images_per_
     if isinstance(result, MultiCompareResult):
         named, title = list(result.results.items()), ", ".join(result.names)
     else:
-        named, title = [("", result)], f"{result.set_a.name or 'A'} vs {result.set_b.name or 'B'}"
-    parts = []
-    for i, (name, one) in enumerate(named, start=1):
-        check_shapes(one)
-        prefix = f"s{i}-" if name else ""
-        parts.append(ReportPart(name=name, prefix=prefix, result=one, settings=settings_table(one), groups=ranking_groups(
-            one, top_images_per_set=top_images_per_set, anchor_prefix=prefix)))
+        named = [("", result)]
+        title = f"{set_name('A', result.set_a) or 'A'} vs {set_name('B', result.set_b) or 'B'}"
+    parts = [report_part(name, f"s{i}-" if name else "", one, top_images_per_set=top_images_per_set)
+             for i, (name, one) in enumerate(named, start=1)]
     return environment().get_template("report.html.j2").render(
         parts=parts,
         title=title,

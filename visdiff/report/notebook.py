@@ -13,9 +13,9 @@ import pandas as pd
 from markupsafe import Markup
 
 from visdiff.report.evidence import ThumbnailCache, short_names, top_images
-from visdiff.report.html import environment
-from visdiff.report.results import ranked_table
-from visdiff.result import CompareResult, ImageGallery, MultiCompareResult
+from visdiff.report.html import environment, other_side
+from visdiff.report.results import favours_its_side, ranked_table, row_side
+from visdiff.result import CompareResult, ImageGallery, MultiCompareResult, set_label, set_summary
 
 # How many of the best hypotheses (per direction) a CompareResult shows images for, and how many.
 RESULT_HYPOTHESES_WITH_IMAGES = 3
@@ -29,11 +29,15 @@ def _macros():
 
 def _ranking(table: pd.DataFrame) -> Markup:
     rows = ranked_table(table).to_dict("records")
-    return _macros().ranking(rows, table.attrs.get("alpha"), "direction" in table.columns, table.attrs.get("holdout"))
+    favoured = [row for row in rows if favours_its_side(row)]
+    apart = [row for row in rows if not favours_its_side(row)]
+    return _macros().ranking(favoured, apart, table.attrs.get("alpha"), "direction" in table.columns,
+                             table.attrs.get("holdout"))
 
 
 def ranking_html(table: pd.DataFrame) -> str:
-    """The ranked table with significance marked."""
+    """The ranked table with significance marked; rows whose scores favour the other set (or
+    neither, constant ones among them) listed apart under it."""
     return str(Markup('<div class="visdiff">{}</div>').format(_ranking(table)))
 
 
@@ -41,15 +45,15 @@ def gallery_html(gallery: ImageGallery) -> str:
     """One set's images for a hypothesis, as small thumbnails with scores and names."""
     which = "Lowest" if gallery.lowest else "Highest"
     title = f"{which}-scoring images of {gallery.side} for “{gallery.hypothesis}”"
-    return str(Markup('<div class="visdiff">{}</div>').format(_macros().gallery(title, gallery.images)))
+    return str(Markup('<div class="visdiff">{}</div>').format(_macros().gallery(title, gallery)))
 
 
 def result_html(result: CompareResult) -> str:
-    """The ranked table, then for the best hypotheses of each direction the top images of both
-    sets, the set the phrase describes first."""
+    """The ranked table, then for the best hypotheses of each direction whose scores favour
+    its set the top images of both sets, the set the phrase describes first."""
     macros = _macros()
-    parts = [Markup("<p><b>A</b> = {} ({} images) vs <b>B</b> = {} ({} images)</p>").format(
-        result.set_a.name or "set A", len(result.set_a), result.set_b.name or "set B", len(result.set_b))]
+    labels = {"A": set_label("A", result.set_a), "B": set_label("B", result.set_b)}
+    parts = [Markup("<p><b>{}</b> vs <b>{}</b></p>").format(set_summary("A", result.set_a), set_summary("B", result.set_b))]
     parts.append(_ranking(result.table))
     thumbnails = ThumbnailCache(THUMBNAIL_SIZE)
     sets = {"A": result.set_a, "B": result.set_b}
@@ -58,15 +62,15 @@ def result_html(result: CompareResult) -> str:
     names = {side: short_names(image_set) for side, image_set in sets.items()}
     table = ranked_table(result.table)
     for j, row in enumerate(table.to_dict("records")):
-        if row["rank"] > RESULT_HYPOTHESES_WITH_IMAGES:
+        if row["rank"] > RESULT_HYPOTHESES_WITH_IMAGES or not favours_its_side(row):
             continue
-        over = row.get("direction") or "A"
+        over = row_side(row)
         parts.append(Markup("<p style=\"margin-top:1rem\"><b>{}. {}</b> (more true of {})</p>").format(
-            row["rank"], row["hypothesis"], over))
-        for side in (over, "B" if over == "A" else "A"):
+            row["rank"], row["hypothesis"], labels[over]))
+        for side in (over, other_side(over)):
             shown = top_images(sets[side], scores[side][:, j], captions[side], k=RESULT_IMAGES_PER_SET,
                                thumbnails=thumbnails, names=names[side])
-            parts.append(macros.gallery(f"Highest-scoring in {side}", shown))
+            parts.append(macros.gallery(f"Highest-scoring in {labels[side]}", shown))
     return str(Markup('<div class="visdiff">{}</div>').format(Markup("").join(parts)))
 
 

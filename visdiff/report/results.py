@@ -6,7 +6,11 @@
       "schema_version": 1,
       "visdiff_version": "0.1.0",
       "created_at": "2026-11-26T20:40:56+00:00",     # UTC, ISO 8601
+      "command_line": "visdiff compare data/dogs data/birds --out out",  # secrets masked
+      "versions": {"python": "3.11.9", "torch": "2.4.1", ...},
       "config": {...},                               # settings and model ids (secrets redacted)
+      "settings": {"stages": {...}, "proposing": {...}, "statistics": {...}, "runtime": {...}},
+                                                     # config and attrs by group, unset (None) left out
       "timings": {"stage": seconds, ...},
       "attrs": {...},                                # table.attrs: alpha, scorer, ...
       "sets": {
@@ -39,7 +43,10 @@ so the file is strict JSON.
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import sys
 from dataclasses import asdict
 from datetime import datetime, timezone
 
@@ -50,6 +57,7 @@ from visdiff.image_sets import ImageSet
 from visdiff.jsonable import to_jsonable
 from visdiff.redaction import REDACTED, redact_text
 from visdiff.result import CompareResult, MultiCompareResult, stack_by_set
+from visdiff.runlog import library_versions
 
 SCHEMA_VERSION = 1
 # A setting is secret when its name's last word is one of these ("openai_api_key", "hf_token"),
@@ -79,6 +87,87 @@ def settings_record(settings: dict) -> dict:
     return redact(to_jsonable(dict(settings)))
 
 
+def masked_command_line(argv: list[str]) -> str:
+    """``argv`` as one shell line, the program by its file name, with the value of every
+    option named like a secret (``--api-key X``, ``--hf-token=X``) and credentials inside URLs
+    replaced by ``"<redacted>"``."""
+    words, secret_next = [os.path.basename(argv[0])] if argv else [], False
+    for word in argv[1:]:
+        option, equals, _ = word.partition("=")
+        if secret_next:
+            word = REDACTED
+        elif word.startswith("-") and equals and is_secret_name(option):
+            word = f"{option}={REDACTED}"
+        secret_next = word.startswith("-") and not equals and is_secret_name(word)
+        words.append(redact_text(word))
+    return shlex.join(words)
+
+
+# Which group of the settings a (dotted) setting belongs to: its longest listed prefix decides.
+SETTING_GROUPS = {
+    "stages": ("profile", "captioner", "captioner_cache_id", "scorer", "proposer.spec", "options.profile",
+               "options.captioner", "options.proposer", "options.scorer", "options.llm", "options.base_url",
+               "options.prompts", "options.caption_beams", "options.caption_max_tokens", "options.caption_temperature"),
+    "proposing": ("proposer", "n_proposals", "contrast_images", "options.rounds", "options.samples_per_set",
+                  "options.seed", "options.temperature", "options.max_tokens", "options.system_message",
+                  "options.llm_seed", "options.both_directions", "options.pair_by", "options.refine"),
+    "statistics": ("alpha", "holdout", "merge", "n_a", "n_b", "set", "against", "sets", "shared_images",
+                   "options.alpha", "options.holdout", "options.merge", "options.merge_threshold"),
+    "runtime": ("captions", "embeddings"),
+}
+OTHER_SETTINGS = "other"
+SETTING_GROUP_ORDER = (*SETTING_GROUPS, OTHER_SETTINGS)
+_GROUP_OF = {name: group for group, names in SETTING_GROUPS.items() for name in names}
+# Lists of unreadable inputs in the config/attrs: the page lists them in their own section.
+SKIPPED_KEYS = frozenset({"skipped_a", "skipped_b"})
+
+
+def flat_settings(settings: dict, prefix: str = "") -> dict:
+    """JSON-typed ``settings`` with nested dicts as dotted names (``proposer.spec``), unset
+    (None) values left out."""
+    flat = {}
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flat_settings(value, prefix=f"{name}."))
+        elif value is not None:
+            flat[name] = value
+    return flat
+
+
+def setting_group(name: str) -> str:
+    """The group of dotted setting ``name``: that of its longest prefix in :data:`SETTING_GROUPS`."""
+    parts = name.split(".")
+    for end in range(len(parts), 0, -1):
+        group = _GROUP_OF.get(".".join(parts[:end]))
+        if group is not None:
+            return group
+    return OTHER_SETTINGS
+
+
+def grouped_settings(config: dict, attrs: dict) -> dict[str, dict]:
+    """The run's settings (``config``, then ``attrs`` not already in it; skipped inputs left
+    to their own section) as JSON types, secrets redacted, by group in :data:`SETTING_GROUP_ORDER`,
+    each ``{dotted name: value}`` without unset values; empty groups left out."""
+    config, attrs = settings_record(config), settings_record(attrs)
+    shown = {k: v for k, v in config.items() if k not in SKIPPED_KEYS}
+    shown.update({k: v for k, v in attrs.items() if k not in SKIPPED_KEYS and k not in config})
+    groups: dict[str, dict] = {group: {} for group in SETTING_GROUP_ORDER}
+    for name, value in flat_settings(shown).items():
+        groups[setting_group(name)][name] = value
+    return {group: values for group, values in groups.items() if values}
+
+
+def row_side(row: dict) -> str:
+    """The set a ranked row's hypothesis was proposed for: its ``direction``, else A."""
+    return row.get("direction") or "A"
+
+
+def favours_its_side(row: dict) -> bool:
+    """The row's scores favour the set it was proposed for: only then is it "more true of" that set."""
+    return row["favours"] == row_side(row)
+
+
 def ranked_table(table: pd.DataFrame) -> pd.DataFrame:
     """The ranked table with a 1-based ``rank`` column first.
 
@@ -94,6 +183,7 @@ def ranked_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _set_record(image_set: ImageSet) -> dict:
+    """The set's ``name`` (folder, table selection or given name), size, images and skipped inputs."""
     return {
         "name": image_set.name,
         "n_images": len(image_set),
@@ -103,11 +193,14 @@ def _set_record(image_set: ImageSet) -> dict:
 
 
 def provenance() -> dict:
-    """What made a results document, and when: ``visdiff_version`` and ``created_at`` (UTC,
-    ISO 8601), first in ``results.json`` and in every ``--json`` document."""
+    """What made a results document, and when: ``visdiff_version``, ``created_at`` (UTC,
+    ISO 8601), the ``command_line`` of this process (secrets masked) and the ``versions`` of
+    Python and the libraries that shape results; first in ``results.json`` and in every
+    ``--json`` document."""
     from visdiff import __version__
 
-    return {"visdiff_version": __version__, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return {"visdiff_version": __version__, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command_line": masked_command_line(sys.argv), "versions": library_versions()}
 
 
 def results_payload(result: CompareResult | MultiCompareResult) -> dict:
@@ -118,6 +211,7 @@ def results_payload(result: CompareResult | MultiCompareResult) -> dict:
         return to_jsonable({
             **header,
             "config": settings_record(result.config),
+            "settings": grouped_settings(result.config, {}),
             "timings": result.timings,
             "comparisons": [{"set": name, **_comparison_record(one)} for name, one in result.results.items()],
         })
@@ -127,6 +221,7 @@ def results_payload(result: CompareResult | MultiCompareResult) -> dict:
 def _comparison_record(result: CompareResult) -> dict:
     return {
         "config": settings_record(result.config),
+        "settings": grouped_settings(result.config, result.table.attrs),
         "timings": result.timings,
         "attrs": settings_record(result.table.attrs),
         "sets": {"a": _set_record(result.set_a), "b": _set_record(result.set_b)},
@@ -159,10 +254,12 @@ def csv_safe(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def results_csv(result: CompareResult | MultiCompareResult) -> str:
-    """The ranked table as CSV text, one row per hypothesis, ``rank`` first, formula-safe; for
-    several sets, every set's rows with its name in a first column ``set``."""
+    """The ranked table as CSV text, one row per hypothesis, ``rank`` first, formula-safe, with
+    the names of the sets compared in last columns ``set_a`` and ``set_b`` (a CSV has no place
+    for a note above its header); for several sets, every set's rows with its name in a first
+    column ``set``."""
     if isinstance(result, MultiCompareResult):
         table = stack_by_set({name: ranked_table(one.table) for name, one in result.results.items()})
     else:
-        table = ranked_table(result.table)
+        table = ranked_table(result.table).assign(set_a=result.set_a.name, set_b=result.set_b.name)
     return csv_safe(table).to_csv(index=False)
