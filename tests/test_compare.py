@@ -93,7 +93,8 @@ def test_compare_end_to_end(image_dirs, fake_openai, tiny_captioner, tiny_clip_w
     assert {"load_images", "embed", "caption", "propose", "score", "rank", "total"} <= set(result.timings)
     assert all(t >= 0 for t in result.timings.values())
     # Provenance: each round's sample, captions, the exact text sent and the answer.
-    assert [(r["direction"], r["round"]) for r in result.proposal_rounds] == [("A", 1), ("A", 2), ("A", 3)]
+    # Each round names the set it describes: the folder name here.
+    assert [(r["direction"], r["round"]) for r in result.proposal_rounds] == [("a", 1), ("a", 2), ("a", 3)]
     for record, request in zip(result.proposal_rounds, fake_openai.requests, strict=True):
         assert {im["key"] for im in record["images_a"]} <= set(result.set_a.keys) and len(record["images_a"]) == 4
         assert set(record["captions_b"]) == {im["key"] for im in record["images_b"]}

@@ -96,8 +96,11 @@ class Comparison:
     def _load(self, stages: RunStages, set_a, set_b) -> None:
         with stages.timings.stage("load_images"):
             image_set_a, image_set_b = load_sets(set_a, set_b, stages)
-        holdout_split(stages.options, image_set_a, image_set_b)  # too large a fraction fails before embedding
-        self._keep(stages, *stages.scoring.embed_sets(image_set_a, image_set_b))
+        holdout = holdout_split(stages.options, image_set_a, image_set_b)  # too large a fraction fails before embedding
+        embedded = stages.scoring.embed_sets(image_set_a, image_set_b)
+        # Images that fail to decode leave the sets, and the split is then made again without them.
+        unchanged = all(kept.keys == loaded.keys for (_, kept), loaded in zip(embedded, (image_set_a, image_set_b)))
+        self._keep(stages, *embedded, holdout=holdout if unchanged else None)
 
     @classmethod
     def of_embedded(cls, stages: RunStages, embedded_a: tuple, embedded_b: tuple, *,
@@ -111,12 +114,12 @@ class Comparison:
         return comparison
 
     def _keep(self, stages: RunStages, embedded_a: tuple, embedded_b: tuple, *,
-              contrast: ImageSet | None = None) -> None:
+              contrast: ImageSet | None = None, holdout: Holdout | None = None) -> None:
         self.stages = stages
         (emb_a, image_set_a), (emb_b, image_set_b) = embedded_a, embedded_b
         self.set_a: ImageSet = image_set_a.require(2)
         self.set_b: ImageSet = image_set_b.require(2)
-        self.holdout: Holdout | None = holdout_split(stages.options, self.set_a, self.set_b)
+        self.holdout: Holdout | None = holdout or holdout_split(stages.options, self.set_a, self.set_b)
         # A pairwise scorer (vqa, caption-llm) has no embeddings: its blocks are the usable images.
         # Embeddings are the scoring stage's resident blocks (float16 on a GPU), not copies.
         self._pairwise = self.stages.scoring.pairs is not None

@@ -99,7 +99,7 @@ class MultiComparison:
     """
 
     def __init__(self, sets, options: RunOptions | None = None, *, names: Sequence[str] | None = None,
-                 **keywords) -> None:
+                 stages: RunStages | None = None, **keywords) -> None:
         if isinstance(sets, Mapping):
             if names is not None:
                 raise InputError("give names= or a mapping of names to sets, not both")
@@ -107,7 +107,7 @@ class MultiComparison:
         sets = list(sets)
         if len(sets) < 2:
             raise InputError(f"comparing sets with each other needs at least 2 image sets, got {len(sets)}")
-        self.stages = RunStages.from_keywords(options, keywords, proposing=True)
+        self.stages = RunStages.from_keywords(options, keywords, stages=stages, proposing=True)
         check_options(self.options)
         timings = self.stages.timings
         if names is not None:

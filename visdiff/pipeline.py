@@ -9,7 +9,8 @@ built objects, used as they are (so a benchmark loads its models once for many p
 (:mod:`visdiff.multi`).
 
 ``rank`` and ``compare`` are one call on a fresh :class:`~visdiff.comparison.Comparison`, the
-object to keep for interactive use. Captions, LLM answers and embeddings are cached by
+object to keep for interactive use. ``stages=`` hands them stages built already, in place of
+options (the CLI checks its specs on them before reading a set, then runs on them). Captions, LLM answers and embeddings are cached by
 content, so when a late stage fails, a rerun redoes nothing that finished.
 
 With ``both_directions`` the proposer is asked twice, once with the sets swapped, so any
@@ -63,14 +64,15 @@ def caption(images, options: RunOptions | None = None, **keywords) -> pd.DataFra
     return table
 
 
-def propose(set_a, set_b, options: RunOptions | None = None, **keywords) -> list[str]:
+def propose(set_a, set_b, options: RunOptions | None = None, *, stages: RunStages | None = None,
+            **keywords) -> list[str]:
     """Candidate differences: short phrases more true of ``set_a`` than of ``set_b``.
 
     Takes the same options as :func:`compare`; for the B-over-A phrases call
     ``propose(set_b, set_a, ...)``. Returns the phrases in proposal order, duplicates merged.
     With ``holdout``, the proposer sees the proposal split of each set, as in :func:`compare`.
     """
-    stages = RunStages.from_keywords(options, keywords, proposing=True)
+    stages = RunStages.from_keywords(options, keywords, stages=stages, proposing=True)
     sets = dict(zip("ab", load_sets(set_a, set_b, stages)))
     split = holdout_split(stages.options, sets["a"], sets["b"])
     if split is not None:
@@ -78,7 +80,8 @@ def propose(set_a, set_b, options: RunOptions | None = None, **keywords) -> list
     return stages.propose(sets["a"], sets["b"])
 
 
-def rank(hypotheses: Sequence[str], set_a, set_b, options: RunOptions | None = None, **keywords) -> RankedTable:
+def rank(hypotheses: Sequence[str], set_a, set_b, options: RunOptions | None = None, *,
+         stages: RunStages | None = None, **keywords) -> RankedTable:
     """Score every image of A and B against every hypothesis and rank the hypotheses.
 
     ``set_a`` and ``set_b`` are anything :func:`visdiff.load_image_set` takes (folder, CSV,
@@ -93,7 +96,7 @@ def rank(hypotheses: Sequence[str], set_a, set_b, options: RunOptions | None = N
     """
     # Checked before any image is read or embedded.
     hypotheses = clean_hypotheses(hypotheses)
-    return Comparison(set_a, set_b, options, **keywords).rank(hypotheses)
+    return Comparison.of_stages(RunStages.from_keywords(options, keywords, stages=stages), set_a, set_b).rank(hypotheses)
 
 
 def embed(sets: Sequence, options: RunOptions | None = None, **keywords) -> dict:
@@ -116,7 +119,8 @@ def embed(sets: Sequence, options: RunOptions | None = None, **keywords) -> dict
     }
 
 
-def compare(set_a, set_b, options: RunOptions | None = None, **keywords) -> CompareResult:
+def compare(set_a, set_b, options: RunOptions | None = None, *, stages: RunStages | None = None,
+            **keywords) -> CompareResult:
     """Describe how image set A differs from set B: caption, propose, rank.
 
     Parameters
@@ -137,11 +141,11 @@ def compare(set_a, set_b, options: RunOptions | None = None, **keywords) -> Comp
         options, specs, prompt name and hash, cache counts) and ``timings`` (seconds per stage).
         One call on a fresh :class:`~visdiff.comparison.Comparison`.
     """
-    return Comparison.of_stages(RunStages.from_keywords(options, keywords, proposing=True), set_a, set_b).compare()
+    return Comparison.of_stages(RunStages.from_keywords(options, keywords, stages=stages, proposing=True), set_a, set_b).compare()
 
 
 def compare_many(sets, options: RunOptions | None = None, *, names: Sequence[str] | None = None,
-                 **keywords) -> MultiCompareResult:
+                 stages: RunStages | None = None, **keywords) -> MultiCompareResult:
     """Describe each image set against the union of the others: caption, propose, rank per set.
 
     ``sets`` is a sequence (or a mapping name -> set) of at least two of anything
@@ -152,4 +156,4 @@ def compare_many(sets, options: RunOptions | None = None, *, names: Sequence[str
     :class:`CompareResult` with A = the set, B = the other sets. One call on a fresh
     :class:`~visdiff.multi.MultiComparison`.
     """
-    return MultiComparison(sets, options, names=names, **keywords).compare()
+    return MultiComparison(sets, options, names=names, stages=stages, **keywords).compare()

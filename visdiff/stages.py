@@ -97,7 +97,7 @@ class RunStages:
         if captioner is None:
             CAPTIONERS.check(options.captioner_spec())
         scorer_backend = SCORERS.check(options.scorer_spec()).backend if scorer is None else None
-        ENGINES.create(options.engine, address=options.engine_address)
+        self.engine = ENGINES.create(options.engine, address=options.engine_address)
         proposer_backend = (PROPOSERS.check(options.proposer_spec()).backend if proposer is None
                             else getattr(proposer, "backend", None))
         self._check_proposer_needs(proposer, proposer_backend)
@@ -142,11 +142,18 @@ class RunStages:
 
     @classmethod
     def from_keywords(cls, options: RunOptions | None, keywords: dict, *, built: Sequence[str] = BUILT_STAGES,
-                      captions_only: bool = False, proposing: bool = False) -> RunStages:
+                      captions_only: bool = False, proposing: bool = False,
+                      stages: RunStages | None = None) -> RunStages:
         """Stages from ``options`` with ``keywords`` replacing its fields (the public API's
         calling convention; ``None`` means not given); the ``built`` stages among the keywords
-        may be built objects, used as they are, or specs, which become options."""
+        may be built objects, used as they are, or specs, which become options. ``stages``
+        built already (the CLI builds one per command, checking its specs before any set is
+        read) are returned as they are, and then take no options."""
         keywords = {name: value for name, value in keywords.items() if value is not None}
+        if stages is not None:
+            if options is not None or keywords:
+                raise InputError("give stages= or options and keywords, not both: the stages carry their options")
+            return stages
         objects = {name: keywords.pop(name) for name in built
                    if name in keywords and not isinstance(keywords[name], str)}
         return cls(RunOptions.build(options, **keywords), **objects, captions_only=captions_only, proposing=proposing)
@@ -178,7 +185,7 @@ class RunStages:
             spec, cache=self.cache, timings=self.timings,
             device=self.options.device, batch_size=self.options.batch_size, show_progress=self.options.show_progress,
             shard_images=self.options.shard_images, shard_seconds=self.options.shard_seconds,
-            engine=self.options.engine, engine_address=self.options.engine_address,
+            engine=self.engine,
             scorer_options={"prompts": self.options.prompt_set(), "base_url": self.options.base_url,
                             "captioning_for": self.captioning_for} if pairwise else None,
         )

@@ -52,14 +52,14 @@ def compare_command(
         from visdiff.multi import check_options
 
         check_options(options)  # before any image is read
-    sets = inputs.load(options, proposing=True)
+    sets, stages = inputs.load(options, proposing=True)
     # The pipeline (torch) once the sets are read: not for --help, nor before a missing set is said.
     from visdiff.pipeline import compare, compare_many
 
     if len(sets) > 2:
-        show_many(compare_many(sets, options), out=out, json_out=json_out, csv_out=csv_out, top=top, all_rows=all_rows)
+        show_many(compare_many(sets, stages=stages), out=out, json_out=json_out, csv_out=csv_out, top=top, all_rows=all_rows)
         return
-    result = compare(*sets, options)
+    result = compare(*sets, stages=stages)
     if out is not None:
         from visdiff.report import write_outputs
 

@@ -17,7 +17,7 @@ import typing
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -33,6 +33,9 @@ from visdiff.profiles import PROFILES
 from visdiff.progress import progress_enabled
 from visdiff.ranking import DEFAULT_ALPHA, DEFAULT_MERGE_THRESHOLD
 from visdiff.tables import DEFAULT_GROUP_COLUMN, is_table, parse_where, require_groups
+
+if TYPE_CHECKING:  # torch: imported by the command once the sets are to be compared
+    from visdiff.stages import RunStages
 
 MODELS = "Models"
 LLM = "LLM proposer"
@@ -314,11 +317,11 @@ class SetInputs:
         return [(self.set_a, self.group_a), (self.set_b or self.set_a, self.group_b),
                 *((source, None) for source in self.more_sets or ())]
 
-    def load(self, options: RunOptions | None = None, *, proposing: bool = False) -> list[ImageSet]:
-        """Every set given: A and B (one table may give both, ``--group-b`` alone), then any
-        more, named by :meth:`names`. With ``options``, its specs (the scorer's model too; the
-        proposer when ``proposing``) and cache folder are checked first and files are hashed
-        through its cache's file-hash memo."""
+    def load(self, options: RunOptions, *, proposing: bool = False) -> tuple[list[ImageSet], RunStages]:
+        """Every set given (A and B: one table may give both, ``--group-b`` alone; then any
+        more), named by :meth:`names`, and the run's stages, built once here: they check the
+        specs (the scorer's model too; the proposer when ``proposing``) and the cache folder
+        before any file is read, hash files through the cache's memo, and then run the command."""
         sources = self.sources()
         for source, _ in sources:
             existing_path(source)  # a mistyped folder says so at once, before torch is loaded
@@ -326,22 +329,20 @@ class SetInputs:
         if self.groups:  # every value checked before any image is read
             check_table_options(self.set_a, group=self.groups[0])
             require_groups(self.set_a, self.groups, group_column=self.group_col, where=filters)
-        hashes = None
-        if options is not None:
-            from visdiff.stages import RunStages  # torch: only once sets are to be compared
+        from visdiff.stages import RunStages  # torch: only once sets are to be compared
 
-            # Specs, --cache-dir and the proposer (its API key) fail before any file is read.
-            stages = RunStages(options, proposing=proposing)
-            hashes = stages.cache.file_hashes()
+        # Specs, --cache-dir and the proposer (its API key) fail before any file is read.
+        stages = RunStages(options, proposing=proposing)
         names = self.names()
         if len(sources) > 2:
             from visdiff.multi import set_names  # torch: only once sets are to be compared
 
             set_names(sources, names)  # distinct, before any image is read
-        pair_by = options.pair_by if options is not None else None
-        return [load_image_set(source, group=group, group_column=self.group_col, where=filters, name=name,
-                               hashes=hashes, pair_by=pair_by)
+        hashes = stages.cache.file_hashes()
+        sets = [load_image_set(source, group=group, group_column=self.group_col, where=filters, name=name,
+                               hashes=hashes, pair_by=options.pair_by)
                 for (source, group), name in zip(sources, names)]
+        return sets, stages
 
 
 INPUT_OPTIONS: dict[str, Declared] = {

@@ -26,12 +26,12 @@ def propose_command(
     """Propose short phrases that hold more for A than for B (one per line on stdout); with
     --holdout, from the proposal split of each set (rank them with the same --holdout and --seed)."""
     check_outputs(json_out)
-    sets = inputs.load(options, proposing=True)
+    sets, stages = inputs.load(options, proposing=True)
     from visdiff.pipeline import propose  # the pipeline (torch) once the sets are read, not for --help
 
-    found = {"a_over_b": propose(*sets, options)}
+    found = {"a_over_b": propose(*sets, stages=stages)}
     if options.both_directions:
-        found["b_over_a"] = propose(*reversed(sets), options)
+        found["b_over_a"] = propose(*reversed(sets), stages=stages)
     if json_out is not None:
         write_output(json_out, json.dumps(found, indent=2, ensure_ascii=False) + "\n")
         if str(json_out) == "-":

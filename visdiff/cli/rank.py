@@ -37,13 +37,13 @@ def rank_command(
     json_out: JsonOption = None,
     csv_out: CsvOption = None,
 ) -> None:
-    """Rank candidate differences by how well they separate A from B (AUROC, Welch t-test, BH q-values)."""
+    """Rank candidate differences by how well they separate A from B (AUROC with its interval, Mann-Whitney test, BH q-values)."""
     check_outputs(json_out, csv_out)
     hypotheses = _read_hypotheses(hypothesis, hypotheses_file)
-    sets = inputs.load(options)
+    sets, stages = inputs.load(options)
     from visdiff.pipeline import rank  # the pipeline (torch) once the sets are read, not for --help
 
-    table = rank(hypotheses, *sets, options)
+    table = rank(hypotheses, *sets, stages=stages)
     report_skipped(table.attrs)
     if str(json_out) != "-" and str(csv_out) != "-":
         render_ranking(table, title=f"{inputs.title}  ({table.attrs['scorer']})")

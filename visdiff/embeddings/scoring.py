@@ -19,7 +19,7 @@ from visdiff.embeddings.cache import DEFAULT_SHARD_IMAGES
 from visdiff.embeddings.encode import EmbedStats, embed_image_set
 from visdiff.embeddings.settings import EmbedSettings
 from visdiff.embeddings.writer import DEFAULT_SHARD_SECONDS
-from visdiff.engines import ENGINES
+from visdiff.engines import ENGINES, Engine
 from visdiff.image_sets import ImageSet
 from visdiff.scorers import Scorer, create_scorer
 from visdiff.scorers.pairwise import PairScores, PairwiseScorer
@@ -52,7 +52,8 @@ class Scoring:
         embeddings are committed to the cache, progress bar).
     engine, engine_address
         Where cache misses are embedded: ``local`` (this process) or ``ray`` (Ray Data, on
-        this machine or the cluster at ``engine_address``); see :mod:`visdiff.engines`.
+        this machine or the cluster at ``engine_address``), or an engine built already (a
+        run's, :class:`~visdiff.stages.RunStages`); see :mod:`visdiff.engines`.
     scorer_options : dict, optional
         More keywords for building a scorer from a spec (a pairwise scorer's endpoint...).
 
@@ -63,7 +64,7 @@ class Scoring:
     def __init__(self, scorer: str | Scorer | PairwiseScorer, *, cache: CacheRoot, timings: Timings | None = None,
                  device: str | None = None, batch_size: int = 64, num_workers: int | None = None,
                  shard_images: int = DEFAULT_SHARD_IMAGES, shard_seconds: float = DEFAULT_SHARD_SECONDS,
-                 engine: str = "local", engine_address: str | None = None,
+                 engine: str | Engine = "local", engine_address: str | None = None,
                  show_progress: bool | None = None, scorer_options: dict | None = None) -> None:
         self.timings = timings or Timings()
         with self.timings.stage("load_scorer"):
@@ -74,7 +75,7 @@ class Scoring:
         self.store = None if self.pairs else cache.embeddings(self.scorer.cache_id)
         self.settings = EmbedSettings(batch_size=batch_size, num_workers=num_workers, shard_images=shard_images,
                                       shard_seconds=shard_seconds, show_progress=show_progress)
-        self.engine = ENGINES.create(engine, address=engine_address)
+        self.engine = ENGINES.create(engine, address=engine_address) if isinstance(engine, str) else engine
         self.stats = self.pairs.stats if self.pairs else EmbedStats()
         self._embedded: dict[tuple[str, ...], torch.Tensor] = {}
         self._text_writer: ThreadPoolExecutor | None = None
