@@ -10,10 +10,9 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 import visdiff
-from visdiff.cli import app
+from tests.cli_helpers import run_cli
 from visdiff.errors import InputError
 from visdiff.holdout import Holdout, split_positions
 from visdiff.image_sets import load_image_set
@@ -21,7 +20,6 @@ from visdiff.ranking import rank_scores
 from visdiff.report import write_outputs
 from tests.conftest import make_image
 
-runner = CliRunner()
 PHRASES = ["reddish images", "bluish images", "musical instruments"]
 
 
@@ -134,22 +132,22 @@ def test_propose_and_rank_use_the_same_split(image_dirs):
 
 def test_cli_compare_holdout_says_which_split(image_dirs):
     a, b = image_dirs
-    result = runner.invoke(app, ["compare", str(a), str(b), "--holdout", "0.5", "--all", "-q"])
+    result = run_cli("compare", str(a), str(b), "--holdout", "0.5", "--all", "-q")
     assert result.exit_code == 0, result.output
     text = " ".join(result.stdout.split())
     assert "from the held-out images (3 of A, 3 of B)" in text and "in sample" in text
-    result = runner.invoke(app, ["compare", str(a), str(b), "--holdout", "0.5", "--csv", "-", "-q"])
+    result = run_cli("compare", str(a), str(b), "--holdout", "0.5", "--csv", "-", "-q")
     assert result.stdout.splitlines()[0].endswith("auroc_proposal,p_greater_proposal,"
                                                   "q_value_proposal,significant_proposal,merged")
 
 
 @pytest.mark.parametrize("value, message", [
     ("0.9", "--holdout 0.9 splits set A (6 images) into 1 proposal and 5 held-out images"),
-    ("1", "holdout must be a fraction in [0, 1), got 1.0"),
+    ("1", "invalid value for '--holdout': must be a fraction in [0, 1), got 1.0"),
 ])
 def test_cli_bad_holdout_exits_2_before_any_embedding(image_dirs, isolated_cache, value, message):
     a, b = image_dirs
-    result = runner.invoke(app, ["compare", str(a), str(b), "--holdout", value])
+    result = run_cli("compare", str(a), str(b), "--holdout", value)
     assert result.exit_code == 2 and message in " ".join(result.output.split())
     assert not list(isolated_cache.rglob("*.npy"))  # nothing was embedded
 

@@ -11,17 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import visdiff
-from visdiff.cli import app, output
+from tests.cli_helpers import run_cli
+from visdiff.cli import output
 from visdiff.errors import InputError
 from visdiff.ranking import merge_near_duplicates
 from visdiff.scorers import create_scorer
 from tests.fake_openai import Reply
 
 pytest_plugins = ["tests.fake_openai"]
-runner = CliRunner()
 # Paraphrases the offline scorer's text embeddings put at cosine >= 0.98 (benchmarks/bench_merge_threshold.py).
 GROUPS = [["dogs", "a dog", "pet dogs"], ["musical instruments", "instruments for making music"], ["blurry photos"]]
 ANSWER = "\n".join(f"- {phrase}" for group in GROUPS for phrase in group)
@@ -68,14 +67,14 @@ def compare_args(image_dirs, server, *extra) -> list[str]:
 def test_compare_merges_paraphrased_proposals(image_dirs, fake_openai, monkeypatch, tmp_path):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     fake_openai.respond = lambda request: Reply(ANSWER)
-    unmerged = runner.invoke(app, compare_args(image_dirs, fake_openai, "--no-merge", "--json", "-"))
+    unmerged = run_cli(*compare_args(image_dirs, fake_openai, "--no-merge", "--json", "-"))
     assert unmerged.exit_code == 0, unmerged.output
     rows = {r["hypothesis"]: r for r in json.loads(unmerged.stdout)["results"]}
     order = list(rows)
     assert sorted(order) == sorted(p for group in GROUPS for p in group)
 
     monkeypatch.setattr(output.stdout, "width", 300)  # one line per table row
-    result = runner.invoke(app, compare_args(image_dirs, fake_openai, "--all", "--out", str(tmp_path / "out")))
+    result = run_cli(*compare_args(image_dirs, fake_openai, "--all", "--out", str(tmp_path / "out")))
     assert result.exit_code == 0, result.output
     payload = json.loads((tmp_path / "out" / "results.json").read_text())
     merged = {r["hypothesis"]: r for r in payload["results"]}
@@ -98,8 +97,9 @@ def test_compare_merges_paraphrased_proposals(image_dirs, fake_openai, monkeypat
 
 def test_cli_merge_threshold_out_of_range_exits_2(image_dirs):
     a, b = image_dirs
-    result = runner.invoke(app, ["compare", str(a), str(b), "--merge-threshold", "2"])
-    assert result.exit_code == 2 and "merge_threshold must be a cosine similarity in [-1, 1], got 2.0" in result.output
+    result = run_cli("compare", str(a), str(b), "--merge-threshold", "2")
+    assert result.exit_code == 2 and "invalid value for '--merge-threshold': must be a cosine similarity in [-1, 1], got 2.0" in \
+        result.output
 
 
 class PairwiseStub:

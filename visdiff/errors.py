@@ -14,6 +14,14 @@ class InputError(VisdiffError, ValueError):
     """Bad user input: missing folders, too few readable images, malformed files."""
 
 
+class OptionValueError(InputError):
+    """A run option outside its declared values; ``option`` names the field, so the CLI can name its flag."""
+
+    def __init__(self, option: str, requirement: str, value) -> None:
+        super().__init__(f"{option} must be {requirement}, got {value!r}")
+        self.option, self.requirement, self.value = option, requirement, value
+
+
 class BackendError(VisdiffError, ValueError):
     """Unknown backend name or a backend that cannot be set up (missing extra, bad model id)."""
 

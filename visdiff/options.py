@@ -1,8 +1,9 @@
 """Run options: one frozen object with every setting of a run, shared by the Python API, the
 CLI and the benchmark.
 
-Adding an option: a field here (with its check in ``__post_init__``), its use in the stage
-that needs it (:mod:`visdiff.stages`), and its declaration in :mod:`visdiff.cli.options`.
+Adding an option: a field here (a number's range as :class:`Bounds` in its metadata: checked
+here, shown by the CLI; any other check in ``__post_init__``), its use in the stage that needs
+it (:mod:`visdiff.stages`), and its declaration in :mod:`visdiff.cli.options`.
 Fields marked ``RUNTIME`` change how a run executes, never its results; the others make up
 :meth:`RunOptions.identity`, which results and benchmark folders record.
 """
@@ -18,7 +19,7 @@ from visdiff.cache_root import CacheRoot
 from visdiff.devices import check_device
 from visdiff.embeddings.cache import DEFAULT_SHARD_IMAGES
 from visdiff.embeddings.writer import DEFAULT_SHARD_SECONDS
-from visdiff.errors import InputError
+from visdiff.errors import InputError, OptionValueError
 from visdiff.redaction import redact_url
 from visdiff.profiles import DEFAULT_PROFILE, Profile, get_profile
 from visdiff.prompts import get_prompt_set
@@ -27,6 +28,46 @@ from visdiff.ranking import DEFAULT_ALPHA, DEFAULT_MERGE_THRESHOLD
 from visdiff.registry import parse_spec
 
 RUNTIME = {"runtime": True}
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The values a numeric option takes, declared once on its field: :class:`RunOptions`
+    checks them and the CLI's help shows them (``bounds_of``). ``what`` says them in words."""
+
+    what: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    whole: bool = False
+
+    def check(self, name: str, value) -> None:
+        """``InputError`` naming the option, its values and the one given, unless ``value`` is one."""
+        kinds = int if self.whole else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or math.isnan(value) or not self._within(value):
+            raise OptionValueError(name, self.what, value)
+
+    def _within(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+
+def bounded(default, bounds: Bounds, *, runtime: bool = False):
+    """A field with ``bounds`` (and ``RUNTIME`` when it changes only how a run executes)."""
+    return field(default=default, metadata={"bounds": bounds, **(RUNTIME if runtime else {})})
+
+
+def bounds_of(name: str) -> Bounds | None:
+    """The declared bounds of option ``name``, or None."""
+    return next(f.metadata.get("bounds") for f in fields(RunOptions) if f.name == name)
+
+
+AT_LEAST_ONE = Bounds("a whole number >= 1", low=1, whole=True)
+AT_LEAST_ZERO = Bounds("a whole number >= 0", low=0, whole=True)
+# Sampling temperatures: the range OpenAI-compatible servers accept.
+TEMPERATURE = Bounds("between 0 and 2", low=0, high=2)
 # ``temperature="default"``: send no temperature, the provider's default applies (same for max_tokens).
 PROVIDER_DEFAULT = "default"
 
@@ -117,31 +158,32 @@ class RunOptions:
     scorer: str | None = None
     llm: str | None = None
     base_url: str | None = None
-    rounds: int = 3
-    samples_per_set: int = 20
-    seed: int = 0
-    alpha: float = DEFAULT_ALPHA
+    rounds: int = bounded(3, AT_LEAST_ONE)
+    samples_per_set: int = bounded(20, AT_LEAST_ONE)
+    seed: int = bounded(0, AT_LEAST_ZERO)
+    alpha: float = bounded(DEFAULT_ALPHA, Bounds("in (0, 1)", low=0, high=1, low_open=True, high_open=True))
     both_directions: bool = False
     pair_by: str | None = None
-    refine: int = 0
-    holdout: float = 0.0
+    refine: int = bounded(0, AT_LEAST_ZERO)
+    holdout: float = bounded(0.0, Bounds("a fraction in [0, 1)", low=0, high=1, high_open=True))
     merge: bool = True
-    merge_threshold: float = DEFAULT_MERGE_THRESHOLD
+    merge_threshold: float = bounded(DEFAULT_MERGE_THRESHOLD, Bounds("a cosine similarity in [-1, 1]", low=-1, high=1))
     prompts: str | None = None
-    temperature: float | str | None = None
-    max_tokens: int | str | None = None
+    temperature: float | str | None = bounded(None, TEMPERATURE)
+    max_tokens: int | str | None = bounded(None, AT_LEAST_ONE)
     system_message: str | None = None
     llm_seed: bool | None = None
-    caption_beams: int | None = None
-    caption_max_tokens: int | None = None
-    caption_temperature: float | None = None
+    caption_beams: int | None = bounded(None, AT_LEAST_ONE)
+    caption_max_tokens: int | None = bounded(None, AT_LEAST_ONE)
+    caption_temperature: float | None = bounded(None, TEMPERATURE)
     device: str | None = field(default=None, metadata=RUNTIME)
-    batch_size: int = field(default=64, metadata=RUNTIME)
-    caption_batch_size: int = field(default=8, metadata=RUNTIME)
+    batch_size: int = bounded(64, AT_LEAST_ONE, runtime=True)
+    caption_batch_size: int = bounded(8, AT_LEAST_ONE, runtime=True)
     engine: str = field(default="local", metadata=RUNTIME)
     engine_address: str | None = field(default=None, metadata=RUNTIME)
-    shard_images: int = field(default=DEFAULT_SHARD_IMAGES, metadata=RUNTIME)
-    shard_seconds: float = field(default=DEFAULT_SHARD_SECONDS, metadata=RUNTIME)
+    shard_images: int = bounded(DEFAULT_SHARD_IMAGES, AT_LEAST_ONE, runtime=True)
+    shard_seconds: float = bounded(DEFAULT_SHARD_SECONDS, Bounds("a number of seconds > 0", low=0, low_open=True),
+                                   runtime=True)
     cache_dir: str | os.PathLike | None = field(default=None, metadata=RUNTIME)
     use_cache: bool = field(default=True, metadata=RUNTIME)
     show_progress: bool | None = field(default=None, metadata=RUNTIME)
@@ -152,32 +194,21 @@ class RunOptions:
         if isinstance(self.profile, Profile):
             object.__setattr__(self, "profile", self.profile.name)
         get_profile(self.profile)
-        for name in ("rounds", "samples_per_set", "batch_size", "caption_batch_size", "shard_images"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise InputError(f"seed must be a whole number >= 0, got {self.seed!r}")
-        if isinstance(self.refine, bool) or not isinstance(self.refine, int) or self.refine < 0:
-            raise InputError(f"refine must be a whole number of rounds >= 0, got {self.refine!r}")
+        self._numbers_from_text()
+        for option in fields(self):
+            value = getattr(self, option.name)
+            if "bounds" in option.metadata and value is not None and value != PROVIDER_DEFAULT:
+                option.metadata["bounds"].check(option.name, value)
+        if self.caption_beams is not None and self.caption_temperature:
+            raise InputError("caption_beams and caption_temperature > 0 exclude each other: beam search or sampling")
         if self.pair_by is not None and (not isinstance(self.pair_by, str) or not self.pair_by.strip()):
             raise InputError(f"pair_by must name a table column, got {self.pair_by!r}")
-        if not isinstance(self.alpha, (int, float)) or not (0 < self.alpha < 1) or math.isnan(self.alpha):
-            raise InputError(f"alpha must be in (0, 1), got {self.alpha!r}")
-        if isinstance(self.holdout, bool) or not isinstance(self.holdout, (int, float)) or not 0 <= self.holdout < 1:
-            raise InputError(f"holdout must be a fraction in [0, 1), got {self.holdout!r}")
         # Refinement shows the model images and AUROCs of whole sets, and pairing keeps partners that a
         # per-set split would separate: neither yet keeps to the proposal split.
         for name, value in (("refine", self.refine), ("pair_by", self.pair_by)):
             if self.holdout and value:
                 raise InputError(f"holdout and {name} exclude each other: {name} would show the proposer "
                                  "held-out images")
-        if isinstance(self.merge_threshold, bool) or not isinstance(self.merge_threshold, (int, float)) or \
-                not -1 <= self.merge_threshold <= 1:
-            raise InputError(f"merge_threshold must be a cosine similarity in [-1, 1], got {self.merge_threshold!r}")
-        if isinstance(self.shard_seconds, bool) or not isinstance(self.shard_seconds, (int, float)) or \
-                not self.shard_seconds > 0:
-            raise InputError(f"shard_seconds must be a number of seconds > 0, got {self.shard_seconds!r}")
         for name in ("captioner", "proposer", "scorer"):
             spec = getattr(self, name)
             if spec is not None and not isinstance(spec, str):
@@ -195,14 +226,14 @@ class RunOptions:
                 raise InputError(f"{name} must be a string, got {value!r}")
         if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
             raise InputError(f"cache_dir must be a folder path, got {self.cache_dir!r}")
-        self._check_generation()
         if self.prompts is not None:
             get_prompt_set(self.prompts)  # a misspelt set fails before any image is read
         check_device(self.device)
         if self.base_url is not None:
             check_url(self.base_url)
 
-    def _check_generation(self) -> None:
+    def _numbers_from_text(self) -> None:
+        """LLM settings given as text (the CLI's ``--temperature 0.2``, or ``default``) made numbers."""
         for name, kind in (("temperature", float), ("max_tokens", int)):
             value = getattr(self, name)
             if isinstance(value, str) and value != PROVIDER_DEFAULT:
@@ -211,17 +242,6 @@ class RunOptions:
                 except ValueError:
                     raise InputError(f"{name} must be a number or {PROVIDER_DEFAULT!r}, got {value!r}") from None
                 object.__setattr__(self, name, value)
-        for name in ("temperature", "caption_temperature"):
-            value = getattr(self, name)
-            if value not in (None, PROVIDER_DEFAULT) and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                                           or not 0 <= value <= 2):
-                raise InputError(f"{name} must be between 0 and 2, got {value!r}")
-        for name in ("max_tokens", "caption_beams", "caption_max_tokens"):
-            value = getattr(self, name)
-            if value not in (None, PROVIDER_DEFAULT) and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
-        if self.caption_beams is not None and self.caption_temperature:
-            raise InputError("caption_beams and caption_temperature > 0 exclude each other: beam search or sampling")
 
     @classmethod
     def build(cls, options: RunOptions | None = None, **keywords) -> RunOptions:

@@ -25,7 +25,7 @@ from visdiff.cache_root import CACHE_ENV
 from visdiff.cli.errors import cli_errors, set_verbosity
 from visdiff.embeddings.cache import DEFAULT_SHARD_IMAGES
 from visdiff.embeddings.writer import DEFAULT_SHARD_SECONDS
-from visdiff.errors import InputError
+from visdiff.errors import InputError, OptionValueError
 from visdiff.image_sets import ImageSet, check_table_options, existing_path, load_image_set
 from visdiff.llm import BASE_URL_ENV
 from visdiff.options import RunOptions
@@ -72,7 +72,7 @@ DECLARED: dict[str, Declared] = {
     "device": Declared(Annotated[str | None, typer.Option(
         help="cuda, mps or cpu (default: best available).", rich_help_panel=MODELS)]),
     "batch_size": Declared(Annotated[int, typer.Option(
-        min=1, help="Images per forward pass of the scorer.", rich_help_panel=MODELS)], 64),
+        help="Images per forward pass of the scorer.", rich_help_panel=MODELS)], 64),
     "engine": Declared(Annotated[str, typer.Option(
         help="Where images missing from the cache are embedded: local (this process) or ray (Ray Data; "
         "pip install 'visdiff[ray]').", rich_help_panel=MODELS)], "local"),
@@ -80,10 +80,10 @@ DECLARED: dict[str, Declared] = {
         "--address", help="Ray cluster to run --engine ray on (e.g. ray://head:10001 or 'auto'); default: a new "
         "local Ray.", rich_help_panel=MODELS)]),
     "shard_images": Declared(Annotated[int, typer.Option(
-        min=1, help="Commit fresh embeddings to the cache every N images (a killed run loses less than one shard).",
+        help="Commit fresh embeddings to the cache every N images (a killed run loses less than one shard).",
         rich_help_panel=CACHE)], DEFAULT_SHARD_IMAGES),
     "shard_seconds": Declared(Annotated[float, typer.Option(
-        min=0.001, help="... or every this many seconds, whichever comes first.", rich_help_panel=CACHE)],
+        help="... or every this many seconds, whichever comes first.", rich_help_panel=CACHE)],
         DEFAULT_SHARD_SECONDS),
     "llm": Declared(Annotated[str | None, typer.Option(
         "--llm", help="Chat model for the proposer (any OpenAI-compatible name); key from $OPENAI_API_KEY.",
@@ -93,9 +93,9 @@ DECLARED: dict[str, Declared] = {
         help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM, Ollama, llama.cpp).",
         rich_help_panel=LLM)]),
     "rounds": Declared(Annotated[int, typer.Option(
-        min=1, help="Proposal rounds (one LLM call each).", rich_help_panel=LLM)], 3),
+        help="Proposal rounds (one LLM call each).", rich_help_panel=LLM)], 3),
     "samples_per_set": Declared(Annotated[int, typer.Option(
-        "--samples", min=1, help="Images sampled from each set per round.", rich_help_panel=LLM)], 20),
+        "--samples", help="Images sampled from each set per round.", rich_help_panel=LLM)], 20),
     "seed": Declared(Annotated[int, typer.Option(
         help="Seed for the sampling of images and the LLM.", rich_help_panel=LLM)], 0),
     "both_directions": Declared(Annotated[bool, typer.Option(
@@ -105,7 +105,7 @@ DECLARED: dict[str, Declared] = {
         "--pair-by", help="Table column pairing A and B images (e.g. the generation prompt): the llm proposer sees "
         "each sampled pair's captions side by side; statistics stay over the whole sets.", rich_help_panel=LLM)]),
     "refine": Declared(Annotated[int, typer.Option(
-        "--refine", min=0, help="After ranking, up to N rounds asking the LLM for sharper or missing hypotheses, "
+        "--refine", help="After ranking, up to N rounds asking the LLM for sharper or missing hypotheses, "
         "shown the best ones and the images they miss; stops when the best AUROC stops improving.",
         rich_help_panel=LLM)], 0),
     "prompts": Declared(Annotated[str | None, typer.Option(
@@ -124,16 +124,16 @@ DECLARED: dict[str, Declared] = {
         "--llm-seed/--no-llm-seed", help="Send a seed with each LLM request (default: the profile's; paper: no).",
         rich_help_panel=GENERATION, show_default=False)]),
     "caption_beams": Declared(Annotated[int | None, typer.Option(
-        "--caption-beams", min=1, help="Beam search width of local captioners (default: the profile's; paper: 5 for "
+        "--caption-beams", help="Beam search width of local captioners (default: the profile's; paper: 5 for "
         "BLIP-2).", rich_help_panel=GENERATION)]),
     "caption_max_tokens": Declared(Annotated[int | None, typer.Option(
-        "--caption-max-tokens", min=1, help="Longest caption in new tokens (default: the profile's; paper: 30 for "
+        "--caption-max-tokens", help="Longest caption in new tokens (default: the profile's; paper: 30 for "
         "BLIP-2; else the captioner's).", rich_help_panel=GENERATION)]),
     "caption_temperature": Declared(Annotated[float | None, typer.Option(
-        "--caption-temperature", min=0.0, help="Caption sampling temperature, 0 = none (default: the profile's; "
+        "--caption-temperature", help="Caption sampling temperature, 0 = none (default: the profile's; "
         "paper: 0.2 for LLaVA).", rich_help_panel=GENERATION)]),
     "alpha": Declared(Annotated[float, typer.Option(
-        min=0.0, max=1.0, help="False-discovery rate for the significance flag.")], DEFAULT_ALPHA),
+        help="False-discovery rate for the significance flag.")], DEFAULT_ALPHA),
     "holdout": Declared(Annotated[float, typer.Option(
         "--holdout", help="Hold this fraction of each set out of the proposer (e.g. 0.5): AUROC, p and q come "
         "from the held-out images only, the proposal split's beside them.")], 0.0),
@@ -174,7 +174,19 @@ def run_options(values: dict, *, quiet: bool) -> RunOptions:
         fields["scorer"] = f"open_clip:{values['clip']}"
     if "no_cache" in values:
         fields["use_cache"] = not values["no_cache"]
-    return RunOptions.build(show_progress=progress_enabled(quiet), **fields)
+    try:
+        return RunOptions.build(show_progress=progress_enabled(quiet), **fields)
+    except OptionValueError as e:  # said as typer says a bad value: by its flag
+        raise InputError(f"invalid value for {flag_of(e.option)!r}: must be {e.requirement}, got {e.value!r}") from None
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of run option ``name`` (``samples_per_set`` -> ``--samples``)."""
+    declaration = DECLARED[name].annotation.__metadata__[0] if name in DECLARED else None
+    # In an Annotated typer.Option the first flag is kept as its ``default``.
+    names = [getattr(declaration, "default", None), *getattr(declaration, "param_decls", ())]
+    flags = [decl for decl in names if isinstance(decl, str) and decl.startswith("--")]
+    return flags[0] if flags else f"--{name.replace('_', '-')}"
 
 
 def run_command(app: typer.Typer, name: str, *declared: str, inputs: bool = False, many_sets: bool = False):
