@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from visdiff.errors import InputError
+from visdiff.evidence import ThumbnailCache, short_names, top_images
 from visdiff.holdout import Holdout
 from visdiff.image_sets import ImageSet, load_image_set, warn_shared_images
 from visdiff.options import RunOptions
@@ -28,7 +29,6 @@ from visdiff.ranking import (
     MERGE_MIN_SCORE_CORRELATION, add_proposal_split, clean_hypotheses, merge_near_duplicates, rank_directions,
 )
 from visdiff.refine import refine_proposals
-from visdiff.report.evidence import ThumbnailCache, short_names, top_images
 from visdiff.result import CompareResult, ImageGallery, RankedTable
 from visdiff.stages import RunStages
 from visdiff.stats import score_correlation
@@ -182,8 +182,8 @@ class Comparison:
         """Rank ``hypotheses`` by how well their scores separate A from B.
 
         Returns the :func:`visdiff.rank_scores` table (as :class:`RankedTable`: it shows
-        itself as HTML in Jupyter); ``attrs`` records the scorer, the set sizes, the skipped
-        inputs of each set with reasons, and the embedding counts (encoded vs cached).
+        itself as HTML in Jupyter); ``attrs`` records the scorer, the sets' names and sizes, the
+        skipped inputs of each set with reasons, and the embedding counts (encoded vs cached).
 
         Texts seen before are not embedded again, but every call scores all its hypotheses in
         one product: a float32 product's last bit depends on how many columns it has, so
@@ -199,6 +199,8 @@ class Comparison:
             self.stages.scoring.finish_text_write()
         table.attrs.update(
             scorer=self.stages.scoring.spec,
+            set_a=self.set_a.name,
+            set_b=self.set_b.name,
             n_a=len(self.set_a),
             n_b=len(self.set_b),
             skipped_a=[asdict(s) for s in self.set_a.skipped],
