@@ -138,7 +138,7 @@ def test_cli_compare_holdout_says_which_split(image_dirs):
     assert "from the held-out images (3 of A, 3 of B)" in text and "in sample" in text
     result = run_cli("compare", str(a), str(b), "--holdout", "0.5", "--csv", "-", "-q")
     assert result.stdout.splitlines()[0].endswith("auroc_proposal,p_greater_proposal,"
-                                                  "q_value_proposal,significant_proposal,merged")
+                                                  "q_value_proposal,significant_proposal,merged,set_a,set_b")
 
 
 @pytest.mark.parametrize("value, message", [

@@ -11,24 +11,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 import visdiff
+from tests.cli_helpers import run_cli
 from tests.conftest import make_image
 from tests.test_report import PageParser
-from visdiff.cli import app
 from visdiff.cli.options import SetInputs
 from visdiff.errors import InputError
 from visdiff.image_sets import load_image_set
 from visdiff.ranking import rank_scores
 from visdiff.report import write_outputs
-from visdiff.report.evidence import ThumbnailCache, top_images
-from visdiff.report.html import CONSTANT_NOTE
+from visdiff.evidence import ThumbnailCache, top_images
+from visdiff.html_templates import CONSTANT_NOTE
 from visdiff.report.results import masked_command_line, provenance
 from visdiff.result import CompareResult, ImageGallery
 from visdiff.stats import AUROC_INTERVAL_METHOD
 
-runner = CliRunner()
 HYPOTHESES = ["red things", "blue things", "a constant score"]
 
 
@@ -103,7 +101,7 @@ def test_cli_names_sets_by_folder_table_selection_or_given_name(named_dirs, tmp_
 def test_compare_command_names_sets_in_title_report_and_results(named_dirs, tmp_path):
     dogs, birds = named_dirs
     out = tmp_path / "out"
-    result = runner.invoke(app, ["compare", str(dogs), str(birds), "--name-b", "garden birds", "--out", str(out)])
+    result = run_cli("compare", str(dogs), str(birds), "--name-b", "garden birds", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "A = dogs  vs  B = garden birds" in result.stdout
     assert "more true of A (dogs) than of B (garden birds)" in page_text(out / "report.html")
@@ -117,8 +115,8 @@ def test_table_groups_name_the_sets(tmp_path):
         make_image(tmp_path / f"b{i}.png", (40, 40, 200 - 10 * i))
     rows = [(f"r{i}.png", "v2", "bird") for i in range(3)] + [(f"b{i}.png", "v1", "bird") for i in range(3)]
     pd.DataFrame(rows, columns=["path", "source", "label"]).to_csv(tmp_path / "t.csv", index=False)
-    result = runner.invoke(app, ["rank", str(tmp_path / "t.csv"), "--group-col", "source", "--group-a", "v2",
-                                 "--group-b", "v1", "--where", "label=bird", "-H", "red things", "--scorer", "offline"])
+    result = run_cli("rank", str(tmp_path / "t.csv"), "--group-col", "source", "--group-a", "v2",
+                                 "--group-b", "v1", "--where", "label=bird", "-H", "red things", "--scorer", "offline")
     assert result.exit_code == 0, result.output
     title = " ".join(result.stdout.split())
     assert "A = t.csv: source=v2 (label=bird) vs B = t.csv: source=v1 (label=bird)" in title
@@ -216,3 +214,19 @@ def test_report_gallery_says_tie(named_result, tmp_path):
     named_result.scores_b[:, 0] = 0.02  # every bird scores the same for "red things"
     text = page_text(write_outputs(named_result, tmp_path / "out", top_images=2)["html"])
     assert "Highest-scoring in B (birds) 2 images tied at 0.0200 with 2 others; shown in set order" in text
+
+
+def test_rank_json_names_the_sets(named_dirs):
+    dogs, birds = named_dirs
+    result = run_cli("rank", str(dogs), str(birds), "-H", "red things", "--name-b", "garden birds", "--json", "-")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert (payload["set_a"], payload["set_b"]) == ("dogs", "garden birds")
+
+
+def test_compare_json_and_csv_name_the_sets(named_dirs):
+    dogs, birds = named_dirs
+    document = json.loads(run_cli("compare", str(dogs), str(birds), "--json", "-", "-q").stdout)
+    assert (document["set_a"], document["set_b"]) == ("dogs", "birds")
+    lines = run_cli("compare", str(dogs), str(birds), "--csv", "-", "-q").stdout.splitlines()
+    assert lines[0].endswith(",set_a,set_b") and lines[1].endswith(",dogs,birds")

@@ -74,7 +74,7 @@ def compare_command(
                                supported_only=not all_rows)
         else:
             render_ranking(table, title=title, limit=top, supported_only=not all_rows)
-    write_table(table, json_path=json_out, csv_path=csv_out,
+    write_table(table, json_path=json_out, csv_path=csv_out, set_names=(result.set_a.name, result.set_b.name),
                 extra={"config": result.config, "timings": result.timings, "proposals": result.proposals})
     if out is not None:
         stderr.print(f"wrote {', '.join(str(p) for p in written.values())}", highlight=False, soft_wrap=True)

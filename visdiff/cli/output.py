@@ -61,14 +61,17 @@ def write_output(path: Path, text: str) -> None:
         raise OSError(e.errno, e.strerror, str(path)) from e
 
 
-def write_table(table: pd.DataFrame, *, json_path: Path | None, csv_path: Path | None, extra: dict | None = None) -> None:
+def write_table(table: pd.DataFrame, *, json_path: Path | None, csv_path: Path | None, extra: dict | None = None,
+                set_names: tuple[str, str] | None = None) -> None:
     """Write ``table`` (and, for JSON, the version and time that made it and ``extra`` metadata)
-    where asked; '-' means stdout."""
+    where asked; '-' means stdout. ``set_names`` (A's, B's) go into the JSON as ``set_a`` and
+    ``set_b`` and into the CSV as last columns of those names, as in ``results.csv``."""
+    named = dict(zip(("set_a", "set_b"), set_names or ()))
     if json_path is not None:
-        document = {**provenance(), **(extra or {}), "results": table.to_dict("records")}
+        document = {**provenance(), **(extra or {}), **named, "results": table.to_dict("records")}
         write_output(json_path, json.dumps(to_jsonable(document), indent=2) + "\n")
     if csv_path is not None:
-        write_output(csv_path, csv_safe(table).to_csv(index=False))
+        write_output(csv_path, csv_safe(table.assign(**named)).to_csv(index=False))
 
 
 def render_ranking(table: pd.DataFrame, *, title: str = "", limit: int | None = None, favoured: str = "A",

@@ -47,4 +47,5 @@ def rank_command(
     report_skipped(table.attrs)
     if str(json_out) != "-" and str(csv_out) != "-":
         render_ranking(table, title=f"{inputs.title}  ({table.attrs['scorer']})")
-    write_table(table, json_path=json_out, csv_path=csv_out, extra=dict(table.attrs))
+    write_table(table, json_path=json_out, csv_path=csv_out, extra=dict(table.attrs),
+                set_names=(table.attrs["set_a"], table.attrs["set_b"]))
