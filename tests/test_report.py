@@ -21,7 +21,7 @@ from visdiff.errors import InputError
 from visdiff.image_sets import load_image_set
 from visdiff.ranking import RESULT_COLUMNS, format_p_value, rank_directions, rank_scores
 from visdiff.report import SCHEMA_VERSION, write_outputs
-from visdiff.report.evidence import ThumbnailCache, short_names, top_images
+from visdiff.evidence import ThumbnailCache, short_names, top_images
 from visdiff.report.plots import score_histogram
 from visdiff.result import CompareResult, MultiCompareResult
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 import torch
@@ -34,11 +34,27 @@ from visdiff.proposers.chat import sampled_images
 from visdiff.ranking import dedupe_phrases, rank_scores
 
 if TYPE_CHECKING:
-    from visdiff.comparison import Comparison
+    from visdiff.image_sets import ImageSet
+    from visdiff.options import RunOptions
+    from visdiff.stages import RunStages
 
 log = logging.getLogger(__name__)
 
 TOP_HYPOTHESES = 5
+
+
+class Comparison(Protocol):
+    """What refinement reads of the :class:`visdiff.comparison.Comparison` that calls it
+    (named here, not imported: the comparison imports this module)."""
+
+    stages: RunStages
+    set_a: ImageSet
+    set_b: ImageSet
+
+    @property
+    def options(self) -> RunOptions: ...
+
+    def scores(self, hypotheses: list[str]) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 def fraction_below(reference: torch.Tensor, values: torch.Tensor) -> torch.Tensor:

@@ -1,21 +1,29 @@
-"""Result types shared by the pipeline, the CLI, reports and the benchmark.
+"""Result types shared by the pipeline, the CLI, reports and the benchmark, and how a ranked
+table reads (rank numbers, the side a row is for).
 
-Each shows itself as rich HTML in Jupyter (``_repr_html_``, rendered by
-:mod:`visdiff.report.notebook` with the report's escaping) and as plain text elsewhere.
+Each shows itself as plain text, and as rich HTML in Jupyter (``_repr_html_``): rendered by the
+report's jinja2 environment (autoescaping: hypotheses, file names and captions are text, never
+markup) from ``templates/notebook.html.j2``; thumbnails are ``data:`` URIs, so a saved notebook
+shows them with no files beside it. The report writers (:mod:`visdiff.report`) build on these
+types; nothing here imports them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 
+from visdiff.evidence import EvidenceImage, ThumbnailCache, Tie, short_names, top_images
+from visdiff.html_templates import environment
 from visdiff.image_sets import ImageSet
 
-if TYPE_CHECKING:  # the report package imports this module
-    from visdiff.report.evidence import EvidenceImage, Tie
+# How many of the best hypotheses (per direction) a CompareResult shows images for, and how many.
+RESULT_HYPOTHESES_WITH_IMAGES = 3
+RESULT_IMAGES_PER_SET = 6
+THUMBNAIL_SIZE = 96
 
 
 def set_name(letter: str, image_set: ImageSet) -> str:
@@ -37,6 +45,34 @@ def set_summary(letter: str, image_set: ImageSet) -> str:
     return f"{letter}{f' = {name}' if name else ''} ({len(image_set)} images)"
 
 
+def other_side(side: str) -> str:
+    return "B" if side == "A" else "A"
+
+
+def row_side(row: dict) -> str:
+    """The set a ranked row's hypothesis was proposed for: its ``direction``, else A."""
+    return row.get("direction") or "A"
+
+
+def favours_its_side(row: dict) -> bool:
+    """The row's scores favour the set it was proposed for: only then is it "more true of" that set."""
+    return row["favours"] == row_side(row)
+
+
+def ranked_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The ranked table with a 1-based ``rank`` column first.
+
+    With a ``direction`` column (``compare(both_directions=True)``: rows of phrases more true of
+    A, then rows more true of B) ranks count within each direction.
+    """
+    table = table.reset_index(drop=True)
+    if "direction" in table.columns:
+        rank = table.groupby("direction", sort=False).cumcount() + 1
+    else:
+        rank = range(1, len(table) + 1)
+    return table.assign(rank=rank)[["rank", *table.columns]]
+
+
 class RankedTable(pd.DataFrame):
     """The ranked table of :func:`visdiff.rank` and :meth:`visdiff.Comparison.rank`: a plain
     pandas DataFrame (tables derived from it are plain DataFrames) that Jupyter shows with
@@ -53,8 +89,6 @@ class RankedTable(pd.DataFrame):
         return ranked
 
     def _repr_html_(self) -> str:
-        from visdiff.report.notebook import ranking_html
-
         return ranking_html(self)
 
 
@@ -78,8 +112,6 @@ class ImageGallery:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        from visdiff.report.notebook import gallery_html
-
         return gallery_html(self)
 
 
@@ -117,8 +149,6 @@ class CompareResult:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        from visdiff.report.notebook import result_html
-
         return result_html(self)
 
 
@@ -163,6 +193,65 @@ class MultiCompareResult:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        from visdiff.report.notebook import multi_result_html
-
         return multi_result_html(self)
+
+
+# Jupyter display: the HTML ``_repr_html_`` returns.
+
+
+def _macros():
+    return environment().get_template("notebook.html.j2").module
+
+
+def _ranking(table: pd.DataFrame) -> Markup:
+    rows = ranked_table(table).to_dict("records")
+    favoured = [row for row in rows if favours_its_side(row)]
+    apart = [row for row in rows if not favours_its_side(row)]
+    return _macros().ranking(favoured, apart, table.attrs.get("alpha"), "direction" in table.columns,
+                             table.attrs.get("holdout"))
+
+
+def ranking_html(table: pd.DataFrame) -> str:
+    """The ranked table with significance marked; rows whose scores favour the other set (or
+    neither, constant ones among them) listed apart under it."""
+    return str(Markup('<div class="visdiff">{}</div>').format(_ranking(table)))
+
+
+def gallery_html(gallery: ImageGallery) -> str:
+    """One set's images for a hypothesis, as small thumbnails with scores and names."""
+    which = "Lowest" if gallery.lowest else "Highest"
+    title = f"{which}-scoring images of {gallery.side} for “{gallery.hypothesis}”"
+    return str(Markup('<div class="visdiff">{}</div>').format(_macros().gallery(title, gallery)))
+
+
+def result_html(result: CompareResult) -> str:
+    """The ranked table, then for the best hypotheses of each direction whose scores favour
+    its set the top images of both sets, the set the phrase describes first."""
+    macros = _macros()
+    labels = {"A": set_label("A", result.set_a), "B": set_label("B", result.set_b)}
+    parts = [Markup("<p><b>{}</b> vs <b>{}</b></p>").format(set_summary("A", result.set_a), set_summary("B", result.set_b))]
+    parts.append(_ranking(result.table))
+    thumbnails = ThumbnailCache(THUMBNAIL_SIZE)
+    sets = {"A": result.set_a, "B": result.set_b}
+    scores = {"A": np.asarray(result.scores_a, np.float64), "B": np.asarray(result.scores_b, np.float64)}
+    captions = {"A": result.captions_a, "B": result.captions_b}
+    names = {side: short_names(image_set) for side, image_set in sets.items()}
+    table = ranked_table(result.table)
+    for j, row in enumerate(table.to_dict("records")):
+        if row["rank"] > RESULT_HYPOTHESES_WITH_IMAGES or not favours_its_side(row):
+            continue
+        over = row_side(row)
+        parts.append(Markup("<p style=\"margin-top:1rem\"><b>{}. {}</b> (more true of {})</p>").format(
+            row["rank"], row["hypothesis"], labels[over]))
+        for side in (over, other_side(over)):
+            shown = top_images(sets[side], scores[side][:, j], captions[side], k=RESULT_IMAGES_PER_SET,
+                               thumbnails=thumbnails, names=names[side])
+            parts.append(macros.gallery(f"Highest-scoring in {labels[side]}", shown))
+    return str(Markup('<div class="visdiff">{}</div>').format(Markup("").join(parts)))
+
+
+def multi_result_html(result: MultiCompareResult) -> str:
+    """Per set, a heading and its :func:`result_html` against the other sets."""
+    parts = [Markup("<h3>{} vs the others</h3>{}").format(name, Markup(result_html(one)))
+             for name, one in result.results.items()]
+    return str(Markup("").join(parts))

@@ -8,21 +8,17 @@ makes every user-controlled string (file names, captions, hypotheses) text, neve
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
 
-from visdiff.ranking import format_p_value
-from visdiff.report.evidence import Gallery, ThumbnailCache, short_names, top_images
+from visdiff.evidence import Gallery, ThumbnailCache, short_names, top_images
+from visdiff.html_templates import environment, fmt_number
 from visdiff.report.plots import HistogramPlot, score_histogram
-from visdiff.report.results import SETTING_GROUP_ORDER, favours_its_side, grouped_settings, ranked_table, row_side
-from visdiff.result import CompareResult, MultiCompareResult, set_label, set_name
-from visdiff.stats import AUROC_INTERVAL_METHOD
-
-# What a constant row means, wherever it is shown.
-CONSTANT_NOTE = "same score on every image: the scorer saw nothing of this phrase"
+from visdiff.report.results import SETTING_GROUP_ORDER, grouped_settings
+from visdiff.result import (CompareResult, MultiCompareResult, favours_its_side, other_side, ranked_table, row_side,
+                            set_label, set_name)
 
 
 @dataclass(frozen=True)
@@ -74,28 +70,6 @@ class ReportPart:
     labels: dict[str, str]
 
 
-def fmt_number(value, digits: int = 3) -> str:
-    """Fixed decimals, or 'n/a' for missing/non-finite values."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return f"{value:.{digits}f}"
-
-
-def auroc_interval(row: dict) -> str:
-    """``low–high``, the 95% interval of the row's AUROC, or 'n/a' for a table without one."""
-    low, high = row.get("auroc_low"), row.get("auroc_high")
-    return "n/a" if low is None or high is None else f"{fmt_number(low)}–{fmt_number(high)}"
-
-
-def why_apart(row: dict) -> str:
-    """Why a row is not "more true of" the set it was proposed for."""
-    if row["constant"]:
-        return CONSTANT_NOTE
-    if row["favours"] == "neither":
-        return "the scores favour neither set"
-    return f"the scores favour {row['favours']}"
-
-
 def setting_text(value) -> str:
     """One setting as one line: texts as they are, floats to 4 significant digits
     (``results.json`` has them all), anything else as compact JSON."""
@@ -115,25 +89,6 @@ def settings_table(result: CompareResult) -> list[SettingsGroup]:
             for name in SETTING_GROUP_ORDER}
     rows["runtime"] += [(f"time: {stage}", f"{fmt_number(seconds, 2)} s") for stage, seconds in result.timings.items()]
     return [SettingsGroup(name, group_rows) for name, group_rows in rows.items() if group_rows]
-
-
-def environment():
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("visdiff.report", "templates"),
-        autoescape=True,  # every {{ }} is HTML-escaped, whatever the template name
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters.update(num=fmt_number, p=format_p_value, interval=auroc_interval, why_apart=why_apart)
-    env.globals.update(interval_method=AUROC_INTERVAL_METHOD)
-    return env
-
-
-def other_side(side: str) -> str:
-    return "B" if side == "A" else "A"
 
 
 def ranking_groups(result: CompareResult, *, top_images_per_set: int, anchor_prefix: str = "") -> list[RankingGroup]:

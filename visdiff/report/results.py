@@ -56,7 +56,7 @@ import pandas as pd
 from visdiff.image_sets import ImageSet
 from visdiff.jsonable import to_jsonable
 from visdiff.redaction import REDACTED, redact_text
-from visdiff.result import CompareResult, MultiCompareResult, stack_by_set
+from visdiff.result import CompareResult, MultiCompareResult, ranked_table, stack_by_set
 from visdiff.runlog import library_versions
 
 SCHEMA_VERSION = 1
@@ -156,30 +156,6 @@ def grouped_settings(config: dict, attrs: dict) -> dict[str, dict]:
     for name, value in flat_settings(shown).items():
         groups[setting_group(name)][name] = value
     return {group: values for group, values in groups.items() if values}
-
-
-def row_side(row: dict) -> str:
-    """The set a ranked row's hypothesis was proposed for: its ``direction``, else A."""
-    return row.get("direction") or "A"
-
-
-def favours_its_side(row: dict) -> bool:
-    """The row's scores favour the set it was proposed for: only then is it "more true of" that set."""
-    return row["favours"] == row_side(row)
-
-
-def ranked_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The ranked table with a 1-based ``rank`` column first.
-
-    With a ``direction`` column (``compare(both_directions=True)``: rows of phrases more true of
-    A, then rows more true of B) ranks count within each direction.
-    """
-    table = table.reset_index(drop=True)
-    if "direction" in table.columns:
-        rank = table.groupby("direction", sort=False).cumcount() + 1
-    else:
-        rank = range(1, len(table) + 1)
-    return table.assign(rank=rank)[["rank", *table.columns]]
 
 
 def _set_record(image_set: ImageSet) -> dict:
