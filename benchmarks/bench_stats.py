@@ -27,7 +27,7 @@ import numpy as np
 from scipy.stats import mannwhitneyu, ttest_ind
 from sklearn.metrics import roc_auc_score
 
-from visdiff import rank_scores, stats
+from visdiff import rank_scores, score_summary
 
 
 def make_scores(n_images: int, n_hypotheses: int, *, tied: bool, dtype, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -78,11 +78,11 @@ def run_variant(name: str, a: np.ndarray, b: np.ndarray, *, repeat: int) -> dict
     mann_whitney_s, mann_whitney = best_time(lambda: mann_whitney_loop(a64, b64), repeat)
     ref.update(mann_whitney)
     # The same call with the column blocks on one thread: what the threads bring here.
-    threshold, stats._SCORES_PER_THREAD = stats._SCORES_PER_THREAD, a.size + b.size + 1
+    threshold, score_summary._SCORES_PER_THREAD = score_summary._SCORES_PER_THREAD, a.size + b.size + 1
     try:
         one_thread_s, one_thread_table = best_time(lambda: rank_scores(a, b, hypotheses), repeat)
     finally:
-        stats._SCORES_PER_THREAD = threshold
+        score_summary._SCORES_PER_THREAD = threshold
     assert one_thread_table.equals(table), "threaded and one-thread results differ"
 
     ours = table.set_index("hypothesis").loc[hypotheses]

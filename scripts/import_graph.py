@@ -29,7 +29,7 @@ PACKAGE = "visdiff"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # plain helpers and settings: no images, no models
     ("base", ("errors", "atomic", "jsonable", "timing", "progress", "registry", "devices", "redaction",
-              "prompts", "profiles", "stats", "stats_torch", "ranking", "runlog")),
+              "prompts", "profiles", "score_summary", "stats", "stats_torch", "ranking", "runlog")),
     # images, tables and what is stored about them (the embedding store is storage, not a model)
     ("data", ("decoding", "image_sets", "sources", "tables", "pairs", "file_hashes", "textcache",
               "embeddings.cache", "cache_root", "holdout", "concepts")),

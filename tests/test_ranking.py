@@ -183,14 +183,14 @@ def test_all_images_of_a_set_undecodable_is_an_input_error(tmp_path, image_dirs,
     a.mkdir()
     for i in range(3):
         truncated_jpeg(a / f"cut{i}.jpg")
-    with pytest.raises(InputError, match=r"image set 'A' has 0 readable image\(s\) \(3 unreadable files skipped\)"):
+    with pytest.raises(InputError, match=r"image set 'broken' has 0 readable image\(s\) \(3 unreadable files skipped\)"):
         visdiff.rank(HYPOTHESES, a, b, scorer=tiny_clip_weights)
 
 
 def test_fewer_than_two_readable_images_is_an_input_error(tmp_path, image_dirs, tiny_clip_weights):
     _, b = image_dirs
     make_image(tmp_path / "single" / "only.png", (1, 2, 3))
-    with pytest.raises(InputError, match="image set 'A' has 1 readable image"):
+    with pytest.raises(InputError, match="image set 'single' has 1 readable image"):
         visdiff.rank(HYPOTHESES, tmp_path / "single", b, scorer=tiny_clip_weights)
 
 

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import false_discovery_control, mannwhitneyu, ttest_ind
 from sklearn.metrics import roc_auc_score
 
-from visdiff import stats
+from visdiff import score_summary, stats
 
 
 def reference(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
@@ -203,7 +203,7 @@ def path_inputs(kind: str, dtype, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 
 def rows_of(a: np.ndarray, b: np.ndarray):
     (a_rows, *_, low_a, high_a), (b_rows, *_, low_b, high_b) = (
-        stats._rows_and_moments(a, "scores_a"), stats._rows_and_moments(b, "scores_b"))
+        score_summary._rows_and_moments(a, "scores_a"), score_summary._rows_and_moments(b, "scores_b"))
     return a_rows, b_rows, min(low_a.min(), low_b.min()), max(high_a.max(), high_b.max())
 
 
@@ -211,7 +211,7 @@ def rows_of(a: np.ndarray, b: np.ndarray):
 def cache_rows(request, monkeypatch):
     """Temporaries over every row at once, or (as on big inputs) over a few rows at a time."""
     if request.param == "one row at a time":
-        monkeypatch.setattr(stats, "_CACHED_FLOAT64S", 1)
+        monkeypatch.setattr(score_summary, "_CACHED_FLOAT64S", 1)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -220,9 +220,9 @@ def test_merge_and_search_count_the_same_exact_u_and_tie_term(kind, dtype, cache
     a, b = path_inputs(kind, dtype)
     expected = u_reference(a.astype(np.float64), b.astype(np.float64))
     a_rows, b_rows, low, high = rows_of(a, b)
-    keys = stats._merge_keys(a_rows, b_rows, low, high)
-    u_merge, ties_merge = stats._u_by_merge(keys, a.shape[0])
-    u_search, ties_search = stats._u_by_search(a_rows, b_rows)
+    keys = score_summary._merge_keys(a_rows, b_rows, low, high)
+    u_merge, ties_merge = score_summary._u_by_merge(keys, a.shape[0])
+    u_search, ties_search = score_summary._u_by_search(a_rows, b_rows)
     np.testing.assert_array_equal(u_merge, u_search)
     np.testing.assert_allclose(u_merge, expected, rtol=0, atol=1e-6)  # U is a count: exact up to sklearn's rounding
     np.testing.assert_array_equal(ties_merge, ties_search)
@@ -253,10 +253,10 @@ def test_merge_keys_take_the_narrowest_width_that_holds_them(scale, dtype, width
     a[0, 0] = b[0, 0]  # a tie across the sets
     a, b = a.astype(dtype), b.astype(dtype)
     a_rows, b_rows, low, high = rows_of(a, b)
-    keys = stats._merge_keys(a_rows, b_rows, low, high)
+    keys = score_summary._merge_keys(a_rows, b_rows, low, high)
     assert (None if keys is None else keys.dtype) == width
     if keys is not None:
-        for by_merge, by_search in zip(stats._u_by_merge(keys, a.shape[0]), stats._u_by_search(a_rows, b_rows)):
+        for by_merge, by_search in zip(score_summary._u_by_merge(keys, a.shape[0]), score_summary._u_by_search(a_rows, b_rows)):
             np.testing.assert_array_equal(by_merge, by_search)
     np.testing.assert_allclose(stats.auroc_score(a, b) * 200 * 200, u_reference(a.astype(np.float64), b.astype(np.float64)),
                                rtol=0, atol=1e-6)
@@ -265,7 +265,7 @@ def test_merge_keys_take_the_narrowest_width_that_holds_them(scale, dtype, width
 def test_rows_a_few_at_a_time_give_the_same_numbers(monkeypatch):
     a, b = score_matrices("random", 300, 200, 9, seed=6)
     whole = stats.separation_stats(a, b)
-    monkeypatch.setattr(stats, "_CACHED_FLOAT64S", 2 * 500)  # two rows per chunk, the last one alone
+    monkeypatch.setattr(score_summary, "_CACHED_FLOAT64S", 2 * 500)  # two rows per chunk, the last one alone
     for key, value in stats.separation_stats(a, b).items():
         np.testing.assert_array_equal(value, whole[key])
     np.testing.assert_allclose(whole["auroc"], reference(a, b)["auroc"], atol=1e-9)
@@ -274,9 +274,9 @@ def test_rows_a_few_at_a_time_give_the_same_numbers(monkeypatch):
 
 def test_search_serves_mostly_tied_blocks_and_merge_the_rest():
     a, _ = path_inputs("tied", np.float32)
-    assert stats._mostly_tied(rows_of(a, a)[0])
+    assert score_summary._mostly_tied(rows_of(a, a)[0])
     a, _ = path_inputs("random", np.float32)
-    assert not stats._mostly_tied(rows_of(a, a)[0])
+    assert not score_summary._mostly_tied(rows_of(a, a)[0])
 
 
 def test_signed_zeros_are_equal_scores():

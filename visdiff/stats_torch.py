@@ -4,7 +4,7 @@ For scores that live on a GPU (a :class:`visdiff.Comparison` keeps its embedding
 copying the (n, m) matrices to the host and sorting them there would cost more than
 everything else. Here the O(n log n) work (sorting the scores, locating them in each other,
 means and variances) runs on the device; only m-length vectors come back, as a
-:class:`visdiff.stats.ScoreSummary`, and the tests, interval and BH q-values are then computed
+:class:`visdiff.score_summary.ScoreSummary`, and the tests, interval and BH q-values are then computed
 by :func:`visdiff.stats.summary_stats` itself (torch has no incomplete beta function, and m is small). Results equal :func:`visdiff.stats.separation_stats`
 to rounding (tests hold them to 1e-9).
 """
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from visdiff import stats
+from visdiff.score_summary import ScoreSummary
 
 
 def _as_matrix(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -71,7 +72,7 @@ def separation_stats(scores_a: torch.Tensor, scores_b: torch.Tensor) -> dict[str
                                sum(_below_and_equal(s, b_rows)[1] for s in (a_sorted, b_sorted))], dim=1).double()
     tie_term = (equal_in_pool**2 - 1).sum(dim=1)
     (mean_a, var_a), (mean_b, var_b) = _moments(a), _moments(b)
-    summary = stats.ScoreSummary(n_a, n_b, u.cpu().numpy(), tie_term.cpu().numpy(), mean_a, mean_b, var_a, var_b)
+    summary = ScoreSummary(n_a, n_b, u.cpu().numpy(), tie_term.cpu().numpy(), mean_a, mean_b, var_a, var_b)
     return stats.summary_stats(summary)
 
 
