@@ -7,8 +7,9 @@ resumable results file plus Acc@1/Acc@5 per split.
 """
 
 from visdiffbench.data import (
-    Benchmark, BenchPair, DataIssue, apply_purity, load_benchmark, load_group_csv, load_jsonl, load_paired_csv,
+    Benchmark, BenchPair, DataIssue, load_benchmark, load_group_csv, load_jsonl, load_paired_csv,
 )
+from visdiffbench.purity import apply_purity
 from visdiffbench.diagnosis import diagnose, diagnosis_summary
 from visdiffbench.judge import Judge, Judgement, LLMJudge, OfflineJudge, create_judge, parse_rubric_answer
 from visdiffbench.metrics import PAPER_RESULTS, acc_at_k, summarize, summary_markdown

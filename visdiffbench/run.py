@@ -34,7 +34,8 @@ from visdiff.runlog import (
     append_record, check_settings_file, exclusive, hypothesis_rows, library_versions, now, read_records,
 )
 from visdiff.stages import RunStages
-from visdiffbench.data import Benchmark, BenchPair, apply_purity
+from visdiffbench.data import Benchmark, BenchPair
+from visdiffbench.purity import apply_purity
 from visdiffbench.diagnosis import BLIND_MARGIN, diagnose, diagnosis_summary
 from visdiffbench.judge import Judge
 from visdiffbench.metrics import PAPER_NOTE, acc_at_k, summarize, summary_markdown
