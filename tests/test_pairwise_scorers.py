@@ -15,7 +15,7 @@ import visdiff
 from tests.fake_openai import FAST_RETRY, Reply
 from visdiff.cache_root import CacheRoot
 from visdiff.captioning import Captioning
-from visdiff.embeddings.scoring import Scoring
+from visdiff.embeddings.scoring import create_scoring
 from visdiff.errors import InputError, ServiceError
 from visdiff.image_sets import load_image_set
 from visdiff.scorers import create_scorer, list_scorers
@@ -86,12 +86,12 @@ def test_vqa_p_yes_is_the_yes_share_of_the_next_token(tiny_llava, image_sets):
 
 def test_vqa_scores_go_through_the_stage_cached_per_pair(tiny_blip2_opt, image_sets, tmp_path):
     scorer = CountingPairs(create_scorer(f"vqa:{tiny_blip2_opt}", device="cpu"))
-    scoring = Scoring(scorer, cache=CacheRoot(tmp_path))
+    scoring = create_scoring(scorer, cache=CacheRoot(tmp_path))
     [(block_a, _), (block_b, _)] = scoring.embed_sets(*image_sets)
     first = scoring.score_embeddings([block_a, block_b], TEXTS)
     assert [s.shape for s in first] == [(2, 3), (2, 3)] and scorer.asked == [12]
     # Another run: every pair comes from the cache; a new hypothesis asks only its 4 pairs.
-    again = Scoring(scorer, cache=CacheRoot(tmp_path))
+    again = create_scoring(scorer, cache=CacheRoot(tmp_path))
     blocks = [b for b, _ in again.embed_sets(*image_sets)]
     second = again.score_embeddings(blocks, [*TEXTS, "cat"])
     assert scorer.asked == [12, 4] and again.stats.cached == 12 and again.stats.scored == 4
@@ -104,7 +104,7 @@ def test_an_undecodable_image_is_dropped_before_scoring(tiny_blip2_opt, tmp_path
         Image.new("RGB", (20, 20), (60 * i, 10, 10)).save(tmp_path / "a" / f"{i}.png")
     broken = tmp_path / "a" / "2.png"
     broken.write_bytes(broken.read_bytes()[:60])  # a PNG header, then nothing: fails to decode
-    scoring = Scoring(create_scorer(f"vqa:{tiny_blip2_opt}", device="cpu"), cache=CacheRoot.disabled())
+    scoring = create_scoring(create_scorer(f"vqa:{tiny_blip2_opt}", device="cpu"), cache=CacheRoot.disabled())
     [(block, kept)] = scoring.embed_sets(load_image_set(tmp_path / "a"))
     assert len(kept) == 2 and len(kept.skipped) == 1 and scoring.stats.failed == 1
     assert scoring.score_embeddings([block], ["red"])[0].shape == (2, 1)
@@ -189,7 +189,7 @@ def caption_llm(fake_openai, tmp_path):
 def test_caption_llm_asks_about_many_hypotheses_per_caption(caption_llm, fake_openai, image_sets, tmp_path):
     scorer, captioner = caption_llm
     fake_openai.respond = answer_by_caption
-    scoring = Scoring(scorer, cache=CacheRoot(tmp_path))
+    scoring = create_scoring(scorer, cache=CacheRoot(tmp_path))
     blocks = [b for b, _ in scoring.embed_sets(*image_sets)]
     scores_a, scores_b = scoring.score_embeddings(blocks, ["red things", "squares", "red squares"])
     assert scores_a.tolist() == [[1, 0, 1], [0, 0, 0]] and scores_b.tolist() == [[0, 0, 0], [1, 0, 1]]

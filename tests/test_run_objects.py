@@ -7,15 +7,12 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from typer.testing import CliRunner
 
 import visdiff
+from tests.cli_helpers import run_cli
 from visdiff import stages as stages_module
-from visdiff.cli import app
 from visdiff.embeddings import scoring as scoring_module
 from visdiff.errors import InputError
-
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -30,7 +27,7 @@ def built(monkeypatch) -> Counter:
         return wrapper
 
     monkeypatch.setattr(stages_module.RunStages, "__init__", counting("RunStages", stages_module.RunStages.__init__))
-    monkeypatch.setattr(scoring_module.Scoring, "__init__", counting("Scoring", scoring_module.Scoring.__init__))
+    monkeypatch.setattr(stages_module, "create_scoring", counting("Scoring", scoring_module.create_scoring))
     monkeypatch.setattr(stages_module, "build_proposer", counting("proposer", stages_module.build_proposer))
     monkeypatch.setattr(stages_module.ENGINES, "create", counting("engine", stages_module.ENGINES.create))  # one registry
     return counts
@@ -41,7 +38,7 @@ def built(monkeypatch) -> Counter:
 def test_one_command_builds_each_run_object_once(image_dirs, built, command):
     a, b = image_dirs
     name, *extra = command
-    result = runner.invoke(app, [name, str(a), str(b), *extra, "-q"])
+    result = run_cli(name, str(a), str(b), *extra, "-q")
     assert result.exit_code == 0, result.output
     proposes = name != "rank"
     assert built == Counter({"RunStages": 1, "Scoring": 1, "engine": 1, **({"proposer": 1} if proposes else {})})

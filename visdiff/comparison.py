@@ -122,7 +122,7 @@ class Comparison:
         self.holdout: Holdout | None = holdout or holdout_split(stages.options, self.set_a, self.set_b)
         # A pairwise scorer (vqa, caption-llm) has no embeddings: its blocks are the usable images.
         # Embeddings are the scoring stage's resident blocks (float16 on a GPU), not copies.
-        self._pairwise = self.stages.scoring.pairs is not None
+        self._pairwise = not self.stages.scoring.embeds_texts
         self._embeddings = {"a": emb_a, "b": emb_b}
         # What the proposer reads: the sets, B's contrast (several sets), or with holdout the proposal splits
         # (several sets refuse --holdout, so there is no contrast to split).
@@ -141,7 +141,7 @@ class Comparison:
 
     @property
     def device(self) -> torch.device:
-        return torch.device("cpu") if self._pairwise else self._embeddings["a"].device
+        return self.stages.scoring.device
 
     @property
     def timings(self) -> dict[str, float]:

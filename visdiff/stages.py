@@ -14,7 +14,8 @@ from functools import cached_property
 
 from visdiff.captioners import CAPTIONERS, Captioner
 from visdiff.captioning import Captioning
-from visdiff.embeddings.scoring import Scoring
+from visdiff.embeddings.pair_scoring import PairScoring
+from visdiff.embeddings.scoring import Scoring, create_scoring
 from visdiff.engines import ENGINES
 from visdiff.errors import InputError
 from visdiff.image_sets import ImageSet
@@ -178,16 +179,16 @@ class RunStages:
         return self.captioning if spec == self.captioning.spec else self._captioning(spec)
 
     @cached_property
-    def scoring(self) -> Scoring:
+    def scoring(self) -> Scoring | PairScoring:
         spec = self._built["scorer"] or self.options.scorer_spec()
         pairwise = isinstance(spec, str) and SCORERS.has(SCORERS.check(spec).backend, "pairwise")
-        return Scoring(
-            spec, cache=self.cache, timings=self.timings,
-            device=self.options.device, batch_size=self.options.batch_size, show_progress=self.options.show_progress,
-            shard_images=self.options.shard_images, shard_seconds=self.options.shard_seconds,
-            engine=self.engine,
+        return create_scoring(
+            spec, cache=self.cache, timings=self.timings, device=self.options.device,
+            show_progress=self.options.show_progress,
             scorer_options={"prompts": self.options.prompt_set(), "base_url": self.options.base_url,
                             "captioning_for": self.captioning_for} if pairwise else None,
+            batch_size=self.options.batch_size, shard_images=self.options.shard_images,
+            shard_seconds=self.options.shard_seconds, engine=self.engine,
         )
 
     @cached_property

@@ -21,8 +21,9 @@ from visdiff.embeddings.settings import EmbedSettings
 from visdiff.embeddings.writer import DEFAULT_SHARD_SECONDS
 from visdiff.engines import ENGINES, Engine
 from visdiff.image_sets import ImageSet
+from visdiff.embeddings.pair_scoring import PairScoring
 from visdiff.scorers import Scorer, create_scorer
-from visdiff.scorers.pairwise import PairScores, PairwiseScorer
+from visdiff.scorers.pairwise import PairwiseScorer
 from visdiff.timing import Timings
 
 
@@ -57,11 +58,13 @@ class Scoring:
     scorer_options : dict, optional
         More keywords for building a scorer from a spec (a pairwise scorer's endpoint...).
 
-    A pairwise scorer (:mod:`visdiff.scorers.pairwise`) takes the pair path: ``embed_sets``
-    gives blocks of usable images instead of embeddings, and scores are cached per pair.
+    A pairwise scorer (:mod:`visdiff.scorers.pairwise`) has a stage of its own,
+    :class:`~visdiff.embeddings.pair_scoring.PairScoring`; :func:`create_scoring` picks.
     """
 
-    def __init__(self, scorer: str | Scorer | PairwiseScorer, *, cache: CacheRoot, timings: Timings | None = None,
+    embeds_texts = True
+
+    def __init__(self, scorer: str | Scorer, *, cache: CacheRoot, timings: Timings | None = None,
                  device: str | None = None, batch_size: int = 64, num_workers: int | None = None,
                  shard_images: int = DEFAULT_SHARD_IMAGES, shard_seconds: float = DEFAULT_SHARD_SECONDS,
                  engine: str | Engine = "local", engine_address: str | None = None,
@@ -70,13 +73,13 @@ class Scoring:
         with self.timings.stage("load_scorer"):
             self.scorer = create_scorer(scorer, device=device, cache=cache, **(scorer_options or {})) \
                 if isinstance(scorer, str) else scorer
-        self.pairs = PairScores(self.scorer, cache=cache, show_progress=show_progress) \
-            if isinstance(self.scorer, PairwiseScorer) else None
-        self.store = None if self.pairs else cache.embeddings(self.scorer.cache_id)
+        if isinstance(self.scorer, PairwiseScorer):
+            raise TypeError(f"{self.scorer.spec!r} scores pairs: its stage is PairScoring (create_scoring picks)")
+        self.store = cache.embeddings(self.scorer.cache_id)
         self.settings = EmbedSettings(batch_size=batch_size, num_workers=num_workers, shard_images=shard_images,
                                       shard_seconds=shard_seconds, show_progress=show_progress)
         self.engine = ENGINES.create(engine, address=engine_address) if isinstance(engine, str) else engine
-        self.stats = self.pairs.stats if self.pairs else EmbedStats()
+        self.stats = EmbedStats()
         self._embedded: dict[tuple[str, ...], torch.Tensor] = {}
         self._text_writer: ThreadPoolExecutor | None = None
         self._text_write: Future | None = None
@@ -85,6 +88,10 @@ class Scoring:
     def spec(self) -> str:
         return self.scorer.spec
 
+    @property
+    def device(self) -> torch.device:
+        return self.scorer.device
+
     def embed_sets(self, *image_sets: ImageSet) -> list[tuple[torch.Tensor, ImageSet]]:
         """Per set: the embeddings of its readable images (on the scorer's device, in
         :func:`resident_dtype`) and the set without the images that failed to decode.
@@ -92,9 +99,6 @@ class Scoring:
         All sets go through one pass, so an image in several sets is decoded and encoded once
         (also without a cache) and the decoding workers start once.
         """
-        if self.pairs:
-            with self.timings.stage("embed"):
-                return self.pairs.blocks(image_sets)
         known = [self._known(s) for s in image_sets]
         if all(e is not None for e in known):
             return list(zip(known, (s.release_bytes() for s in image_sets)))
@@ -170,8 +174,6 @@ class Scoring:
     def score_embeddings(self, embeddings: list[torch.Tensor], texts: list[str]) -> list[np.ndarray]:
         """(n_i, m) score matrices of each embedding block against the m ``texts``."""
         with self.timings.stage("score"):
-            if self.pairs:
-                return self.pairs.score(embeddings, list(texts))
             text = self.encode_texts(list(texts))
             return [self.scorer.score(e.float(), text).float().cpu().numpy() for e in embeddings]
 
@@ -181,3 +183,16 @@ class Scoring:
         return self.score_embeddings([embeddings], texts)[0]
 
 
+def create_scoring(scorer: str | Scorer | PairwiseScorer, *, cache: CacheRoot, timings: Timings | None = None,
+                   device: str | None = None, show_progress: bool | None = None, scorer_options: dict | None = None,
+                   **embedding) -> Scoring | PairScoring:
+    """The scoring stage of ``scorer`` (a spec, built here, or a built scorer): :class:`Scoring`
+    for a scorer of embeddings, with the ``embedding`` settings of :class:`Scoring`;
+    :class:`PairScoring` for a pairwise scorer."""
+    timings = timings or Timings()
+    if isinstance(scorer, str):
+        with timings.stage("load_scorer"):
+            scorer = create_scorer(scorer, device=device, cache=cache, **(scorer_options or {}))
+    if isinstance(scorer, PairwiseScorer):
+        return PairScoring(scorer, cache=cache, timings=timings, show_progress=show_progress)
+    return Scoring(scorer, cache=cache, timings=timings, show_progress=show_progress, **embedding)
