@@ -65,6 +65,7 @@ from visdiff.concepts import (
     photo_properties,
 )
 from visdiff.embeddings.scoring import Scoring
+from visdiff.embeddings.settings import EmbedSettings
 from visdiff.image_sets import load_image_set
 from visdiff.proposers import create_proposer
 from visdiff.proposers.vocabulary import (
@@ -224,7 +225,7 @@ def vocabulary_scores(pairs: list[Pair], ramps: dict, cache_dir: Path) -> dict[s
     """{pair id: (A, B) scores of every phrase of the default vocabulary}: what the proposer
     sees, with the offline scorer's properties built with ``ramps``."""
     scorer = OfflineScorer(cache=CacheRoot(cache_dir), properties=photo_properties(**ramps))
-    scoring = Scoring(scorer, cache=CacheRoot(cache_dir), show_progress=False)
+    scoring = Scoring(scorer, cache=CacheRoot(cache_dir), settings=EmbedSettings(show_progress=False))
     phrases = list(default_vocabulary().phrases)
     out = {}
     for pair in pairs:

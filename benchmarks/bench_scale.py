@@ -65,6 +65,7 @@ def fill(cache_dir: Path, n: int) -> None:
 def measure(cache_dir: Path, n: int) -> dict:
     from visdiff.cache_root import CacheRoot
     from visdiff.embeddings.scoring import Scoring
+    from visdiff.embeddings.settings import EmbedSettings
     from visdiff.image_sets import ImageItem, ImageSet
     from visdiff.ranking import rank_scores
 
@@ -72,7 +73,7 @@ def measure(cache_dir: Path, n: int) -> dict:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     scorer = MatrixScorer()
     start = time.perf_counter()
-    scoring = Scoring(scorer, cache=CacheRoot(cache_dir), show_progress=False)
+    scoring = Scoring(scorer, cache=CacheRoot(cache_dir), settings=EmbedSettings(show_progress=False))
     [(emb_a, _), (emb_b, _)] = scoring.embed_sets(sets["a"], sets["b"])
     loaded = time.perf_counter()
     hypotheses = [f"hypothesis {j}" for j in range(HYPOTHESES)]

@@ -24,6 +24,7 @@ from visdiff.errors import BackendError, InputError
 from visdiff.image_sets import load_image_set
 from visdiff.cache_root import CacheRoot
 from visdiff.embeddings.scoring import Scoring
+from visdiff.embeddings.settings import EmbedSettings
 from visdiff.proposers import ProposalContext, create_proposer
 from visdiff.proposers.vocabulary import (
     Vocabulary, default_vocabulary, read_vocabulary_file, select_phrases, vocabulary_from_phrases,
@@ -295,7 +296,7 @@ def test_concept_table_edits_keep_the_cached_image_embeddings(tmp_path, monkeypa
 
     def run():
         scoring = Scoring(create_scorer("offline", cache=CacheRoot(tmp_path)), cache=CacheRoot(tmp_path),
-                          show_progress=False)
+                          settings=EmbedSettings(show_progress=False))
         return scoring.score(images, texts), scoring
 
     before, first = run()

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from visdiff.cache_root import CacheRoot
 from visdiff.devices import check_device
 from visdiff.embeddings.cache import DEFAULT_SHARD_IMAGES
+from visdiff.embeddings.settings import EmbedSettings
 from visdiff.embeddings.writer import DEFAULT_SHARD_SECONDS
 from visdiff.errors import InputError, OptionValueError
 from visdiff.redaction import redact_url
@@ -254,6 +255,11 @@ class RunOptions:
         if unknown:
             raise InputError(f"unknown run option(s) {', '.join(unknown)}; options: {', '.join(sorted(names))}")
         return replace(options or cls(), **keywords)
+
+    def embed_settings(self) -> EmbedSettings:
+        """How this run embeds images: the scoring stage's and the engines' settings."""
+        return EmbedSettings(batch_size=self.batch_size, shard_images=self.shard_images,
+                             shard_seconds=self.shard_seconds, show_progress=self.show_progress)
 
     def replace(self, **keywords) -> RunOptions:
         return RunOptions.build(self, **keywords)

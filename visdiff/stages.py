@@ -184,11 +184,9 @@ class RunStages:
         pairwise = isinstance(spec, str) and SCORERS.has(SCORERS.check(spec).backend, "pairwise")
         return create_scoring(
             spec, cache=self.cache, timings=self.timings, device=self.options.device,
-            show_progress=self.options.show_progress,
+            settings=self.options.embed_settings(), engine=self.engine,
             scorer_options={"prompts": self.options.prompt_set(), "base_url": self.options.base_url,
                             "captioning_for": self.captioning_for} if pairwise else None,
-            batch_size=self.options.batch_size, shard_images=self.options.shard_images,
-            shard_seconds=self.options.shard_seconds, engine=self.engine,
         )
 
     @cached_property

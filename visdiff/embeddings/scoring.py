@@ -15,13 +15,11 @@ import numpy as np
 import torch
 
 from visdiff.cache_root import CacheRoot
-from visdiff.embeddings.cache import DEFAULT_SHARD_IMAGES
 from visdiff.embeddings.encode import EmbedStats, embed_image_set
+from visdiff.embeddings.pair_scoring import PairScoring
 from visdiff.embeddings.settings import EmbedSettings
-from visdiff.embeddings.writer import DEFAULT_SHARD_SECONDS
 from visdiff.engines import ENGINES, Engine
 from visdiff.image_sets import ImageSet
-from visdiff.embeddings.pair_scoring import PairScoring
 from visdiff.scorers import Scorer, create_scorer
 from visdiff.scorers.pairwise import PairwiseScorer
 from visdiff.timing import Timings
@@ -48,9 +46,10 @@ class Scoring:
         ``embed_map``, ``embed_write``) and ``score`` seconds.
     device : str, optional
         Device of a scorer built from a spec.
-    batch_size, num_workers, shard_images, shard_seconds, show_progress
-        Embedding settings (images per forward pass, decoding workers, how often fresh
-        embeddings are committed to the cache, progress bar).
+    settings : EmbedSettings
+        How images are embedded (images per forward pass, decoding workers, how often fresh
+        embeddings are committed to the cache, progress bar): a run's come from
+        :meth:`visdiff.options.RunOptions.embed_settings`.
     engine, engine_address
         Where cache misses are embedded: ``local`` (this process) or ``ray`` (Ray Data, on
         this machine or the cluster at ``engine_address``), or an engine built already (a
@@ -65,10 +64,9 @@ class Scoring:
     embeds_texts = True
 
     def __init__(self, scorer: str | Scorer, *, cache: CacheRoot, timings: Timings | None = None,
-                 device: str | None = None, batch_size: int = 64, num_workers: int | None = None,
-                 shard_images: int = DEFAULT_SHARD_IMAGES, shard_seconds: float = DEFAULT_SHARD_SECONDS,
+                 device: str | None = None, settings: EmbedSettings = EmbedSettings(),
                  engine: str | Engine = "local", engine_address: str | None = None,
-                 show_progress: bool | None = None, scorer_options: dict | None = None) -> None:
+                 scorer_options: dict | None = None) -> None:
         self.timings = timings or Timings()
         with self.timings.stage("load_scorer"):
             self.scorer = create_scorer(scorer, device=device, cache=cache, **(scorer_options or {})) \
@@ -76,8 +74,7 @@ class Scoring:
         if isinstance(self.scorer, PairwiseScorer):
             raise TypeError(f"{self.scorer.spec!r} scores pairs: its stage is PairScoring (create_scoring picks)")
         self.store = cache.embeddings(self.scorer.cache_id)
-        self.settings = EmbedSettings(batch_size=batch_size, num_workers=num_workers, shard_images=shard_images,
-                                      shard_seconds=shard_seconds, show_progress=show_progress)
+        self.settings = settings
         self.engine = ENGINES.create(engine, address=engine_address) if isinstance(engine, str) else engine
         self.stats = EmbedStats()
         self._embedded: dict[tuple[str, ...], torch.Tensor] = {}
@@ -184,15 +181,15 @@ class Scoring:
 
 
 def create_scoring(scorer: str | Scorer | PairwiseScorer, *, cache: CacheRoot, timings: Timings | None = None,
-                   device: str | None = None, show_progress: bool | None = None, scorer_options: dict | None = None,
-                   **embedding) -> Scoring | PairScoring:
+                   device: str | None = None, settings: EmbedSettings = EmbedSettings(),
+                   scorer_options: dict | None = None, **engine) -> Scoring | PairScoring:
     """The scoring stage of ``scorer`` (a spec, built here, or a built scorer): :class:`Scoring`
-    for a scorer of embeddings, with the ``embedding`` settings of :class:`Scoring`;
-    :class:`PairScoring` for a pairwise scorer."""
+    for a scorer of embeddings, embedding as ``settings`` say on the ``engine`` (keywords
+    ``engine``, ``engine_address`` of :class:`Scoring`); :class:`PairScoring` for a pairwise scorer."""
     timings = timings or Timings()
     if isinstance(scorer, str):
         with timings.stage("load_scorer"):
             scorer = create_scorer(scorer, device=device, cache=cache, **(scorer_options or {}))
     if isinstance(scorer, PairwiseScorer):
-        return PairScoring(scorer, cache=cache, timings=timings, show_progress=show_progress)
-    return Scoring(scorer, cache=cache, timings=timings, show_progress=show_progress, **embedding)
+        return PairScoring(scorer, cache=cache, timings=timings, show_progress=settings.show_progress)
+    return Scoring(scorer, cache=cache, timings=timings, settings=settings, **engine)
