@@ -9,6 +9,7 @@ import os
 import pytest
 
 import visdiff
+from tests.cli_helpers import run_cli
 from visdiff import image_sets
 from visdiff.cache_root import CacheRoot
 from visdiff.file_hashes import FileHashMemo
@@ -103,15 +104,11 @@ def test_rank_remembers_hashes_in_the_cache_and_not_with_no_cache(image_dirs, ti
 
 
 def test_cli_rank_reads_no_unchanged_file_on_a_warm_run(image_dirs, tiny_clip_weights, reads):
-    from typer.testing import CliRunner
-
-    from visdiff.cli import app
-
     a, b = image_dirs
     command = ["rank", str(a), str(b), "-H", "red", "--scorer", tiny_clip_weights, "--json", "-"]
-    assert CliRunner().invoke(app, command).exit_code == 0
+    assert run_cli(*command).exit_code == 0
     reads.clear()
-    warm = CliRunner().invoke(app, command)
+    warm = run_cli(*command)
     assert warm.exit_code == 0 and reads == []
 
 

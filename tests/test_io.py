@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 
 from visdiff.errors import InputError
-from visdiff.image_sets import ImageSet, decode_image_bytes, hash_bytes, list_image_files, load_image_set
+from visdiff.decoding import decode_image_bytes, hash_bytes
+from visdiff.image_sets import ImageSet, load_image_set
+from visdiff.sources.folder import list_image_files
 
 from .conftest import make_image
 

@@ -20,6 +20,7 @@ from visdiff.embeddings.cache import EmbeddingCache
 from visdiff.image_sets import load_image_set
 
 from .conftest import TINY_CLIP_ARCH, make_image
+from .test_webdataset import write_tar
 
 
 def tiny_config(weights_spec: str) -> str:
@@ -72,6 +73,25 @@ def test_ray_engine_writes_the_same_rows_as_the_local_engine(local_ray, images, 
                                   store_rows(tmp_path / "local", cache_id, keys))
     warm = visdiff.embed([images], scorer=tiny_clip_weights, engine="ray", cache_dir=tmp_path / "ray")
     assert warm["embeddings"]["encoded"] == 0 and warm["embeddings"]["cached"] == 24
+
+
+def test_ray_actors_read_members_of_tar_shards(local_ray, images, tiny_clip_weights, tmp_path):
+    """Each actor reads the images from the shards (the driver sends only the members'
+    locators): the same rows as the local engine, a member that cannot be decoded reported."""
+    files = sorted(images.iterdir())
+    for shard, part in enumerate((files[:13], files[13:])):
+        write_tar(tmp_path / f"shard-{shard}.tar", {f.name: f.read_bytes() for f in part})
+    pattern = tmp_path / "shard-{0..1}.tar"
+    on_ray = visdiff.embed([pattern], scorer=tiny_clip_weights, engine="ray", shard_images=5,
+                           cache_dir=tmp_path / "ray")
+    local = visdiff.embed([pattern], scorer=tiny_clip_weights, cache_dir=tmp_path / "local")
+    assert on_ray["sets"] == local["sets"] and on_ray["embeddings"]["encoded"] == 24
+    assert on_ray["sets"][0]["images"] == 24
+    assert on_ray["sets"][0]["skipped"][0]["source"].endswith("shard-1.tar:broken.png")
+    keys = [item.key for item in load_image_set(pattern) if not item.source.endswith("broken.png")]
+    cache_id = visdiff.create_scorer(tiny_clip_weights).cache_id
+    np.testing.assert_array_equal(store_rows(tmp_path / "ray", cache_id, keys),
+                                  store_rows(tmp_path / "local", cache_id, keys))
 
 
 def test_ray_engine_needs_the_cache(local_ray, images, tiny_clip_weights):

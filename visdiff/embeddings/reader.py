@@ -1,5 +1,8 @@
 """The reader seam: image references -> model batches of decoded, resized pixels.
 
+An image is read through its item (:meth:`ImageItem.read`): the bytes held since it was
+hashed, or its locator (a file, a member of a tar shard), in whichever worker decodes it.
+
 Data-loader workers decode and run the PIL steps of the scorer's transform (uint8 out when
 the transform splits, see :mod:`visdiff.embeddings.transforms`); the main process gathers
 their small chunks into model batches of exactly ``batch_size`` images. Failures come back
@@ -19,10 +22,11 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from visdiff.decoding import decode_image_bytes
 from visdiff.embeddings.jpeg import device_decodable
 from visdiff.embeddings.transforms import SplitTransform
 from visdiff.errors import InputError
-from visdiff.image_sets import ImageItem, decode_image_bytes
+from visdiff.image_sets import ImageItem
 
 # Images per decoding task of a data-loader worker.
 DECODE_CHUNK = 16

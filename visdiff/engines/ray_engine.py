@@ -12,7 +12,7 @@ finds the committed ones in the cache. Ray is imported only when this engine run
 from __future__ import annotations
 
 import logging
-import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,8 @@ CPUS_PER_ACTOR = 4
 
 
 class ShardActor:
-    """A Ray Data actor: one scorer, one cache store; each call embeds a batch of image files."""
+    """A Ray Data actor: one scorer, one cache store; each call embeds a batch of images, read
+    through their locators (files, or members of tar shards)."""
 
     def __init__(self, spec: str, device: str, cache_dir: str, cache_id: str, settings: EmbedSettings) -> None:
         from visdiff.embeddings.mapper import ImageMapper
@@ -48,8 +49,8 @@ class ShardActor:
         from visdiff.embeddings.runner import run_seams
         from visdiff.embeddings.writer import ShardWriter
 
-        items = [ImageItem(key=str(key), source=str(source), path=Path(os.fsdecode(bytes(path))))
-                 for key, source, path in zip(batch["key"], batch["source"], batch["path"])]
+        items = [ImageItem(key=str(key), source=str(source), locator=pickle.loads(bytes(locator)))
+                 for key, source, locator in zip(batch["key"], batch["source"], batch["locator"])]
         writer = ShardWriter(self.store, shard_images=self.settings.shard_images,
                              shard_seconds=self.settings.shard_seconds)
         timings = Timings()
@@ -75,10 +76,10 @@ class RayEngine:
               settings: EmbedSettings, timings: Timings) -> EngineResult:
         if store is None:
             raise InputError("--engine ray writes embeddings into the cache folder; it cannot run with --no-cache")
-        in_memory = [item.source for item in items if item.path is None]
+        in_memory = [item.source for item in items if item.locator is None]
         if in_memory:
-            raise InputError(f"--engine ray embeds image files; {in_memory[0]} is an in-memory image "
-                             "(use --engine local)")
+            raise InputError(f"--engine ray embeds images it can read again (files, tar shard members); "
+                             f"{in_memory[0]} is an in-memory image (use --engine local)")
         ray = require("ray", "ray")
         if not ray.is_initialized():
             ray.init(address=self.address, log_to_driver=False, include_dashboard=False)
@@ -86,7 +87,9 @@ class RayEngine:
         gpus = int(ray.cluster_resources().get("GPU", 0)) if cuda else 0
         actors = gpus or max(1, int(ray.cluster_resources().get("CPU", 1)) // CPUS_PER_ACTOR)
         dataset = ray.data.from_items(
-            [{"key": it.key, "source": it.source, "path": os.fsencode(it.path)} for it in items]
+            # Each actor reads the images again through their locators, sent pickled (a file's path
+            # may not be UTF-8, which Arrow's strings need).
+            [{"key": it.key, "source": it.source, "locator": pickle.dumps(it.locator)} for it in items]
         ).map_batches(
             ShardActor, batch_size=settings.shard_images, batch_format="numpy", concurrency=actors,
             num_gpus=1 if gpus else 0, num_cpus=1,
