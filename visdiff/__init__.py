@@ -23,7 +23,7 @@ _EXPORTS = {
     "ServiceError": "visdiff.errors",
     "VisdiffError": "visdiff.errors",
     "ImageSet": "visdiff.image_sets",
-    "load_image_set": "visdiff.image_sets",
+    "load_image_set": "visdiff.sources",
     "RunOptions": "visdiff.options",
     "create_scorer": "visdiff.scorers",
     "list_scorers": "visdiff.scorers",

@@ -22,7 +22,8 @@ SEAM_NAMES = {"embed_read": "read", "embed_decode": "decode on the device", "emb
 @run_command(app, "embed", "profile", "scorer", "clip", "device", "batch_size", "engine", "engine_address",
              "shard_images", "shard_seconds", "cache_dir")
 def embed_command(
-    sets: Annotated[list[Path], typer.Argument(help="Folders of images or path,group_name CSVs.")],
+    sets: Annotated[list[Path], typer.Argument(help="Folders of images, tables of image paths or bytes, or WebDataset tar shards "
+                                                    "(one .tar, or a quoted brace pattern 'shards-{000..009}.tar').")],
     options: RunOptions,
     json_out: JsonOption = None,
 ) -> None:

@@ -234,7 +234,8 @@ def run_command(app: typer.Typer, name: str, *declared: str, inputs: bool = Fals
 
 INPUT = "Input"
 SetArgument = Annotated[Path, typer.Argument(
-    help="A folder of images, or a table (CSV, Parquet, datasets folder) of image paths or bytes.")]
+    help="A folder of images, a table (CSV, Parquet, datasets folder) of image paths or bytes, or WebDataset "
+    "tar shards (one .tar, or a quoted brace pattern 'shards-{000..009}.tar').")]
 SetBArgument = Annotated[Path | None, typer.Argument(
     help="Set B, as set A; leave out when --group-b picks set B from set A's table.", show_default=False)]
 GroupAOption = Annotated[str | None, typer.Option(
