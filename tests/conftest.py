@@ -1,4 +1,5 @@
-"""Shared fixtures: generated images, a tiny random open_clip model, an isolated cache."""
+"""Shared fixtures: generated images, a tiny random open_clip model, an isolated cache, the
+offline scorer's concept names encoded once a session."""
 
 from __future__ import annotations
 
@@ -20,13 +21,53 @@ TINY_CLIP_CONFIG = {
 
 @pytest.fixture(autouse=True)
 def restored_log_levels():
-    """CLI runs set logger levels (``-q``: errors only); each test starts from the same ones,
-    whichever test ran before."""
+    """CLI runs set logger levels (``-q``: errors only) and huggingface_hub's propagation
+    (:func:`visdiff.cli.setup_logging`); each test starts from the same ones, whichever test
+    ran before."""
     loggers = [logging.getLogger(name) for name in (None, "visdiff", "PIL", "huggingface_hub")]
-    levels = [logger.level for logger in loggers]
+    levels = [(logger.level, logger.propagate) for logger in loggers]
     yield
-    for logger, level in zip(loggers, levels):
+    for logger, (level, propagate) in zip(loggers, levels):
         logger.setLevel(level)
+        logger.propagate = propagate
+
+
+class _SharedNameEncodings:
+    """The offline scorer's MiniLM model, whose ``encode`` of the concept names (about 9 s on
+    a loaded 2-core machine) is computed once per test session: every test's own cache
+    root (:func:`isolated_cache`) would compute it again. The scorer's code around it runs
+    as ever: it reads the names' file from the cache root, else encodes and writes it."""
+
+    _encoded: dict = {}
+
+    def __init__(self, model) -> None:
+        self._model = model
+
+    def encode(self, names, **options):
+        key = (self._model, tuple(names), tuple(sorted(options.items())))
+        if key not in self._encoded:
+            self._encoded[key] = self._model.encode(names, **options)
+        return self._encoded[key].copy()
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def concept_names_encoded_once():
+    try:
+        from visdiff.scorers.offline import OfflineScorer
+    except ImportError:  # the offline extra is not installed
+        yield
+        return
+    original = OfflineScorer._names_embedded
+
+    def names_embedded(self, model, names):
+        return original(self, _SharedNameEncodings(model), names)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(OfflineScorer, "_names_embedded", names_embedded)
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -8,10 +8,9 @@ import multiprocessing
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import visdiff
-from visdiff.cli import app
+from tests.cli_helpers import run_cli
 from visdiff.embeddings import cache as cache_module
 from visdiff.cache_root import CacheRoot
 from visdiff.embeddings.cache import EmbeddingCache, store_name
@@ -238,14 +237,13 @@ def test_different_scorer_uses_a_different_store(image_dirs, tiny_clip_weights, 
 
 
 def test_cli_cache_info_and_clear(image_dirs, tiny_clip_weights, isolated_cache):
-    runner = CliRunner()
-    empty = runner.invoke(app, ["cache", "info"])
+    empty = run_cli("cache", "info")
     assert empty.exit_code == 0 and "nothing cached" in empty.stdout
     assert f"cache dir: {isolated_cache}" in empty.stdout
     rank(image_dirs, tiny_clip_weights)
-    info = runner.invoke(app, ["cache", "info"])
+    info = run_cli("cache", "info")
     assert info.exit_code == 0 and "12 embeddings in 1 shard(s)" in info.stdout
-    cleared = runner.invoke(app, ["cache", "clear", "--yes"])
+    cleared = run_cli("cache", "clear", "--yes")
     assert cleared.exit_code == 0 and "cleared" in cleared.stdout
     assert embedding_stores(isolated_cache) == []
     assert rank(image_dirs, tiny_clip_weights).attrs["embeddings"]["encoded"] == 12
@@ -253,7 +251,7 @@ def test_cli_cache_info_and_clear(image_dirs, tiny_clip_weights, isolated_cache)
 
 def test_cli_cache_clear_asks_first(isolated_cache):
     EmbeddingCache(isolated_cache, "s").add([key_of(0)], row_of(0)[None])
-    result = CliRunner().invoke(app, ["cache", "clear"], input="n\n")
+    result = run_cli("cache", "clear", input="n\n")
     assert result.exit_code == 1
     assert embedding_stores(isolated_cache)[0].entries == 1
 
@@ -264,7 +262,7 @@ def test_clear_refuses_folders_that_are_not_caches(tmp_path):
     with pytest.raises(InputError, match="does not look like a visdiff cache"):
         CacheRoot(photos).clear()
     assert (photos / "holiday.jpg").exists()
-    result = CliRunner().invoke(app, ["cache", "clear", "--yes", "--cache-dir", str(photos)])
+    result = run_cli("cache", "clear", "--yes", "--cache-dir", str(photos))
     assert result.exit_code == 2 and "refusing to clear" in result.stderr
     assert "Traceback" not in result.output
 

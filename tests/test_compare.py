@@ -7,13 +7,12 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from tests.fake_openai import FAST_RETRY, Reply
 import visdiff
+from tests.cli_helpers import run_cli
 from visdiff import compare, propose, stats
 from visdiff.captioners import create_captioner
-from visdiff.cli import app
 from visdiff.errors import InputError, ServiceError
 from visdiff.options import RunOptions
 from visdiff.profiles import LAPTOP, OFFLINE, PAPER, get_profile
@@ -183,8 +182,6 @@ def test_profiles():
 # The commands caption through the openai backend on the same scripted server: generating 60
 # tokens with the tiny BLIP-2 per image would make each test slow on a shared CPU.
 
-runner = CliRunner()
-
 
 def caption_or_answer(request):
     """Vision requests (captioning) get a caption, text requests a round's list."""
@@ -202,7 +199,7 @@ def cli_args(image_dirs, server, scorer, *extra):
 
 def test_cli_compare_json(image_dirs, fake_openai, tiny_clip_weights, isolated_cache):
     fake_openai.respond = caption_or_answer
-    result = runner.invoke(app, cli_args(image_dirs, fake_openai, tiny_clip_weights, "--json", "-", "--no-merge"))
+    result = run_cli(*cli_args(image_dirs, fake_openai, tiny_clip_weights, "--json", "-", "--no-merge"))
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["visdiff_version"] == visdiff.__version__ and payload["created_at"].endswith("+00:00")
@@ -219,7 +216,7 @@ def test_cli_compare_json(image_dirs, fake_openai, tiny_clip_weights, isolated_c
 def test_cli_compare_table_both_directions_and_report(image_dirs, fake_openai, tiny_clip_weights, tmp_path):
     fake_openai.respond = caption_or_answer
     out = tmp_path / "report"
-    result = runner.invoke(app, cli_args(image_dirs, fake_openai, tiny_clip_weights, "--both-directions", "--all",
+    result = run_cli(*cli_args(image_dirs, fake_openai, tiny_clip_weights, "--both-directions", "--all",
                                          "--out", str(out)))
     assert result.exit_code == 0, result.output
     # One table per direction, titled by the favoured set (rich wraps long cells at 80 columns).
@@ -229,7 +226,7 @@ def test_cli_compare_table_both_directions_and_report(image_dirs, fake_openai, t
 
 
 def test_cli_compare_without_flags_says_offline_once(tmp_path):
-    result = runner.invoke(app, ["compare", str(tmp_path / "missing"), str(tmp_path / "missing2")])
+    result = run_cli("compare", str(tmp_path / "missing"), str(tmp_path / "missing2"))
     assert result.exit_code == 2
     note = [line for line in result.stderr.splitlines() if "offline profile" in line]
     assert len(note) == 1 and "--profile paper" in note[0]
@@ -238,7 +235,7 @@ def test_cli_compare_without_flags_says_offline_once(tmp_path):
 
 def test_cli_compare_service_failure_is_one_line_exit_1(image_dirs, fake_openai, tiny_clip_weights):
     fake_openai.respond = lambda request: Reply(status=500, content="boom", headers=FAST_RETRY)
-    result = runner.invoke(app, cli_args(image_dirs, fake_openai, tiny_clip_weights))
+    result = run_cli(*cli_args(image_dirs, fake_openai, tiny_clip_weights))
     assert result.exit_code == 1
     assert "error:" in result.stderr and "HTTP 500" in result.stderr and "Traceback" not in result.output
 
@@ -246,16 +243,16 @@ def test_cli_compare_service_failure_is_one_line_exit_1(image_dirs, fake_openai,
 def test_cli_propose_both_directions(image_dirs, fake_openai):
     fake_openai.respond = caption_or_answer
     a, b = image_dirs
-    result = runner.invoke(app, ["propose", str(a), str(b), "--captioner", "openai:fake-vision", "--llm", "fake-model",
-                                 "--base-url", fake_openai.base_url, "--rounds", "1", "--both-directions", "--json", "-"])
+    result = run_cli("propose", str(a), str(b), "--captioner", "openai:fake-vision", "--llm", "fake-model",
+                                 "--base-url", fake_openai.base_url, "--rounds", "1", "--both-directions", "--json", "-")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"a_over_b": ["red tones", "noisy textures"], "b_over_a": ["red tones", "noisy textures"]}
 
 
 def test_cli_caption_csv_and_jsonl(image_dirs, tiny_blip2_opt, tmp_path):
     a, _ = image_dirs
-    result = runner.invoke(app, ["caption", str(a), "--captioner", f"blip2:{tiny_blip2_opt}", "--max-new-tokens", "3",
-                                 "--csv", "-", "--jsonl", str(tmp_path / "c.jsonl")])
+    result = run_cli("caption", str(a), "--captioner", f"blip2:{tiny_blip2_opt}", "--max-new-tokens", "3",
+                                 "--csv", "-", "--jsonl", str(tmp_path / "c.jsonl"))
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "source,sha256,caption" and len(lines) == 7
@@ -267,7 +264,7 @@ def test_cli_caption_csv_and_jsonl(image_dirs, tiny_blip2_opt, tmp_path):
 
 def test_cli_caption_bad_option_for_backend_is_exit_2(image_dirs):
     a, _ = image_dirs
-    result = runner.invoke(app, ["caption", str(a), "--captioner", "offline", "--max-new-tokens", "3"])
+    result = run_cli("caption", str(a), "--captioner", "offline", "--max-new-tokens", "3")
     assert result.exit_code == 2 and "does not take the option(s)" in result.stderr
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import visdiff
+from tests.cli_helpers import run_cli
 from tests.fake_openai import Reply, fake_openai  # noqa: F401
 from visdiff import stats, stats_torch
 from visdiff.embeddings.scoring import Scoring
@@ -291,10 +292,6 @@ def test_on_cuda_embeddings_are_half_and_results_equal_the_cpu(image_dirs, tiny_
 
 
 def test_cli_rank_and_api_compare_go_through_a_comparison(image_dirs, tiny_clip_weights, monkeypatch):
-    from typer.testing import CliRunner
-
-    from visdiff.cli import app
-
     calls = []
     for method in ("rank", "compare"):
         original = getattr(visdiff.Comparison, method)
@@ -302,7 +299,7 @@ def test_cli_rank_and_api_compare_go_through_a_comparison(image_dirs, tiny_clip_
                             lambda self, *args, _original=original, _name=method, **kw: calls.append(_name)
                             or _original(self, *args, **kw))
     a, b = image_dirs
-    result = CliRunner().invoke(app, ["rank", str(a), str(b), "--scorer", tiny_clip_weights, "-H", "red", "--json", "-"])
+    result = run_cli("rank", str(a), str(b), "--scorer", tiny_clip_weights, "-H", "red", "--json", "-")
     assert result.exit_code == 0, result.output
     visdiff.compare(a, b, scorer=tiny_clip_weights, proposer=FixedProposer(["red", "blue"]))
     assert calls == ["rank", "compare"]

@@ -17,11 +17,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from typer.testing import CliRunner
 
 import visdiff
+from tests.cli_helpers import run_cli
 from visdiff.cache_root import CacheRoot
-from visdiff.cli import app
 from visdiff.embeddings import cache as cache_module
 from visdiff.embeddings import jpeg as jpeg_module
 from visdiff.embeddings import mapper as mapper_module
@@ -294,10 +293,10 @@ def test_shard_settings_are_checked(field, value):
 
 def test_cli_embed_reports_counts_and_rejects_bad_shard_size(image_dirs, tiny_clip_weights):
     a, b = image_dirs
-    result = CliRunner().invoke(app, ["embed", str(a), str(b), "--scorer", tiny_clip_weights, "--shard-images", "4"])
+    result = run_cli("embed", str(a), str(b), "--scorer", tiny_clip_weights, "--shard-images", "4")
     assert result.exit_code == 0, result.output
     assert "12 encoded, 0 from the cache, 0 failed, 3 shard(s) written (read" in result.stdout
-    bad = CliRunner().invoke(app, ["embed", str(a), "--shard-images", "0"])
+    bad = run_cli("embed", str(a), "--shard-images", "0")
     assert bad.exit_code == 2
 
 
@@ -440,11 +439,11 @@ def test_shards_deleted_while_a_store_is_listed_are_skipped_without_a_warning(tm
 def test_cli_cache_compact(image_dirs, tiny_clip_weights, isolated_cache):
     a, b = image_dirs
     visdiff.embed([a, b], scorer=tiny_clip_weights, shard_images=2)
-    result = CliRunner().invoke(app, ["cache", "compact"])
+    result = run_cli("cache", "compact")
     assert result.exit_code == 0 and ": 6 -> 1 shard(s)" in result.stdout
     again = visdiff.embed([a, b], scorer=tiny_clip_weights)
     assert again["embeddings"]["cached"] == 12
-    empty = CliRunner().invoke(app, ["cache", "compact", "--cache-dir", str(isolated_cache / "none")])
+    empty = run_cli("cache", "compact", "--cache-dir", str(isolated_cache / "none"))
     assert empty.exit_code == 0 and "nothing cached" in empty.stdout
 
 
@@ -465,5 +464,5 @@ def test_without_engine_ray_nothing_imports_ray():
 ])
 def test_cli_rejects_an_unknown_engine_and_a_stray_address(image_dirs, args, message):
     a, b = image_dirs
-    result = CliRunner().invoke(app, ["rank", str(a), str(b), "-H", "red", *args])
+    result = run_cli("rank", str(a), str(b), "-H", "red", *args)
     assert result.exit_code == 2 and message in result.output

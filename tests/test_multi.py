@@ -12,13 +12,12 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 import visdiff
+from tests.cli_helpers import run_cli
 from tests.conftest import make_image
 from tests.fake_openai import Reply
 from tests.test_report import PageParser
-from visdiff.cli import app
 from visdiff.errors import InputError
 from visdiff.image_sets import ImageItem, ImageSet
 from visdiff.multi import MultiComparison, balanced_contrast
@@ -28,7 +27,6 @@ pytest_plugins = ["tests.fake_openai"]
 
 COLOURS = {"red": (200, 40, 40), "blue": (40, 40, 200), "green": (40, 190, 40)}
 SIZES = {"red": 6, "blue": 6, "green": 9}
-runner = CliRunner()
 
 
 def make_sets(root, sizes=SIZES) -> dict:
@@ -206,14 +204,14 @@ def test_usage_errors_before_any_image_is_read(three_sets, monkeypatch):
 def test_cli_three_folders(three_sets, tmp_path):
     out = tmp_path / "out"
     args = ["compare", *map(str, three_sets.values()), "--profile", "offline", "--top", "2", "--out", str(out)]
-    result = runner.invoke(app, args)
+    result = run_cli(*args)
     assert result.exit_code == 0, result.output
     for name, folder in three_sets.items():
         others = " + ".join(str(f) for n, f in three_sets.items() if n != name)
         assert f"A = {folder} vs B = {others}" in " ".join(result.stdout.split())  # one table per set
     assert json.loads((out / "results.json").read_text())["comparisons"][2]["set"] == str(three_sets["green"])
 
-    as_json = runner.invoke(app, [*args[:-2], "--json", "-"])
+    as_json = run_cli(*args[:-2], "--json", "-")
     assert as_json.exit_code == 0, as_json.output
     payload = json.loads(as_json.stdout)
     assert {r["set"] for r in payload["results"]} == {str(f) for f in three_sets.values()}
@@ -232,13 +230,13 @@ def groups_table(tmp_path):
 
 def test_cli_groups_of_one_table(groups_table):
     base = ["compare", str(groups_table), "--group-col", "colour", "--profile", "offline", "--json", "-"]
-    three = runner.invoke(app, [*base, "--group", "red", "--group", "blue", "--group", "green"])
+    three = run_cli(*base, "--group", "red", "--group", "blue", "--group", "green")
     assert three.exit_code == 0, three.output
     assert [r["set"] for r in json.loads(three.stdout)["results"]][0] == "red"
     assert set(json.loads(three.stdout)["sets"]) == {"red", "blue", "green"}
     # Two --group values are the two-set comparison, exactly as --group-a/--group-b.
-    pair = json.loads(runner.invoke(app, [*base, "--group", "red", "--group", "blue"]).stdout)
-    classic = json.loads(runner.invoke(app, [*base, "--group-a", "red", "--group-b", "blue"]).stdout)
+    pair = json.loads(run_cli(*base, "--group", "red", "--group", "blue").stdout)
+    classic = json.loads(run_cli(*base, "--group-a", "red", "--group-b", "blue").stdout)
     assert "set" not in pair["results"][0] and pair["results"] == classic["results"]
 
 
@@ -252,20 +250,20 @@ def test_cli_groups_of_one_table(groups_table):
     (["--group", "red", "--group", "blue", "--group", "red"], "'red' is given more than once"),
 ])
 def test_cli_group_usage_errors_exit_2(groups_table, extra, message):
-    result = runner.invoke(app, ["compare", str(groups_table), "--group-col", "colour", "--profile", "offline", *extra])
+    result = run_cli("compare", str(groups_table), "--group-col", "colour", "--profile", "offline", *extra)
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.stderr.split()) and "Traceback" not in result.output
 
 
 def test_cli_groups_of_a_folder_exit_2(three_sets):
     folder = three_sets["red"]
-    result = runner.invoke(app, ["compare", str(folder), "--group", "red", "--group", "blue", "--profile", "offline"])
+    result = run_cli("compare", str(folder), "--group", "red", "--group", "blue", "--profile", "offline")
     assert result.exit_code == 2, result.output
     assert f"a group or --where selects rows of a table; {folder} is not one" in " ".join(result.stderr.split())
 
 
 def test_cli_more_sets_with_group_a_is_exit_2(groups_table, three_sets):
-    result = runner.invoke(app, ["compare", str(groups_table), str(three_sets["red"]), str(three_sets["blue"]),
-                                 "--group-col", "colour", "--group-a", "red", "--profile", "offline"])
+    result = run_cli("compare", str(groups_table), str(three_sets["red"]), str(three_sets["blue"]),
+                                 "--group-col", "colour", "--group-a", "red", "--profile", "offline")
     assert result.exit_code == 2
     assert "--group-a/--group-b pick two sets" in result.stderr

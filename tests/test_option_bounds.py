@@ -7,15 +7,13 @@ import dataclasses
 import re
 
 import pytest
-from typer.testing import CliRunner
 
 import visdiff
-from visdiff.cli import app
+from tests.cli_helpers import run_cli
 from visdiff.cli.options import DECLARED, flag_of
 from visdiff.errors import InputError
 from visdiff.options import RunOptions, bounds_of
 
-runner = CliRunner()
 
 BOUNDED = [f.name for f in dataclasses.fields(RunOptions) if "bounds" in f.metadata]
 
@@ -38,7 +36,7 @@ def test_api_and_cli_agree_on_every_bound(image_dirs, name, accepted, refused, c
     with pytest.raises(InputError, match=re.escape(f"{name} must be {bounds_of(name).what}, got")):
         RunOptions.build(**{name: refused})
     a, b = image_dirs
-    result = runner.invoke(app, [command, str(a), str(b), flag_of(name), str(refused)])
+    result = run_cli(command, a, b, flag_of(name), refused)
     # Typer once allowed --alpha 0 and 1 (RunOptions refused them); now one declaration decides.
     assert result.exit_code == 2
     assert f"invalid value for '{flag_of(name)}': must be {bounds_of(name).what}" in " ".join(result.output.split())

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
+from tests.cli_helpers import run_cli
 from tests.fake_openai import Reply
-from visdiff.cli import app
 from visdiff.errors import InputError
 from visdiff.image_sets import ImageItem, ImageSet, load_image_set
 from visdiff.pairs import paired_positions
@@ -23,7 +22,6 @@ from .conftest import make_image
 
 # Fixture: fake_openai (a scripted OpenAI-compatible server per test).
 pytest_plugins = ["tests.fake_openai"]
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -96,7 +94,7 @@ def paired_args(table, server, scorer, *extra):
 def test_paired_compare_end_to_end(paired_table, fake_openai, tiny_clip_weights, tmp_path):
     fake_openai.respond = caption_per_image
     out = tmp_path / "out"
-    result = runner.invoke(app, paired_args(paired_table, fake_openai, tiny_clip_weights, "--pair-by", "prompt",
+    result = run_cli(*paired_args(paired_table, fake_openai, tiny_clip_weights, "--pair-by", "prompt",
                                             "--out", str(out), "-q"))
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "results.json").read_text())
@@ -127,25 +125,25 @@ def test_paired_compare_end_to_end(paired_table, fake_openai, tiny_clip_weights,
     (["--pair-by", "prompt", "--proposer", "vlm:fake-model"], r"--pair-by shows an LLM the captions .* give --llm MODEL"),
 ])
 def test_pairing_usage_errors_exit_2_before_any_model_runs(paired_table, fake_openai, tiny_clip_weights, extra, message):
-    result = runner.invoke(app, paired_args(paired_table, fake_openai, tiny_clip_weights, *extra))
+    result = run_cli(*paired_args(paired_table, fake_openai, tiny_clip_weights, *extra))
     assert result.exit_code == 2, result.output
     assert re.search(message, " ".join(result.stderr.split())) and "Traceback" not in result.output
     assert fake_openai.requests == []  # nothing captioned, nothing proposed
 
 
 def test_pair_by_with_the_vocabulary_proposer_or_folders_is_a_usage_error(paired_table, image_dirs):
-    offline = runner.invoke(app, ["compare", str(paired_table), "--group-col", "model", "--group-a", "m1",
-                                  "--group-b", "m2", "--pair-by", "prompt", "-q"])
+    offline = run_cli("compare", str(paired_table), "--group-col", "model", "--group-a", "m1",
+                                  "--group-b", "m2", "--pair-by", "prompt", "-q")
     assert offline.exit_code == 2 and "give --llm MODEL" in offline.stderr
-    folders = runner.invoke(app, ["compare", *map(str, image_dirs), "--pair-by", "prompt", "--llm", "m",
-                                  "--base-url", "http://127.0.0.1:9/v1", "-q"])  # a local server needs no key
+    folders = run_cli("compare", *map(str, image_dirs), "--pair-by", "prompt", "--llm", "m",
+                                  "--base-url", "http://127.0.0.1:9/v1", "-q")  # a local server needs no key
     assert folders.exit_code == 2 and "pairs rows of tables" in folders.stderr
 
 
 def test_sweep_checks_the_pair_column_before_any_value(tmp_path, paired_table):
-    result = runner.invoke(app, ["sweep", str(paired_table), "--by", "model", "--group-col", "model",
+    result = run_cli("sweep", str(paired_table), "--by", "model", "--group-col", "model",
                                  "--group-a", "m1", "--group-b", "m2", "--pair-by", "seed", "--llm", "m",
-                                 "--out", str(tmp_path / "sweep")])
+                                 "--out", str(tmp_path / "sweep"))
     assert result.exit_code == 2 and "has no column 'seed'" in result.stderr
     assert not (tmp_path / "sweep").exists()
 
@@ -154,13 +152,13 @@ def test_propose_and_sweep_show_pairs(paired_table, fake_openai, tiny_clip_weigh
     fake_openai.respond = caption_per_image
     models = ["--captioner", "openai:fake-vision", "--llm", "fake-model", "--base-url", fake_openai.base_url,
               "--rounds", "1", "--samples", "5", "--pair-by", "prompt"]
-    proposed = runner.invoke(app, ["propose", str(paired_table), "--group-col", "model", "--group-a", "m1",
-                                   "--group-b", "m2", *models, "--json", "-"])
+    proposed = run_cli("propose", str(paired_table), "--group-col", "model", "--group-a", "m1",
+                                   "--group-b", "m2", *models, "--json", "-")
     assert proposed.exit_code == 0, proposed.output
     assert json.loads(proposed.stdout) == {"a_over_b": ["dark photos", "film grain"]}
-    swept = runner.invoke(app, ["sweep", str(paired_table), "--by", "batch", "--group-col", "model", "--group-a", "m1",
+    swept = run_cli("sweep", str(paired_table), "--by", "batch", "--group-col", "model", "--group-a", "m1",
                                 "--group-b", "m2", *models, "--scorer", tiny_clip_weights,
-                                "--out", str(tmp_path / "sweep"), "--no-reports", "-q"])
+                                "--out", str(tmp_path / "sweep"), "--no-reports", "-q")
     assert swept.exit_code == 0, swept.output
     asked = [r.last_user_text for r in fake_openai.requests if isinstance(r.body["messages"][-1]["content"], str)]
     # propose: all 5 pairs; sweep: the 3 pairs of batch x, the 2 of batch y (p9 and the blank key unpaired).
@@ -168,6 +166,6 @@ def test_propose_and_sweep_show_pairs(paired_table, fake_openai, tiny_clip_weigh
 
 
 def test_pair_by_with_several_sets_is_a_usage_error(paired_table):
-    result = runner.invoke(app, ["compare", str(paired_table), "--group-col", "model", "--group", "m1", "--group", "m2",
-                                 "--group", "m3", "--pair-by", "prompt", "--llm", "m", "-q"])
+    result = run_cli("compare", str(paired_table), "--group-col", "model", "--group", "m1", "--group", "m2",
+                                 "--group", "m3", "--pair-by", "prompt", "--llm", "m", "-q")
     assert result.exit_code == 2 and "--pair-by 'prompt' (pair_by=) pairs the images of two sets" in result.stderr

@@ -10,11 +10,10 @@ import re
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
+from tests.cli_helpers import run_cli
 from tests.fake_openai import Reply
 from visdiff import compare
-from visdiff.cli import app
 from visdiff.errors import InputError
 from visdiff.options import RunOptions
 from visdiff.proposers import create_proposer
@@ -27,7 +26,6 @@ from .conftest import make_image
 
 # Fixture: fake_openai (a scripted OpenAI-compatible server per test).
 pytest_plugins = ["tests.fake_openai"]
-runner = CliRunner()
 
 
 def test_each_images_fraction_below_averages_to_the_auroc():
@@ -119,7 +117,7 @@ def test_refinement_stops_when_the_best_auroc_does_not_improve(dark_and_bright, 
 
 
 def test_refinement_needs_a_chat_proposer_and_its_template(tmp_path, dark_and_bright):
-    result = runner.invoke(app, ["compare", *map(str, dark_and_bright), "--refine", "1", "-q"])
+    result = run_cli("compare", *map(str, dark_and_bright), "--refine", "1", "-q")
     assert result.exit_code == 2 and "--refine asks a chat model" in result.stderr and "--llm MODEL" in result.stderr
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "propose.txt").write_text("$captions_a $captions_b $n_hypotheses")
@@ -141,10 +139,10 @@ def test_cli_compare_refine_records_every_round(image_dirs, fake_openai, tiny_cl
 
     fake_openai.respond = respond
     out = tmp_path / "out"
-    result = runner.invoke(app, ["compare", *map(str, image_dirs), "--captioner", "openai:fake-vision",
+    result = run_cli("compare", *map(str, image_dirs), "--captioner", "openai:fake-vision",
                                  "--llm", "fake-model", "--base-url", fake_openai.base_url, "--scorer", tiny_clip_weights,
                                  "--rounds", "1", "--samples", "3", "--refine", "2", "--out", str(out), "-q",
-                                 "--no-merge"])  # the random text encoder finds "phrase N"s alike
+                                 "--no-merge")  # the random text encoder finds "phrase N"s alike
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "results.json").read_text())
     assert saved["config"]["options"]["refine"] == 2

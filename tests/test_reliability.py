@@ -23,11 +23,10 @@ import pytest
 import torch
 from filelock import FileLock
 from PIL import Image
-from typer.testing import CliRunner
 
 import visdiff
+from tests.cli_helpers import run_cli
 from tests.fake_openai import FakeOpenAIServer, Reply
-from visdiff.cli import app
 from visdiff.embeddings.cache import EmbeddingCache
 from visdiff.errors import BackendError
 from visdiff.image_sets import list_image_files, load_image_set
@@ -38,14 +37,9 @@ pytest_plugins = ["tests.fake_openai"]
 
 REPO = Path(__file__).resolve().parents[1]
 MINIBENCH = REPO / "tests" / "data" / "minibench"
-runner = CliRunner()
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def run_cli(*args, env: dict | None = None, without_capabilities: bool = False, stdout=subprocess.PIPE,
+def run_process(*args, env: dict | None = None, without_capabilities: bool = False, stdout=subprocess.PIPE,
             timeout: float = 300, input: str | None = None) -> subprocess.CompletedProcess:
     """``python -m visdiff ARGS`` in a fresh process (optionally as root without capabilities,
     so file permissions bind), with ``input`` on its standard input."""
@@ -114,7 +108,7 @@ def test_usage_errors_exit_2_before_any_work(command, args, image_dirs, tmp_path
     a_file.write_text("x")
     args = [arg.replace("{file}", str(a_file)) for arg in args]
     hypotheses = ["-H", "x"] if command == "rank" else []
-    result = invoke(command, *image_dirs, *hypotheses, *args)
+    result = run_cli(command, *image_dirs, *hypotheses, *args)
     assert_one_line_error(result, 2, message)
 
 
@@ -128,9 +122,8 @@ def test_usage_errors_exit_2_before_any_work(command, args, image_dirs, tmp_path
 def test_command_line_errors_take_one_line_naming_the_value(args, message, image_dirs):
     """Errors typer finds in the command line itself went through its own path: a four-line
     box that did not name the refused value."""
-    result = run_cli(*[{"{a}": image_dirs[0], "{b}": image_dirs[1]}.get(arg, arg) for arg in args], timeout=60)
-    message = message.replace("(see 'visdiff", "(see 'python -m visdiff")  # as run_cli runs it
-    assert (result.returncode, result.stdout, result.stderr) == (2, "", message + "\n")
+    result = run_cli(*[{"{a}": image_dirs[0], "{b}": image_dirs[1]}.get(arg, arg) for arg in args])
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", message + "\n")
 
 
 def test_a_confirmation_at_the_end_of_input_deletes_nothing(tmp_path):
@@ -139,8 +132,8 @@ def test_a_confirmation_at_the_end_of_input_deletes_nothing(tmp_path):
     kept = tmp_path / "cache" / "kept.txt"
     kept.parent.mkdir()
     kept.write_text("x")
-    result = run_cli("cache", "clear", "--cache-dir", kept.parent, input="", timeout=60)
-    assert (result.returncode, result.stderr) == (1, "error: aborted: standard input ended\n") and kept.exists()
+    result = run_cli("cache", "clear", "--cache-dir", kept.parent, input="")
+    assert (result.exit_code, result.stderr) == (1, "error: aborted: standard input ended\n") and kept.exists()
 
 
 def test_the_process_ends_as_the_interpreter_would_without_its_teardown(tmp_path):
@@ -158,8 +151,8 @@ def test_the_process_ends_as_the_interpreter_would_without_its_teardown(tmp_path
 
 
 def test_a_command_without_arguments_shows_its_help():
-    result = run_cli("cache", timeout=60)
-    assert result.returncode == 2 and "Usage: python -m visdiff cache" in result.stdout and result.stderr == ""
+    result = run_cli("cache")
+    assert result.exit_code == 2 and "Usage: visdiff cache" in result.stdout and result.stderr == ""
 
 
 def test_a_missing_set_is_said_before_the_stages_are_built(image_dirs, monkeypatch):
@@ -167,7 +160,7 @@ def test_a_missing_set_is_said_before_the_stages_are_built(image_dirs, monkeypat
         raise RuntimeError("the run's stages were built before the missing set was said")
 
     monkeypatch.setattr("visdiff.stages.RunStages", no_stages)
-    assert_one_line_error(invoke("compare", image_dirs[0], "no/such/folder"), 2, "no such file or folder: no/such/folder")
+    assert_one_line_error(run_cli("compare", image_dirs[0], "no/such/folder"), 2, "no such file or folder: no/such/folder")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -176,7 +169,7 @@ def test_a_missing_set_is_said_before_the_stages_are_built(image_dirs, monkeypat
 ])
 def test_embed_checks_its_output_and_sets_before_embedding(args, message, image_dirs, monkeypatch):
     monkeypatch.setattr("visdiff.pipeline.embed", no_embedding)
-    result = invoke("embed", *[str(image_dirs[0]) if arg == "{a}" else arg for arg in args])
+    result = run_cli("embed", *[str(image_dirs[0]) if arg == "{a}" else arg for arg in args])
     assert_one_line_error(result, 2, message)  # the JSON file was written only after every image was embedded
 
 
@@ -216,7 +209,7 @@ def test_python_api_refuses_wrong_types_naming_them(call, message, image_dirs):
 def test_version_is_printed_and_is_the_installed_one():
     from importlib.metadata import version
 
-    result = invoke("--version")
+    result = run_cli("--version")
     assert result.exit_code == 0 and result.output == f"visdiff {visdiff.__version__}\n"
     assert version("visdiff") == visdiff.__version__
 
@@ -224,8 +217,8 @@ def test_version_is_printed_and_is_the_installed_one():
 def test_misspelt_models_fail_before_any_image_is_read(image_dirs, monkeypatch):
     for module in ("visdiff.cli.caption", "visdiff.cli.options", "visdiff.comparison", "visdiff.multi", "visdiff.pipeline"):
         monkeypatch.setattr(f"{module}.load_image_set", no_image_may_be_read)
-    assert_one_line_error(invoke("rank", *image_dirs, "-H", " ", "-H", ""), 2, "no hypotheses to rank")
-    assert_one_line_error(invoke("caption", image_dirs[0], "--captioner", "nope:x"), 2, "unknown captioner backend 'nope'")
+    assert_one_line_error(run_cli("rank", *image_dirs, "-H", " ", "-H", ""), 2, "no hypotheses to rank")
+    assert_one_line_error(run_cli("caption", image_dirs[0], "--captioner", "nope:x"), 2, "unknown captioner backend 'nope'")
     with pytest.raises(visdiff.InputError, match="unknown open_clip architecture 'NoSuchArch'"):
         visdiff.rank(["x"], *image_dirs, scorer="open_clip:NoSuchArch:x")
     with pytest.raises(visdiff.InputError, match="unknown pretrained tag 'nope' for open_clip ViT-B-32"):
@@ -254,7 +247,7 @@ IGNORED_VALUE_CASES = [
 @pytest.mark.parametrize("args, message", [c[1:] for c in IGNORED_VALUE_CASES], ids=[c[0] for c in IGNORED_VALUE_CASES])
 def test_values_that_would_be_ignored_are_usage_errors(args, message, image_dirs, tmp_path):
     fill = {"{a}": str(image_dirs[0]), "{b}": str(image_dirs[1]), "{out}": str(tmp_path / "out")}
-    result = invoke(*[fill.get(str(arg), arg) for arg in args])
+    result = run_cli(*[fill.get(str(arg), arg) for arg in args])
     assert_one_line_error(result, 2, message)
     assert not (tmp_path / "out" / "results.jsonl").exists()
 
@@ -264,13 +257,13 @@ def test_values_that_would_be_ignored_are_usage_errors(args, message, image_dirs
 
 @pytest.mark.parametrize("option", ["--json", "--csv"])
 def test_output_file_on_a_full_disk_exits_1_naming_it(option, image_dirs):
-    result = invoke("rank", *image_dirs, "-H", "x", option, "/dev/full")
+    result = run_cli("rank", *image_dirs, "-H", "x", option, "/dev/full")
     assert_one_line_error(result, 1, "/dev/full: No space left on device")
 
 
 def test_stdout_on_a_full_disk_exits_1():
     with open("/dev/full", "w") as full:
-        result = run_cli("rank", REPO / "examples" / "a", REPO / "examples" / "b", "-H", "music", stdout=full)
+        result = run_process("rank", REPO / "examples" / "a", REPO / "examples" / "b", "-H", "music", stdout=full)
     assert result.returncode == 1 and "No space left on device" in result.stderr
     assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
 
@@ -279,7 +272,7 @@ def test_read_only_cache_dir_exits_2_at_once(image_dirs, tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
     cache.chmod(0o555)
-    result = run_cli("rank", *image_dirs, "-H", "x", "--cache-dir", cache, without_capabilities=True)
+    result = run_process("rank", *image_dirs, "-H", "x", "--cache-dir", cache, without_capabilities=True)
     assert result.returncode == 2, result.stderr
     assert f"cache dir {cache}: {cache} is not writable" in result.stderr and "Traceback" not in result.stderr
 
@@ -289,7 +282,7 @@ def test_clearing_a_read_only_cache_exits_1_naming_the_file(tmp_path):
     EmbeddingCache(cache, "s").add(["0" * 64], np.zeros((1, 2), np.float16))
     for folder in (cache, cache / "embeddings"):
         folder.chmod(0o555)
-    result = run_cli("cache", "clear", "-y", "--cache-dir", cache, without_capabilities=True)
+    result = run_process("cache", "clear", "-y", "--cache-dir", cache, without_capabilities=True)
     assert result.returncode == 1 and "Permission denied" in result.stderr and str(cache) in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -298,7 +291,7 @@ def test_csv_into_a_read_only_folder_exits_2_at_once(image_dirs, tmp_path):
     folder = tmp_path / "readonly"
     folder.mkdir()
     folder.chmod(0o555)
-    result = run_cli("rank", *image_dirs, "-H", "x", "--no-cache", "--csv", folder / "out.csv",
+    result = run_process("rank", *image_dirs, "-H", "x", "--no-cache", "--csv", folder / "out.csv",
                      without_capabilities=True)
     assert result.returncode == 2 and "is not writable" in result.stderr and "Traceback" not in result.stderr
 
@@ -308,7 +301,7 @@ def test_locked_sub_folder_is_reported(image_dirs, tmp_path):
     locked = a / "locked"
     make_image(locked / "hidden.png", (1, 2, 3))
     locked.chmod(0o000)
-    result = run_cli("rank", a, b, "-H", "x", "--no-cache", "--json", "-", without_capabilities=True)
+    result = run_process("rank", a, b, "-H", "x", "--no-cache", "--json", "-", without_capabilities=True)
     locked.chmod(0o755)
     assert result.returncode == 0, result.stderr
     assert "cannot read 1 sub-folder(s)" in result.stderr
@@ -362,7 +355,7 @@ def test_a_missing_api_key_is_said_before_any_image_is_read(command, image_dirs,
     """The proposer was built on first use: with no key, every image was embedded (and, with
     an LLM proposer, captioned) before the run failed."""
     monkeypatch.setattr("visdiff.cli.options.load_image_set", no_image_may_be_read)
-    assert_one_line_error(invoke(command, *image_dirs, "--llm", "gpt-4o"), 1, "no API key for 'gpt-4o'")
+    assert_one_line_error(run_cli(command, *image_dirs, "--llm", "gpt-4o"), 1, "no API key for 'gpt-4o'")
 
 
 @pytest.mark.usefixtures("no_llm_credentials")
@@ -392,7 +385,7 @@ ENDPOINT_CASES = [
 @pytest.mark.parametrize("reply, message", [c[1:] for c in ENDPOINT_CASES], ids=[c[0] for c in ENDPOINT_CASES])
 def test_faulty_llm_endpoint_exits_1_naming_it(reply, message, image_dirs):
     with FakeOpenAIServer(respond=lambda request: reply) as server:
-        result = invoke("propose", *image_dirs, "--llm", "m", "--base-url", server.base_url, "--rounds", "1",
+        result = run_cli("propose", *image_dirs, "--llm", "m", "--base-url", server.base_url, "--rounds", "1",
                         "--no-cache")
     assert_one_line_error(result, 1, message)
     assert f"LLM 'm' at {server.base_url}" in result.output
@@ -409,7 +402,7 @@ def test_error_text_from_the_llm_never_becomes_a_hypothesis(image_dirs, fake_ope
 def test_credentials_in_the_base_url_are_never_recorded(image_dirs, fake_openai, tmp_path):
     fake_openai.respond = lambda request: Reply("- reddish images\n- noisy images")
     url = fake_openai.base_url.replace("http://", "http://user:sk-SECRET-KEY@")
-    result = invoke("compare", *image_dirs, "--llm", "m", "--base-url", url, "--rounds", "1", "--out", tmp_path / "out",
+    result = run_cli("compare", *image_dirs, "--llm", "m", "--base-url", url, "--rounds", "1", "--out", tmp_path / "out",
                     "--json", tmp_path / "out.json")
     assert result.exit_code == 0, result.output
     for path in [tmp_path / "out" / "report.html", tmp_path / "out" / "results.json", tmp_path / "out.json"]:
@@ -424,7 +417,7 @@ def test_file_name_that_is_not_utf8_is_written_escaped(image_dirs, tmp_path):
     a, b = image_dirs
     with open(os.path.join(os.fsencode(a), b"caf\xe9.png"), "wb") as f:
         Image.new("RGB", (48, 40), (250, 30, 30)).save(f, format="PNG")
-    result = invoke("compare", a, b, "--out", tmp_path / "out")
+    result = run_cli("compare", a, b, "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output
     sources = [i["source"] for i in json.loads((tmp_path / "out" / "results.json").read_text())["sets"]["a"]["images"]]
     assert str(a / "caf\\xe9.png") in sources
@@ -435,7 +428,7 @@ def test_second_bench_into_the_same_folder_is_refused(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     with FileLock(out / ".lock"):
-        result = invoke("bench", MINIBENCH, "--out", out)
+        result = run_cli("bench", MINIBENCH, "--out", out)
     assert_one_line_error(result, 2, "another visdiff bench is writing to")
     assert not (out / "results.jsonl").exists()
 
@@ -446,12 +439,12 @@ def test_second_bench_into_the_same_folder_is_refused(tmp_path):
 ])
 def test_bench_with_a_misspelt_model_writes_nothing(args, message, tmp_path):
     out = tmp_path / "out"
-    assert_one_line_error(invoke("bench", MINIBENCH, *args, "--out", out), 2, message)
+    assert_one_line_error(run_cli("bench", MINIBENCH, *args, "--out", out), 2, message)
     assert not out.exists()  # its run.json would refuse the corrected rerun ("results of other settings")
 
 
 def test_spreadsheet_formulas_in_hypotheses_are_defused(image_dirs, tmp_path):
-    result = invoke("rank", *image_dirs, "-H", "=HYPERLINK(\"http://x\")", "-H", "@SUM(A1)", "-H", "+1", "-H", "-1",
+    result = run_cli("rank", *image_dirs, "-H", "=HYPERLINK(\"http://x\")", "-H", "@SUM(A1)", "-H", "+1", "-H", "-1",
                     "--csv", tmp_path / "out.csv")
     assert result.exit_code == 0, result.output
     cells = [line.split(",")[0] for line in (tmp_path / "out.csv").read_text().splitlines()[1:]]
@@ -472,7 +465,7 @@ def _corrupt_tiff(path: Path) -> None:
 def test_quiet_is_quiet_even_for_corrupt_tiffs_and_model_loading(image_dirs):
     a, b = image_dirs
     _corrupt_tiff(a / "corrupt.tif")
-    result = run_cli("rank", a, b, "-H", "a red thing", "-q", "--no-cache", "--json", "-")
+    result = run_process("rank", a, b, "-H", "a red thing", "-q", "--no-cache", "--json", "-")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # no PIL warning, no libtiff line, no "Loading weights" bar
     assert [s["reason"] for s in json.loads(result.stdout)["skipped_a"]] == ["unreadable image (decoder error -2)"]
@@ -482,7 +475,7 @@ def test_caption_reports_a_skipped_file_once(image_dirs, caplog):
     a, _ = image_dirs
     (a / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
     with caplog.at_level(logging.WARNING):
-        result = invoke("caption", a)
+        result = run_cli("caption", a)
     assert result.exit_code == 0, result.output
     assert (result.output + caplog.text).count("broken.png") == 1
 
@@ -529,7 +522,7 @@ def test_folder_lists_every_file_it_does_not_use(tmp_path):
 def test_same_images_in_both_sets_are_said(image_dirs, caplog):
     a, _ = image_dirs
     with caplog.at_level(logging.WARNING):
-        result = invoke("rank", a, a, "-H", "x")
+        result = run_cli("rank", a, a, "-H", "x")
     assert result.exit_code == 0 and "set A and set B hold the same images" in caplog.text
 
 
@@ -543,7 +536,7 @@ def test_images_repeated_in_a_set_or_shared_by_both_are_said(image_dirs, tmp_pat
     shutil.copy(a / "img0.png", a / "img0 copy.png")
     shutil.copy(a / "img1.png", b / "img1 from a.png")
     with caplog.at_level(logging.WARNING):
-        result = invoke("rank", a, b, "-H", "x")
+        result = run_cli("rank", a, b, "-H", "x")
     assert result.exit_code == 0, result.output
     assert (f"image set 'A' holds 1 image(s) more than once (same content, e.g. {a / 'img0 copy.png'} and "
             f"{a / 'img0.png'}); each copy counts in the statistics") in caplog.text

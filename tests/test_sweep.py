@@ -6,15 +6,12 @@ import json
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from visdiff.cli import app
+from tests.cli_helpers import run_cli
 from visdiff.options import RunOptions
 from visdiff.sweep import SweepSpec, report_folder, run_sweep
 
 from .conftest import make_image
-
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -61,15 +58,15 @@ def test_sweep_compares_within_each_value_and_resumes(failures_table, tmp_path):
 
 def test_sweep_refuses_other_settings_in_the_same_folder(failures_table, tmp_path):
     run_sweep(spec(failures_table), tmp_path / "out", RunOptions(show_progress=False), reports=False)
-    result = runner.invoke(app, ["sweep", str(failures_table), "--by", "label", "--group-col", "correct",
-                                 "--group-a", "False", "--group-b", "True", "--seed", "3", "--out", str(tmp_path / "out")])
+    result = run_cli("sweep", str(failures_table), "--by", "label", "--group-col", "correct",
+                                 "--group-a", "False", "--group-b", "True", "--seed", "3", "--out", str(tmp_path / "out"))
     assert result.exit_code == 2 and "holds a sweep of other settings (differs in: options.seed)" in result.output
 
 
 def test_sweep_with_a_misspelt_model_writes_nothing(failures_table, tmp_path):
     out = tmp_path / "out"
-    result = runner.invoke(app, ["sweep", str(failures_table), "--by", "label", "--group-col", "correct",
-                                 "--group-a", "False", "--group-b", "True", "--clip", "NoSuchArch:x", "--out", str(out)])
+    result = run_cli("sweep", str(failures_table), "--by", "label", "--group-col", "correct",
+                                 "--group-a", "False", "--group-b", "True", "--clip", "NoSuchArch:x", "--out", str(out))
     assert result.exit_code == 2 and "unknown open_clip architecture 'NoSuchArch'" in result.output
     assert not out.exists()  # a settings file of that model would refuse the corrected rerun
 
@@ -77,12 +74,12 @@ def test_sweep_with_a_misspelt_model_writes_nothing(failures_table, tmp_path):
 def test_cli_sweep_and_unknown_column(failures_table, tmp_path):
     args = ["sweep", str(failures_table), "--group-col", "correct", "--group-a", "False", "--group-b", "True",
             "--out", str(tmp_path / "out"), "--no-reports", "-q"]
-    result = runner.invoke(app, [*args, "--by", "label"])
+    result = run_cli(*args, "--by", "label")
     assert result.exit_code == 0, result.output
     assert "cat" in result.stdout and "dog" in result.stdout
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert list(summary["top_hypothesis"])[:2] == ["dark, underexposed photos"] * 2
-    result = runner.invoke(app, [*args, "--by", "species"])
+    result = run_cli(*args, "--by", "species")
     assert result.exit_code == 2 and "no column 'species'; columns: ['path', 'label', 'correct']" in result.output
-    result = runner.invoke(app, [*args, "--by", "label", "--group-a", "Nope"])
+    result = run_cli(*args, "--by", "label", "--group-a", "Nope")
     assert result.exit_code == 2 and "no group 'Nope' in column 'correct'; groups: ['False', 'True']" in result.output

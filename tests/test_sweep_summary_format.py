@@ -4,14 +4,11 @@ significant hypotheses as whole numbers and q as the ranked tables do (issue #23
 from __future__ import annotations
 
 import pytest
-from typer.testing import CliRunner
 
 import visdiff.sweep
-from visdiff.cli import app
+from tests.cli_helpers import run_cli
 from visdiff.report.results import csv_safe
 from visdiff.sweep import SweepRun, SweepSpec, render_index, summarize
-
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -39,8 +36,8 @@ def test_terminal_summary_shows_whole_numbers_and_small_q_in_scientific_notation
     table = tmp_path / "predictions.csv"
     table.write_text("path,label,correct\n")
     monkeypatch.setattr(visdiff.sweep, "run_sweep", lambda spec, out, options, reports: SweepRun(out, summary, 1, 1))
-    result = runner.invoke(app, ["sweep", str(table), "--by", "label", "--group-col", "correct",
-                                 "--group-a", "False", "--group-b", "True", "--out", str(tmp_path / "out")],
+    result = run_cli("sweep", str(table), "--by", "label", "--group-col", "correct",
+                                 "--group-a", "False", "--group-b", "True", "--out", str(tmp_path / "out"),
                            env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
     cat_row = next(line for line in result.stdout.splitlines() if line.lstrip().startswith("cat"))

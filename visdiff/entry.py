@@ -30,6 +30,17 @@ def _on_interrupt(signum, frame) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGINT, _on_interrupt)
+    code = run()
+    if code:
+        # Nothing left to flush into a broken stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    _exit(code)
+
+
+def run(args: list[str] | None = None, prog_name: str | None = None) -> int:
+    """Run the command line ``args`` (default: ``sys.argv[1:]``) as the executable does, up to
+    its exit: every error said in one line on stderr; return the exit code. Tests call it in
+    their own process (``tests/cli_helpers.py``); :func:`main` adds the process's part."""
     try:
         from visdiff.cli import app, setup_logging
         from visdiff.cli.errors import report_command_line_error
@@ -37,7 +48,7 @@ def main() -> None:
         setup_logging()
         try:
             # Not standalone: typer would print its own boxed errors for the command line.
-            code = app(standalone_mode=False)
+            code = app(args, prog_name=prog_name, standalone_mode=False)
             code = code if isinstance(code, int) else 0  # an exit code, or a command's return value
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else int(e.code is not None)
@@ -51,10 +62,7 @@ def main() -> None:
         # Standard output closed or full (`visdiff ... | head`, `> /dev/full`).
         sys.stderr.write(f"error: cannot write the output: {e.strerror or e}\n")
         code = EXIT_FAILURE
-    if code:
-        # Nothing left to flush into a broken stdout at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    _exit(code)
+    return code
 
 
 def _exit(code: int) -> None:
