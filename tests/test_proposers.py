@@ -284,7 +284,7 @@ def test_generation_settings_come_from_the_command_line():
 
     options = run_options({"profile": "laptop", "prompts": "paper", "temperature": "default", "max_tokens": "64",
                            "system_message": "", "llm_seed": False, "caption_beams": 5, "caption_max_tokens": 30},
-                          quiet=True)
+                          quiet=True, command="compare")
     assert options.chat_settings() == {"temperature": None, "max_tokens": 64, "send_seed": False,
                                        "system_message": "", "prompts": "paper"}
     assert options.caption_decoding("blip2") == {"num_beams": 5, "max_new_tokens": 30}

@@ -114,7 +114,7 @@ def test_usage_errors_exit_2_before_any_work(command, args, image_dirs, tmp_path
 
 @pytest.mark.parametrize("args, message", [
     (["compare", "{a}", "{b}", "--alpha", "2"],
-     "error: invalid value for '--alpha': Input should be less than or equal to 1, got '2' (see 'visdiff compare --help')"),
+     "error: invalid value for '--alpha': must be in (0, 1), got 2.0 (see 'visdiff compare --help')"),
     (["compare", "{a}", "{b}", "--frobnicate"], "error: no such option: --frobnicate (see 'visdiff compare --help')"),
     (["comapre", "{a}"], "error: no such command 'comapre'. Did you mean 'compare'? (see 'visdiff --help')"),
     (["rank"], "error: missing argument 'set_a' (see 'visdiff rank --help')"),
@@ -527,7 +527,7 @@ def test_same_images_in_both_sets_are_said(image_dirs, caplog):
 
 
 def test_images_repeated_in_a_set_or_shared_by_both_are_said(image_dirs, tmp_path, caplog):
-    """A copy counts in the t-test as an image of its own (smaller p-values than the distinct
+    """A copy counts in the test as an image of its own (smaller p-values than the distinct
     images support), and an image in both sets counts on both sides: only sets that were
     wholly the same were said."""
     a, b = (tmp_path / "copies" / side for side in "ab")
@@ -538,9 +538,9 @@ def test_images_repeated_in_a_set_or_shared_by_both_are_said(image_dirs, tmp_pat
     with caplog.at_level(logging.WARNING):
         result = run_cli("rank", a, b, "-H", "x")
     assert result.exit_code == 0, result.output
-    assert (f"image set 'A' holds 1 image(s) more than once (same content, e.g. {a / 'img0 copy.png'} and "
+    assert (f"image set 'a' holds 1 image(s) more than once (same content, e.g. {a / 'img0 copy.png'} and "
             f"{a / 'img0.png'}); each copy counts in the statistics") in caplog.text
-    assert "sets 'A' and 'B' share 1 image(s) (same content); each counts in both sets" in caplog.text
+    assert "sets 'a' and 'b' share 1 image(s) (same content); each counts in both sets" in caplog.text
     assert "hold the same images" not in caplog.text
 
 

@@ -163,8 +163,9 @@ OUTPUT_OPTIONS: dict[str, Declared] = {
 _CLI_ONLY = {"clip", "no_cache"}
 
 
-def run_options(values: dict, *, quiet: bool) -> RunOptions:
-    """A RunOptions from declared CLI values (``--clip`` -> scorer, ``--no-cache`` -> use_cache)."""
+def run_options(values: dict, *, quiet: bool, command: str) -> RunOptions:
+    """A RunOptions from the declared CLI values of ``command`` (``--clip`` -> scorer,
+    ``--no-cache`` -> use_cache)."""
     fields = {name: value for name, value in values.items() if name not in _CLI_ONLY}
     if isinstance(fields.get("profile"), Enum):
         fields["profile"] = fields["profile"].value
@@ -176,8 +177,9 @@ def run_options(values: dict, *, quiet: bool) -> RunOptions:
         fields["use_cache"] = not values["no_cache"]
     try:
         return RunOptions.build(show_progress=progress_enabled(quiet), **fields)
-    except OptionValueError as e:  # said as typer says a bad value: by its flag
-        raise InputError(f"invalid value for {flag_of(e.option)!r}: must be {e.requirement}, got {e.value!r}") from None
+    except OptionValueError as e:  # said as typer says a bad value: by its flag, with the help to see
+        raise InputError(f"invalid value for {flag_of(e.option)!r}: must be {e.requirement}, "
+                         f"got {e.value!r} (see 'visdiff {command} --help')") from None
 
 
 def flag_of(name: str) -> str:
@@ -218,7 +220,7 @@ def run_command(app: typer.Typer, name: str, *declared: str, inputs: bool = Fals
             quiet, verbose, debug = (values.get(n, False) for n in OUTPUT_OPTIONS)
             set_verbosity(quiet, verbose)
             with cli_errors(debug=debug):
-                options = run_options({n: values[n] for n in declared}, quiet=quiet)
+                options = run_options({n: values[n] for n in declared}, quiet=quiet, command=name)
                 extra = {"inputs": SetInputs(**{n: values[n] for n in given})} if inputs else {}
                 return func(options=options, **extra, **{n: v for n, v in values.items() if n in own_names})
 
