@@ -168,9 +168,9 @@ def test_bh_rejects_2d():
 def test_threaded_column_blocks_give_the_same_results(monkeypatch, kind, threads, scores_per_block):
     a, b = score_matrices(kind, 300, 200, 7, seed=4)
     single = stats.separation_stats(a, b)
-    monkeypatch.setattr(stats, "_SCORES_PER_THREAD", 100)  # force several threads
+    monkeypatch.setattr(score_summary, "_SCORES_PER_THREAD", 100)  # force several threads
     monkeypatch.setattr(stats.os, "cpu_count", lambda: threads)
-    monkeypatch.setattr(stats, "_SCORES_PER_BLOCK", scores_per_block)  # 1500: a block per column
+    monkeypatch.setattr(score_summary, "_SCORES_PER_BLOCK", scores_per_block)  # 1500: a block per column
     threaded = stats.separation_stats(a, b)
     for key, value in single.items():
         np.testing.assert_array_equal(threaded[key], value)
@@ -287,7 +287,7 @@ def test_signed_zeros_are_equal_scores():
 @pytest.mark.parametrize("side", ["scores_a", "scores_b"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_scores_are_found_in_threaded_blocks(monkeypatch, side, bad):
-    monkeypatch.setattr(stats, "_SCORES_PER_THREAD", 100)
+    monkeypatch.setattr(score_summary, "_SCORES_PER_THREAD", 100)
     monkeypatch.setattr(stats.os, "cpu_count", lambda: 3)
     a, b = score_matrices("random", 300, 200, 7, seed=5)
     (a if side == "scores_a" else b)[17, 6] = bad  # in the last block
