@@ -169,7 +169,7 @@ def test_threaded_column_blocks_give_the_same_results(monkeypatch, kind, threads
     a, b = score_matrices(kind, 300, 200, 7, seed=4)
     single = stats.separation_stats(a, b)
     monkeypatch.setattr(score_summary, "_SCORES_PER_THREAD", 100)  # force several threads
-    monkeypatch.setattr(stats.os, "cpu_count", lambda: threads)
+    monkeypatch.setattr(score_summary.os, "cpu_count", lambda: threads)
     monkeypatch.setattr(score_summary, "_SCORES_PER_BLOCK", scores_per_block)  # 1500: a block per column
     threaded = stats.separation_stats(a, b)
     for key, value in single.items():
@@ -288,7 +288,7 @@ def test_signed_zeros_are_equal_scores():
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_scores_are_found_in_threaded_blocks(monkeypatch, side, bad):
     monkeypatch.setattr(score_summary, "_SCORES_PER_THREAD", 100)
-    monkeypatch.setattr(stats.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(score_summary.os, "cpu_count", lambda: 3)
     a, b = score_matrices("random", 300, 200, 7, seed=5)
     (a if side == "scores_a" else b)[17, 6] = bad  # in the last block
     for call in (stats.separation_stats, stats.welch_ttest, stats.auroc_score, stats.check_scores):
