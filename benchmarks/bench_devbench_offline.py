@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import itertools
 import json
 import subprocess
 import sys
@@ -66,7 +65,7 @@ from visdiff.concepts import (
 )
 from visdiff.embeddings.scoring import Scoring
 from visdiff.embeddings.settings import EmbedSettings
-from visdiff.image_sets import load_image_set
+from visdiff.sources import load_image_set
 from visdiff.proposers import create_proposer
 from visdiff.proposers.vocabulary import (
     AUROC_TOLERANCE,

@@ -46,7 +46,8 @@ from visdiff.embeddings.encode import embed_image_set
 from visdiff.embeddings.jpeg import decode_jpegs, device_decodable
 from visdiff.embeddings.settings import EmbedSettings
 from visdiff.embeddings.transforms import split_transform
-from visdiff.image_sets import list_image_files, load_image_set
+from visdiff.sources import load_image_set
+from visdiff.sources.folder import list_image_files
 from visdiff.scorers import create_scorer
 from visdiff.timing import Timings
 

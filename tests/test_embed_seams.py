@@ -34,7 +34,8 @@ from visdiff.embeddings.settings import EmbedSettings
 from visdiff.embeddings.transforms import split_transform
 from visdiff.embeddings.writer import ShardWriter
 from visdiff.errors import InputError
-from visdiff.image_sets import decode_image_bytes, load_image_set
+from visdiff.decoding import decode_image_bytes
+from visdiff.sources import load_image_set
 from visdiff.timing import Timings
 
 from .conftest import TINY_CLIP_ARCH, make_image

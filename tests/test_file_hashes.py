@@ -13,7 +13,7 @@ from tests.cli_helpers import run_cli
 from visdiff import image_sets
 from visdiff.cache_root import CacheRoot
 from visdiff.file_hashes import FileHashMemo
-from visdiff.image_sets import load_image_set
+from visdiff.sources import load_image_set
 
 from .conftest import make_image
 

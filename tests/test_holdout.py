@@ -15,7 +15,7 @@ import visdiff
 from tests.cli_helpers import run_cli
 from visdiff.errors import InputError
 from visdiff.holdout import Holdout, split_positions
-from visdiff.image_sets import load_image_set
+from visdiff.sources import load_image_set
 from visdiff.ranking import rank_scores
 from visdiff.report import write_outputs
 from tests.conftest import make_image

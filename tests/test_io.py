@@ -11,7 +11,8 @@ from PIL import Image
 
 from visdiff.errors import InputError
 from visdiff.decoding import decode_image_bytes, hash_bytes
-from visdiff.image_sets import ImageSet, load_image_set
+from visdiff.image_sets import ImageSet
+from visdiff.sources import load_image_set
 from visdiff.sources.folder import list_image_files
 
 from .conftest import make_image

@@ -21,7 +21,7 @@ from visdiff.concepts import (
     property_scores,
 )
 from visdiff.errors import BackendError, InputError
-from visdiff.image_sets import load_image_set
+from visdiff.sources import load_image_set
 from visdiff.cache_root import CacheRoot
 from visdiff.embeddings.scoring import Scoring
 from visdiff.embeddings.settings import EmbedSettings

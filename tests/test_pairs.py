@@ -15,7 +15,8 @@ import pytest
 from tests.cli_helpers import run_cli
 from tests.fake_openai import Reply
 from visdiff.errors import InputError
-from visdiff.image_sets import ImageItem, ImageSet, load_image_set
+from visdiff.image_sets import ImageItem, ImageSet
+from visdiff.sources import load_image_set
 from visdiff.pairs import paired_positions
 
 from .conftest import make_image

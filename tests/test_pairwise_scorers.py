@@ -17,7 +17,7 @@ from visdiff.cache_root import CacheRoot
 from visdiff.captioning import Captioning
 from visdiff.embeddings.scoring import create_scoring
 from visdiff.errors import InputError, ServiceError
-from visdiff.image_sets import load_image_set
+from visdiff.sources import load_image_set
 from visdiff.scorers import create_scorer, list_scorers
 from visdiff.scorers.caption_llm import parse_yes_no_list
 from visdiff.scorers.vqa import parse_yes_no

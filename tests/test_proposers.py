@@ -13,7 +13,7 @@ from PIL import Image
 from tests.fake_openai import FAST_RETRY, Reply
 from visdiff.cache_root import CacheRoot
 from visdiff.errors import ServiceError
-from visdiff.image_sets import load_image_set
+from visdiff.sources import load_image_set
 from visdiff.prompts import load_prompt
 from visdiff.proposers import ProposalContext, create_proposer, list_proposers
 from visdiff.proposers.chat import parse_answer, parse_hypotheses

@@ -17,7 +17,7 @@ import ray
 
 import visdiff
 from visdiff.embeddings.cache import EmbeddingCache
-from visdiff.image_sets import load_image_set
+from visdiff.sources import load_image_set
 
 from .conftest import TINY_CLIP_ARCH, make_image
 from .test_webdataset import write_tar

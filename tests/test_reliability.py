@@ -29,7 +29,8 @@ from tests.cli_helpers import run_cli
 from tests.fake_openai import FakeOpenAIServer, Reply
 from visdiff.embeddings.cache import EmbeddingCache
 from visdiff.errors import BackendError
-from visdiff.image_sets import list_image_files, load_image_set
+from visdiff.sources import load_image_set
+from visdiff.sources.folder import list_image_files
 
 from .conftest import make_image
 

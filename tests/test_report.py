@@ -18,7 +18,7 @@ from PIL import Image
 
 from tests.conftest import make_image
 from visdiff.errors import InputError
-from visdiff.image_sets import load_image_set
+from visdiff.sources import load_image_set
 from visdiff.ranking import RESULT_COLUMNS, format_p_value, rank_directions, rank_scores
 from visdiff.report import SCHEMA_VERSION, write_outputs
 from visdiff.evidence import ThumbnailCache, short_names, top_images

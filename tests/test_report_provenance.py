@@ -18,7 +18,7 @@ from tests.conftest import make_image
 from tests.test_report import PageParser
 from visdiff.cli.options import SetInputs
 from visdiff.errors import InputError
-from visdiff.image_sets import load_image_set
+from visdiff.sources import load_image_set
 from visdiff.ranking import rank_scores
 from visdiff.report import write_outputs
 from visdiff.evidence import ThumbnailCache, top_images

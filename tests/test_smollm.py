@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from visdiff.image_sets import load_image_set
+from visdiff.sources import load_image_set
 from visdiff.proposers import ProposalContext, create_proposer
 from visdiff.proposers.chat import MAX_WORDS
 

@@ -1,18 +1,16 @@
 """The kinds of image set behind ``load_image_set``: which module loads what, the locators
-that say where an image's bytes are, brace patterns, and the names that moved."""
+that say where an image's bytes are, and brace patterns."""
 
 from __future__ import annotations
 
 import pickle
-from importlib import import_module
 
 import pytest
 from PIL import Image
 
-from visdiff import image_sets
 from visdiff.errors import InputError
-from visdiff.image_sets import FileLocator, ImageItem, load_image_set
-from visdiff.sources import SOURCES, existing_path, folder, path_list, pil_images, table, webdataset
+from visdiff.image_sets import FileLocator, ImageItem
+from visdiff.sources import SOURCES, existing_path, folder, load_image_set, path_list, pil_images, table, webdataset
 from visdiff.sources.braces import expand_braces
 
 from .conftest import make_image
@@ -32,13 +30,6 @@ def test_each_kind_of_set_is_loaded_by_its_module(image_dirs, tmp_path):
         assert len(load_image_set(source)) == 6
     # Order matters: a datasets folder is a table before it is a folder.
     assert SOURCES.index(table) < SOURCES.index(folder) and SOURCES.index(pil_images) < SOURCES.index(path_list)
-
-
-def test_names_that_moved_out_of_image_sets_are_still_imported_from_it():
-    for name, module in image_sets._MOVED.items():
-        assert getattr(image_sets, name) is getattr(import_module(module), name)
-    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
-        image_sets.nothing_here  # noqa: B018
 
 
 def test_an_item_given_a_path_or_a_file_locator_is_one_item(tmp_path):

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from visdiff.cli import app
 from visdiff.errors import InputError
 from visdiff.decoding import hash_bytes
-from visdiff.image_sets import load_image_set
+from visdiff.sources import load_image_set
 
 from .conftest import make_image
 

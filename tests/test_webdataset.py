@@ -19,8 +19,7 @@ import visdiff
 from visdiff.cli import app
 from visdiff.errors import InputError
 from visdiff.file_hashes import FileHashMemo
-from visdiff.image_sets import load_image_set
-from visdiff.sources import existing_path
+from visdiff.sources import existing_path, load_image_set
 from visdiff.sources.webdataset import TarMember
 
 from .conftest import make_image

@@ -22,7 +22,8 @@ import torch
 from visdiff.errors import InputError
 from visdiff.evidence import ThumbnailCache, short_names, top_images
 from visdiff.holdout import Holdout
-from visdiff.image_sets import ImageSet, load_image_set, warn_shared_images
+from visdiff.image_sets import ImageSet, warn_shared_images
+from visdiff.sources import load_image_set
 from visdiff.options import RunOptions
 from visdiff.pairs import paired_positions
 from visdiff.ranking import (

@@ -18,7 +18,6 @@ import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from importlib import import_module
 from itertools import combinations
 from pathlib import Path
 from typing import Protocol
@@ -234,22 +233,3 @@ class HeldBytes:
         if len(data) <= self.left:
             self.data[locator] = data
             self.left -= len(data)
-
-
-# Names that moved out of this module, still importable from it as before (the rest of the
-# project imports them from here); imported on first use, as visdiff.sources imports this module.
-_MOVED = {
-    "load_image_set": "visdiff.sources",
-    "existing_path": "visdiff.sources",
-    "check_table_options": "visdiff.sources.table",
-    "list_image_files": "visdiff.sources.folder",
-    "IMAGE_EXTENSIONS": "visdiff.decoding",
-    "hash_bytes": "visdiff.decoding",
-    "refuse_bombs": "visdiff.decoding",
-}
-
-
-def __getattr__(name: str):
-    if name in _MOVED:
-        return getattr(import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,7 +24,8 @@ import numpy as np
 
 from visdiff.comparison import Comparison
 from visdiff.errors import InputError
-from visdiff.image_sets import ImageSet, load_image_set, warn_shared_images
+from visdiff.image_sets import ImageSet, warn_shared_images
+from visdiff.sources import load_image_set
 from visdiff.options import RunOptions
 from visdiff.result import CompareResult, MultiCompareResult
 from visdiff.stages import RunStages

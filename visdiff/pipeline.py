@@ -26,7 +26,7 @@ from dataclasses import asdict
 import pandas as pd
 
 from visdiff.comparison import Comparison, holdout_split, load_sets
-from visdiff.image_sets import load_image_set
+from visdiff.sources import load_image_set
 from visdiff.multi import MultiComparison
 from visdiff.options import RunOptions
 from visdiff.ranking import clean_hypotheses

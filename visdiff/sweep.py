@@ -19,7 +19,7 @@ import pandas as pd
 
 from visdiff.atomic import write_text_atomic
 from visdiff.errors import InputError
-from visdiff.image_sets import load_image_set
+from visdiff.sources import load_image_set
 from visdiff.jsonable import to_jsonable
 from visdiff.options import RunOptions
 from visdiff.pipeline import compare

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from visdiff.errors import InputError
-from visdiff.image_sets import IMAGE_EXTENSIONS
+from visdiff.decoding import IMAGE_EXTENSIONS
 
 KNOWN_SPLITS = ("easy", "medium", "hard", "imagenetr", "imagenetstar")
 # The ImageNet-R / ImageNet* CSVs pair every group with one base group; ``misc`` is listed in

@@ -13,7 +13,7 @@ from visdiff.cli import app
 from visdiff.cli.options import (
     INPUT, GroupColumnOption, SetArgument, WhereOption, parse_where, run_command,
 )
-from visdiff.image_sets import load_image_set
+from visdiff.sources import load_image_set
 from visdiff.jsonable import to_jsonable
 from visdiff.cli.output import check_outputs, stdout, write_output
 from visdiff.options import RunOptions

@@ -11,7 +11,7 @@ import typer
 from visdiff.cli import app
 from visdiff.cli.options import run_command
 from visdiff.cli.output import JsonOption, check_outputs, stdout, write_output
-from visdiff.image_sets import existing_path
+from visdiff.sources import existing_path
 from visdiff.jsonable import to_jsonable
 from visdiff.options import RunOptions
 

@@ -26,7 +26,9 @@ from visdiff.cli.errors import cli_errors, set_verbosity
 from visdiff.embeddings.cache import DEFAULT_SHARD_IMAGES
 from visdiff.embeddings.writer import DEFAULT_SHARD_SECONDS
 from visdiff.errors import InputError, OptionValueError
-from visdiff.image_sets import ImageSet, check_table_options, existing_path, load_image_set
+from visdiff.image_sets import ImageSet
+from visdiff.sources import existing_path, load_image_set
+from visdiff.sources.table import check_table_options
 from visdiff.llm import BASE_URL_ENV
 from visdiff.options import RunOptions
 from visdiff.profiles import PROFILES

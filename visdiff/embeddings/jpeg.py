@@ -20,7 +20,7 @@ from PIL import Image
 
 from visdiff.embeddings.transforms import SplitTransform
 from visdiff.errors import InputError
-from visdiff.image_sets import decode_image_bytes, refuse_bombs
+from visdiff.decoding import decode_image_bytes, refuse_bombs
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 EXIF_ORIENTATION = 0x0112
