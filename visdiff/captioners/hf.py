@@ -57,8 +57,12 @@ LLAVA = ModelFamily("llava", "LlavaForConditionalGeneration", "llava-hf/llava-1.
 GENERIC = ModelFamily("hf", "AutoModelForImageTextToText", "", "")
 
 
-def _folder_fingerprint(folder: Path) -> str:
-    """Names, sizes and mtimes of a local model folder: retrained weights get new cache entries."""
+def weights_fingerprint(model: str) -> str:
+    """Names, sizes and mtimes of the files of ``model`` when it is a local folder (retrained
+    weights get new cache entries), else ``""`` (a hub id names its weights itself)."""
+    folder = Path(model).expanduser()
+    if not folder.is_dir():
+        return ""
     h = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         stat = path.stat()
@@ -160,11 +164,9 @@ class HFCaptioner:
             prompt = load_prompt(family.default_prompt, prompts).text.strip() if family.default_prompt else ""
         self.prompt_text = format_prompt(self.processor, family, prompt)
         self.spec = f"{family.backend}:{model}"
-        local = Path(model).expanduser()
         self.cache_id = json.dumps(
             {
-                "backend": family.backend, "model": model,
-                "weights": _folder_fingerprint(local) if local.is_dir() else "",
+                "backend": family.backend, "model": model, "weights": weights_fingerprint(model),
                 "prompt": self.prompt_text, "max_new_tokens": max_new_tokens, "num_beams": num_beams,
                 "dtype": str(self.dtype).removeprefix("torch."),
                 # Only when sampling, so greedy and beam caches keep their ids.

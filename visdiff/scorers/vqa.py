@@ -24,13 +24,12 @@ import math
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from visdiff.cache_root import CacheRoot
-from visdiff.captioners.hf import _folder_fingerprint, family_of, format_prompt, load_vision_language_model
+from visdiff.captioners.hf import family_of, format_prompt, load_vision_language_model, weights_fingerprint
 from visdiff.devices import auto_device, auto_dtype
 from visdiff.errors import BackendError, InputError, ServiceError
 from visdiff.image_sets import ImageItem
@@ -89,9 +88,8 @@ class HFVQAScorer:
         self.device = auto_device(device)
         self.dtype = auto_dtype(self.device, precision)
         self.spec = f"vqa:{model}"
-        local = Path(model).expanduser()
         self.cache_id = json.dumps(
-            {"backend": "vqa", "model": model, "weights": _folder_fingerprint(local) if local.is_dir() else "",
+            {"backend": "vqa", "model": model, "weights": weights_fingerprint(model),
              "prompt_sha256": prompt.sha256, "dtype": str(self.dtype).removeprefix("torch.")},
             sort_keys=True,
         )
