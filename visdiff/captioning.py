@@ -70,6 +70,10 @@ class Captioning:
         self.stats = CaptionStats()
         self.captions: dict[str, str] = {}
 
+    def start_unit(self) -> None:
+        """Count captions from nothing: the next unit of a sweep or benchmark counts its own."""
+        self.stats = CaptionStats()
+
     @property
     def spec(self) -> str:
         return self._captioner if isinstance(self._captioner, str) else self._captioner.spec

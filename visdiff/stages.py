@@ -207,6 +207,20 @@ class RunStages:
         self.proposal_rounds += [{"direction": set_a.name, **record} for record in context.rounds]
         return phrases
 
+    def start_unit(self) -> RunStages:
+        """These stages, ready for the next unit of a sweep or benchmark (``compare(...,
+        stages=stages.start_unit())``): models, engine, cache and proposer stay; the unit's
+        seconds, counts, proposal rounds and kept embeddings start from nothing, so its results
+        describe it alone."""
+        self.timings.reset()
+        self.proposal_rounds = []
+        for stage in ("captioning", "scoring", "proposer"):
+            built = self.__dict__.get(stage)  # built already (a cached_property)
+            # Proposers that count what they do (chat requests) say so by having start_unit.
+            if built is not None and hasattr(built, "start_unit"):
+                built.start_unit()
+        return self
+
     def built_models(self) -> dict:
         """The captioner and the scorer, built now, for reuse by later runs (``compare(...,
         **models)``): a benchmark loads its large models once for all its pairs."""

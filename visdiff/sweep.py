@@ -82,7 +82,8 @@ def run_sweep(spec: SweepSpec, out_dir: Path, options: RunOptions, *, reports: b
     """Compare A and B within every value of ``spec.by`` not yet in ``out_dir``; see module doc."""
     values = sweep_values(spec, pair_by=options.pair_by)  # checks the table and its columns before anything is written
     # Specs and the proposer too: settings written with a misspelt model would refuse the corrected rerun.
-    stages = RunStages(options, proposing=True)
+    # One set of stages for every value (its progress bars off: the sweep has its own).
+    stages = RunStages(options.replace(show_progress=False), proposing=True)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out, "visdiff sweep"):
@@ -91,11 +92,10 @@ def run_sweep(spec: SweepSpec, out_dir: Path, options: RunOptions, *, reports: b
         records = read_records(out / RESULTS_FILE, key="value", required=("value", "status"), kind="sweep")
         done = {r["value"] for r in records}
         todo = [v for v in values if v not in done]
-        models = stages.built_models() if todo else {}
         with open(out / RESULTS_FILE, "a", encoding="utf-8") as results, \
                 progress_bar(f"sweep over {spec.by}", len(todo), enabled=options.show_progress) as bar:
             for value in todo:
-                record = _compare_value(spec, value, options, models, out if reports else None)
+                record = _compare_value(spec, value, stages, out if reports else None)
                 append_record(results, record)
                 records.append(record)
                 bar.advance()
@@ -105,14 +105,15 @@ def run_sweep(spec: SweepSpec, out_dir: Path, options: RunOptions, *, reports: b
     return SweepRun(out, summary, new_values=len(todo), resumed_values=len(done))
 
 
-def _compare_value(spec: SweepSpec, value: str, options: RunOptions, models: dict, out: Path | None) -> dict:
+def _compare_value(spec: SweepSpec, value: str, stages: RunStages, out: Path | None) -> dict:
     where = {**spec.where, spec.by: value}
     record = {"value": value, "finished_at": None}
     try:
         set_a, set_b = (load_image_set(spec.table, group=group, group_column=spec.group_column, where=where,
-                                       name=f"{value}: {group}", pair_by=options.pair_by).require(2)
+                                       name=f"{value}: {group}", pair_by=stages.options.pair_by,
+                                       hashes=stages.cache.file_hashes()).require(2)
                         for group in (spec.group_a, spec.group_b))
-        result = compare(set_a, set_b, options, show_progress=False, **models)
+        result = compare(set_a, set_b, stages=stages.start_unit())
     except InputError as e:  # too few images of one group for this value: recorded, not fatal
         return {**record, "status": "skipped", "reason": str(e), "finished_at": now()}
     report = None

@@ -41,5 +41,11 @@ class Timings:
         """Count ``seconds`` spent elsewhere (by remote workers, say) as ``name``."""
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
 
+    def reset(self) -> None:
+        """Start counting from nothing (between the units of a sweep or benchmark)."""
+        if self._open:
+            raise RuntimeError(f"cannot reset the timings inside stage {self._open[-1]!r}")
+        self.seconds = {}
+
     def as_dict(self) -> dict[str, float]:
         return dict(self.seconds)

@@ -105,7 +105,7 @@ def run_benchmark(
     *,
     config: BenchConfig,
     judge: Judge,
-    models: dict | None = None,
+    stages: RunStages | None = None,
     reports: bool = False,
     show_progress: bool | None = None,
 ) -> BenchRun:
@@ -121,9 +121,9 @@ def run_benchmark(
     config : BenchConfig
     judge : Judge
         Scores the top ``config.top_k`` hypotheses of each pair.
-    models : dict, optional
-        Built ``captioner``/``scorer`` (or ``proposer``) to reuse across pairs, e.g.
-        :meth:`visdiff.stages.RunStages.built_models`; default: built here once, for all pairs.
+    stages : RunStages, optional
+        The stages every pair runs on (``RunStages(config.run, scorer=..., proposer=...)`` to
+        give built models); default: built here from ``config.run``, once for all pairs.
     reports : bool
         Also write each pair's HTML report to ``out_dir/reports/<pair id>/``.
 
@@ -132,18 +132,21 @@ def run_benchmark(
     BenchRun
         ``summary`` covers every pair recorded in ``out_dir``, from this and earlier runs.
     """
-    # Models built here from the specs: the specs are checked before the folder gets its
-    # settings, as a misspelt model written there would refuse the corrected rerun.
-    stages = RunStages(config.run, proposing=True) if models is None else None
+    # Built here from the specs: the specs are checked before the folder gets its settings, as a
+    # misspelt model written there would refuse the corrected rerun. Pairs show no progress of their own.
+    if stages is None:
+        stages = RunStages(config.run.replace(show_progress=False), proposing=True)
+    elif stages.options.identity() != config.run.identity():
+        raise InputError("stages= must be built from config.run: the results record config.run's settings")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out, "visdiff bench"):
-        return _run_in(out, benchmark, config=config, judge=judge, stages=stages, models=models, reports=reports,
+        return _run_in(out, benchmark, config=config, judge=judge, stages=stages, reports=reports,
                        show_progress=show_progress)
 
 
-def _run_in(out: Path, benchmark: Benchmark, *, config: BenchConfig, judge: Judge, stages: RunStages | None,
-            models: dict | None, reports: bool, show_progress: bool | None) -> BenchRun:
+def _run_in(out: Path, benchmark: Benchmark, *, config: BenchConfig, judge: Judge, stages: RunStages,
+            reports: bool, show_progress: bool | None) -> BenchRun:
     check_settings_file(out / RUN_FILE, {"results_version": RESULTS_VERSION, "config": config.identity(),
                                           "judge": judge.spec}, what="benchmark results",
                         defaults={"config": BenchConfig().identity()})
@@ -159,11 +162,9 @@ def _run_in(out: Path, benchmark: Benchmark, *, config: BenchConfig, judge: Judg
                          f"sets (listed in {out / 'data_issues.jsonl'}); VisDiffBench's images are a separate "
                          "download: --root names the folder that holds them")
     versions = library_versions()
-    if models is None and todo:
-        models = stages.built_models()
     with open(results_path, "a", encoding="utf-8") as results, progress_bar("benchmark pairs", len(todo), enabled=show_progress) as bar:
         for pair in todo:
-            record = run_pair(pair, config=config, judge=judge, models=models,
+            record = run_pair(pair, config=config, judge=judge, stages=stages,
                               report_dir=out / "reports" / pair.id if reports else None)
             record["versions"] = versions
             append_record(results, record)
@@ -187,11 +188,12 @@ def run_pair(
     *,
     config: BenchConfig,
     judge: Judge,
-    models: dict | None = None,
+    stages: RunStages,
     report_dir: Path | None = None,
 ) -> dict:
-    """Compare one pair and judge its top hypotheses; a pair without enough readable images
-    gives a ``skipped`` record with the reason. Service and backend failures propagate."""
+    """Compare one pair on ``stages`` (started afresh for it) and judge its top hypotheses; a
+    pair without enough readable images gives a ``skipped`` record with the reason. Service and
+    backend failures propagate."""
     started = time.perf_counter()
     pair, swapped = apply_purity(pair, config.purity, seed=config.run.seed)
     record = {
@@ -201,7 +203,7 @@ def run_pair(
     try:
         set_a = _image_set(pair.images_a, side="A", min_images=config.min_images)
         set_b = _image_set(pair.images_b, side="B", min_images=config.min_images)
-        result = visdiff.compare(set_a, set_b, config.run, show_progress=False, **(models or {}))
+        result = visdiff.compare(set_a, set_b, stages=stages.start_unit())
     except InputError as e:
         log.warning("skipping pair %s: %s", pair.id, e)
         return {**record, "status": "skipped", "reason": str(e), "judge_scores": [],
@@ -215,7 +217,7 @@ def run_pair(
     judgements = all_judgements[: config.top_k]
     scores = [j.score for j in judgements]
     judge_seconds = time.perf_counter() - judge_started
-    diagnosis = diagnose(gt_phrase=pair.name_a, gt_auroc=_ground_truth_auroc(pair.name_a, result, config.run, models),
+    diagnosis = diagnose(gt_phrase=pair.name_a, gt_auroc=_ground_truth_auroc(pair.name_a, result, stages),
                          ranked_aurocs=list(ranked_rows["auroc"]), match_scores=[j.score for j in all_judgements],
                          top_k=config.top_k)
     if report_dir is not None:
@@ -241,11 +243,9 @@ def run_pair(
     }
 
 
-def _ground_truth_auroc(phrase: str, result, options: RunOptions, models: dict | None) -> float:
-    """AUROC of the ground-truth phrase with the run's scorer (embeddings come from the cache)."""
-    scorer = (models or {}).get("scorer")
-    table = visdiff.rank([phrase], result.set_a, result.set_b, options, show_progress=False,
-                         **({"scorer": scorer} if scorer is not None else {}))
+def _ground_truth_auroc(phrase: str, result, stages: RunStages) -> float:
+    """AUROC of the ground-truth phrase with the run's scorer, on the pair's embeddings."""
+    table = visdiff.rank([phrase], result.set_a, result.set_b, stages=stages)
     return float(table["auroc"].iloc[0])
 
 

@@ -62,10 +62,10 @@ UNMERGED = visdiff.RunOptions(merge=False)
 
 
 def run(out: Path, scorer, *, proposer=None, config: BenchConfig | None = None, bench=None, reports=False):
-    return run_benchmark(
-        bench or load_benchmark(MINIBENCH), out, config=config or BenchConfig(run=UNMERGED), judge=ExactJudge(),
-        models={"proposer": proposer or FixedProposer(), "scorer": scorer}, reports=reports, show_progress=False,
-    )
+    config = config or BenchConfig(run=UNMERGED)
+    stages = visdiff.stages.RunStages(config.run, proposer=proposer or FixedProposer(), scorer=scorer)
+    return run_benchmark(bench or load_benchmark(MINIBENCH), out, config=config, judge=ExactJudge(), stages=stages,
+                         reports=reports, show_progress=False)
 
 
 def test_run_writes_one_record_per_pair_and_a_summary(tmp_path, tiny_scorer):
@@ -190,8 +190,9 @@ def test_a_folder_made_before_a_setting_existed_resumes_at_its_default(tmp_path,
     (out / "run.json").write_text(json.dumps(settings))
     proposer = FixedProposer()
     assert run(out, tiny_scorer, proposer=proposer).resumed_pairs == 3 and proposer.calls == 0
-    with pytest.raises(InputError, match=r"differs in: config\.run\.refine\)"):
-        run(out, tiny_scorer, config=BenchConfig(run=UNMERGED.replace(refine=2)))
+    # A value other than the default is another setting (refine needs a chat proposer: top_k here).
+    with pytest.raises(InputError, match=r"differs in: config\.top_k\)"):
+        run(out, tiny_scorer, config=BenchConfig(run=UNMERGED, top_k=1))
 
 
 def test_results_of_another_benchmark_are_not_taken_as_done(tmp_path, tiny_scorer):
@@ -238,22 +239,29 @@ def test_a_benchmark_without_its_images_is_refused_before_any_model_loads(tmp_pa
     root.mkdir()
     shutil.copy(MINIBENCH / "easy.jsonl", root / "easy.jsonl")
 
-    def no_models(self):
-        raise AssertionError("models were built for a benchmark without images")
+    def no_pair(self):
+        raise AssertionError("a pair was started for a benchmark without images")
 
-    monkeypatch.setattr(visdiff.stages.RunStages, "built_models", no_models)
+    monkeypatch.setattr(visdiff.stages.RunStages, "start_unit", no_pair)
     result = CliRunner().invoke(app, ["bench", str(root), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2, result.output
     assert "none of the 2 pair(s) to run has 2 image files on disk in both sets" in result.output
     assert not (tmp_path / "out" / "results.jsonl").exists() or not (tmp_path / "out" / "results.jsonl").read_text()
 
 
-def test_the_last_line_counts_the_skipped_pairs(tmp_path, tiny_clip_weights):
+def test_the_last_line_counts_the_skipped_pairs_all_run_on_one_set_of_stages(tmp_path, tiny_clip_weights,
+                                                                             monkeypatch):
+    built = []
+    real_init = visdiff.stages.RunStages.__init__
+    monkeypatch.setattr(visdiff.stages.RunStages, "__init__",
+                        lambda self, *args, **kwargs: (built.append(self), real_init(self, *args, **kwargs))[1])
     root = easy_with_unreadable_images(tmp_path / "bench")
     result = CliRunner().invoke(app, ["bench", str(root), "--out", str(tmp_path / "out"), "--scorer", tiny_clip_weights,
                                       "--no-merge"])
     assert result.exit_code == 0, result.output
     assert "2 pair(s) run (1 skipped: too few readable images), 0 already done" in result.output
+    # One for the run: a pair (and its ground-truth AUROC) once built their own, beside the run's.
+    assert len(built) == 1
 
 
 def test_purity_is_applied_and_recorded(tmp_path, tiny_scorer):

@@ -16,7 +16,7 @@ import torch
 
 from visdiff.cache_root import CacheRoot
 from visdiff.image_sets import ImageSet
-from visdiff.scorers.pairwise import ImageBlock, PairScores, PairwiseScorer
+from visdiff.scorers.pairwise import ImageBlock, PairScores, PairStats, PairwiseScorer
 from visdiff.timing import Timings
 
 
@@ -53,6 +53,10 @@ class PairScoring:
         """(n usable images, m texts) scores of one set."""
         [(block, _)] = self.embed_sets(image_set)
         return self.score_embeddings([block], texts)[0]
+
+    def start_unit(self) -> None:
+        """Count from nothing: the next unit of a sweep or benchmark counts its own pairs."""
+        self.pairs.stats = self.stats = PairStats()
 
     def finish_text_write(self) -> None:
         """Nothing to wait for: this stage writes no text embeddings."""

@@ -120,6 +120,13 @@ class Scoring:
             out.append((block, kept))
         return out
 
+    def start_unit(self) -> None:
+        """Count from nothing and let go of the embeddings kept: the next unit of a sweep or
+        benchmark counts its own images, and a long sweep holds one unit's embeddings at a time."""
+        self.finish_text_write()
+        self.stats = EmbedStats()
+        self._embedded.clear()
+
     def _known(self, image_set: ImageSet) -> torch.Tensor | None:
         """The embeddings of ``image_set`` when this run embedded it, or a set holding all its
         images (a split of it: ``--holdout``), else None."""

@@ -21,7 +21,7 @@ import numpy as np
 from visdiff.errors import ServiceError
 from visdiff.cache_root import CacheRoot
 from visdiff.image_sets import ImageSet
-from visdiff.llm import ChatClient
+from visdiff.llm import ChatClient, ChatStats
 from visdiff.progress import progress_bar
 from visdiff.ranking import dedupe_phrases
 from visdiff.prompts import Prompt, PromptSet, get_prompt_set
@@ -293,6 +293,10 @@ class ChatProposer:
                    rounds=rounds, samples_per_set=samples_per_set, n_hypotheses=n_hypotheses,
                    temperature=temperature, max_tokens=max_tokens, send_seed=send_seed, system=system,
                    prompt_set=prompt_set)
+
+    def start_unit(self) -> None:
+        """Count LLM requests from nothing: the next unit of a sweep or benchmark counts its own."""
+        self.client.stats = ChatStats()
 
     def describe(self) -> dict:
         """Settings for result records."""
