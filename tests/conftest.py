@@ -114,3 +114,22 @@ def tiny_clip_weights(tmp_path_factory) -> str:
     weights = folder / "tiny.pt"
     torch.save(model.state_dict(), weights)
     return f"open_clip:{TINY_CLIP_ARCH}:{weights}"
+
+
+@pytest.fixture(scope="module")
+def offline_models():
+    """The offline captioner and scorer, built once per module (refinement tests reuse them)."""
+    from visdiff.options import RunOptions
+    from visdiff.stages import RunStages
+
+    return RunStages(RunOptions(show_progress=False)).built_models()
+
+
+@pytest.fixture
+def dark_and_bright(tmp_path):
+    """Six dark images (A) and six bright ones (B)."""
+    a, b = tmp_path / "dark", tmp_path / "bright"
+    for i in range(6):
+        make_image(a / f"{i}.png", (35, 35, 35), noise_seed=i)
+        make_image(b / f"{i}.png", (215, 215, 215), noise_seed=50 + i)
+    return a, b

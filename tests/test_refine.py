@@ -20,9 +20,7 @@ from visdiff.proposers import create_proposer
 from visdiff.ranking import rank_scores
 from visdiff.refine import find_evidence, fraction_below
 from visdiff.report import write_outputs
-from visdiff.stages import RunStages
 
-from .conftest import make_image
 
 # Fixture: fake_openai (a scripted OpenAI-compatible server per test).
 pytest_plugins = ["tests.fake_openai"]
@@ -47,20 +45,6 @@ def test_evidence_is_what_no_top_hypothesis_explains_and_what_scores_alike():
     assert not find_evidence(torch.tensor([[2.0], [3.0]]), torch.tensor([[0.0], [1.0]]), k=5)  # nothing missed
     many = find_evidence(torch.zeros(6, 1), torch.ones(4, 1), k=3)  # every A image is missed: k shown
     assert many.unexplained == [0, 1, 2] and many.look_alikes == [0, 1, 2]
-
-
-@pytest.fixture(scope="module")
-def offline_models():
-    return RunStages(RunOptions(show_progress=False)).built_models()
-
-
-@pytest.fixture
-def dark_and_bright(tmp_path):
-    a, b = tmp_path / "dark", tmp_path / "bright"
-    for i in range(6):
-        make_image(a / f"{i}.png", (35, 35, 35), noise_seed=i)
-        make_image(b / f"{i}.png", (215, 215, 215), noise_seed=50 + i)
-    return a, b
 
 
 def scripted(refinements: list[str]):

@@ -520,10 +520,11 @@ def test_folder_lists_every_file_it_does_not_use(tmp_path):
     ]
 
 
-def test_same_images_in_both_sets_are_said(image_dirs, caplog):
+def test_same_images_in_both_sets_are_said(image_dirs, tmp_path, caplog):
     a, _ = image_dirs
+    copy = shutil.copytree(a, tmp_path / "copy of a")  # the same folder twice is refused: two names, one content
     with caplog.at_level(logging.WARNING):
-        result = run_cli("rank", a, a, "-H", "x")
+        result = run_cli("rank", a, copy, "-H", "x")
     assert result.exit_code == 0 and "set A and set B hold the same images" in caplog.text
 
 

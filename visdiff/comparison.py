@@ -29,7 +29,7 @@ from visdiff.pairs import paired_positions
 from visdiff.ranking import (
     MERGE_MIN_SCORE_CORRELATION, add_proposal_split, clean_hypotheses, merge_near_duplicates, rank_directions,
 )
-from visdiff.refine import refine_proposals
+from visdiff.refine import RefinementFailed, refine_proposals
 from visdiff.result import CompareResult, ImageGallery, RankedTable
 from visdiff.stages import RunStages
 from visdiff.stats import score_correlation
@@ -255,13 +255,17 @@ class Comparison:
     def compare(self) -> CompareResult:
         """Propose (both ways with ``both_directions``), refine (``refine`` rounds) and rank: the
         :func:`visdiff.compare` result. Its ``timings`` are this comparison's stage seconds so
-        far (set-up included); its ``proposal_rounds`` are the rounds of this call."""
+        far (set-up included); its ``proposal_rounds`` are the rounds of this call.
+
+        A refinement round that fails raises :class:`~visdiff.refine.RefinementFailed` holding
+        the result of what was proposed before it (``config["refine_stopped"]`` says why)."""
         rounds_before = len(self.stages.proposal_rounds)
         proposals = {"A": self.propose(over="a")}
         if self.options.both_directions:
             proposals["B"] = self.propose(over="b")
+        refine_stop = None
         if self.options.refine:
-            proposals = refine_proposals(self, proposals)
+            proposals, refine_stop = refine_proposals(self, proposals)
         hypotheses = [h for phrases in proposals.values() for h in phrases]
         scores_a, scores_b = self.scores(hypotheses)
         with self.stages.timings.stage("rank"):
@@ -279,7 +283,9 @@ class Comparison:
         }
         if self.holdout is not None:
             config["holdout"] = self.holdout.record({"a": self.set_a, "b": self.set_b})
-        return CompareResult(
+        if refine_stop is not None:
+            config["refine_stopped"] = refine_stop.record()
+        result = CompareResult(
             table=table,
             proposals=hypotheses,
             set_a=self.set_a,
@@ -293,6 +299,9 @@ class Comparison:
             # A copy of this call's: the run's list grows with every later proposal.
             proposal_rounds=self.stages.proposal_rounds[rounds_before:],
         )
+        if refine_stop is not None:
+            raise RefinementFailed(refine_stop, result)
+        return result
 
     def images(self, hypothesis: str, side: str = "a", k: int = 12, *, lowest: bool = False) -> ImageGallery:
         """The ``k`` images of set ``side`` that score highest (``lowest``: lowest) for

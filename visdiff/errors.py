@@ -34,3 +34,14 @@ def excerpt(text: str, limit: int = 80) -> str:
     """``text`` cut to at most ``limit`` characters for a message ("..." marks the cut): a
     user's 5,000-character hypothesis is named, not printed whole."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# Control characters (C0, DEL, C1) as ``\\xNN``: printed as they are, an ESC in a file name
+# or a hypothesis would command the terminal and a newline would forge a log line.
+_CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7f, 0xa0))}
+
+
+def display_text(text: str) -> str:
+    """``text`` (a name or hypothesis from the user's files) safe to print: its control
+    characters shown as ``\\xNN`` escapes."""
+    return text.translate(_CONTROL_ESCAPES)

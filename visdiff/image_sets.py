@@ -25,20 +25,21 @@ from typing import Protocol
 from PIL import Image
 
 from visdiff.decoding import decode_image_bytes, to_rgb
-from visdiff.errors import InputError
+from visdiff.errors import InputError, display_text
 
 log = logging.getLogger(__name__)
 
 
 def display_path(path: Path | str) -> str:
     """``path`` as printable text: bytes that are not UTF-8 in a file name (kept by Python as
-    surrogates) are shown as ``\\xNN`` escapes, so the name can go into any output file."""
+    surrogates) and control characters are shown as ``\\xNN`` escapes, so the name can go
+    into any output file or message."""
     text = os.fspath(path)
     try:
         text.encode("utf-8")
-        return text
     except UnicodeEncodeError:
-        return os.fsencode(text).decode("utf-8", errors="backslashreplace")
+        text = os.fsencode(text).decode("utf-8", errors="backslashreplace")
+    return display_text(text)
 
 
 def read_bytes(path: Path) -> bytes:

@@ -73,6 +73,20 @@ TEMPERATURE = Bounds("between 0 and 2", low=0, high=2)
 PROVIDER_DEFAULT = "default"
 
 
+# Text options where "" would run the default (or use the current folder) without a word, with
+# what each takes. system_message="" is not among them: it means "send none".
+NOT_EMPTY = {
+    "captioner": "a non-empty captioner spec such as 'hf:Salesforce/blip-image-captioning-base'",
+    "proposer": "a non-empty proposer spec such as 'llm:gpt-4o' or 'vocabulary'",
+    "scorer": "a non-empty scorer spec such as 'open_clip:ViT-B-32:laion2b_s34b_b79k'",
+    "llm": "a non-empty chat model name such as 'gpt-4o'",
+    "prompts": "a non-empty prompt set: 'strict', 'paper' or a folder of templates",
+    "cache_dir": "a non-empty folder path",
+}
+# Settings of the requests a chat proposer sends; no other proposer reads them.
+LLM_REQUEST_OPTIONS = ("temperature", "max_tokens", "system_message", "llm_seed")
+
+
 def check_url(url: str) -> str:
     """An http(s) endpoint URL, or ``InputError`` saying what a valid one looks like."""
     parsed = urlsplit(url) if isinstance(url, str) else None
@@ -227,11 +241,16 @@ class RunOptions:
                 raise InputError(f"{name} must be a string, got {value!r}")
         if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
             raise InputError(f"cache_dir must be a folder path, got {self.cache_dir!r}")
+        for name, requirement in NOT_EMPTY.items():
+            value = getattr(self, name)
+            if isinstance(value, str) and not value.strip():
+                raise OptionValueError(name, requirement, value)
         if self.prompts is not None:
             get_prompt_set(self.prompts)  # a misspelt set fails before any image is read
         check_device(self.device)
         if self.base_url is not None:
             check_url(self.base_url)
+        self._check_llm_requests_sent()
 
     def _numbers_from_text(self) -> None:
         """LLM settings given as text (the CLI's ``--temperature 0.2``, or ``default``) made numbers."""
@@ -243,6 +262,18 @@ class RunOptions:
                 except ValueError:
                     raise InputError(f"{name} must be a number or {PROVIDER_DEFAULT!r}, got {value!r}") from None
                 object.__setattr__(self, name, value)
+
+    def _check_llm_requests_sent(self) -> None:
+        """LLM request settings given for a proposer that sends no LLM requests (the offline
+        ``vocabulary``) are a usage error, not silently ignored."""
+        given = [name for name in LLM_REQUEST_OPTIONS if getattr(self, name) is not None]
+        if not given:
+            return
+        spec = PROPOSERS.check(self.proposer_spec())
+        if not PROPOSERS.has(spec.backend, "chat"):
+            flag = "--" + given[0].replace("_", "-")
+            raise InputError(f"{flag} ({given[0]}=) sets the requests of an LLM proposer; the proposer {str(spec)!r} "
+                             f"sends none: give --llm MODEL (llm=), or leave {flag} out")
 
     @classmethod
     def build(cls, options: RunOptions | None = None, **keywords) -> RunOptions:

@@ -19,6 +19,12 @@ and no look-alike).
 Every round is recorded in the run's ``proposal_rounds`` (``kind: "refine"``) with the
 prompt, answer, new phrases, best AUROC before and after, and its LLM calls (one request, two
 when the first answer is unusable).
+
+A round whose LLM request fails, or whose answer holds no usable list even when asked again
+(an error in a proposal round too), stops refinement: the phrases found before it are kept,
+and :class:`RefinementStop` says which round failed and why. The comparison ranks what it has
+and raises :class:`RefinementFailed` with that result, so a failed round is never silent and
+never costs the ranking that finished before it.
 """
 
 from __future__ import annotations
@@ -30,12 +36,14 @@ from typing import TYPE_CHECKING, Protocol
 import pandas as pd
 import torch
 
+from visdiff.errors import ServiceError
 from visdiff.proposers.chat import sampled_images
 from visdiff.ranking import dedupe_phrases, rank_scores
 
 if TYPE_CHECKING:
     from visdiff.image_sets import ImageSet
     from visdiff.options import RunOptions
+    from visdiff.result import CompareResult
     from visdiff.stages import RunStages
 
 log = logging.getLogger(__name__)
@@ -89,12 +97,44 @@ def find_evidence(scores_over: torch.Tensor, scores_other: torch.Tensor, *, k: i
                     look_alikes[alike[look_alikes] > 0.5][:k].tolist())
 
 
-def refine_proposals(comparison: Comparison, proposals: dict[str, list[str]]) -> dict[str, list[str]]:
+@dataclass(frozen=True)
+class RefinementStop:
+    """Refinement round ``round`` (1-based) of ``direction`` ("A" or "B") failed for ``reason``
+    (the service's error); no later round was asked."""
+
+    direction: str
+    round: int
+    reason: str
+
+    def message(self) -> str:
+        return f"refinement round {self.round} (more true of {self.direction}) failed: {self.reason}"
+
+    def record(self) -> dict:
+        """What results record (``config["refine_stopped"]``)."""
+        return {"direction": self.direction, "round": self.round, "reason": self.reason}
+
+
+class RefinementFailed(ServiceError):
+    """A refinement round failed; ``result`` is the ranking of what was proposed before it
+    (``result.config["refine_stopped"]`` records the round and reason)."""
+
+    def __init__(self, stop: RefinementStop, result: CompareResult) -> None:
+        super().__init__(stop.message())
+        self.stop, self.result = stop, result
+
+
+def refine_proposals(comparison: Comparison,
+                     proposals: dict[str, list[str]]) -> tuple[dict[str, list[str]], RefinementStop | None]:
     """``proposals`` (phrases per direction, "A" and maybe "B") with each direction's
-    refinement phrases appended after its own."""
+    refinement phrases appended after its own, and the failed round that stopped refinement
+    (None when none failed): the directions after it keep their proposals unrefined."""
+    refined = dict(proposals)
     with comparison.stages.timings.stage("refine"):
-        return {direction: _refine_direction(comparison, direction, phrases)
-                for direction, phrases in proposals.items()}
+        for direction, phrases in proposals.items():
+            refined[direction], stop = _refine_direction(comparison, direction, phrases)
+            if stop is not None:
+                return refined, stop
+    return refined, None
 
 
 def _ranked(comparison: Comparison, phrases: list[str], over_a: bool) -> tuple[tuple[torch.Tensor, torch.Tensor], pd.DataFrame]:
@@ -111,7 +151,9 @@ def _captions(captioning, shown) -> dict[str, str]:
     return {key: captions[key] for key in shown.keys if key in captions}
 
 
-def _refine_direction(comparison: Comparison, direction: str, phrases: list[str]) -> list[str]:
+def _refine_direction(comparison: Comparison, direction: str,
+                      phrases: list[str]) -> tuple[list[str], RefinementStop | None]:
+    """``phrases`` with the new ones of each round, and the round that failed (None if none)."""
     stages, options = comparison.stages, comparison.options
     over_a = direction == "A"
     described, other = (comparison.set_a, comparison.set_b) if over_a else (comparison.set_b, comparison.set_a)
@@ -130,9 +172,12 @@ def _refine_direction(comparison: Comparison, direction: str, phrases: list[str]
             break
         shown_over, shown_other = described.subset(evidence.unexplained), other.subset(evidence.look_alikes)
         captions_a, captions_b = (_captions(stages.captioning, shown) for shown in (shown_over, shown_other))
-        asked = stages.proposer.refine(hypotheses=list(zip(top["hypothesis"], top["auroc"].astype(float))),
-                                       captions_a=captions_a, captions_b=captions_b,
-                                       seed=options.seed, round_index=index)
+        try:
+            asked = stages.proposer.refine(hypotheses=list(zip(top["hypothesis"], top["auroc"].astype(float))),
+                                           captions_a=captions_a, captions_b=captions_b,
+                                           seed=options.seed, round_index=index)
+        except ServiceError as error:
+            return phrases, RefinementStop(direction, index + 1, str(error))
         # ``phrases`` are de-duplicated already: what dedupe keeps after them is new.
         new = dedupe_phrases([*phrases, *asked["requests"][-1]["phrases"]])[len(phrases):]
         if new:
@@ -147,6 +192,11 @@ def _refine_direction(comparison: Comparison, direction: str, phrases: list[str]
             **asked, "new_phrases": new, "best_auroc_before": best_before, "best_auroc_after": best_after,
             "llm_calls": len(asked["requests"]),
         })
+        if not asked["requests"][-1]["phrases"]:
+            # As in a proposal round: an answer with no usable list, even asked again, is the service's failure.
+            answer = asked["requests"][-1]["answer"]
+            reason = f"{stages.proposer.spec} gave no usable list, even when asked again; answer began {answer[:200]!r}"
+            return phrases, RefinementStop(direction, index + 1, reason)
         if best_after <= best_before:
             break
-    return phrases
+    return phrases, None

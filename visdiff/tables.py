@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from visdiff.errors import InputError
+from visdiff.image_sets import display_path
 from visdiff.registry import require
 
 TABLE_SUFFIXES = frozenset({".csv", ".parquet", ".pq"})
@@ -47,29 +48,49 @@ def is_table(path: Path) -> bool:
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """The whole table; text columns as str."""
+    """The whole table; text columns as str. A column name written twice is an ``InputError``."""
     try:
-        if path.is_dir():
-            datasets = require("datasets", "datasets")
-            dataset = datasets.load_from_disk(str(path))
-            # Keep images as they were stored ({"bytes", "path"}), not decoded to PIL here.
-            for column, feature in dataset.features.items():
-                if isinstance(feature, datasets.Image):
-                    dataset = dataset.cast_column(column, datasets.Image(decode=False))
-            return dataset.to_pandas()
-        if path.suffix.lower() == ".csv":
-            # utf-8-sig: spreadsheets often start CSVs with a byte-order mark.
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        require("pyarrow", "tables")
-        return pd.read_parquet(path)
+        table, header = _read_table_and_header(path)
     except pd.errors.EmptyDataError as e:
-        raise InputError(f"{path} is empty: expected a header with a path column") from e
+        raise InputError(f"{display_path(path)} is empty: expected a header with a path column") from e
     except UnicodeDecodeError as e:
-        raise InputError(f"{path} is not a readable UTF-8 CSV: {e}") from e
+        raise InputError(f"{display_path(path)} is not a readable UTF-8 CSV: {e}") from e
     except (pd.errors.ParserError, ValueError) as e:
-        raise InputError(f"cannot read table {path}: {e}") from e
+        raise InputError(f"cannot read table {display_path(path)}: {e}") from e
     except OSError as e:
-        raise InputError(f"cannot read table {path}: {e.strerror or e}") from e
+        raise InputError(f"cannot read table {display_path(path)}: {e.strerror or e}") from e
+    _require_unique_columns(path, header)
+    return table
+
+
+def _read_table_and_header(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """The whole table and its column names as written."""
+    if path.is_dir():
+        datasets = require("datasets", "datasets")
+        dataset = datasets.load_from_disk(str(path))
+        # Keep images as they were stored ({"bytes", "path"}), not decoded to PIL here.
+        for column, feature in dataset.features.items():
+            if isinstance(feature, datasets.Image):
+                dataset = dataset.cast_column(column, datasets.Image(decode=False))
+        table = dataset.to_pandas()
+        return table, list(table.columns)
+    if path.suffix.lower() == ".csv":
+        # utf-8-sig: spreadsheets often start CSVs with a byte-order mark.
+        csv_options = dict(dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        # pandas renames a repeated column (path, path.1): only the first row read as data shows it.
+        header = pd.read_csv(path, header=None, nrows=1, **csv_options).iloc[0].tolist()
+        return pd.read_csv(path, **csv_options), header
+    require("pyarrow", "tables")
+    table = pd.read_parquet(path)
+    return table, list(table.columns)
+
+
+def _require_unique_columns(path: Path, columns: list[str]) -> None:
+    """``InputError`` naming a column name the table repeats: which of them to read is a guess."""
+    repeated = sorted({column for column in columns if column and columns.count(column) > 1})
+    if repeated:
+        raise InputError(f"{display_path(path)} has more than one column named {', '.join(map(repr, repeated))}; "
+                         "rename or remove all but one")
 
 
 def _values(table: pd.DataFrame, column: str) -> str:
@@ -80,7 +101,7 @@ def _values(table: pd.DataFrame, column: str) -> str:
 
 def _require_column(table: pd.DataFrame, column: str, path: Path, what: str) -> None:
     if column not in table.columns:
-        raise InputError(f"{path} has no {what} column {column!r}; columns: {list(table.columns)}")
+        raise InputError(f"{display_path(path)} has no {what} column {column!r}; columns: {list(table.columns)}")
 
 
 def _rows_where(path: Path, where: Mapping[str, str] | None) -> pd.DataFrame:
@@ -90,7 +111,7 @@ def _rows_where(path: Path, where: Mapping[str, str] | None) -> pd.DataFrame:
         _require_column(table, column, path, "--where")
         matches = table[column].astype(str) == str(value)
         if not matches.any():
-            raise InputError(f"{path}: no row has {column}={value!r}; values: {_values(table, column)}")
+            raise InputError(f"{display_path(path)}: no row has {column}={value!r}; values: {_values(table, column)}")
         table = table[matches]
     return table
 
@@ -113,8 +134,8 @@ def require_values(table: pd.DataFrame, group_column: str, groups: Sequence[str]
     if missing:
         # A group of the table that --where filtered out is not "missing" from the table.
         kept = f" among the rows with {', '.join(f'{c}={v}' for c, v in where.items())}" if where else ""
-        raise InputError(f"{path} has no group {', '.join(map(repr, missing))} in column {group_column!r}{kept}; "
-                         f"groups: {_values(table, group_column)}")
+        raise InputError(f"{display_path(path)} has no group {', '.join(map(repr, missing))} in column "
+                         f"{group_column!r}{kept}; groups: {_values(table, group_column)}")
 
 
 def select_rows(path: Path, *, group: str | None = None, group_column: str = DEFAULT_GROUP_COLUMN,
@@ -133,28 +154,28 @@ def select_rows(path: Path, *, group: str | None = None, group_column: str = DEF
         groups = sorted(table[group_column].astype(str).unique())
         if group is None:
             if len(groups) != 1:
-                raise InputError(f"{path} has groups {groups[:_SHOWN_VALUES]}; choose one (group= in Python, "
-                                 "--group-a/--group-b on the command line)")
+                raise InputError(f"{display_path(path)} has groups {groups[:_SHOWN_VALUES]}; choose one (group= in "
+                                 "Python, --group-a/--group-b on the command line)")
             group = groups[0]
         require_values(table, group_column, [group], path, where)
         table = table[table[group_column].astype(str) == group]
     image_column = next((c for c in IMAGE_COLUMNS if c in table.columns), None)
     if image_column is None:
-        raise InputError(f"{path} has no image column; expected one of {', '.join(IMAGE_COLUMNS)}, "
+        raise InputError(f"{display_path(path)} has no image column; expected one of {', '.join(IMAGE_COLUMNS)}, "
                          f"found columns {list(table.columns)}")
     images, labels = [], []
     for row, value in enumerate(table[image_column], start=1):
-        label = f"{path}[row {row}]"
+        label = f"{display_path(path)}[row {row}]"
         if isinstance(value, dict):  # datasets' Image feature, not decoded
             data, stored_path = value.get("bytes"), value.get("path")
             value = data if data else stored_path
-            label = stored_path or label
+            label = display_path(stored_path) if stored_path else label
         if isinstance(value, (bytes, bytearray)) and value:
             images.append(bytes(value))
         elif isinstance(value, str) and value.strip():
             images.append(value.strip())
         else:
-            raise InputError(f"{path}, row {row}: empty {image_column!r}")
+            raise InputError(f"{display_path(path)}, row {row}: empty {image_column!r}")
         labels.append(label)
     folder = path if path.is_dir() else path.parent
     pair_keys = None if pair_by is None else [_pair_key(value) for value in table[pair_by]]

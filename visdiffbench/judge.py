@@ -8,7 +8,9 @@ The ``difference`` field is never shown to a judge; only the set names are, as i
     The paper's protocol: an OpenAI-compatible chat model answers 2, 1 or 0 per hypothesis
     (prompt ``judge``). The answer must be exactly one digit (a trailing period is allowed);
     anything else is recorded as unjudged (score ``None``) with the raw answer, never guessed.
-    Answers are cached by :class:`visdiff.llm.ChatClient`.
+    An empty answer (no choice, or no text) is the service's failure, as an answer that is no
+    chat completion is: ``ServiceError``, never a score. Answers are cached by
+    :class:`visdiff.llm.ChatClient`.
 ``offline``
     No API: all-MiniLM-L6-v2 sentence embeddings. See :class:`OfflineJudge`.
 """
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from visdiff.cache_root import CacheRoot
-from visdiff.errors import BackendError, InputError
+from visdiff.errors import BackendError, InputError, ServiceError, excerpt
 from visdiff.prompts import load_prompt
 
 RUBRIC_SCORES = {"2": 1.0, "1": 0.5, "0": 0.0}
@@ -92,6 +94,10 @@ class LLMJudge:
         for hypothesis in hypotheses:
             text = self.prompt.render(name_a=name_a, name_b=name_b, hypothesis=hypothesis)
             answer = self.client.chat([{"role": "user", "content": text}], temperature=0, max_tokens=5)
+            if not answer.strip():
+                # Nothing was answered: scoring it (or counting it unjudged) would read as a miss.
+                raise ServiceError(f"judge LLM {self.client.model!r} at {self.client.endpoint}: empty answer "
+                                   f"(no choice or no text) for hypothesis {excerpt(hypothesis)!r}")
             judgements.append(Judgement(hypothesis, parse_rubric_answer(answer), answer.strip()))
         return judgements
 

@@ -12,8 +12,9 @@ import typer
 from visdiff.cli import app
 from visdiff.cli.compare import COMPARE_OPTIONS
 from visdiff.cli.options import run_command
-from visdiff.cli.output import render_summary, stderr
-from visdiff.options import RunOptions
+from visdiff.cli.output import render_summary, results_folder, stderr
+from visdiff.errors import InputError
+from visdiff.options import RunOptions, check_url
 
 BENCH_PANEL = "Benchmark"
 JUDGE_PANEL = "Judge"
@@ -41,7 +42,7 @@ def bench_command(
     root: Annotated[Path | None, typer.Option(exists=True, file_okay=False, help="Folder the image paths are relative to (default: the file's folder; for CSVs <folder>/VisDiffBench if present).", rich_help_panel=BENCH_PANEL)] = None,
     split: Annotated[str | None, typer.Option("--split", help="Only these splits, comma-separated (e.g. easy,medium,hard).", rich_help_panel=BENCH_PANEL)] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most N pairs per split.", rich_help_panel=BENCH_PANEL)] = None,
-    out: Annotated[Path | None, typer.Option("--out", file_okay=False, help="Results folder (default: bench-out/<benchmark>-<profile>-<judge>). Rerunning into it resumes.", rich_help_panel=BENCH_PANEL)] = None,
+    out: Annotated[str | None, typer.Option("--out", help="Results folder (default: bench-out/<benchmark>-<profile>-<judge>). Rerunning into it resumes.", rich_help_panel=BENCH_PANEL)] = None,
     purity: Annotated[float, typer.Option(min=0.0, max=1.0, help="Swap a fraction 1-p of set A with set B (paper Fig. 4).", rich_help_panel=BENCH_PANEL)] = 1.0,
     min_images: Annotated[int, typer.Option(min=2, help="Skip a pair when a set has fewer readable images.", rich_help_panel=BENCH_PANEL)] = 2,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Ranked hypotheses that count for accuracy (Acc@5 needs 5); a miss is a pair with no full match among them.", rich_help_panel=BENCH_PANEL)] = 5,
@@ -55,6 +56,8 @@ def bench_command(
     """Run compare on every benchmark pair, judge its hypotheses, and print Acc@1/Acc@5 per split
     beside the paper's numbers, and why each miss was missed. Results go to <out>/results.jsonl (one line per pair) and
     <out>/summary.md / summary.csv; interrupt and rerun to resume."""
+    _check_judge_options(judge, judge_llm, judge_base_url)
+    out_folder = results_folder(out)
     from visdiffbench import BenchConfig, create_judge, load_benchmark, run_benchmark
     from visdiffbench.run import DIAGNOSIS_NOTE
 
@@ -64,7 +67,7 @@ def bench_command(
                          top_k=top_k, min_images=min_images)
     built_judge = create_judge(judge.value, llm=judge_llm, base_url=judge_base_url or options.base_url,
                                cache=options.cache_root(), prompt=judge_prompt, prompts=options.prompt_set())
-    out_dir = out or Path("bench-out") / f"{Path(bench).stem}-{options.profile}-{judge.value}"
+    out_dir = out_folder or Path("bench-out") / f"{Path(bench).stem}-{options.profile}-{judge.value}"
     run = run_benchmark(benchmark, out_dir, config=config, judge=built_judge, reports=reports,
                         show_progress=options.show_progress)
     from visdiffbench.metrics import PAPER_NOTE
@@ -78,6 +81,19 @@ def bench_command(
     skipped = f" ({run.new_skipped} skipped: too few readable images)" if run.new_skipped else ""
     stderr.print(f"{run.new_pairs} pair(s) run{skipped}, {run.resumed_pairs} already done; results in {run.out_dir}",
                  highlight=False)
+
+
+def _check_judge_options(judge: JudgeName, judge_llm: str | None, judge_base_url: str | None) -> None:
+    """The llm judge's model and endpoint, checked before any benchmark file is read or pair runs."""
+    if judge is JudgeName.llm and not (judge_llm or "").strip():
+        raise InputError("--judge llm needs --judge-llm MODEL (a chat model such as gpt-4o); "
+                         "or use --judge offline")
+    if judge_base_url is not None:
+        try:
+            check_url(judge_base_url)
+        except InputError as e:
+            raise InputError(f"--judge-base-url: {e}") from None
+
 
 
 def _report_issues(issues, *, quiet: bool) -> None:

@@ -10,13 +10,14 @@ import typer
 from visdiff.cli import app
 from visdiff.cli.options import SetInputs, run_command
 from visdiff.cli.output import (
-    CsvOption, JsonOption, check_outputs, render_ranking, report_skipped, report_skipped_sets, stderr, write_table,
+    CsvOption, JsonOption, check_outputs, render_ranking, report_skipped, report_skipped_sets, results_folder, stderr,
+    write_table,
 )
 from visdiff.options import RunOptions
 from visdiff.profiles import DEFAULT_PROFILE
 
 if TYPE_CHECKING:
-    from visdiff.result import MultiCompareResult
+    from visdiff.result import CompareResult, MultiCompareResult
 
 COMPARE_OPTIONS = ("profile", "captioner", "proposer", "scorer", "clip", "device", "batch_size", "llm", "base_url",
                    "rounds", "samples_per_set", "seed", "both_directions", "pair_by", "refine", "alpha", "holdout",
@@ -35,7 +36,7 @@ def compare_command(
     inputs: SetInputs,
     options: RunOptions,
     top: Annotated[int | None, typer.Option(min=1, help="Show only the best N rows per direction.", rich_help_panel="Output")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write report.html, results.json and results.csv into this folder.", rich_help_panel="Output", file_okay=False)] = None,
+    out: Annotated[str | None, typer.Option("--out", help="Write report.html, results.json and results.csv into this folder.", rich_help_panel="Output")] = None,
     json_out: JsonOption = None,
     csv_out: CsvOption = None,
     quiet: bool = False,
@@ -45,6 +46,7 @@ def compare_command(
 
     With three or more sets (or --group values), each set is described against all the others.
     """
+    out = results_folder(out)
     check_outputs(json_out, csv_out, folder=out)
     if not quiet and options.profile == DEFAULT_PROFILE and not any((options.captioner, options.proposer, options.scorer, options.llm)):
         stderr.print(OFFLINE_NOTE, highlight=False, soft_wrap=True)
@@ -55,11 +57,25 @@ def compare_command(
     sets, stages = inputs.load(options, proposing=True)
     # The pipeline (torch) once the sets are read: not for --help, nor before a missing set is said.
     from visdiff.pipeline import compare, compare_many
+    from visdiff.refine import RefinementFailed
 
     if len(sets) > 2:
         show_many(compare_many(sets, stages=stages), out=out, json_out=json_out, csv_out=csv_out, top=top, all_rows=all_rows)
         return
-    result = compare(*sets, stages=stages)
+    try:
+        result = compare(*sets, stages=stages)
+    except RefinementFailed as failed:
+        # The ranking that finished before the failed round is shown and written; the run still
+        # fails (exit 1, the round and the service's error in one line).
+        show(failed.result, title=inputs.title, out=out, json_out=json_out, csv_out=csv_out, top=top, all_rows=all_rows)
+        raise
+    show(result, title=inputs.title, out=out, json_out=json_out, csv_out=csv_out, top=top, all_rows=all_rows)
+
+
+def show(result: CompareResult, *, title: str, out: Path | None, json_out: Path | None, csv_out: Path | None,
+         top: int | None, all_rows: bool) -> None:
+    """Outputs of a comparison of two sets: the tables (per direction), the report folder,
+    JSON and CSV."""
     if out is not None:
         from visdiff.report import write_outputs
 
@@ -67,13 +83,13 @@ def compare_command(
     report_skipped(result.config)
     table = result.table
     if str(json_out) != "-" and str(csv_out) != "-":
-        title = f"{inputs.title}  ({result.config['scorer']})"
+        heading = f"{title}  ({result.config['scorer']})"
         if "direction" in table:
             for side in ("A", "B"):  # the title names the sets; each table says "more true of A" (or B)
-                render_ranking(table[table["direction"] == side], title=title, limit=top, favoured=side,
+                render_ranking(table[table["direction"] == side], title=heading, limit=top, favoured=side,
                                supported_only=not all_rows)
         else:
-            render_ranking(table, title=title, limit=top, supported_only=not all_rows)
+            render_ranking(table, title=heading, limit=top, supported_only=not all_rows)
     write_table(table, json_path=json_out, csv_path=csv_out, set_names=(result.set_a.name, result.set_b.name),
                 extra={"config": result.config, "timings": result.timings, "proposals": result.proposals})
     if out is not None:

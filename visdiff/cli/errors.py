@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from visdiff.errors import InputError, VisdiffError
+from visdiff.errors import InputError, VisdiffError, display_text
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -27,7 +27,8 @@ stderr = Console(stderr=True)
 
 
 def fail(message: str, code: int) -> typer.Exit:
-    stderr.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    # A message can carry a user's file or set name: neither markup nor control characters reach the terminal.
+    stderr.print(f"[red]error:[/red] {escape(display_text(message))}", highlight=False, soft_wrap=True)
     return typer.Exit(code=code)
 
 

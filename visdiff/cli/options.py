@@ -145,7 +145,8 @@ DECLARED: dict[str, Declared] = {
     "merge_threshold": Declared(Annotated[float, typer.Option(
         "--merge-threshold", help="Cosine similarity of the scorer's text embeddings at which two proposals "
         "merge.")], DEFAULT_MERGE_THRESHOLD),
-    "cache_dir": Declared(Annotated[Path | None, typer.Option(
+    # Text, not a Path: typer makes '' the path '.', and RunOptions refuses '' only as text.
+    "cache_dir": Declared(Annotated[str | None, typer.Option(
         "--cache-dir", envvar=CACHE_ENV, help="Cache folder (default: the user cache dir).",
         rich_help_panel=CACHE)]),
     "no_cache": Declared(Annotated[bool, typer.Option(
@@ -346,15 +347,13 @@ class SetInputs:
         if self.groups:  # every value checked before any image is read
             check_table_options(self.set_a, group=self.groups[0])
             require_groups(self.set_a, self.groups, group_column=self.group_col, where=filters)
-        from visdiff.stages import RunStages  # torch: only once sets are to be compared
+        from visdiff.multi import set_names  # torch: only once sets are to be compared
+        from visdiff.stages import RunStages
 
+        names = self.names()
+        set_names(sources, names)  # distinct (--group music --group music), before any model or image
         # Specs, --cache-dir and the proposer (its API key) fail before any file is read.
         stages = RunStages(options, proposing=proposing)
-        names = self.names()
-        if len(sources) > 2:
-            from visdiff.multi import set_names  # torch: only once sets are to be compared
-
-            set_names(sources, names)  # distinct, before any image is read
         hashes = stages.cache.file_hashes()
         sets = [load_image_set(source, group=group, group_column=self.group_col, where=filters, name=name,
                                hashes=hashes, pair_by=options.pair_by)

@@ -16,11 +16,15 @@ from rich.table import Table
 from rich.text import Text
 
 from visdiff.cache_root import check_writable_folder
-from visdiff.errors import InputError
+from visdiff.errors import InputError, display_text, excerpt
 from visdiff.jsonable import to_jsonable
 from visdiff.report.results import csv_safe, provenance
 from visdiff.ranking import format_p_value
 from visdiff.stats import AUROC_INTERVAL_METHOD
+
+# Characters of a hypothesis shown in the terminal table (the JSON and CSV keep it whole): a
+# 100 KB hypothesis would otherwise fill thousands of lines.
+SHOWN_HYPOTHESIS_CHARS = 200
 
 
 stdout = Console()
@@ -30,6 +34,18 @@ JsonOption = Annotated[Path | None, typer.Option(
     "--json", help="Write results as JSON to this file ('-' for stdout).", rich_help_panel="Output", dir_okay=False)]
 CsvOption = Annotated[Path | None, typer.Option(
     "--csv", help="Write results as CSV to this file ('-' for stdout).", rich_help_panel="Output", dir_okay=False)]
+
+
+def results_folder(out: str | None) -> Path | None:
+    """``--out`` as a folder path, or None when not given. Declared as text: a path option reads
+    ``--out ''`` as ".", and the results would land in the current folder."""
+    if out is None:
+        return None
+    if not out.strip():
+        raise InputError("--out is empty: give a results folder, or leave --out out")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise InputError(f"--out {out!r} is a file, not a folder")
+    return Path(out)
 
 
 def check_outputs(*files: Path | None, folder: Path | None = None) -> None:
@@ -88,6 +104,8 @@ def render_ranking(table: pd.DataFrame, *, title: str = "", limit: int | None = 
     look unreliable). They are "not significant", not "at chance": on a few images even an
     AUROC of 0.8 can fall short of significance.
     """
+    # Set names come from folder and file names: printed as text (not markup), controls escaped.
+    title = display_text(title)
     favouring = table["favours"] == favoured
     contrary, table = table[~favouring], table[favouring]
     shown = table[table["significant"].astype(bool)] if supported_only else table
@@ -98,8 +116,8 @@ def render_ranking(table: pd.DataFrame, *, title: str = "", limit: int | None = 
         title = f"{title}: more true of {favoured}" if title else f"more true of {favoured}"
         stdout.print(_ranking_view(shown if limit is None else shown.head(limit), title=title, favoured=favoured))
     else:
-        stdout.print(f"{title}: no candidate scores higher on {favoured}" if title else
-                     f"no candidate scores higher on {favoured}", highlight=False)
+        stdout.print(Text(f"{title}: no candidate scores higher on {favoured}" if title else
+                          f"no candidate scores higher on {favoured}"))
     if supported_only and len(shown) and not shown["significant"].astype(bool).any():
         stdout.print("No candidate is significant: the row above is only the best of those tried.", highlight=False)
     if len(not_significant):
@@ -123,8 +141,8 @@ def _ranking_view(rows: pd.DataFrame, *, title: str, favoured: str) -> Table:
                f"CI: {AUROC_INTERVAL_METHOD}")
     if held_out:
         caption = f"{caption}\n{split_caption(rows.attrs)}"
-    view = Table(title=title or None, show_lines=False, caption=caption, box=box.SIMPLE_HEAD, pad_edge=False,
-                 collapse_padding=True)
+    view = Table(title=Text(title) if title else None, show_lines=False, caption=caption, box=box.SIMPLE_HEAD,
+                 pad_edge=False, collapse_padding=True)
     view.add_column("#", justify="right")
     view.add_column("hypothesis", ratio=1, min_width=10)
     columns = ["AUROC (95% CI)", "mean A", "mean B", f"p ({favoured}>{other})", "q", "sig."]
@@ -134,11 +152,11 @@ def _ranking_view(rows: pd.DataFrame, *, title: str, favoured: str) -> Table:
         view.add_column(name, justify="center" if name == "sig." else "right", no_wrap=True)
     for i, row in enumerate(rows.itertuples(index=False), start=1):
         # Text cells: a hypothesis is shown as written, never read as markup.
-        hypothesis = Text(row.hypothesis)
+        hypothesis = Text(_shown_hypothesis(row.hypothesis))
         if row.constant:
             hypothesis.append(" (same score on every image: says nothing)", style="yellow")
         if getattr(row, "merged", None):
-            hypothesis.append(f" (also: {'; '.join(row.merged)})", style="dim")
+            hypothesis.append(f" (also: {'; '.join(map(_shown_hypothesis, row.merged))})", style="dim")
         proposal = [f"{row.auroc_proposal:.3f}", format_p_value(row.p_greater_proposal)] if held_out else []
         view.add_row(
             str(i), hypothesis, f"{row.auroc:.3f} ({row.auroc_low:.2f}-{row.auroc_high:.2f})", *proposal,
@@ -146,6 +164,11 @@ def _ranking_view(rows: pd.DataFrame, *, title: str, favoured: str) -> Table:
             "✓" if row.significant else "·",
         )
     return view
+
+
+def _shown_hypothesis(hypothesis: str) -> str:
+    """A hypothesis as the terminal table shows it: control characters escaped, then cut."""
+    return excerpt(display_text(hypothesis), SHOWN_HYPOTHESIS_CHARS)
 
 
 def split_caption(attrs: dict) -> str:

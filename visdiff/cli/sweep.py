@@ -13,7 +13,7 @@ from visdiff.cli.compare import COMPARE_OPTIONS
 from visdiff.cli.options import (
     GroupColumnOption, WhereOption, parse_where, run_command,
 )
-from visdiff.cli.output import render_summary, stderr
+from visdiff.cli.output import render_summary, results_folder, stderr
 from visdiff.options import RunOptions
 from visdiff.ranking import format_p_value
 from visdiff.tables import DEFAULT_GROUP_COLUMN
@@ -33,7 +33,7 @@ def sweep_command(
     group_col: GroupColumnOption = DEFAULT_GROUP_COLUMN,
     where: WhereOption = None,
     top: Annotated[int, typer.Option(min=1, help="Ranked hypotheses kept per value in results.jsonl.", rich_help_panel=SWEEP)] = 5,
-    out: Annotated[Path | None, typer.Option("--out", file_okay=False, help="Results folder (default: sweep-out/<table>-<by>). Rerunning into it resumes.", rich_help_panel=SWEEP)] = None,
+    out: Annotated[str | None, typer.Option("--out", help="Results folder (default: sweep-out/<table>-<by>). Rerunning into it resumes.", rich_help_panel=SWEEP)] = None,
     no_reports: Annotated[bool, typer.Option("--no-reports", help="Skip the per-value HTML reports.", rich_help_panel=SWEEP)] = False,
 ) -> None:
     """Compare --group-a with --group-b within every value of --by (e.g. per class), sharing models and
@@ -43,7 +43,7 @@ def sweep_command(
 
     spec = SweepSpec(table=table, by=by, group_a=group_a, group_b=group_b, group_column=group_col,
                      where=parse_where(where), top=top)
-    out_dir = out or Path("sweep-out") / f"{table.stem}-{by}"
+    out_dir = results_folder(out) or Path("sweep-out") / f"{table.stem}-{by}"
     run = run_sweep(spec, out_dir, options, reports=not no_reports)
     render_summary(shown_summary(run.summary), title=f"{table}: per {by}, {group_a} vs {group_b}", headers=SHOWN_HEADERS)
     stderr.print(f"{run.new_values} value(s) run, {run.resumed_values} already done; index: {run.out_dir / 'index.html'}",

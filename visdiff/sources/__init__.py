@@ -74,7 +74,7 @@ def existing_path(source: str | os.PathLike) -> Path:
     if webdataset.accepts(path) and has_braces(str(path)):
         webdataset.shard_paths(path)
     elif not path.exists():
-        raise InputError(f"no such file or folder: {path}")
+        raise InputError(f"no such file or folder: {display_path(path)}")
     return path
 
 
@@ -90,8 +90,9 @@ def _as_path_or_list(source) -> Path | list:
 def _not_a_set(path: Path) -> InputError:
     """One image where a set is expected is most often a shell pattern (dir/*.jpg) that gave
     one argument per file."""
-    parent = display_path(path.parent)
-    hint = (f"; give the folder {parent} (a shell pattern like {parent}/*{path.suffix} passes each file as a set)"
+    parent, suffix = display_path(path.parent), display_path(path.suffix)
+    hint = (f"; give the folder {parent} (a shell pattern like {parent}/*{suffix} passes each file as a set)"
             if has_image_extension(path) else "")
-    return InputError(f"{path} is neither a folder nor a table of images ({', '.join(sorted(TABLE_SUFFIXES))}, or a "
-                      f"datasets save_to_disk folder), nor WebDataset tar shards ({webdataset.SUFFIX}){hint}")
+    return InputError(f"{display_path(path)} is neither a folder nor a table of images "
+                      f"({', '.join(sorted(TABLE_SUFFIXES))}, or a datasets save_to_disk folder), "
+                      f"nor WebDataset tar shards ({webdataset.SUFFIX}){hint}")

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from visdiff.errors import InputError
-from visdiff.image_sets import ImageSet, SkippedImage
+from visdiff.image_sets import ImageSet, SkippedImage, display_path
 from visdiff.sources.base import LoadOptions, assemble
 from visdiff.sources.files import probe_files
 
@@ -25,7 +25,7 @@ def load(paths: list, options: LoadOptions) -> ImageSet:
         raise InputError(f"cannot use {type(bad[0]).__name__} as an image source")
     missing = [p for p in paths if not Path(p).exists()]
     for p in missing:
-        log.warning("skipping %s: no such file", p)
+        log.warning("skipping %s: no such file", display_path(p))
     present = [Path(p) for p in paths if Path(p).exists()]
     return assemble(probe_files(present, options.hashes), name=options.name or "",
-                    skipped=[SkippedImage(str(p), "no such file") for p in missing])
+                    skipped=[SkippedImage(display_path(p), "no such file") for p in missing])

@@ -71,7 +71,7 @@ def shard_paths(pattern: Path) -> list[Path]:
     if not missing:
         return shards
     if len(shards) == 1:
-        raise InputError(f"no such file or folder: {pattern}")
+        raise InputError(f"no such file or folder: {display_path(pattern)}")
     shown = ", ".join(display_path(shard) for shard in missing[:3]) + (" ..." if len(missing) > 3 else "")
     if len(missing) == len(shards):
         raise InputError(f"no file matches {display_path(pattern)}: none of its {len(shards)} tar shards exists "
@@ -103,8 +103,8 @@ class ShardListing:
         elif not has_image_extension(info.name):
             self.not_images.append(SkippedImage(member.label, "not an image file"))
         elif (key := sample_key(info.name)) in samples:
-            self.more_images.append(SkippedImage(member.label, f"another image of sample {key} "
-                                                               f"({samples[key]} is used)"))
+            self.more_images.append(SkippedImage(member.label, f"another image of sample {display_path(key)} "
+                                                               f"({display_path(samples[key])} is used)"))
         else:
             samples[key] = info.name
             self.members.append(member)
