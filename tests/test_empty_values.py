@@ -96,3 +96,21 @@ def test_an_empty_out_of_compare_and_sweep_is_a_usage_error(image_dirs, music_ta
             [music_table, "--by", "group_name", "--group-a", "x", "--group-b", "y"])
     assert_usage_error(run_cli(command, *args, "--out", ""), "--out is empty")
     assert not any(tmp_path.glob("*.json")) and not any(tmp_path.glob("*.html"))
+
+
+@pytest.mark.parametrize("command", [["info"], ["compact"], ["clear", "--yes"]])
+def test_a_cache_dir_that_is_a_file_is_a_usage_error_for_cache_commands_too(tmp_path, command):
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("kept")
+    # `cache info` said "nothing cached" with exit 0 where compare said the cache dir cannot be used.
+    assert_usage_error(run_cli("cache", *command, "--cache-dir", not_a_folder), "is not a folder")
+    assert not_a_folder.read_text() == "kept"
+
+
+@pytest.mark.parametrize("address", ["not a url!!", "http://head:8265/x", ""])
+def test_a_malformed_ray_address_is_refused_before_any_image_is_read(image_dirs, address):
+    # It was "unexpected ValueError" from ray.init, exit 1, after the sets were read.
+    a, _ = image_dirs
+    result = run_cli("embed", a, "--engine", "ray", "--address", address)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "unexpected" not in result.output

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,15 @@ class RayEngine:
         return result
 
 
+# What ray.init takes as an address: "auto", "local", a Ray client URL or a GCS host:port.
+_RAY_ADDRESS = re.compile(r"auto|local|ray://[^\s/:]+(?::\d+)?|[^\s/:]+:\d+")
+
+
 @ENGINES.register("ray")
 def _create(model: str, *, address: str | None = None) -> RayEngine:
-    return RayEngine(address or model or None)
+    address = address if address is not None else model or None  # an empty --address is refused below
+    # Checked here, before any image is read: Ray itself says "unexpected ValueError" much later.
+    if address is not None and not _RAY_ADDRESS.fullmatch(address):
+        raise InputError(f"--address {address!r} is no Ray cluster address; give 'auto', 'ray://HOST:PORT' "
+                         "or HOST:PORT (or leave it out for a new local Ray)")
+    return RayEngine(address)
