@@ -23,14 +23,15 @@ def assert_usage_error(result, message: str) -> None:
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("flag", ["--captioner", "--proposer", "--scorer", "--llm", "--prompts", "--cache-dir"])
+@pytest.mark.parametrize("flag", ["--captioner", "--proposer", "--scorer", "--llm", "--prompts", "--cache-dir",
+                                  "--name-a", "--name-b"])
 def test_empty_option_is_a_usage_error(image_dirs, flag):
     a, b = image_dirs
     result = run_cli("compare", a, b, "--profile", "offline", flag, "")
     assert_usage_error(result, f"invalid value for '{flag}': must be a non-empty")
 
 
-@pytest.mark.parametrize("field", ["captioner", "proposer", "scorer", "llm", "prompts", "cache_dir"])
+@pytest.mark.parametrize("field", ["captioner", "proposer", "scorer", "llm", "prompts", "cache_dir", "name_a", "name_b"])
 def test_empty_run_option_is_refused_by_the_api(field):
     with pytest.raises(InputError, match=f"{field} must be a non-empty"):
         RunOptions(**{field: " "})

@@ -82,6 +82,8 @@ NOT_EMPTY = {
     "llm": "a non-empty chat model name such as 'gpt-4o'",
     "prompts": "a non-empty prompt set: 'strict', 'paper' or a folder of templates",
     "cache_dir": "a non-empty folder path",
+    "name_a": "a non-empty name for set A",
+    "name_b": "a non-empty name for set B",
 }
 # Settings of the requests a chat proposer sends; no other proposer reads them.
 LLM_REQUEST_OPTIONS = ("temperature", "max_tokens", "system_message", "llm_seed")

@@ -30,7 +30,7 @@ from visdiff.image_sets import ImageSet
 from visdiff.sources import existing_path, load_image_set
 from visdiff.sources.table import check_table_options
 from visdiff.llm import BASE_URL_ENV
-from visdiff.options import RunOptions
+from visdiff.options import NOT_EMPTY, RunOptions
 from visdiff.profiles import PROFILES
 from visdiff.progress import progress_enabled
 from visdiff.ranking import DEFAULT_ALPHA, DEFAULT_MERGE_THRESHOLD
@@ -303,6 +303,9 @@ class SetInputs:
         """What each set is called: ``--name-a``/``--name-b``, else :func:`set_name` of its
         source (the paths as given when both would read the same); with more than two sets,
         each set's group value, else its path as given."""
+        for field, given in (("name_a", self.name_a), ("name_b", self.name_b)):
+            if given is not None and not given.strip():  # "" would fall back to the folder's name unsaid
+                raise InputError(f"invalid value for {flag_of(field)!r}: must be {NOT_EMPTY[field]}, got {given!r}")
         sources = self.sources()
         if len(sources) > 2:
             if self.name_a or self.name_b:
