@@ -133,3 +133,18 @@ def dark_and_bright(tmp_path):
         make_image(a / f"{i}.png", (35, 35, 35), noise_seed=i)
         make_image(b / f"{i}.png", (215, 215, 215), noise_seed=50 + i)
     return a, b
+
+
+@pytest.fixture
+def run_stages_built(monkeypatch) -> list:
+    """Every RunStages built while the test runs, in order."""
+    from visdiff.stages import RunStages
+
+    built, build = [], RunStages.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(self)
+        build(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunStages, "__init__", counting)
+    return built

@@ -85,16 +85,11 @@ def test_cli_sweep_and_unknown_column(failures_table, tmp_path):
     assert result.exit_code == 2 and "no group 'Nope' in column 'correct'; groups: ['False', 'True']" in result.output
 
 
-def test_a_sweep_runs_every_value_on_one_set_of_stages_each_counting_its_own(failures_table, tmp_path, monkeypatch):
-    from visdiff import stages as stages_module
-
-    built = []
-    real_init = stages_module.RunStages.__init__
-    monkeypatch.setattr(stages_module.RunStages, "__init__",
-                        lambda self, *args, **kwargs: (built.append(self), real_init(self, *args, **kwargs))[1])
+def test_a_sweep_runs_every_value_on_one_set_of_stages_each_counting_its_own(failures_table, tmp_path,
+                                                                             run_stages_built):
     out = tmp_path / "out"
     run_sweep(spec(failures_table), out, RunOptions(show_progress=False, cache_dir=tmp_path / "cache"))
-    assert len(built) == 1  # was one to check the specs, then one per value
+    assert len(run_stages_built) == 1  # was one to check the specs, then one per value
     # Each value counts its own 6 images: dog's are cat's by content (same colours and noise),
     # so found in the cache; a running total would say 6 encoded for dog too.
     counts = {value: json.loads((out / "reports" / report_folder(value) / "results.json").read_text())["config"]

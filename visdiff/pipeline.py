@@ -10,8 +10,9 @@ built objects, used as they are (so a benchmark loads its models once for many p
 
 ``rank`` and ``compare`` are one call on a fresh :class:`~visdiff.comparison.Comparison`, the
 object to keep for interactive use. ``stages=`` hands them stages built already, in place of
-options (the CLI checks its specs on them before reading a set, then runs on them). Captions, LLM answers and embeddings are cached by
-content, so when a late stage fails, a rerun redoes nothing that finished.
+options (the CLI checks its specs on them before reading a set, then runs on them). Captions,
+LLM answers and embeddings are cached by content, so when a late stage fails, a rerun redoes
+nothing that finished.
 
 With ``both_directions`` the proposer is asked twice, once with the sets swapped, so any
 proposer can describe B as opposed to A; see :func:`visdiff.ranking.rank_directions` for the

@@ -250,18 +250,14 @@ def test_a_benchmark_without_its_images_is_refused_before_any_model_loads(tmp_pa
 
 
 def test_the_last_line_counts_the_skipped_pairs_all_run_on_one_set_of_stages(tmp_path, tiny_clip_weights,
-                                                                             monkeypatch):
-    built = []
-    real_init = visdiff.stages.RunStages.__init__
-    monkeypatch.setattr(visdiff.stages.RunStages, "__init__",
-                        lambda self, *args, **kwargs: (built.append(self), real_init(self, *args, **kwargs))[1])
+                                                                             run_stages_built):
     root = easy_with_unreadable_images(tmp_path / "bench")
     result = CliRunner().invoke(app, ["bench", str(root), "--out", str(tmp_path / "out"), "--scorer", tiny_clip_weights,
                                       "--no-merge"])
     assert result.exit_code == 0, result.output
     assert "2 pair(s) run (1 skipped: too few readable images), 0 already done" in result.output
     # One for the run: a pair (and its ground-truth AUROC) once built their own, beside the run's.
-    assert len(built) == 1
+    assert len(run_stages_built) == 1
 
 
 def test_purity_is_applied_and_recorded(tmp_path, tiny_scorer):

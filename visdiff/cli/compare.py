@@ -47,7 +47,7 @@ def compare_command(
     With three or more sets (or --group values), each set is described against all the others.
     """
     out = results_folder(out)
-    check_outputs(json_out, csv_out, folder=out)
+    check_outputs(json_out, csv_out)
     if not quiet and options.profile == DEFAULT_PROFILE and not any((options.captioner, options.proposer, options.scorer, options.llm)):
         stderr.print(OFFLINE_NOTE, highlight=False, soft_wrap=True)
     if len(inputs.sources()) > 2:

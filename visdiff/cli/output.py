@@ -37,20 +37,20 @@ CsvOption = Annotated[Path | None, typer.Option(
 
 
 def results_folder(out: str | None) -> Path | None:
-    """``--out`` as a folder path, or None when not given. Declared as text: a path option reads
-    ``--out ''`` as ".", and the results would land in the current folder."""
+    """``--out`` as a folder path that can be written (checked before any work), or None when
+    not given. Declared as text: a path option reads ``--out ''`` as ".", and the results would
+    land in the current folder."""
     if out is None:
         return None
     if not out.strip():
         raise InputError("--out is empty: give a results folder, or leave --out out")
-    if Path(out).exists() and not Path(out).is_dir():
-        raise InputError(f"--out {out!r} is a file, not a folder")
+    check_writable_folder(Path(out), "output folder")
     return Path(out)
 
 
-def check_outputs(*files: Path | None, folder: Path | None = None) -> None:
-    """Before any work: each output file ('-' = stdout, at most one of them) and the output
-    folder can be written, or ``InputError`` names the one that cannot."""
+def check_outputs(*files: Path | None) -> None:
+    """Before any work: each output file ('-' = stdout, at most one of them) can be written, or
+    ``InputError`` names the one that cannot."""
     if sum(str(f) == "-" for f in files if f is not None) > 1:
         raise InputError("only one output can go to standard output ('-'); give the others a file name")
     for file in files:
@@ -61,8 +61,6 @@ def check_outputs(*files: Path | None, folder: Path | None = None) -> None:
         if not file.parent.is_dir():
             raise InputError(f"cannot write output file {file}: folder {file.parent} does not exist")
         check_writable_folder(file.parent, f"cannot write output file {file}: folder")
-    if folder is not None:
-        check_writable_folder(folder, "output folder")
 
 
 def write_output(path: Path, text: str) -> None:
