@@ -22,10 +22,11 @@ demo: setup
 test: setup chromium
 	$(BIN)/python -m pytest -q
 
-# The report test loads report.html in headless Chromium (Debian package); without it that test fails.
+# The report test loads report.html in headless Chromium (Debian package), and the serve test drives it
+# through chromium-driver (selenium); without them those tests fail.
 .PHONY: chromium
 chromium:
-	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium) || echo "could not install chromium: the browser test of the report will fail" >&2
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver) || echo "could not install chromium and chromium-driver: the browser tests of the report and of serve will fail" >&2
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import visdiff  # noqa: E402
 from bench_devbench_offline import Matcher, judge, read_pairs  # noqa: E402
-from visdiff.llm.client import ChatStats  # noqa: E402
+from visdiff.llm import ChatStats, RequestPool  # noqa: E402
 from visdiff.options import RunOptions  # noqa: E402
 from visdiff.prompts import get_prompt_set  # noqa: E402
 from visdiff.proposers.llm import LLMProposer  # noqa: E402
@@ -79,6 +79,7 @@ class ScriptedChat:
 
     def __init__(self) -> None:
         self.stats = ChatStats()
+        self.pool = RequestPool(1)  # proposal rounds go through a client's pool; one at a time here
         self.calls = Counter()
 
     def describe(self) -> dict:

@@ -29,20 +29,22 @@ PACKAGE = "visdiff"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # plain helpers and settings: no images, no models
     ("base", ("errors", "atomic", "jsonable", "timing", "progress", "registry", "devices", "redaction",
-              "prompts", "profiles", "score_summary", "stats", "stats_torch", "ranking", "runlog")),
+              "prompts", "profiles", "purity", "score_summary", "stats", "stats_torch", "ranking", "runlog",
+              "correlation_stats", "tail_stats", "value_ranking", "rare_ranking", "outliers")),
     # images, tables and what is stored about them (the embedding store is storage, not a model)
     ("data", ("decoding", "image_sets", "sources", "tables", "pairs", "file_hashes", "textcache",
               "embeddings.cache", "cache_root", "holdout", "concepts")),
     # models, what runs them, and the options of a run (specs checked against the registries)
-    ("models", ("scorers", "captioners", "proposers", "llm", "engines", "embeddings", "captioning", "options")),
+    ("models", ("scorers", "captioners", "proposers", "llm", "engines", "embeddings", "captioning", "options", "hub")),
     # what a comparison returns and how it shows itself (text, Jupyter HTML)
-    ("results", ("result", "evidence", "html_templates")),
+    ("results", ("result", "evidence", "html_templates", "value_result")),
     # the stages put together
-    ("pipeline", ("stages", "comparison", "refine", "multi", "pipeline")),
+    ("pipeline", ("stages", "comparison", "refine", "multi", "pipeline", "rare", "value_comparison")),
     # files written for people
     ("presentation", ("report",)),
-    # ways in: the command line, the module entry point, the public names; sweeps of reports
-    ("entry", ("cli", "entry", "__main__", "", "sweep")),
+    # ways in: the command line, the module entry point, the public names; sweeps of reports;
+    # the web app of `visdiff serve`
+    ("entry", ("cli", "entry", "__main__", "", "sweep", "serve")),
 ]
 
 

@@ -148,3 +148,44 @@ def run_stages_built(monkeypatch) -> list:
 
     monkeypatch.setattr(RunStages, "__init__", counting)
     return built
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """``full_disk(folder)``: from then on, every atomic write of a file under ``folder``
+    fails as on a full disk (ENOSPC at the write, as the kernel answers), whoever runs as root."""
+    import errno
+    import io
+    import os
+
+    from visdiff import atomic
+
+    class FullDiskFile(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    class OsWithAFullFolder:
+        """``os`` as visdiff.atomic sees it, but the files it opens under the folder are full."""
+
+        def __init__(self, folder: Path) -> None:
+            self.folder, self.full_fds = Path(folder).resolve(), set()
+
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def open(self, path, flags, mode=0o777):
+            fd = os.open(path, flags, mode)
+            if Path(path).resolve().is_relative_to(self.folder):
+                self.full_fds.add(fd)
+            return fd
+
+        def fdopen(self, fd, mode="r"):
+            if fd in self.full_fds:
+                os.close(fd)
+                return io.BufferedWriter(FullDiskFile())
+            return os.fdopen(fd, mode)
+
+    return lambda folder: monkeypatch.setattr(atomic, "os", OsWithAFullFolder(folder))

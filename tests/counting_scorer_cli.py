@@ -73,7 +73,11 @@ if __name__ == "__main__":
     if os.environ.get("VISDIFF_TEST_RAY_ADDRESS"):
         import ray
 
-        ray.init(address=os.environ["VISDIFF_TEST_RAY_ADDRESS"], log_to_driver=False, runtime_env={
+        import logging
+
+        # As the ray engine's own ray.init under --quiet: Ray's logs at errors only.
+        ray.init(address=os.environ["VISDIFF_TEST_RAY_ADDRESS"], log_to_driver=False, logging_level=logging.ERROR,
+                 runtime_env={
             "worker_process_setup_hook": set_up_process,
-            "env_vars": {name: os.environ[name] for name in TEST_VARIABLES if name in os.environ}})
+                     "env_vars": {name: os.environ[name] for name in TEST_VARIABLES if name in os.environ}})
     main()

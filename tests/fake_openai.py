@@ -30,6 +30,7 @@ class Reply:
     ``raw_body`` replaces the JSON body (with ``content_type``), for servers that misbehave.
     ``top_logprobs``: (token, logprob) candidates of the first answer token, sent as the
     choice's ``logprobs`` (None: the choice has no logprobs, as from endpoints without them).
+    ``prompt_tokens``, ``completion_tokens``: the ``usage`` sent with an answer.
     """
 
     content: str | None = ""
@@ -40,12 +41,15 @@ class Reply:
     raw_body: str | None = None
     content_type: str = "application/json"
     top_logprobs: list[tuple[str, float]] | None = None
+    prompt_tokens: int = 1
+    completion_tokens: int = 1
 
 
 @dataclass
 class Request:
     body: dict
     headers: dict[str, str]
+    received_at: float = 0.0  # time.monotonic() when it arrived
 
     @property
     def last_user_text(self) -> str:
@@ -57,12 +61,20 @@ class Request:
 
 
 class FakeOpenAIServer:
-    """Scripted OpenAI-compatible server; ``respond(request)`` answers once the script is used up."""
+    """Scripted OpenAI-compatible server; ``respond(request)`` answers once the script is used up.
 
-    def __init__(self, replies: list[Reply] | None = None, *, respond: Callable[[Request], Reply] | None = None) -> None:
+    ``latency`` seconds pass before every reply (as a remote model's would); ``max_in_flight``
+    is the most requests it was handling at one time.
+    """
+
+    def __init__(self, replies: list[Reply] | None = None, *, respond: Callable[[Request], Reply] | None = None,
+                 latency: float = 0.0) -> None:
         self.replies = list(replies or [])
         self.respond = respond or (lambda request: Reply(status=500, content="no scripted reply left"))
+        self.latency = latency
         self.requests: list[Request] = []
+        self.max_in_flight = 0
+        self._in_flight = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -98,20 +110,30 @@ class FakeOpenAIServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                request = Request(body=body, headers={k.lower(): v for k, v in self.headers.items()})
+                request = Request(body=body, headers={k.lower(): v for k, v in self.headers.items()},
+                                  received_at=time.monotonic())
                 if not self.path.endswith("/chat/completions"):
                     self._send(Reply(status=404, content=f"no route {self.path}"), body)
                     return
-                reply = server._next_reply(request)
-                if reply.delay:
-                    time.sleep(reply.delay)
+                with server._lock:
+                    server._in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server._in_flight)
+                try:
+                    reply = server._next_reply(request)
+                    if reply.delay or server.latency:
+                        time.sleep(reply.delay + server.latency)
+                finally:
+                    # Before the answer goes out: once the client has it, it may send the next request.
+                    with server._lock:
+                        server._in_flight -= 1
                 self._send(reply, body)
 
             def _send(self, reply: Reply, body: dict) -> None:
                 if reply.raw_body is not None:
                     data = reply.raw_body.encode()
                 elif reply.status == 200:
-                    data = json.dumps(completion(reply.content, model=body.get("model", ""), top_logprobs=reply.top_logprobs)).encode()
+                    data = json.dumps(completion(reply.content, model=body.get("model", ""), top_logprobs=reply.top_logprobs,
+                                                 usage=(reply.prompt_tokens, reply.completion_tokens))).encode()
                 else:
                     error = {"message": reply.content or f"HTTP {reply.status}", "type": "server_error"}
                     data = json.dumps({"error": error}).encode()
@@ -129,8 +151,10 @@ class FakeOpenAIServer:
         return Handler
 
 
-def completion(content: str | None, *, model: str, top_logprobs: list[tuple[str, float]] | None = None) -> dict:
-    """A chat.completion response body (with the first token's logprobs when given)."""
+def completion(content: str | None, *, model: str, top_logprobs: list[tuple[str, float]] | None = None,
+               usage: tuple[int, int] = (1, 1)) -> dict:
+    """A chat.completion response body (with the first token's logprobs when given) and its
+    ``usage`` (prompt, completion tokens)."""
     logprobs = None if top_logprobs is None else {"content": [{
         "token": top_logprobs[0][0], "logprob": top_logprobs[0][1], "bytes": None,
         "top_logprobs": [{"token": t, "logprob": lp, "bytes": None} for t, lp in top_logprobs]}]}
@@ -143,7 +167,7 @@ def completion(content: str | None, *, model: str, top_logprobs: list[tuple[str,
             {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop",
              "logprobs": logprobs}
         ],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
     }
 
 

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "architecture.md"
-MAX_LINES = 120
+MAX_LINES = 130  # a page to read at once: room for the modes added on 2026-12-06 (serve, values, rare), no more
 
 ITEM_START = re.compile(r"^\s*- `")
 CONTINUATION = re.compile(r"^\s+\S")

@@ -13,6 +13,7 @@ from visdiff.errors import InputError
 from visdiff.options import RunOptions
 from visdiff.proposers import PROPOSERS
 from visdiff.scorers import SCORERS
+from visdiff.llm.pool import RequestPool
 from visdiff.stages import RunStages, caption_settings
 
 REGISTRIES = {"scorer": SCORERS, "captioner": CAPTIONERS, "proposer": PROPOSERS}
@@ -59,8 +60,15 @@ def test_every_declared_factory_imports(stage):
 
 def test_only_prompted_captioners_get_the_prompt_set():
     options = RunOptions(prompts="paper")
-    assert caption_settings(options, "blip2:some/model")["prompts"] == "paper"
-    assert "prompts" not in caption_settings(options, "offline")
+    pool = RequestPool()
+    assert caption_settings(options, "blip2:some/model", llm_pool=pool)["prompts"] == "paper"
+    assert "prompts" not in caption_settings(options, "offline", llm_pool=pool)
+
+
+def test_only_chat_captioners_get_the_run_llm_pool():
+    options, pool = RunOptions(), RequestPool()
+    assert caption_settings(options, "openai:gpt-4o", llm_pool=pool)["llm_pool"] is pool
+    assert "llm_pool" not in caption_settings(options, "blip2:some/model", llm_pool=pool)
 
 
 @pytest.mark.parametrize(("given", "message"), [

@@ -3,9 +3,10 @@ captioner over HTTP, and the content-hash caption cache."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
-import time
+import threading
 
 import pytest
 from PIL import Image
@@ -16,6 +17,7 @@ import visdiff
 from visdiff import captioning
 from visdiff.captioners import create_captioner, list_captioners
 from visdiff.errors import BackendError, ServiceError
+from visdiff.llm import RequestPool, image_content
 
 # Fixtures: fake_openai (scripted OpenAI-compatible server), tiny_* model folders.
 pytest_plugins = ["tests.captioner_fixtures", "tests.fake_openai"]
@@ -153,7 +155,7 @@ def test_undecodable_image_is_skipped_with_reason(tiny_blip2_opt, folder):
 def test_openai_captioner_sends_the_image_and_returns_the_answer(fake_openai, images):
     fake_openai.replies += [Reply("  A red\nsquare. "), Reply("a green square")]
     # One request at a time, so the scripted answers meet the images in order.
-    captioner = create_captioner("openai:vision-model", base_url=fake_openai.base_url, concurrency=1)
+    captioner = create_captioner("openai:vision-model", base_url=fake_openai.base_url, llm_pool=RequestPool(1))
     assert captioner.caption_images(images[:2]) == ["A red square.", "a green square"]
     content = fake_openai.requests[0].body["messages"][0]["content"]
     assert content[0] == {"type": "text", "text": "Describe this image in detail."}
@@ -161,12 +163,26 @@ def test_openai_captioner_sends_the_image_and_returns_the_answer(fake_openai, im
     assert fake_openai.requests[0].body["temperature"] == 0
 
 
-def test_openai_captioner_overlaps_requests(fake_openai, images):
-    fake_openai.respond = lambda request: Reply("a square", delay=0.5)
-    captioner = create_captioner("openai:vision-model", base_url=fake_openai.base_url, concurrency=3)
-    start = time.perf_counter()
-    assert captioner.caption_images(images) == ["a square"] * 3
-    assert time.perf_counter() - start < 1.2  # three 0.5 s answers at once, not one after another
+def image_digest(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()[:12]
+
+
+def test_openai_captioner_overlaps_requests_and_keeps_image_order(fake_openai, images):
+    # Each answer names its image; none is answered before all three arrived (a sequential
+    # client would never get past the first), and the first to arrive is answered last.
+    all_arrived = threading.Barrier(3, timeout=10)
+
+    def respond(request):
+        arrived = len(fake_openai.requests)
+        all_arrived.wait()
+        return Reply(image_digest(request.body["messages"][0]["content"][1]["image_url"]["url"]),
+                     delay=0.3 if arrived == 1 else 0.0)
+
+    fake_openai.respond = respond
+    captioner = create_captioner("openai:vision-model", base_url=fake_openai.base_url, llm_pool=RequestPool(3))
+    captions = captioner.caption_images(images)
+    assert captions == [image_digest(image_content(image)["image_url"]["url"]) for image in images]
+    assert fake_openai.max_in_flight == 3  # all three at once, not one after another
 
 
 def test_openai_empty_caption_is_a_service_error(fake_openai, images):

@@ -60,7 +60,7 @@ def test_json_to_stdout_is_only_json(rank_args):
     assert payload["embeddings"]["encoded"] == 12
     row = payload["results"][0]
     assert set(row) == {"hypothesis", "auroc", "auroc_low", "auroc_high", "mean_a", "mean_b", "diff", "effect_size",
-                        "p_greater", "q_value", "significant", "t", "p_welch", "favours", "constant"}
+                        "p_greater", "q_value", "significant", "t", "p_welch", "correct_delta", "favours", "constant"}
     assert payload["results"][0]["auroc"] >= payload["results"][1]["auroc"]
 
 

@@ -125,13 +125,19 @@ def test_cuda_fp16_matches_cpu(tiny_clip_weights):
     torch.testing.assert_close(gpu.encode_texts(texts).cpu(), cpu.encode_texts(texts), atol=2e-2, rtol=0)
 
 
-def test_texts_past_the_text_context_are_named_in_a_warning(tiny_clip_weights, caplog):
+@pytest.mark.parametrize("run", ["first", "text embeddings cached"])
+def test_texts_past_the_text_context_are_named_in_a_warning(run, tiny_clip_weights, image_dirs, tmp_path, caplog):
     """open_clip's tokenizer cuts a text longer than the context (16 tokens in the tiny model)
-    without a word; the scorer names it, shortened, and says what is lost."""
-    scorer = create_scorer(tiny_clip_weights, device="cpu")
+    without a word; the scorer names it, shortened, and says what is lost: also when the
+    text's embedding comes from the cache of an earlier run."""
     long_text = "a photo of " + " ".join(f"dog{i}" for i in range(200))
+    rank = lambda: visdiff.rank(["a dog", long_text], *image_dirs, scorer=tiny_clip_weights, device="cpu",
+                                cache_dir=tmp_path / "cache", show_progress=False)
+    if run == "text embeddings cached":
+        rank()
+        caplog.clear()
     with caplog.at_level("WARNING", logger="visdiff"):
-        scorer.encode_texts(["a dog", long_text])
+        rank()
     [record] = [r for r in caplog.records if "text context" in r.getMessage()]
     message = record.getMessage()
     assert "fills the whole text context" in message and "(16 tokens)" in message and "not scored" in message

@@ -94,7 +94,9 @@ def test_compare_end_to_end(image_dirs, fake_openai, tiny_captioner, tiny_clip_w
     # Provenance: each round's sample, captions, the exact text sent and the answer.
     # Each round names the set it describes: the folder name here.
     assert [(r["direction"], r["round"]) for r in result.proposal_rounds] == [("a", 1), ("a", 2), ("a", 3)]
-    for record, request in zip(result.proposal_rounds, fake_openai.requests, strict=True):
+    # Rounds are asked concurrently: requests arrive in any order, records keep round order.
+    in_round_order = sorted(fake_openai.requests, key=lambda request: request.body["seed"])
+    for record, request in zip(result.proposal_rounds, in_round_order, strict=True):
         assert {im["key"] for im in record["images_a"]} <= set(result.set_a.keys) and len(record["images_a"]) == 4
         assert set(record["captions_b"]) == {im["key"] for im in record["images_b"]}
         assert record["requests"][0]["messages"] == request.body["messages"]

@@ -115,3 +115,9 @@ def test_a_malformed_ray_address_is_refused_before_any_image_is_read(image_dirs,
     result = run_cli("embed", a, "--engine", "ray", "--address", address)
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and "unexpected" not in result.output
+
+
+@pytest.mark.parametrize("command", [["info"], ["compact"], ["clear", "--yes"]])
+def test_a_bad_value_of_a_cache_command_points_to_its_own_help(command):
+    # The hint said 'visdiff info --help', a command that does not exist.
+    assert_usage_error(run_cli("cache", *command, "--cache-dir", ""), f"(see 'visdiff cache {command[0]} --help')")

@@ -5,6 +5,7 @@ the run instead of scoring the pair a miss. Scripted LLM server, offline models.
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -16,6 +17,8 @@ from tests.fake_openai import FAST_RETRY, Reply
 from visdiff import compare
 from visdiff.cli import app
 from visdiff.errors import ServiceError
+from visdiff.llm import RequestPool
+from visdiff.llm.client import ChatClient
 from visdiff.refine import RefinementFailed
 from visdiffbench import LLMJudge
 
@@ -82,7 +85,7 @@ def test_cli_compare_writes_the_ranking_before_a_failed_refinement_round_and_exi
 @pytest.mark.parametrize("answer", [Reply(raw_body=NO_CHOICE), Reply(None), Reply("  \n")])
 def test_an_llm_judge_that_answers_nothing_is_a_service_failure(answer, fake_openai):
     fake_openai.replies += [Reply("2"), answer]
-    judge = LLMJudge("judge-model", base_url=fake_openai.base_url)
+    judge = LLMJudge("judge-model", base_url=fake_openai.base_url, llm_pool=RequestPool(1))  # replies in order
     with pytest.raises(ServiceError, match=r"judge LLM 'judge-model' at http://127\.0\.0\.1:\d+/v1: empty answer .*'puppies'"):
         judge.judge(["dogs", "puppies"], name_a="dogs", name_b="birds")
 
@@ -101,3 +104,32 @@ def test_bench_with_an_llm_judge_answering_no_choice_exits_1_and_records_no_miss
     assert "Traceback" not in result.output
     results = out / "results.jsonl"
     assert not results.exists() or not results.read_text().strip()  # the pair is not scored as never proposed
+
+
+def echo_authorization(request) -> Reply:
+    """A server that quotes the request's credentials in its error body, as some proxies do."""
+    return Reply(f"refused: authorization was {request.headers.get('authorization')}", status=400)
+
+
+@pytest.mark.parametrize("debug", [[], ["--debug"]], ids=["plain", "debug"])
+def test_credentials_a_server_echoes_back_are_masked_in_every_form(debug, image_dirs, fake_openai, tmp_path):
+    fake_openai.respond = echo_authorization
+    url = fake_openai.base_url.replace("http://", "http://alice:Pa%24%24word@")
+    basic = base64.b64encode(b"alice:Pa$$word").decode()
+    result = run_cli("compare", *image_dirs, "--llm", "m", "--base-url", url, "--rounds", "1", "--no-cache",
+                     "--out", tmp_path / "out", "-q", *debug, env={"OPENAI_API_KEY": "sk-echoed-KEY"})
+    assert result.exit_code == 1, result.output
+    assert fake_openai.requests[0].headers["authorization"] == f"Basic {basic}"  # the URL's user wins over the key
+    assert "refused: authorization was" in result.stderr
+    for secret in ["sk-echoed-KEY", basic, basic.rstrip("="), "Pa$$word", "Pa%24%24word"]:
+        assert secret not in result.output
+    assert ("Traceback" in result.stderr) == bool(debug)
+
+
+def test_a_basic_header_a_server_echoes_is_masked(fake_openai, tmp_path):
+    fake_openai.respond = lambda request: Reply("your header: Basic " + base64.b64encode(b"alice:s3cret-pw").decode(),
+                                                status=400)
+    url = fake_openai.base_url.replace("http://", "http://alice:s3cret-pw@")
+    with pytest.raises(ServiceError) as raised:
+        ChatClient("m", base_url=url, max_retries=0).chat([{"role": "user", "content": "hi"}])
+    assert "your header: Basic <redacted>" in str(raised.value)

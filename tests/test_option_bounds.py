@@ -32,9 +32,9 @@ def test_the_cli_declares_no_range_of_its_own_for_a_run_option():
     ("samples_per_set", 1, 0, "compare"),
 ])
 def test_api_and_cli_agree_on_every_bound(image_dirs, name, accepted, refused, command):
-    RunOptions.build(**{name: accepted})
+    RunOptions.build(llm="m", **{name: accepted})  # an LLM proposer: rounds and samples are its to take
     with pytest.raises(InputError, match=re.escape(f"{name} must be {bounds_of(name).what}, got")):
-        RunOptions.build(**{name: refused})
+        RunOptions.build(llm="m", **{name: refused})
     a, b = image_dirs
     result = run_cli(command, a, b, flag_of(name), refused)
     # Typer once allowed --alpha 0 and 1 (RunOptions refused them); now one declaration decides.

@@ -108,10 +108,14 @@ def test_paired_compare_end_to_end(paired_table, fake_openai, tiny_clip_weights,
     rounds = saved["proposal_rounds"]
     asked = [r for r in fake_openai.requests if isinstance(r.body["messages"][-1]["content"], str)]
     assert len(rounds) == len(asked) == 2
-    for record, request in zip(rounds, asked):
+    # Each pair under its key (the generation prompt, as the reference shows it), then its captions;
+    # the rounds are asked concurrently, so a request is matched to its round by what it shows.
+    shown = sorted(re.findall(r"Pair \d+, prompt: (.*)\n  Group A: (.*)\n  Group B: (.*)", request.last_user_text)
+                   for request in asked)
+    assert shown == sorted([(p["key"], record["captions_a"][p["a"]], record["captions_b"][p["b"]])
+                            for p in record["pairs"]] for record in rounds)
+    for record in rounds:
         assert record["pair_by"] == "prompt" and len(record["pairs"]) == 3
-        shown = re.findall(r"Pair \d+:\n  Group A: (.*)\n  Group B: (.*)", request.last_user_text)
-        assert shown == [(record["captions_a"][p["a"]], record["captions_b"][p["b"]]) for p in record["pairs"]]
         for pair in record["pairs"]:  # both images of a pair come from rows with the pair's key
             assert prompt_of[str(Path(source_of[pair["a"]]).resolve())] == pair["key"]
             assert prompt_of[str(Path(source_of[pair["b"]]).resolve())] == pair["key"]
@@ -163,7 +167,7 @@ def test_propose_and_sweep_show_pairs(paired_table, fake_openai, tiny_clip_weigh
     assert swept.exit_code == 0, swept.output
     asked = [r.last_user_text for r in fake_openai.requests if isinstance(r.body["messages"][-1]["content"], str)]
     # propose: all 5 pairs; sweep: the 3 pairs of batch x, the 2 of batch y (p9 and the blank key unpaired).
-    assert [len(re.findall(r"^Pair \d+:$", text, re.M)) for text in asked] == [5, 3, 2]
+    assert [len(re.findall(r"^Pair \d+, prompt: ", text, re.M)) for text in asked] == [5, 3, 2]
 
 
 def test_pair_by_with_several_sets_is_a_usage_error(paired_table):

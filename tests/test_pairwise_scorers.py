@@ -4,6 +4,8 @@ scoring stage with its pair-score cache."""
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 
 import numpy as np
@@ -17,6 +19,7 @@ from visdiff.cache_root import CacheRoot
 from visdiff.captioning import Captioning
 from visdiff.embeddings.scoring import create_scoring
 from visdiff.errors import InputError, ServiceError
+from visdiff.llm import RequestPool
 from visdiff.sources import load_image_set
 from visdiff.scorers import create_scorer, list_scorers
 from visdiff.scorers.caption_llm import parse_yes_no_list
@@ -121,7 +124,8 @@ def test_yes_no_answers_are_parsed(answer, score):
 
 
 def _openai_vqa(server, **options):
-    return create_scorer("vqa:openai:vision-model", base_url=server.base_url, max_retries=1, concurrency=1, **options)
+    return create_scorer("vqa:openai:vision-model", base_url=server.base_url, max_retries=1, llm_pool=RequestPool(1),
+                         **options)
 
 
 def test_vqa_endpoint_reads_p_yes_from_logprobs(fake_openai, image_sets):
@@ -153,6 +157,33 @@ def test_vqa_endpoint_malformed_twice_or_failing_is_a_service_error(fake_openai,
     fake_openai.respond = lambda request: Reply(status=503, content="overloaded", headers=FAST_RETRY)
     with pytest.raises(ServiceError, match="HTTP 503 after 1 retries: overloaded"):
         _openai_vqa(fake_openai).score_pairs([(item, "red")])
+
+
+def test_vqa_endpoint_in_reference_mode_reads_yes_in_a_sampled_answer(fake_openai, image_sets, caplog):
+    """The reference's way: the endpoint's default decoding, "and " removed from the concept,
+    1 when "yes" is in the answer, 0 when "no" is, neither scored 0.5 and counted."""
+    fake_openai.replies += [Reply("Yes, it does."), Reply("I do not know"), Reply("Hmm, maybe")]
+    items = image_sets[0].items
+    with caplog.at_level(logging.WARNING, logger="visdiff"):
+        scores = _openai_vqa(fake_openai, reference_mode=True).score_pairs(
+            [(items[0], "cats and dogs"), (items[1], "red"), (items[0], "snow")])
+    assert scores.tolist() == [1.0, 0.0, 0.5]
+    assert "1 of 3 answers said neither yes nor no" in caplog.text
+    first = fake_openai.requests[0]
+    assert first.last_user_text == "Does this image contain cats dogs?"
+    assert not {"temperature", "max_tokens", "logprobs"} & set(first.body)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_blip2_t5", "tiny_llava"])
+def test_vqa_in_reference_mode_samples_answers_from_the_model(fixture, request, image_sets):
+    folder = request.getfixturevalue(fixture)
+    scorer = create_scorer(f"vqa:{folder}", device="cpu", reference_mode=True)
+    items = image_sets[0].items + image_sets[1].items
+    scores = scorer.score_pairs([(item, text) for item in items for text in TEXTS])
+    # A random model's answers are rarely yes or no: every score is one of the three readings.
+    assert scores.shape == (12,) and set(scores.tolist()) <= {0.0, 0.5, 1.0}
+    assert json.loads(scorer.cache_id)["answers"] == "sampled"
+    assert "answers" not in json.loads(create_scorer(f"vqa:{folder}", device="cpu").cache_id)
 
 
 class FixedCaptioner:
@@ -206,12 +237,29 @@ def test_caption_llm_asks_about_many_hypotheses_per_caption(caption_llm, fake_op
 def test_caption_llm_splits_long_lists_and_retries_malformed_answers(fake_openai, image_sets, tmp_path):
     captioning = Captioning(FixedCaptioner(), cache=CacheRoot.disabled())
     scorer = create_scorer("caption-llm:fixed,m", base_url=fake_openai.base_url, max_retries=1,
-                           captioning_for=lambda spec: captioning, statements_per_call=2, concurrency=1)
+                           captioning_for=lambda spec: captioning, statements_per_call=2, llm_pool=RequestPool(1))
     fake_openai.replies += [Reply("Sure! 1. yes 2. no"), Reply("1. yes\n2. no"), Reply("1. no")]
     item = image_sets[0].items[0]
     assert scorer.score_pairs([(item, "a"), (item, "b"), (item, "c")]).tolist() == [1.0, 0.0, 0.0]
     assert len(fake_openai.requests) == 3
     assert "Reply with exactly 2 lines" in fake_openai.requests[1].last_user_text
+
+
+def test_caption_llm_in_reference_mode_asks_one_concept_a_request_with_examples(fake_openai, image_sets, caplog):
+    captioning = Captioning(FixedCaptioner(), cache=CacheRoot.disabled())
+    scorer = create_scorer("caption-llm:fixed,m", base_url=fake_openai.base_url, max_retries=1,
+                           captioning_for=lambda spec: captioning, llm_pool=RequestPool(1), reference_mode=True)
+    fake_openai.replies += [Reply("OUTPUT: Yes"), Reply("no."), Reply("unsure")]
+    item = image_sets[0].items[0]
+    with caplog.at_level(logging.WARNING, logger="visdiff"):
+        scores = scorer.score_pairs([(item, "red things"), (item, "squares"), (item, "circles")])
+    assert scores.tolist() == [1.0, 0.0, 0.5] and "1 of 3 answers said neither yes nor no" in caplog.text
+    assert len(fake_openai.requests) == 3  # one (caption, concept) a request
+    first = fake_openai.requests[0]
+    assert first.body["temperature"] == 0
+    assert 'Given the caption "a red square" and the concept "red things"' in first.last_user_text
+    assert first.last_user_text.count("OUTPUT: yes") >= 2  # worked examples
+    assert json.loads(scorer.cache_id)["one_per_call"] is True
 
 
 def test_caption_llm_malformed_twice_or_failing_is_a_service_error(caption_llm, fake_openai, image_sets):

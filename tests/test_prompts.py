@@ -31,8 +31,8 @@ def test_both_prompt_sets_hold_every_prompt_the_pipeline_uses():
 
 
 def test_paper_propose_prompt_has_the_references_semantics():
-    text = load_prompt("propose", "paper").render(captions_a="- a dog", captions_b="- a cat", n_hypotheses=10)
-    assert "more likely to be true of the Group A images compared to the Group B images" in text  # relative
+    text = load_prompt("propose", "paper").render(captions="Group A: a dog\nGroup B: a cat", n_hypotheses=10)
+    assert "more likely to be true of the Group A images than of the Group B images" in text  # relative
     assert "distribution shift" in text
     assert "wrong:" in text and "fixed:" in text  # worked bad examples with corrections
     assert '"a cat sitting beside a dog"' in text  # relational phrases are fine

@@ -13,6 +13,7 @@ from PIL import Image
 from tests.fake_openai import FAST_RETRY, Reply
 from visdiff.cache_root import CacheRoot
 from visdiff.errors import ServiceError
+from visdiff.llm import RequestPool
 from visdiff.sources import load_image_set
 from visdiff.prompts import load_prompt
 from visdiff.proposers import ProposalContext, create_proposer, list_proposers
@@ -20,7 +21,7 @@ from visdiff.proposers.chat import parse_answer, parse_hypotheses
 from visdiff.proposers.vlm import make_grid
 
 # Fixture: fake_openai (a scripted OpenAI-compatible server per test).
-pytest_plugins = ["tests.fake_openai"]
+pytest_plugins = ["tests.captioner_fixtures", "tests.fake_openai"]
 
 
 @pytest.mark.parametrize(
@@ -90,7 +91,8 @@ def context():
 
 
 def make_llm(server, **options):
-    return create_proposer("llm:fake-model", base_url=server.base_url, max_retries=1, **options)
+    # One request at a time: scripted replies meet the rounds in order.
+    return create_proposer("llm:fake-model", base_url=server.base_url, max_retries=1, llm_pool=RequestPool(1), **options)
 
 
 def test_backends_are_registered():
@@ -170,23 +172,29 @@ def test_server_failure_is_a_service_error(fake_openai, context):
         make_llm(fake_openai).propose(context)
 
 
-def test_make_grid_stacks_labelled_bands():
-    grid = make_grid([Image.new("RGB", (30, 20), "red")] * 7, [Image.new("RGB", (20, 30), "blue")] * 3, cell=16, columns=5)
-    # Band A: 2 rows; band B: 1 row; 4 px rule between.
-    assert grid.size == (64 + 5 * 24, (2 * 24 + 8) + (24 + 8) + 4)
+def test_make_grid_stacks_labelled_bands_of_two_rows():
+    grid = make_grid([Image.new("RGB", (30, 20), "red")] * 7, [Image.new("RGB", (20, 30), "blue")] * 3, cell=16)
+    # 4 columns hold A's 7 images in 2 rows; band B: 1 row; 4 px rule between.
+    assert grid.size == (64 + 4 * 24, (2 * 24 + 8) + (24 + 8) + 4)
     assert grid.getpixel((64 + 8, 8 + 8))[0] > 200  # a red cell in band A
     assert grid.getpixel((64 + 8, 2 * 24 + 8 + 4 + 8 + 8))[2] > 200  # a blue cell in band B
 
 
+def test_the_papers_20_and_20_images_fill_four_rows():
+    grid = make_grid([Image.new("RGB", (8, 8), "red")] * 20, [Image.new("RGB", (8, 8), "blue")] * 20, cell=16)
+    assert grid.size == (64 + 10 * 24, 2 * (2 * 24 + 8) + 4)
+
+
 def test_vlm_sends_one_grid_image_per_round(fake_openai, context):
     fake_openai.replies += [Reply("* bright colors"), Reply("* dark scenes")]
-    proposer = create_proposer("vlm:vision-model", base_url=fake_openai.base_url, rounds=2, samples_per_set=4)
+    proposer = create_proposer("vlm:vision-model", base_url=fake_openai.base_url, rounds=2, samples_per_set=4,
+                               llm_pool=RequestPool(1))
     assert proposer.propose(context) == ["bright colors", "dark scenes"]
     content = fake_openai.requests[0].body["messages"][0]["content"]
     assert "band marked \"A\"" in content[0]["text"]
     url = content[1]["image_url"]["url"]
     grid = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
-    assert grid.size == (64 + 4 * 200, 2 * (200 + 8) + 4)
+    assert grid.size == (64 + 2 * 200, 2 * (2 * 200 + 8) + 4)  # 4 images a set: 2 rows of 2
     assert context.captioning.calls == []  # the vlm proposer never captions
 
 
@@ -202,7 +210,7 @@ def test_paper_settings_send_a_system_message_and_no_temperature_tokens_or_seed(
     body = fake_openai.requests[0].body
     assert not {"temperature", "max_tokens", "seed"} & set(body)
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
-    assert body["messages"][0]["content"] == load_prompt("system", "paper").text
+    assert body["messages"][0]["content"] == load_prompt("system", "paper").text.strip()
     assert "more likely to be true of the Group A images" in body["messages"][1]["content"]
     record = proposer.describe()
     assert record["prompt_set"] == "paper" and record["prompt_sha256"] == load_prompt("propose", "paper").sha256
@@ -289,3 +297,60 @@ def test_generation_settings_come_from_the_command_line():
                                        "system_message": "", "prompts": "paper"}
     assert options.caption_decoding("blip2") == {"num_beams": 5, "max_new_tokens": 30}
     assert {"prompts": "paper", "temperature": "default", "caption_beams": 5}.items() <= options.identity().items()
+
+
+def test_hypotheses_option_sets_how_many_are_asked_per_round(fake_openai, context):
+    from visdiff.options import RunOptions
+    from visdiff.stages import RunStages
+
+    fake_openai.respond = lambda request: Reply("* snow")
+    stages = RunStages(RunOptions(llm="fake-model", base_url=fake_openai.base_url, hypotheses=4, rounds=1,
+                                  show_progress=False), proposing=True)
+    assert stages.proposer.n_hypotheses == 4 and stages.proposer.describe()["n_hypotheses"] == 4
+    stages.proposer.propose(context)
+    assert "Give 4 such concepts." in fake_openai.requests[0].last_user_text
+
+
+def sized_context(n_a: int, n_b: int) -> ProposalContext:
+    set_a, set_b = _image_set(n_a, 0, "A"), _image_set(n_b, 100, "B")
+    labels = {k: f"caption-{i}" for i, k in enumerate([*set_a.keys, *set_b.keys])}
+    return ProposalContext(set_a=set_a, set_b=set_b, seed=0, captioning=RecordingCaptions(labels), scoring=None)
+
+
+def test_sets_no_larger_than_a_sample_get_one_round_said_in_one_line(fake_openai, caplog):
+    small = sized_context(6, 5)
+    fake_openai.respond = lambda request: Reply("* snow")
+    assert make_llm(fake_openai, rounds=3, samples_per_set=6).propose(small) == ["snow"]
+    assert len(fake_openai.requests) == 1 and len(small.rounds) == 1
+    [line] = [r.getMessage() for r in caplog.records if "proposal round" in r.getMessage()]
+    assert line == ("one proposal round, not 3: sets A and B have 6 and 5 images, no more than the 6 sampled per "
+                    "round, so every round would show them all")
+    bigger = sized_context(7, 5)
+    make_llm(fake_openai, rounds=3, samples_per_set=6).propose(bigger)  # A's samples differ: every round asked
+    assert len(fake_openai.requests) == 4 and len(bigger.rounds) == 3
+
+
+@pytest.mark.parametrize("fixture", ["tiny_blip2_opt", "tiny_blip2_t5"])
+def test_the_feature_proposer_decodes_the_difference_of_mean_blip2_features(fixture, request, context):
+    from visdiff.proposers.feature import FeatureProposer
+
+    proposer = FeatureProposer(str(request.getfixturevalue(fixture)), rounds=2, samples_per_set=2, n_hypotheses=3,
+                               device="cpu")
+    phrases = proposer.propose(context)
+    assert len(phrases) == 6 and all(isinstance(p, str) for p in phrases)
+    assert [r["round"] for r in context.rounds] == [0, 1] and len(context.rounds[0]["images_a"]) == 2
+    _, model = proposer._load()
+    # The image inputs are the mean features of A's sample minus those of B's: zero for one set against itself.
+    same = proposer._mean_features(context.set_a) - proposer._mean_features(context.set_a)
+    assert same.shape == (model.config.num_query_tokens, model.config.text_config.hidden_size) and not same.any()
+    assert context.captioning.calls == []  # no captions, no LLM
+
+
+def test_the_feature_proposer_is_built_from_the_run_options(tiny_blip2_opt):
+    from visdiff.llm import RequestPool
+    from visdiff.options import RunOptions
+    from visdiff.stages import build_proposer
+
+    proposer = build_proposer(RunOptions(proposer=f"blip2-feature:{tiny_blip2_opt}", rounds=2, samples_per_set=5,
+                                         hypotheses=4, device="cpu"), cache=None, llm_pool=RequestPool(1))
+    assert (proposer.rounds, proposer.samples_per_set, proposer.n_hypotheses) == (2, 5, 4)

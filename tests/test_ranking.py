@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import visdiff
@@ -58,6 +59,16 @@ def test_rank_scores_rows_are_the_statistics_sorted_by_auroc_ties_in_hypothesis_
         np.testing.assert_array_equal(table[column].to_numpy(), welch[column][order])
     np.testing.assert_array_equal(table["q_value"].to_numpy(), stats.bh_qvalues(welch["p_greater"])[order])
     assert table.index.tolist() == list(range(7))
+
+
+def test_correct_delta_is_the_references_share_above_0_3_in_a_minus_b():
+    a = np.array([[0.35, 0.1], [0.31, 0.2], [0.1, 0.4], [0.2, 0.29]])
+    b = np.array([[0.32, 0.5], [0.0, 0.31]])
+    table = visdiff.rank_scores(a, b, ["x", "y"]).set_index("hypothesis")
+    assert table.loc["x", "correct_delta"] == pytest.approx(2 / 4 - 1 / 2)
+    assert table.loc["y", "correct_delta"] == pytest.approx(1 / 4 - 2 / 2)
+    torch_table = visdiff.rank_scores(torch.from_numpy(a), torch.from_numpy(b), ["x", "y"]).set_index("hypothesis")
+    assert torch_table["correct_delta"].tolist() == table["correct_delta"].tolist()
 
 
 def test_alpha_controls_the_flag():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import pytest
 import ray
 
 import visdiff
+from tests.cli_helpers import run_cli
 from visdiff.embeddings.cache import EmbeddingCache
 from visdiff.sources import load_image_set
 
@@ -94,6 +96,15 @@ def test_ray_actors_read_members_of_tar_shards(local_ray, images, tiny_clip_weig
                                   store_rows(tmp_path / "local", cache_id, keys))
 
 
+def test_an_unreachable_ray_address_fails_at_once_naming_it(images, tmp_path):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{unused.getsockname()[1]}"
+    result = run_cli("embed", images, "--engine", "ray", "--address", address, "--cache-dir", tmp_path / "c", "-q")
+    assert result.exit_code == 1, result.output
+    assert result.stderr == f"error: no Ray cluster at --address '{address}': Connection refused (within 5 s)\n"
+
+
 def test_ray_engine_needs_the_cache(local_ray, images, tiny_clip_weights):
     with pytest.raises(visdiff.InputError, match="cannot run with --no-cache"):
         visdiff.embed([images], scorer=tiny_clip_weights, engine="ray", use_cache=False)
@@ -126,6 +137,7 @@ def test_a_killed_ray_job_resumes_from_its_shards(local_ray, tiny_clip_weights, 
     passes.unlink(missing_ok=True)
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stderr == ""  # --quiet: nothing from Ray's Python logs, Ray Data's progress or its C++ core
     counts = json.loads(rerun.stdout)["embeddings"]
     assert counts["cached"] + counts["encoded"] == 60
     # Shards the killed job was still finishing may land after we counted: never more work.

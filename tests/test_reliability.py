@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -84,6 +85,8 @@ USAGE_CASES = [
     ("cache dir is a device", ["--cache-dir", "/dev/null"], "exists and is not a folder"),
     ("json into a missing folder", ["--json", "/no/such/dir/x.json"], "folder /no/such/dir does not exist"),
     ("json and csv both on stdout", ["--json", "-", "--csv", "-"], "only one output can go to standard output"),
+    ("unknown precision", ["--precision", "fp64"], "unknown precision 'fp64'; choose one of: auto, fp32, fp16, bf16"),
+    ("unknown ranker mode", ["--ranker-mode", "sideways"], "unknown ranker mode 'sideways'; choose one of: visdiff"),
 ]
 
 
@@ -116,7 +119,7 @@ def test_usage_errors_exit_2_before_any_work(command, args, image_dirs, tmp_path
 @pytest.mark.parametrize("args, message", [
     (["compare", "{a}", "{b}", "--alpha", "2"],
      "error: invalid value for '--alpha': must be in (0, 1), got 2.0 (see 'visdiff compare --help')"),
-    (["compare", "{a}", "{b}", "--frobnicate"], "error: no such option: --frobnicate (see 'visdiff compare --help')"),
+    (["compare", "{a}", "{b}", "--zzzz"], "error: no such option: --zzzz (see 'visdiff compare --help')"),
     (["comapre", "{a}"], "error: no such command 'comapre'. Did you mean 'compare'? (see 'visdiff --help')"),
     (["rank"], "error: missing argument 'set_a' (see 'visdiff rank --help')"),
 ])
@@ -235,6 +238,10 @@ IGNORED_VALUE_CASES = [
      "--captioner 'offline' would not be used: the proposer 'vocabulary' reads no captions"),
     ("--captioner of a bench with that proposer", ["bench", MINIBENCH, "--captioner", "offline", "--out", "{out}"],
      "would not be used"),
+    ("--rounds with a proposer that samples nothing", ["compare", "{a}", "{b}", "--rounds", "5"],
+     "--rounds 5 (rounds=) sets how a proposer samples; the proposer 'vocabulary' takes no sample"),
+    ("--samples of a bench with that proposer", ["bench", MINIBENCH, "--samples", "7", "--out", "{out}"],
+     "--samples 7 (samples_per_set=) sets how a proposer samples"),
     ("--where on a folder", ["compare", "{a}", "{b}", "--where", "x=y"], "selects rows of a table"),
     ("--group-a on a folder", ["rank", "{a}", "{b}", "-H", "x", "--group-a", "g"], "selects rows of a table"),
     ("--group on a folder", ["caption", "{a}", "--group", "g"], "selects rows of a table"),
@@ -267,6 +274,21 @@ def test_stdout_on_a_full_disk_exits_1():
         result = run_process("rank", REPO / "examples" / "a", REPO / "examples" / "b", "-H", "music", stdout=full)
     assert result.returncode == 1 and "No space left on device" in result.stderr
     assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+
+
+def test_results_folder_on_a_full_disk_exits_1_naming_the_file(image_dirs, tmp_path, full_disk):
+    out = tmp_path / "out"
+    full_disk(out)
+    result = run_cli("compare", *image_dirs, "--no-cache", "--out", out, "-q")
+    assert_one_line_error(result, 1, f"{out / 'results.json'}: No space left on device")
+
+
+def test_embedding_cache_on_a_full_disk_exits_1_naming_the_shard(image_dirs, tmp_path, full_disk):
+    cache = tmp_path / "cache"
+    full_disk(cache / "embeddings")
+    result = run_cli("embed", *image_dirs, "--cache-dir", cache, "-q")
+    assert_one_line_error(result, 1, ": No space left on device")
+    assert f"{cache / 'embeddings'}" in result.stderr and ".npy" in result.stderr
 
 
 def test_read_only_cache_dir_exits_2_at_once(image_dirs, tmp_path):
@@ -486,6 +508,66 @@ def test_hub_retries_are_logged_once():
             "from huggingface_hub.utils import logging; logging.get_logger('huggingface_hub.x').warning('retry 1/5')")
     result = run_python(code)
     assert result.stderr.count("retry 1/5") == 1, result.stderr
+
+
+@pytest.fixture
+def hub_unreachable(monkeypatch) -> str:
+    """The Hugging Face hub's endpoint is a local port that refuses connections (and the
+    process is not in offline mode)."""
+    from huggingface_hub import constants
+
+    from visdiff.hub import unreachable_reason
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    unreachable_reason.cache_clear()
+    yield endpoint
+    unreachable_reason.cache_clear()
+
+
+@pytest.mark.parametrize("args, model", [
+    (["rank", "-H", "x", "--clip", "ViT-B-32:laion2b_s34b_b79k"], "open_clip model 'open_clip:ViT-B-32:laion2b_s34b_b79k'"),
+    (["compare", "--captioner", "blip2:Salesforce/blip2-opt-2.7b", "--proposer", "llm", "--llm", "m",
+      "--base-url", "http://127.0.0.1:9/v1"], "blip2 model 'Salesforce/blip2-opt-2.7b'"),
+])
+def test_an_unreachable_hub_is_said_once_with_the_offline_ways(args, model, image_dirs, hub_unreachable, caplog):
+    with caplog.at_level(logging.WARNING):
+        result = run_cli(args[0], *image_dirs, *args[1:], "--no-cache")
+    assert_one_line_error(result, 1, f"cannot load {model}: the Hugging Face hub at {hub_unreachable} cannot be "
+                                     "reached (Connection refused)")
+    assert "HF_HUB_OFFLINE=1" in result.stderr and "open_clip:ARCH:/path/to/weights" in result.stderr
+    assert "Retry" not in result.output + caplog.text and "Failed to download" not in caplog.text
+    from huggingface_hub import constants
+
+    assert not constants.HF_HUB_OFFLINE  # offline for that load only
+
+
+def test_with_hf_hub_offline_set_a_missing_model_says_so_once(image_dirs, monkeypatch, caplog):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    result = run_cli("rank", *image_dirs, "-H", "x", "--clip", "ViT-B-32:laion2b_s34b_b79k", "--no-cache")
+    assert_one_line_error(result, 1, "cannot load open_clip model 'open_clip:ViT-B-32:laion2b_s34b_b79k': "
+                                     "HF_HUB_OFFLINE is set and the local cache does not hold the model; load "
+                                     "weights from disk instead")
+    assert "set HF_HUB_OFFLINE=1" not in result.stderr and constants.HF_HUB_OFFLINE
+
+
+def test_the_offline_scorer_leaves_the_hub_reachable_for_other_models(monkeypatch):
+    """Loading the packaged MiniLM once set HF_HUB_OFFLINE for the whole process: a captioner
+    named by a hub id could then never download in the same run."""
+    from huggingface_hub import constants
+
+    from visdiff.scorers.offline import load_sentence_model
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    load_sentence_model.cache_clear()
+    load_sentence_model("cpu")
+    assert not constants.HF_HUB_OFFLINE and "HF_HUB_OFFLINE" not in os.environ
 
 
 def test_damaged_shard_warning_names_the_damaged_file(tmp_path, caplog):

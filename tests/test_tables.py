@@ -55,6 +55,16 @@ def test_parquet_image_bytes(tmp_path):
     assert image_set.items[1].open().getpixel((0, 0)) == (10, 0, 0)
 
 
+def test_an_undecodable_row_is_named_by_its_row_in_the_table(tmp_path):
+    images = [png_bytes((10 * i, 0, 0)) for i in range(6)]
+    images[4] = b"\x89PNG garbage"
+    table = tmp_path / "bytes.parquet"
+    pd.DataFrame({"image": images, "group_name": ["a", "b"] * 3}).to_parquet(table, index=False)
+    image_set = load_image_set(table, group="a")
+    assert len(image_set) == 2
+    assert [skipped.source for skipped in image_set.skipped] == [f"{table}[row 5]"]  # the 3rd of group a
+
+
 def test_datasets_save_to_disk_folder(tmp_path):
     datasets = pytest.importorskip("datasets")
     colors = [(200, 0, 0)] * 3 + [(0, 0, 200)] * 3

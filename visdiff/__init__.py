@@ -4,7 +4,8 @@ Public API: :func:`compare`, :func:`compare_many` (each of several sets against 
 :func:`propose`, :func:`caption`, :func:`rank`, :func:`embed`,
 :func:`rank_scores`, :func:`load_image_set`, :func:`load_prompt`, :class:`RunOptions`,
 :class:`Comparison` (both sets' embeddings kept loaded, for interactive use),
-:class:`MultiComparison`, :class:`CompareResult`, :class:`MultiCompareResult`, :class:`RankedTable`,
+:class:`MultiComparison`, :class:`ValueComparison` (one set against a value per image: ``compare(images,
+score=...)``), :class:`ValueResult`, :func:`rank_by_value`, :class:`CompareResult`, :class:`MultiCompareResult`, :class:`RankedTable`,
 :class:`ImageGallery`, and the stage
 registries' ``create_*`` / ``list_*`` functions.
 Everything else is internal.
@@ -37,6 +38,9 @@ _EXPORTS = {
     "load_prompt": "visdiff.prompts",
     "Comparison": "visdiff.comparison",
     "MultiComparison": "visdiff.multi",
+    "ValueComparison": "visdiff.value_comparison",
+    "ValueResult": "visdiff.value_result",
+    "rank_by_value": "visdiff.value_ranking",
     "CompareResult": "visdiff.result",
     "MultiCompareResult": "visdiff.result",
     "ImageGallery": "visdiff.result",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import cached_property
 
 import numpy as np
@@ -26,9 +26,13 @@ from visdiff.image_sets import ImageSet, warn_shared_images
 from visdiff.sources import load_image_set
 from visdiff.options import RunOptions
 from visdiff.pairs import paired_positions
+from visdiff.purity import trade_for_purity
 from visdiff.ranking import (
     MERGE_MIN_SCORE_CORRELATION, add_proposal_split, clean_hypotheses, merge_near_duplicates, rank_directions,
 )
+from visdiff.outliers import least_like
+from visdiff.rare import concept_profiles, shown_count
+from visdiff.rare_ranking import rank_rare
 from visdiff.refine import RefinementFailed, refine_proposals
 from visdiff.result import CompareResult, ImageGallery, RankedTable
 from visdiff.stages import RunStages
@@ -37,6 +41,8 @@ from visdiff.stats import score_correlation
 log = logging.getLogger(__name__)
 
 SIDES = ("a", "b")
+# The purity trade's own random stream (beside the proposer's rounds, drawn from the same seed).
+PURITY_STREAM = 7
 # Thumbnails in a notebook are smaller than in the report: a gallery is one row of a cell.
 NOTEBOOK_THUMBNAIL_SIZE = 96
 
@@ -63,6 +69,16 @@ def load_sets(set_a, set_b, stages: RunStages) -> tuple[ImageSet, ImageSet]:
 def holdout_split(options: RunOptions, set_a: ImageSet, set_b: ImageSet) -> Holdout | None:
     """The proposal and held-out splits of A and B with ``options.holdout``, else None."""
     return Holdout.split({"a": set_a, "b": set_b}, options.holdout, options.seed) if options.holdout else None
+
+
+def mixed_for_purity(set_a: ImageSet, set_b: ImageSet, options: RunOptions) -> tuple[ImageSet, ImageSet]:
+    """The sets with a fraction ``1 - options.purity`` of A traded for images of B (``--purity``)."""
+    if options.purity == 1.0:
+        return set_a, set_b
+    items_a, items_b, traded = trade_for_purity(set_a.items, set_b.items, options.purity,
+                                                np.random.default_rng([options.seed, PURITY_STREAM]))
+    log.info("purity %g: %d image(s) of A traded for as many of B", options.purity, traded)
+    return replace(set_a, items=tuple(items_a)), replace(set_b, items=tuple(items_b))
 
 
 class Comparison:
@@ -96,7 +112,7 @@ class Comparison:
 
     def _load(self, stages: RunStages, set_a, set_b) -> None:
         with stages.timings.stage("load_images"):
-            image_set_a, image_set_b = load_sets(set_a, set_b, stages)
+            image_set_a, image_set_b = mixed_for_purity(*load_sets(set_a, set_b, stages), stages.options)
         holdout = holdout_split(stages.options, image_set_a, image_set_b)  # too large a fraction fails before embedding
         embedded = stages.scoring.embed_sets(image_set_a, image_set_b)
         # Images that fail to decode leave the sets, and the split is then made again without them.
@@ -133,8 +149,23 @@ class Comparison:
         else:
             self._proposer_sees = {"a": (self.set_a, self.set_b if contrast is None else contrast),
                                    "b": (self.set_b, self.set_a)}
+        if self.options.rare:
+            self._show_least_like_other()
         self._texts: dict[str, torch.Tensor] = {}
         self._thumbnails = ThumbnailCache(NOTEBOOK_THUMBNAIL_SIZE)
+
+    def _show_least_like_other(self) -> None:
+        """--rare: the proposer is shown each set's images least like the other set (of the
+        proposal splits with holdout), not a uniform sample: a rare difference lives there."""
+        sets = {"a": self.set_a, "b": self.set_b}
+        everything = {side: list(range(len(sets[side]))) for side in SIDES}
+        positions = self.holdout.proposal if self.holdout is not None else everything
+        profiles = concept_profiles(self.stages.scoring, self._embeddings)
+        for side, other in (("a", "b"), ("b", "a")):
+            seen = positions[side]
+            picks = least_like(profiles[side][seen], profiles[other][positions[other]],
+                               shown_count(len(seen), self.options))
+            self._proposer_sees[side] = (sets[side].subset([seen[i] for i in picks]), self._proposer_sees[side][1])
 
     @property
     def options(self) -> RunOptions:
@@ -220,11 +251,13 @@ class Comparison:
         """:func:`rank_directions` on all images, or with ``holdout`` on the held-out images
         with the proposal split's statistics beside them (``attrs["holdout"]`` says so)."""
         alpha = self.options.alpha if alpha is None else alpha
+        # --rare ranks by the tail test of A above B instead of AUROC.
+        rank = rank_rare if self.options.rare else rank_directions
         if self.holdout is None:
-            return rank_directions(scores_a, scores_b, proposals, alpha=alpha)
+            return rank(scores_a, scores_b, proposals, alpha=alpha)
         held, seen = self.holdout.held_out, self.holdout.proposal
-        table, columns = rank_directions(scores_a[held["a"]], scores_b[held["b"]], proposals, alpha=alpha)
-        in_sample, _ = rank_directions(scores_a[seen["a"]], scores_b[seen["b"]], proposals, alpha=alpha)
+        table, columns = rank(scores_a[held["a"]], scores_b[held["b"]], proposals, alpha=alpha)
+        in_sample, _ = rank(scores_a[seen["a"]], scores_b[seen["b"]], proposals, alpha=alpha)
         table = add_proposal_split(table, in_sample)
         table.attrs["holdout"] = self.holdout.summary()
         return table, columns
@@ -236,7 +269,7 @@ class Comparison:
         CLIP puts different short phrases ("dogs", "cats") close in text space, but their scores
         part on images of either. ``attrs["merge"]`` records it."""
         threshold = self.options.merge_threshold
-        if not self.options.merge:
+        if not self.options.merges:
             return table, columns
         if self._pairwise:
             log.info("a pairwise scorer has no text embeddings: near-duplicate proposals are not merged")
@@ -285,6 +318,10 @@ class Comparison:
             config["holdout"] = self.holdout.record({"a": self.set_a, "b": self.set_b})
         if refine_stop is not None:
             config["refine_stopped"] = refine_stop.record()
+        if self.options.rare:
+            config["rare"] = {"fraction": self.options.rare, "ranked_by": table.attrs.get("ranked_by"),
+                              "tail": table.attrs.get("tail"),
+                              "shown_a": self._proposer_sees["a"][0].keys}
         result = CompareResult(
             table=table,
             proposals=hypotheses,

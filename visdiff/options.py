@@ -16,11 +16,13 @@ from urllib.parse import urlsplit
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from visdiff.cache_root import CacheRoot
-from visdiff.devices import check_device
+from visdiff.devices import PRECISIONS, check_device
 from visdiff.embeddings.cache import DEFAULT_SHARD_IMAGES
 from visdiff.embeddings.settings import EmbedSettings
 from visdiff.embeddings.writer import DEFAULT_SHARD_SECONDS
 from visdiff.errors import InputError, OptionValueError
+from visdiff.llm.pool import DEFAULT_LLM_CONCURRENCY
+from visdiff.llm.prices import PriceTable
 from visdiff.redaction import redact_url
 from visdiff.profiles import DEFAULT_PROFILE, Profile, get_profile
 from visdiff.prompts import get_prompt_set
@@ -29,6 +31,7 @@ from visdiff.ranking import DEFAULT_ALPHA, DEFAULT_MERGE_THRESHOLD
 from visdiff.registry import parse_spec
 
 RUNTIME = {"runtime": True}
+RANKER_MODES = ("visdiff", "reference")
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,8 @@ NOT_EMPTY = {
 }
 # Settings of the requests a chat proposer sends; no other proposer reads them.
 LLM_REQUEST_OPTIONS = ("temperature", "max_tokens", "system_message", "llm_seed")
+# How a proposer samples, for those that sample (chat ones and ``sampled`` ones), with their flags.
+SAMPLING_OPTIONS = {"rounds": "--rounds", "samples_per_set": "--samples", "hypotheses": "--hypotheses"}
 
 
 def check_url(url: str) -> str:
@@ -114,7 +119,10 @@ class RunOptions:
     base_url : str, optional
         OpenAI-compatible endpoint of the chat proposer and of an ``openai:`` captioner.
     rounds, samples_per_set : int
-        Proposal rounds, and images sampled per set per round (llm/vlm proposers).
+        Proposal rounds, and images sampled per set per round (llm/vlm proposers); when both
+        sets have no more images than ``samples_per_set``, one round (each would show them all).
+    hypotheses : int
+        Hypotheses asked of the chat model per round (10, as in the paper).
     seed : int
         Seeds the proposer's sampling.
     prompts : str, optional
@@ -146,10 +154,29 @@ class RunOptions:
     holdout : float
         Fraction of each set held out from the proposer (0: none): the proposer sees the rest,
         and AUROC, p and q come from the held-out images (see :mod:`visdiff.holdout`).
+    purity : float
+        Trade a fraction ``1 - purity`` of set A for as many random images of set B before
+        comparing (paper Fig. 4; :func:`visdiff.purity.trade_for_purity`, drawn from ``seed``).
+    rare : float, optional
+        Look for differences carried by few images of A (about this fraction, in (0, 0.5]): the
+        proposer is shown the images of A least like B, and rows are ranked by a tail test
+        (see :mod:`visdiff.rare` and :mod:`visdiff.tail_stats`); None: off.
     merge, merge_threshold : bool, float
         Merge near-duplicate proposals: those whose text embeddings (the scorer's) have at least
         ``merge_threshold`` cosine similarity with a better-ranked proposal of the same
         direction are listed as its variants (see :func:`visdiff.ranking.merge_near_duplicates`).
+        ``merge`` None takes the profile's (off under ``paper``).
+    precision : {"auto", "fp32", "fp16", "bf16"}, optional
+        The scorer's arithmetic ("auto": fp16 on accelerators, fp32 on CPU); None takes the
+        profile's (``paper``: fp32, as the reference).
+    full_decode : bool, optional
+        Decode JPEGs at full scale before resizing (False: at the reduced scale that still
+        covers the model's input, faster); None takes the profile's (``paper``: full).
+    ranker_mode : {"visdiff", "reference"}, optional
+        How the vqa and caption-llm rankers ask: visdiff's way (vqa: P(yes) from the logits;
+        caption-llm: 20 statements a request) or the reference code's (vqa: a sampled answer,
+        "yes" in it = 1; caption-llm: one caption and concept a request, with examples, at
+        temperature 0); None takes the profile's (``paper``: reference).
     device : str, optional
         Device of the scorer and local captioners (default: the best available).
     batch_size, caption_batch_size : int
@@ -167,6 +194,13 @@ class RunOptions:
     name_a, name_b : str, optional
         What to call sets A and B in reports and results (default: the folder's name, or the
         table's group); labels only, so not part of :meth:`identity`.
+    llm_concurrency : int
+        LLM requests in flight at a time, shared by every chat client of the run (captioner,
+        proposer rounds, scorer, judge); answers are the same as one at a time (see
+        :mod:`visdiff.llm.pool`).
+    prices : sequence of str
+        ``MODEL=IN/OUT`` USD per million input/output tokens, for the cost estimate of the
+        run's token usage, replacing the built-in list prices (:mod:`visdiff.llm.prices`).
     """
 
     profile: str = DEFAULT_PROFILE
@@ -177,14 +211,17 @@ class RunOptions:
     base_url: str | None = None
     rounds: int = bounded(3, AT_LEAST_ONE)
     samples_per_set: int = bounded(20, AT_LEAST_ONE)
+    hypotheses: int = bounded(10, AT_LEAST_ONE)
     seed: int = bounded(0, AT_LEAST_ZERO)
     alpha: float = bounded(DEFAULT_ALPHA, Bounds("in (0, 1)", low=0, high=1, low_open=True, high_open=True))
     both_directions: bool = False
     pair_by: str | None = None
     refine: int = bounded(0, AT_LEAST_ZERO)
     holdout: float = bounded(0.0, Bounds("a fraction in [0, 1)", low=0, high=1, high_open=True))
-    merge: bool = True
+    purity: float = bounded(1.0, Bounds("a fraction in [0, 1]", low=0, high=1))
+    merge: bool | None = None
     merge_threshold: float = bounded(DEFAULT_MERGE_THRESHOLD, Bounds("a cosine similarity in [-1, 1]", low=-1, high=1))
+    rare: float | None = bounded(None, Bounds("a fraction in (0, 0.5]", low=0, high=0.5, low_open=True))
     prompts: str | None = None
     temperature: float | str | None = bounded(None, TEMPERATURE)
     max_tokens: int | str | None = bounded(None, AT_LEAST_ONE)
@@ -194,6 +231,9 @@ class RunOptions:
     caption_max_tokens: int | None = bounded(None, AT_LEAST_ONE)
     caption_temperature: float | None = bounded(None, TEMPERATURE)
     device: str | None = field(default=None, metadata=RUNTIME)
+    precision: str | None = None
+    full_decode: bool | None = None
+    ranker_mode: str | None = None
     batch_size: int = bounded(64, AT_LEAST_ONE, runtime=True)
     caption_batch_size: int = bounded(8, AT_LEAST_ONE, runtime=True)
     engine: str = field(default="local", metadata=RUNTIME)
@@ -206,6 +246,8 @@ class RunOptions:
     show_progress: bool | None = field(default=None, metadata=RUNTIME)
     name_a: str | None = field(default=None, metadata=RUNTIME)
     name_b: str | None = field(default=None, metadata=RUNTIME)
+    llm_concurrency: int = bounded(DEFAULT_LLM_CONCURRENCY, AT_LEAST_ONE, runtime=True)
+    prices: tuple[str, ...] = field(default=(), metadata=RUNTIME)
 
     def __post_init__(self) -> None:
         if isinstance(self.profile, Profile):
@@ -216,6 +258,10 @@ class RunOptions:
             value = getattr(self, option.name)
             if "bounds" in option.metadata and value is not None and value != PROVIDER_DEFAULT:
                 option.metadata["bounds"].check(option.name, value)
+        if self.ranker_mode is not None and self.ranker_mode not in RANKER_MODES:
+            raise InputError(f"unknown ranker mode {self.ranker_mode!r}; choose one of: {', '.join(RANKER_MODES)}")
+        if self.precision is not None and self.precision not in ("auto", *PRECISIONS):
+            raise InputError(f"unknown precision {self.precision!r}; choose one of: auto, {', '.join(PRECISIONS)}")
         if self.caption_beams is not None and self.caption_temperature:
             raise InputError("caption_beams and caption_temperature > 0 exclude each other: beam search or sampling")
         if self.pair_by is not None and (not isinstance(self.pair_by, str) or not self.pair_by.strip()):
@@ -231,8 +277,8 @@ class RunOptions:
             if spec is not None and not isinstance(spec, str):
                 raise InputError(f"{name} must be a spec string here, got {type(spec).__name__}")
         # A string is truthy whatever it says: both_directions="no" ran both directions.
-        for name, choices in (("both_directions", "True or False"), ("merge", "True or False"),
-                              ("use_cache", "True or False"), ("llm_seed", "True, False or None"),
+        for name, choices in (("both_directions", "True or False"), ("merge", "True, False or None"),
+                              ("use_cache", "True or False"), ("full_decode", "True, False or None"), ("llm_seed", "True, False or None"),
                               ("show_progress", "True, False or None")):
             value = getattr(self, name)
             if not isinstance(value, bool) and not (value is None and "None" in choices):
@@ -241,6 +287,11 @@ class RunOptions:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise InputError(f"{name} must be a string, got {value!r}")
+        prices = () if self.prices is None else self.prices  # None: the CLI's --price not given
+        if isinstance(prices, str) or not all(isinstance(text, str) for text in prices):
+            raise InputError(f"prices must be a sequence of 'MODEL=IN/OUT' texts, got {prices!r}")
+        object.__setattr__(self, "prices", tuple(prices))
+        PriceTable.parse(self.prices)  # a malformed price is a usage error before any work
         if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
             raise InputError(f"cache_dir must be a folder path, got {self.cache_dir!r}")
         for name, requirement in NOT_EMPTY.items():
@@ -267,12 +318,17 @@ class RunOptions:
 
     def _check_llm_requests_sent(self) -> None:
         """LLM request settings given for a proposer that sends no LLM requests (the offline
-        ``vocabulary``) are a usage error, not silently ignored."""
-        given = [name for name in LLM_REQUEST_OPTIONS if getattr(self, name) is not None]
-        if not given:
-            return
+        ``vocabulary``), and rounds, samples or hypotheses other than the defaults for one that
+        samples nothing, are usage errors, not silently ignored."""
         spec = PROPOSERS.check(self.proposer_spec())
-        if not PROPOSERS.has(spec.backend, "chat"):
+        defaults = {f.name: f.default for f in fields(self)}
+        changed = [name for name in SAMPLING_OPTIONS if getattr(self, name) != defaults[name]]
+        if changed and not (PROPOSERS.has(spec.backend, "chat") or PROPOSERS.has(spec.backend, "sampled")):
+            flag = SAMPLING_OPTIONS[changed[0]]
+            raise InputError(f"{flag} {getattr(self, changed[0])} ({changed[0]}=) sets how a proposer samples; the "
+                             f"proposer {str(spec)!r} takes no sample: give --llm MODEL (llm=), or leave {flag} out")
+        given = [name for name in LLM_REQUEST_OPTIONS if getattr(self, name) is not None]
+        if given and not PROPOSERS.has(spec.backend, "chat"):
             flag = "--" + given[0].replace("_", "-")
             raise InputError(f"{flag} ({given[0]}=) sets the requests of an LLM proposer; the proposer {str(spec)!r} "
                              f"sends none: give --llm MODEL (llm=), or leave {flag} out")
@@ -292,7 +348,8 @@ class RunOptions:
     def embed_settings(self) -> EmbedSettings:
         """How this run embeds images: the scoring stage's and the engines' settings."""
         return EmbedSettings(batch_size=self.batch_size, shard_images=self.shard_images,
-                             shard_seconds=self.shard_seconds, show_progress=self.show_progress)
+                             shard_seconds=self.shard_seconds, show_progress=self.show_progress,
+                             full_decode=self.decodes_full)
 
     def replace(self, **keywords) -> RunOptions:
         return RunOptions.build(self, **keywords)
@@ -301,7 +358,9 @@ class RunOptions:
         """The settings that shape results (everything but how the run executes), as recorded in
         results: credentials in the endpoint URL are masked."""
         settings = {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get("runtime")}
-        return {**settings, "base_url": redact_url(self.base_url)}
+        return {**settings, "merge": self.merges, "precision": self.scorer_precision, "full_decode": self.decodes_full,
+                "ranker_mode": "reference" if self.ranks_as_reference else "visdiff",
+                "base_url": redact_url(self.base_url)}
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -347,8 +406,32 @@ class RunOptions:
         decoding.update({k: v for k, v in given.items() if v is not None})
         return decoding
 
+    @property
+    def scorer_precision(self) -> str:
+        """The scorer's precision: ``precision``, else the profile's."""
+        return self.resolved_profile.precision if self.precision is None else self.precision
+
+    @property
+    def ranks_as_reference(self) -> bool:
+        """Whether the vqa and caption-llm rankers ask as the reference did: ``ranker_mode``, else the profile's."""
+        return (self.ranker_mode or self.resolved_profile.ranker_mode) == "reference"
+
+    @property
+    def decodes_full(self) -> bool:
+        """Whether JPEGs are decoded at full scale: ``full_decode``, else the profile's."""
+        return self.resolved_profile.full_decode if self.full_decode is None else self.full_decode
+
+    @property
+    def merges(self) -> bool:
+        """Whether near-duplicate proposals are merged: ``merge``, else the profile's (the
+        paper keeps every proposal as it came)."""
+        return self.resolved_profile.merge if self.merge is None else self.merge
+
     def captioner_spec(self) -> str:
-        return self.captioner or self.resolved_profile.captioner
+        """The captioner spec; a backend named without a model gets the profile's model for it."""
+        spec = self.captioner or self.resolved_profile.captioner
+        model = self.resolved_profile.backend_models.get(spec.strip())
+        return f"{spec.strip()}:{model}" if model else spec
 
     def scorer_spec(self) -> str:
         return self.scorer or self.resolved_profile.scorer

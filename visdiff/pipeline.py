@@ -33,6 +33,9 @@ from visdiff.options import RunOptions
 from visdiff.ranking import clean_hypotheses
 from visdiff.result import CompareResult, MultiCompareResult, RankedTable
 from visdiff.stages import RunStages
+from visdiff.errors import InputError
+from visdiff.value_comparison import ValueComparison
+from visdiff.value_result import ValueResult
 
 
 def caption(images, options: RunOptions | None = None, **keywords) -> pd.DataFrame:
@@ -74,6 +77,9 @@ def propose(set_a, set_b, options: RunOptions | None = None, *, stages: RunStage
     With ``holdout``, the proposer sees the proposal split of each set, as in :func:`compare`.
     """
     stages = RunStages.from_keywords(options, keywords, stages=stages, proposing=True)
+    if stages.options.rare:  # the images least like B come from embeddings, which a Comparison keeps
+        raise InputError("rare= shows the proposer the images least like the other set: use "
+                         "visdiff.Comparison(set_a, set_b, rare=...).propose() or compare(..., rare=...)")
     sets = dict(zip("ab", load_sets(set_a, set_b, stages)))
     split = holdout_split(stages.options, sets["a"], sets["b"])
     if split is not None:
@@ -120,8 +126,8 @@ def embed(sets: Sequence, options: RunOptions | None = None, **keywords) -> dict
     }
 
 
-def compare(set_a, set_b, options: RunOptions | None = None, *, stages: RunStages | None = None,
-            **keywords) -> CompareResult:
+def compare(set_a, set_b=None, options: RunOptions | None = None, *, score=None, stages: RunStages | None = None,
+            **keywords) -> CompareResult | ValueResult:
     """Describe how image set A differs from set B: caption, propose, rank.
 
     Parameters
@@ -135,6 +141,12 @@ def compare(set_a, set_b, options: RunOptions | None = None, *, stages: RunStage
         ``seed``, ``both_directions``...); ``captioner``, ``proposer`` and ``scorer`` may also
         be built objects.
 
+    score : str or sequence of float, optional
+        Compare one set (``set_a``, no ``set_b``) against a value per image: the name of its
+        table's value column, or one number per image of a list; returns a
+        :class:`~visdiff.value_result.ValueResult` ranked by |Spearman's rho| (one call on a
+        fresh :class:`~visdiff.value_comparison.ValueComparison`).
+
     Returns
     -------
     CompareResult
@@ -142,7 +154,14 @@ def compare(set_a, set_b, options: RunOptions | None = None, *, stages: RunStage
         options, specs, prompt name and hash, cache counts) and ``timings`` (seconds per stage).
         One call on a fresh :class:`~visdiff.comparison.Comparison`.
     """
-    return Comparison.of_stages(RunStages.from_keywords(options, keywords, stages=stages, proposing=True), set_a, set_b).compare()
+    if score is not None and set_b is not None:
+        raise InputError("score= compares one set with a value per image: give no set B")
+    if score is None and set_b is None:
+        raise InputError("give set B, or score= (a value per image of one set)")
+    stages = RunStages.from_keywords(options, keywords, stages=stages, proposing=True)
+    if score is not None:
+        return ValueComparison.of_stages(stages, set_a, score).compare()
+    return Comparison.of_stages(stages, set_a, set_b).compare()
 
 
 def compare_many(sets, options: RunOptions | None = None, *, names: Sequence[str] | None = None,

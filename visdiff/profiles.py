@@ -14,8 +14,11 @@ Besides the stage specs a profile names the prompt set (:mod:`visdiff.prompts`),
 request settings and the caption decoding per captioner backend. ``paper`` uses the
 reference implementation's: the ``paper`` prompts (with a system message), the provider's
 default temperature and token limit (none sent, nor a seed), BLIP-2 beam search with 5 beams
-and at most 30 new tokens, LLaVA sampling at temperature 0.2. The others keep visdiff's own:
-``strict`` prompts, temperature 0.7, at most 512 tokens, a seed per round, greedy captions.
+and at most 30 new tokens, LLaVA-1.5-13B sampling at temperature 0.2 up to 512 new tokens,
+no merging of near-duplicate proposals, and a GPT-4 judge for benchmarks sent the provider's
+defaults. The others keep visdiff's own: ``strict`` prompts, temperature 0.7, at most 512
+tokens, a seed per round, greedy captions, merging, the offline judge (temperature 0, 5 tokens
+when an LLM judge is chosen). docs/paper-fidelity.md lists every setting against the paper's.
 
 Any stage or setting can be overridden per run (``captioner=``, ``temperature=``...).
 """
@@ -29,6 +32,10 @@ from types import MappingProxyType
 from visdiff.errors import InputError
 
 
+# visdiff's own judge requests: one digit, no sampling (the reference sends none: the provider's defaults).
+DEFAULT_JUDGE_PARAMS: Mapping[str, float] = MappingProxyType({"temperature": 0, "max_tokens": 5})
+
+
 @dataclass(frozen=True)
 class Profile:
     """Backend specs for the three stages, their settings, and what running them requires.
@@ -36,7 +43,11 @@ class Profile:
     ``temperature`` and ``max_tokens`` of LLM requests: None sends none (the provider's
     default). ``caption_decoding`` maps a captioner backend to its decoding keywords
     (``num_beams``, ``max_new_tokens``, ``temperature``); a backend not listed decodes with
-    its own defaults.
+    its own defaults. ``backend_models``: the model of a backend named without one
+    (``--captioner llava``). ``merge``: near-duplicate proposals merged by default.
+    ``precision`` and ``full_decode``: the scorer's numerics (the reference: fp32, full decoding).
+    ``judge``: the benchmark's judge (``offline`` or ``llm:MODEL``) and ``judge_params`` the
+    settings its requests send (none: the provider's defaults).
     """
 
     name: str
@@ -49,6 +60,16 @@ class Profile:
     max_tokens: int | None = 512
     llm_seed: bool = True
     caption_decoding: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: MappingProxyType({}))
+    backend_models: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    merge: bool = True
+    # The scorer's arithmetic ("auto": fp16 on accelerators) and whether JPEGs are decoded at
+    # full scale (else at a reduced scale that still covers the model's input, for speed).
+    precision: str = "auto"
+    full_decode: bool = False
+    # The vqa and caption-llm rankers ask as the reference code did ("reference") or visdiff's way.
+    ranker_mode: str = "visdiff"
+    judge: str = "offline"
+    judge_params: Mapping[str, float] = field(default_factory=lambda: DEFAULT_JUDGE_PARAMS)
 
 
 OFFLINE = Profile(
@@ -79,8 +100,16 @@ PAPER = Profile(
     llm_seed=False,
     caption_decoding=MappingProxyType({
         "blip2": MappingProxyType({"num_beams": 5, "max_new_tokens": 30}),
-        "llava": MappingProxyType({"temperature": 0.2}),
+        "llava": MappingProxyType({"temperature": 0.2, "max_new_tokens": 512}),
     }),
+    backend_models=MappingProxyType({"llava": "llava-hf/llava-1.5-13b-hf"}),
+    # The reference keeps every line of the answer as a hypothesis: nothing merged.
+    merge=False,
+    precision="fp32",
+    full_decode=True,
+    ranker_mode="reference",
+    judge="llm:gpt-4",
+    judge_params=MappingProxyType({}),
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (OFFLINE, LAPTOP, PAPER)}

@@ -31,8 +31,11 @@ PROPOSAL_SPLIT_COLUMNS = ("auroc", "p_greater", "q_value", "significant")
 
 RESULT_COLUMNS = [
     "hypothesis", "auroc", "auroc_low", "auroc_high", "mean_a", "mean_b", "diff", "effect_size",
-    "p_greater", "q_value", "significant", "t", "p_welch", "favours", "constant",
+    "p_greater", "q_value", "significant", "t", "p_welch", "correct_delta", "favours", "constant",
 ]
+# The reference's ``correct_delta``: an image "shows" a hypothesis when its score (a CLIP cosine
+# similarity) exceeds this; the column is the share of A minus the share of B that do.
+CORRECT_DELTA_THRESHOLD = 0.3
 
 
 def dedupe_phrases(phrases: Sequence[str]) -> list[str]:
@@ -81,6 +84,15 @@ def separation_stats(scores_a, scores_b) -> dict[str, np.ndarray]:
     return stats.separation_stats(scores_a, scores_b)
 
 
+def share_above(scores, threshold: float) -> np.ndarray:
+    """Per column, the share of rows (images) scoring above ``threshold`` (tensors on their
+    device); 1-d scores are one column."""
+    if hasattr(scores, "detach"):
+        return (scores.reshape(len(scores), -1) > threshold).double().mean(dim=0).cpu().numpy()
+    scores = np.asarray(scores)
+    return (scores.reshape(len(scores), -1) > threshold).mean(axis=0)
+
+
 def rank_scores(scores_a, scores_b, hypotheses: Sequence[str], *, alpha: float = DEFAULT_ALPHA) -> pd.DataFrame:
     """Rank hypotheses from precomputed scores.
 
@@ -99,7 +111,8 @@ def rank_scores(scores_a, scores_b, hypotheses: Sequence[str], *, alpha: float =
     ``hypothesis, auroc, auroc_low, auroc_high`` (its 95% interval, :func:`visdiff.stats.auroc_interval`),
     ``mean_a, mean_b, diff, effect_size, p_greater`` (one-sided Mann-Whitney U test, A > B),
     ``q_value`` (BH over ``p_greater``), ``significant`` (q < alpha), ``t, p_welch`` (Welch's t
-    and its one-sided p: the paper's statistic, not used for the flag), ``favours`` ("A", "B",
+    and its one-sided p: the paper's statistic, not used for the flag), ``correct_delta`` (the
+    reference's: share of A scoring above 0.3 minus that of B; meant for CLIP cosines), ``favours`` ("A", "B",
     or "neither" at AUROC 0.5: the set that scores higher) and ``constant`` (one score on
     every image of both sets: the hypothesis says nothing, p = 1).
     """
@@ -110,6 +123,7 @@ def rank_scores(scores_a, scores_b, hypotheses: Sequence[str], *, alpha: float =
     if len(hypotheses) != len(found["auroc"]):
         raise InputError(f"{len(hypotheses)} hypotheses for {len(found['auroc'])} score columns")
     found["q_value"] = stats.bh_qvalues(found["p_greater"])
+    found["correct_delta"] = share_above(scores_a, CORRECT_DELTA_THRESHOLD) - share_above(scores_b, CORRECT_DELTA_THRESHOLD)
     # Rows by AUROC, descending, ties in hypothesis order (a stable sort of the negated AUROC;
     # U is finite, so AUROC is never NaN); sorted here, as arrays, not by pandas afterwards.
     order = np.argsort(-found["auroc"], kind="stable")
@@ -123,6 +137,7 @@ def rank_scores(scores_a, scores_b, hypotheses: Sequence[str], *, alpha: float =
         "significant": found["q_value"] < alpha,
         "t": found["t"],
         "p_welch": found["p_welch"],
+        "correct_delta": found["correct_delta"],
         "favours": np.where(auroc > 0.5, "A", np.where(auroc < 0.5, "B", "neither")),
         "constant": found["constant"],
     })

@@ -118,8 +118,8 @@ def read_records(path: Path, *, key: str, required: tuple[str, ...], kind: str) 
 # Columns of the ranked table kept per hypothesis in a results line.
 # With --holdout the proposal split's figures follow; with merging, each row's merged variants.
 HYPOTHESIS_COLUMNS = ("hypothesis", "direction", "auroc", "auroc_low", "auroc_high", "mean_a", "mean_b", "effect_size",
-                      "p_greater", "q_value", "significant", "t", "p_welch", "favours", "constant",
-                      "auroc_proposal", "p_greater_proposal", "q_value_proposal", "significant_proposal", "merged")
+                      "p_greater", "q_value", "significant", "t", "p_welch", "correct_delta", "favours",
+                      "constant", "auroc_proposal", "p_greater_proposal", "q_value_proposal", "significant_proposal", "merged")
 
 
 def hypothesis_rows(table, top: int | None = None) -> list[dict]:

@@ -19,6 +19,9 @@ from visdiff.embeddings.scoring import Scoring, create_scoring
 from visdiff.engines import ENGINES
 from visdiff.errors import InputError
 from visdiff.image_sets import ImageSet
+from visdiff.llm.pool import RequestPool
+from visdiff.llm.prices import PriceTable
+from visdiff.llm.usage import usage_record
 from visdiff.options import RunOptions
 from visdiff.pairs import paired_positions
 from visdiff.prompts import get_prompt_set
@@ -30,14 +33,19 @@ from visdiff.timing import Timings
 BUILT_STAGES = ("captioner", "proposer", "scorer")
 
 
-def build_proposer(options: RunOptions, *, cache) -> Proposer:
+def build_proposer(options: RunOptions, *, cache, llm_pool: RequestPool) -> Proposer:
     """The proposer ``options`` name; chat proposers get the LLM options (prompt set and
-    request settings, profile applied) and the cache."""
+    request settings, profile applied), the cache and the run's LLM request pool."""
     spec = PROPOSERS.check(options.proposer_spec())
+    if PROPOSERS.has(spec.backend, "sampled"):
+        return PROPOSERS.create(spec, rounds=options.rounds, samples_per_set=options.samples_per_set,
+                                n_hypotheses=options.hypotheses, device=options.device)
     if not PROPOSERS.has(spec.backend, "chat"):
         return PROPOSERS.create(spec)
     return PROPOSERS.create(spec, base_url=options.base_url, rounds=options.rounds,
-                            samples_per_set=options.samples_per_set, cache=cache, **options.chat_settings())
+                            samples_per_set=options.samples_per_set, n_hypotheses=options.hypotheses,
+                            cache=cache, llm_pool=llm_pool,
+                            **options.chat_settings())
 
 
 # What a built stage object must have (the protocols in visdiff.captioners, .proposers and
@@ -59,13 +67,16 @@ def check_built(stage: str, built) -> None:
                          f"{type(built).__name__} has no {', '.join(missing)}")
 
 
-def caption_settings(options: RunOptions, spec: str) -> dict:
-    """Prompt set and decoding keywords for a captioner built from ``spec``: the prompt set
-    for backends with a caption prompt, the decoding the options (profile applied) give."""
+def caption_settings(options: RunOptions, spec: str, *, llm_pool: RequestPool) -> dict:
+    """Prompt set, decoding and request pool keywords for a captioner built from ``spec``: the
+    prompt set for backends with a caption prompt, the decoding the options (profile applied)
+    give, the run's ``llm_pool`` for backends that send chat requests."""
     backend = CAPTIONERS.check(spec).backend
     settings = options.caption_decoding(backend)
     if CAPTIONERS.has(backend, "prompted"):
         settings["prompts"] = options.prompt_set()
+    if CAPTIONERS.has(backend, "chat"):
+        settings["llm_pool"] = llm_pool
     return settings
 
 
@@ -76,7 +87,8 @@ class RunStages:
     scorer checks the model its spec names) unless the run only captions (``captions_only``);
     so is the proposer when the run proposes (``proposing``: an LLM proposer's client checks
     for its API key). Models load on first use (a proposer that needs no captions never
-    loads the captioner).
+    loads the captioner). Every chat client of the run (captioner, proposer, scorer, a bench's
+    judge) shares ``llm_pool``: one bound on requests in flight, one 429 pause, one token count.
     """
 
     def __init__(self, options: RunOptions, *, captioner: Captioner | None = None,
@@ -88,6 +100,8 @@ class RunStages:
         self.cache = options.cache_root()
         self.cache.check_usable()
         self.timings = Timings()
+        self.llm_pool = RequestPool(options.llm_concurrency)
+        self.prices = PriceTable.parse(options.prices)
         # Provenance: every proposal round of this run, in order (see ChatProposer.propose).
         self.proposal_rounds: list[dict] = []
         self._built = {"captioner": captioner, "proposer": proposer, "scorer": scorer}
@@ -166,7 +180,7 @@ class RunStages:
     def _captioning(self, captioner: str | Captioner) -> Captioning:
         # Prompt set and decoding reach only the backends that use them: the offline captioner
         # takes neither, so its behaviour (and cache) never changes with a profile.
-        settings = caption_settings(self.options, captioner) if isinstance(captioner, str) else {}
+        settings = caption_settings(self.options, captioner, llm_pool=self.llm_pool) if isinstance(captioner, str) else {}
         return Captioning(
             captioner, cache=self.cache, timings=self.timings,
             batch_size=self.options.caption_batch_size, show_progress=self.options.show_progress,
@@ -182,17 +196,21 @@ class RunStages:
     def scoring(self) -> Scoring | PairScoring:
         spec = self._built["scorer"] or self.options.scorer_spec()
         pairwise = isinstance(spec, str) and SCORERS.has(SCORERS.check(spec).backend, "pairwise")
-        return create_scoring(
-            spec, cache=self.cache, timings=self.timings, device=self.options.device,
-            settings=self.options.embed_settings(), engine=self.engine,
-            scorer_options={"prompts": self.options.prompt_set(), "base_url": self.options.base_url,
-                            "captioning_for": self.captioning_for} if pairwise else None,
-        )
+        if pairwise:
+            scorer_options = {"prompts": self.options.prompt_set(), "base_url": self.options.base_url,
+                              "llm_pool": self.llm_pool, "captioning_for": self.captioning_for}
+            if SCORERS.has(SCORERS.check(spec).backend, "reference_mode"):
+                scorer_options["reference_mode"] = self.options.ranks_as_reference
+        else:
+            takes_precision = isinstance(spec, str) and SCORERS.has(SCORERS.check(spec).backend, "precision")
+            scorer_options = {"precision": self.options.scorer_precision} if takes_precision else None
+        return create_scoring(spec, cache=self.cache, timings=self.timings, device=self.options.device,
+                              settings=self.options.embed_settings(), engine=self.engine, scorer_options=scorer_options)
 
     @cached_property
     def proposer(self) -> Proposer:
         with self.timings.stage("load_proposer"):
-            return self._built["proposer"] or build_proposer(self.options, cache=self.cache)
+            return self._built["proposer"] or build_proposer(self.options, cache=self.cache, llm_pool=self.llm_pool)
 
     def propose(self, set_a: ImageSet, set_b: ImageSet) -> list[str]:
         """The proposer's phrases for A over B, cleaned and de-duplicated; its rounds go to
@@ -210,9 +228,10 @@ class RunStages:
     def start_unit(self) -> RunStages:
         """These stages, ready for the next unit of a sweep or benchmark (``compare(...,
         stages=stages.start_unit())``): models, engine, cache and proposer stay; the unit's
-        seconds, counts, proposal rounds and kept embeddings start from nothing, so its results
-        describe it alone."""
+        seconds, counts (LLM tokens too), proposal rounds and kept embeddings start from nothing,
+        so its results describe it alone."""
         self.timings.reset()
+        self.llm_pool.usage.reset()
         self.proposal_rounds = []
         for stage in ("captioning", "scoring", "proposer"):
             built = self.__dict__.get(stage)  # built already (a cached_property)
@@ -237,5 +256,11 @@ class RunStages:
             "captioner_cache_id": self.captioning.cache_id,
             "captions": asdict(self.captioning.stats),
             "embeddings": asdict(self.scoring.stats),
+            "llm_usage": self.llm_usage(),
         }
+
+    def llm_usage(self) -> dict:
+        """Requests, cached answers, tokens and estimated cost of the run's LLM calls so far,
+        per stage and model (:func:`visdiff.llm.usage.usage_record`)."""
+        return usage_record(self.llm_pool.usage.rows(), self.prices)
 

@@ -21,6 +21,7 @@ from visdiff.atomic import write_text_atomic
 from visdiff.errors import InputError
 from visdiff.sources import load_image_set
 from visdiff.jsonable import to_jsonable
+from visdiff.llm.usage import units_usage
 from visdiff.options import RunOptions
 from visdiff.pipeline import compare
 from visdiff.progress import progress_bar
@@ -56,6 +57,7 @@ class SweepRun:
     summary: pd.DataFrame
     new_values: int
     resumed_values: int
+    llm_usage: dict = field(default_factory=dict)  # of the new values: usage_record of their LLM calls
 
 
 def sweep_values(spec: SweepSpec, *, pair_by: str | None = None) -> list[str]:
@@ -102,7 +104,8 @@ def run_sweep(spec: SweepSpec, out_dir: Path, options: RunOptions, *, reports: b
         summary = summarize(records)
         write_text_atomic(out / "summary.csv", csv_safe(summary).to_csv(index=False))
         write_text_atomic(out / "index.html", render_index(spec, summary))
-    return SweepRun(out, summary, new_values=len(todo), resumed_values=len(done))
+    return SweepRun(out, summary, new_values=len(todo), resumed_values=len(done),
+                    llm_usage=units_usage(records[len(records) - len(todo):], stages.prices))
 
 
 def _compare_value(spec: SweepSpec, value: str, stages: RunStages, out: Path | None) -> dict:
@@ -127,7 +130,8 @@ def _compare_value(spec: SweepSpec, value: str, stages: RunStages, out: Path | N
         **record, "status": "ok", "n_a": len(result.set_a), "n_b": len(result.set_b),
         "hypotheses": hypothesis_rows(table, spec.top),
         "n_significant": int(table["significant"].sum()), "n_hypotheses": len(table),
-        "report": str(report) if report else None, "timings": result.timings, "finished_at": now(),
+        "report": str(report) if report else None, "timings": result.timings,
+        "llm_usage": result.config["llm_usage"], "finished_at": now(),
     }
 
 

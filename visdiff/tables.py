@@ -60,7 +60,8 @@ def read_table(path: Path) -> pd.DataFrame:
     except OSError as e:
         raise InputError(f"cannot read table {display_path(path)}: {e.strerror or e}") from e
     _require_unique_columns(path, header)
-    return table
+    # Row numbers in messages count the table's data rows from 1, whichever rows are chosen.
+    return table.reset_index(drop=True)
 
 
 def _read_table_and_header(path: Path) -> tuple[pd.DataFrame, list[str]]:
@@ -164,7 +165,7 @@ def select_rows(path: Path, *, group: str | None = None, group_column: str = DEF
         raise InputError(f"{display_path(path)} has no image column; expected one of {', '.join(IMAGE_COLUMNS)}, "
                          f"found columns {list(table.columns)}")
     images, labels = [], []
-    for row, value in enumerate(table[image_column], start=1):
+    for row, value in zip(table.index + 1, table[image_column]):
         label = f"{display_path(path)}[row {row}]"
         if isinstance(value, dict):  # datasets' Image feature, not decoded
             data, stored_path = value.get("bytes"), value.get("path")

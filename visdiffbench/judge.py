@@ -18,13 +18,15 @@ The ``difference`` field is never shown to a judge; only the set names are, as i
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from visdiff.cache_root import CacheRoot
 from visdiff.errors import BackendError, InputError, ServiceError, excerpt
-from visdiff.prompts import load_prompt
+from visdiff.llm.pool import RequestPool
+from visdiff.profiles import DEFAULT_JUDGE_PARAMS
+from visdiff.prompts import get_prompt_set, load_prompt
 
 RUBRIC_SCORES = {"2": 1.0, "1": 0.5, "0": 0.0}
 _RUBRIC_ANSWER = re.compile(r"^\s*([012])\s*\.?\s*$")
@@ -76,24 +78,39 @@ class LLMJudge:
     prompt : str, optional
         A template file (``.txt``) with ``$name_a``, ``$name_b`` and ``$hypothesis``; default
         the ``judge`` prompt of the prompt set ``prompts`` (default ``strict``).
+    params : mapping, optional
+        Settings each request sends (default ``temperature=0, max_tokens=5``; empty: the
+        provider's defaults, as the paper's judge). A prompt set with a ``system.txt`` sends it
+        as the system message.
+    llm_pool : RequestPool, optional
+        The run's LLM request pool (its bound, 429 pause and usage; default: the client's own).
+        The hypotheses of one call are asked concurrently, the judgements in their order.
     """
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
-                 cache: CacheRoot | None = None, prompt: str | None = None, prompts: str | None = None) -> None:
+                 cache: CacheRoot | None = None, prompt: str | None = None, prompts: str | None = None,
+                 params: Mapping[str, float] = DEFAULT_JUDGE_PARAMS, llm_pool: RequestPool | None = None) -> None:
         from visdiff.llm import ChatClient
 
-        self.client = ChatClient(model, base_url=base_url, api_key=api_key, cache=cache)
+        self.client = ChatClient(model, base_url=base_url, api_key=api_key, cache=cache, pool=llm_pool,
+                                 stage="judging")
         self.prompt = load_prompt(prompt or "judge", prompts)
+        prompt_set = get_prompt_set(prompts)
+        self.system = prompt_set.load("system").text.strip() if prompt_set.has("system") else None
+        self.params = dict(params)
         self.spec = f"llm:{model}"
 
     def describe(self) -> dict:
-        return {"judge": self.spec, **self.client.describe(), **self.prompt.record()}
+        return {"judge": self.spec, **self.client.describe(), **self.prompt.record(), "judge_params": self.params,
+                "judge_system_message": self.system}
 
     def judge(self, hypotheses: Sequence[str], *, name_a: str, name_b: str) -> list[Judgement]:
+        system = [{"role": "system", "content": self.system}] if self.system else []
+        conversations = [[*system, {"role": "user", "content": self.prompt.render(name_a=name_a, name_b=name_b,
+                                                                                   hypothesis=hypothesis)}]
+                         for hypothesis in hypotheses]
         judgements = []
-        for hypothesis in hypotheses:
-            text = self.prompt.render(name_a=name_a, name_b=name_b, hypothesis=hypothesis)
-            answer = self.client.chat([{"role": "user", "content": text}], temperature=0, max_tokens=5)
+        for hypothesis, answer in zip(hypotheses, self.client.chat_many(conversations, **self.params)):
             if not answer.strip():
                 # Nothing was answered: scoring it (or counting it unjudged) would read as a miss.
                 raise ServiceError(f"judge LLM {self.client.model!r} at {self.client.endpoint}: empty answer "
@@ -194,9 +211,10 @@ class OfflineJudge:
 
 
 def create_judge(name: str, *, llm: str | None = None, base_url: str | None = None, api_key: str | None = None,
-                 cache: CacheRoot | None = None, prompt: str | None = None, prompts: str | None = None) -> Judge:
+                 cache: CacheRoot | None = None, prompt: str | None = None, prompts: str | None = None,
+                 params: Mapping[str, float] = DEFAULT_JUDGE_PARAMS, llm_pool: RequestPool | None = None) -> Judge:
     """Build the ``offline`` judge or the ``llm`` judge (which needs ``llm``, a model name;
-    ``prompt`` and ``prompts`` choose its template, see :class:`LLMJudge`)."""
+    ``prompt`` and ``prompts`` choose its template, ``llm_pool`` the run's pool: see :class:`LLMJudge`)."""
     if name == "offline":
         given = [flag for flag, value in (("--judge-llm", llm), ("--judge-prompt", prompt)) if value]
         if given:
@@ -206,7 +224,8 @@ def create_judge(name: str, *, llm: str | None = None, base_url: str | None = No
     if name == "llm":
         if not llm:
             raise BackendError("the llm judge needs a model: --judge-llm gpt-4o (the paper used GPT-4)")
-        return LLMJudge(llm, base_url=base_url, api_key=api_key, cache=cache, prompt=prompt, prompts=prompts)
+        return LLMJudge(llm, base_url=base_url, api_key=api_key, cache=cache, prompt=prompt, prompts=prompts,
+                        params=params, llm_pool=llm_pool)
     raise BackendError(f"unknown judge {name!r}; choose one of: {', '.join(JUDGES)}")
 
 

@@ -28,6 +28,7 @@ import pandas as pd
 import visdiff
 from visdiff.atomic import write_text_atomic
 from visdiff.errors import InputError
+from visdiff.llm.usage import units_usage, usage_line
 from visdiff.options import RunOptions
 from visdiff.progress import progress_bar
 from visdiff.runlog import (
@@ -97,6 +98,7 @@ class BenchRun:
     new_pairs: int
     resumed_pairs: int
     new_skipped: int = 0  # of the new pairs, those skipped (too few readable images)
+    llm_usage: dict = field(default_factory=dict)  # of the new pairs: usage_record of their LLM calls
 
 
 def run_benchmark(
@@ -120,7 +122,9 @@ def run_benchmark(
         Results folder; created if missing, resumed if it holds a run of the same config.
     config : BenchConfig
     judge : Judge
-        Scores the top ``config.top_k`` hypotheses of each pair.
+        Scores the hypotheses of each pair. An LLM judge built with ``llm_pool=stages.llm_pool``
+        shares the run's request bound and 429 pause, and its tokens count in each pair's
+        ``llm_usage`` (``visdiff bench`` builds it so).
     stages : RunStages, optional
         The stages every pair runs on (``RunStages(config.run, scorer=..., proposer=...)`` to
         give built models); default: built here from ``config.run``, once for all pairs.
@@ -175,12 +179,13 @@ def _run_in(out: Path, benchmark: Benchmark, *, config: BenchConfig, judge: Judg
     title = f"# {', '.join(Path(src).name for src in benchmark.sources)}: {config.run.profile} profile, {judge.spec} judge\n\n"
     write_text_atomic(out / "summary.md", title + summary_markdown(summary) + "\n" + PAPER_NOTE + "\n\n"
                       + f"## Misses (no full match in the top {config.top_k})\n\n" + summary_markdown(diagnosis) + "\n"
-                      + DIAGNOSIS_NOTE + "\n")
+                      + DIAGNOSIS_NOTE + "\n\n## LLM usage (every pair recorded)\n\n"
+                      + usage_line(units_usage(records, stages.prices)) + "\n")
     write_text_atomic(out / "summary.csv", summary.to_csv(index=False))
     write_text_atomic(out / "diagnosis.csv", diagnosis.to_csv(index=False))
     new_skipped = sum(r["status"] == "skipped" for r in records[len(records) - len(todo):])
     return BenchRun(out, summary, records, diagnosis, new_pairs=len(todo), resumed_pairs=len(done),
-                    new_skipped=new_skipped)
+                    new_skipped=new_skipped, llm_usage=units_usage(records[len(records) - len(todo):], stages.prices))
 
 
 def run_pair(
@@ -239,6 +244,8 @@ def run_pair(
         "timings": {**result.timings, "judge": judge_seconds, "total": time.perf_counter() - started},
         "models": result.config,
         "judge": judge.describe(),
+        # The pair's LLM calls, judging included (``models`` holds the comparison's alone).
+        "llm_usage": stages.llm_usage(),
         "finished_at": now(),
     }
 

@@ -12,6 +12,7 @@ import pytest
 from tests.fake_openai import Reply, fake_openai  # noqa: F401
 from visdiff.cache_root import CacheRoot
 from visdiff.errors import BackendError
+from visdiff.llm import RequestPool
 from visdiffbench import LLMJudge, OfflineJudge, create_judge, parse_rubric_answer
 from visdiffbench.judge import normalize_phrase
 
@@ -28,7 +29,8 @@ def test_rubric_answers_are_parsed_strictly(answer, score):
 
 def test_llm_judge_asks_once_per_hypothesis_and_records_unusable_answers(fake_openai, tmp_path):
     fake_openai.replies += [Reply("2"), Reply("1."), Reply("I would say 2")]
-    judge = LLMJudge("judge-model", base_url=fake_openai.base_url, cache=CacheRoot(tmp_path))
+    # One request at a time: the scripted replies meet the hypotheses in order.
+    judge = LLMJudge("judge-model", base_url=fake_openai.base_url, cache=CacheRoot(tmp_path), llm_pool=RequestPool(1))
     judgements = judge.judge(["dogs", "puppies", "animals"], name_a="dogs", name_b="birds")
     assert [j.score for j in judgements] == [1.0, 0.5, None]
     assert judgements[2].detail == "I would say 2"

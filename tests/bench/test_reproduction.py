@@ -24,9 +24,8 @@ pytest_plugins = ["tests.captioner_fixtures", "tests.fake_openai"]
 def answer(request) -> Reply:
     """The judge gives 2 to a phrase naming set A's colour; the proposer lists colours."""
     text = request.last_user_text
-    if "Prediction:" in text:
-        group_a = re.search(r"^Group A: (.*)$", text, re.M).group(1)
-        prediction = re.search(r"^Prediction: (.*)$", text, re.M).group(1)
+    if "Prediction:" in text:  # one line, as the reference's: "Group A: ... and Group B: .... Prediction: ..."
+        group_a, prediction = re.search(r"^Group A: (.*) and Group B: .*\. Prediction: (.*)$", text, re.M).groups()
         return Reply("2" if prediction.split()[0] in group_a else "0")
     return Reply("* red squares\n* blue squares\n* a square next to a circle\n* noisy green images")
 
@@ -63,10 +62,13 @@ def test_the_paper_reproduction_command_runs_end_to_end(tmp_path, tiny_blip2_t5,
     for request in proposals:
         body = request.body
         assert body["model"] == "proposer-model" and not {"temperature", "max_tokens", "seed"} & set(body)
-        assert body["messages"][0] == {"role": "system", "content": load_prompt("system", "paper").text}
+        assert body["messages"][0] == {"role": "system", "content": load_prompt("system", "paper").text.strip()}
         assert "more likely to be true of the Group A images" in request.last_user_text
     judged = [r for r in fake_openai.requests if "Prediction:" in r.last_user_text]
     assert all("agrees with the description of Group A" in r.last_user_text for r in judged)
+    for request in judged:  # the reference's judge requests: its plain system message, the provider's defaults
+        assert request.body["messages"][0]["role"] == "system" and not {"temperature", "max_tokens"} & set(request.body)
+    assert models["options"]["merge"] is False  # every proposal kept, as the reference
 
     # Accuracy and the diagnosis of every pair, per split.
     first = records[0]

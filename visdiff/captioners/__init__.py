@@ -32,13 +32,13 @@ class Captioner(Protocol):
         """One caption per RGB image, in order (one batched call where the backend can)."""
 
 
-# Capability: ``prompted`` backends' factories take ``prompts`` (the prompt set of their
-# ``caption`` prompt).
-CAPTIONERS: Registry[Captioner] = Registry("captioner", capabilities=("prompted",))
+# Capabilities: ``prompted`` backends' factories take ``prompts`` (the prompt set of their
+# ``caption`` prompt); ``chat`` ones send chat requests and take ``llm_pool`` (the run's RequestPool).
+CAPTIONERS: Registry[Captioner] = Registry("captioner", capabilities=("prompted", "chat"))
 CAPTIONERS.declare("blip2", "visdiff.captioners.hf:_create_blip2", prompted=True)
 CAPTIONERS.declare("llava", "visdiff.captioners.hf:_create_llava", prompted=True)
 CAPTIONERS.declare("hf", "visdiff.captioners.hf:_create_hf")
-CAPTIONERS.declare("openai", "visdiff.captioners.openai_compat:_create_openai", prompted=True)
+CAPTIONERS.declare("openai", "visdiff.captioners.openai_compat:_create_openai", prompted=True, chat=True)
 CAPTIONERS.declare("offline", "visdiff.captioners.offline:_create_offline")
 # Build a backend from a spec such as ``blip2:Salesforce/blip2-flan-t5-xxl``; list the backend names.
 create_captioner = CAPTIONERS.create

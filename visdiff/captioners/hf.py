@@ -30,6 +30,7 @@ import torch
 from PIL import Image
 
 from visdiff.errors import BackendError
+from visdiff.hub import hub_loading
 from visdiff.prompts import load_prompt
 from visdiff.devices import auto_device, auto_dtype
 from visdiff.registry import require
@@ -74,7 +75,8 @@ def family_of(model: str) -> ModelFamily:
     """The family of a hub id or local folder, from its config's ``model_type``."""
     transformers = require("transformers", "hf")
     try:
-        model_type = transformers.AutoConfig.from_pretrained(model).model_type
+        with hub_loading(from_hub=not Path(model).expanduser().is_dir()):
+            model_type = transformers.AutoConfig.from_pretrained(model).model_type
     except (OSError, ValueError) as e:
         raise BackendError(f"cannot read the config of model {model!r}: {e}") from e
     return {"blip-2": BLIP2, "llava": LLAVA}.get(model_type, GENERIC)
@@ -85,9 +87,10 @@ def load_vision_language_model(family: ModelFamily, model: str, *, device, dtype
     decoder-only language model, on the right for an encoder-decoder one."""
     transformers = require("transformers", "hf")
     try:
-        processor = transformers.AutoProcessor.from_pretrained(model)
-        model_class = getattr(transformers, family.model_class)
-        loaded = model_class.from_pretrained(model, dtype=dtype).to(device).eval()
+        with hub_loading(from_hub=not Path(model).expanduser().is_dir()):
+            processor = transformers.AutoProcessor.from_pretrained(model)
+            model_class = getattr(transformers, family.model_class)
+            loaded = model_class.from_pretrained(model, dtype=dtype).to(device).eval()
     except (OSError, ValueError, KeyError) as e:
         raise BackendError(f"cannot load {family.backend} model {model!r}: {e}") from e
     tokenizer = getattr(processor, "tokenizer", None)
@@ -190,13 +193,18 @@ class HFCaptioner:
             sampling = {"do_sample": True, "temperature": self.temperature} if self.temperature else {"do_sample": False}
             output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens,
                                          num_beams=self.num_beams, **sampling)
-        prompt_ids = inputs.get("input_ids")
-        if prompt_ids is not None and output.shape[1] >= prompt_ids.shape[1] \
-                and torch.equal(output[:, : prompt_ids.shape[1]], prompt_ids):
-            # Decoder-only models return prompt + continuation; keep the continuation.
-            output = output[:, prompt_ids.shape[1]:]
-        texts = self.processor.batch_decode(output, skip_special_tokens=True)
+        texts = self.processor.batch_decode(continuation(output, inputs), skip_special_tokens=True)
         return [" ".join(text.split()) for text in texts]
+
+
+def continuation(output: torch.Tensor, inputs) -> torch.Tensor:
+    """What ``generate`` added: decoder-only models return prompt + continuation (a prompt of
+    one row stands for every returned sequence)."""
+    prompt_ids = inputs.get("input_ids")
+    if prompt_ids is not None and output.shape[1] >= prompt_ids.shape[1] \
+            and torch.equal(output[:, : prompt_ids.shape[1]], prompt_ids.expand(len(output), -1)):
+        return output[:, prompt_ids.shape[1]:]
+    return output
 
 
 def _factory(family: ModelFamily):

@@ -10,25 +10,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
 
 from visdiff.errors import ServiceError
-from visdiff.llm import ChatClient, image_content
+from visdiff.llm import ChatClient, RequestPool, image_content
 from visdiff.prompts import load_prompt
 
 
 class OpenAICaptioner:
-    """One chat request per image, ``concurrency`` requests in flight at a time."""
+    """One chat request per image, as many in flight as the client's pool allows."""
 
-    def __init__(self, client: ChatClient, *, prompt: str, max_new_tokens: int = 120, concurrency: int = 4) -> None:
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    def __init__(self, client: ChatClient, *, prompt: str, max_new_tokens: int = 120) -> None:
         self.client = client
         self.prompt = prompt
         self.max_new_tokens = max_new_tokens
-        self.concurrency = concurrency
         self.spec = f"openai:{client.model}"
         self.cache_id = json.dumps(
             {"backend": "openai", **client.describe(), "prompt": prompt, "max_new_tokens": max_new_tokens,
@@ -37,16 +33,13 @@ class OpenAICaptioner:
         )
 
     def caption_images(self, images: Sequence[Image.Image]) -> list[str]:
-        # Requests wait on the network, not the CPU: threads overlap them (the SDK client is thread-safe).
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(self._caption, images))
-
-    def _caption(self, image: Image.Image) -> str:
-        messages = [{"role": "user", "content": [{"type": "text", "text": self.prompt}, image_content(image)]}]
-        text = " ".join(self.client.chat(messages, temperature=0, max_tokens=self.max_new_tokens).split())
-        if not text:
+        conversations = [[{"role": "user", "content": [{"type": "text", "text": self.prompt}, image_content(image)]}]
+                         for image in images]
+        answers = self.client.chat_many(conversations, temperature=0, max_tokens=self.max_new_tokens)
+        captions = [" ".join(answer.split()) for answer in answers]
+        if not all(captions):
             raise ServiceError(f"{self.spec} at {self.client.endpoint} returned an empty caption")
-        return text
+        return captions
 
 
 def _create_openai(
@@ -59,9 +52,10 @@ def _create_openai(
     max_new_tokens: int = 120,
     timeout: float = 60.0,
     max_retries: int = 3,
-    concurrency: int = 4,
+    llm_pool: RequestPool | None = None,
 ) -> OpenAICaptioner:
     del device  # runs no local model
-    client = ChatClient(model or "gpt-4o", base_url=base_url, timeout=timeout, max_retries=max_retries)
+    client = ChatClient(model or "gpt-4o", base_url=base_url, timeout=timeout, max_retries=max_retries, pool=llm_pool,
+                        stage="captioning")
     prompt = prompt if prompt is not None else load_prompt("caption", prompts).text.strip()
-    return OpenAICaptioner(client, prompt=prompt, max_new_tokens=max_new_tokens, concurrency=concurrency)
+    return OpenAICaptioner(client, prompt=prompt, max_new_tokens=max_new_tokens)

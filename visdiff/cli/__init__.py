@@ -45,4 +45,4 @@ def setup_logging() -> None:
 
 
 # Each module adds its commands to `app`.
-from visdiff.cli import bench, cache, caption, compare, embed, propose, rank, sweep  # noqa: E402, F401
+from visdiff.cli import bench, cache, caption, compare, embed, propose, rank, serve, sweep  # noqa: E402, F401

@@ -12,7 +12,7 @@ import typer
 from visdiff.cli import app
 from visdiff.cli.compare import COMPARE_OPTIONS
 from visdiff.cli.options import run_command
-from visdiff.cli.output import render_summary, results_folder, stderr
+from visdiff.cli.output import render_summary, report_llm_usage, results_folder, stderr
 from visdiff.errors import InputError
 from visdiff.options import RunOptions, check_url
 
@@ -35,7 +35,7 @@ def _splits(value: str | None) -> list[str] | None:
 
 
 # Benchmark pairs are lists of images, with no key column to pair by.
-@run_command(app, "bench", *(name for name in COMPARE_OPTIONS if name not in ("both_directions", "pair_by")))
+@run_command(app, "bench", *(name for name in COMPARE_OPTIONS if name not in ("both_directions", "pair_by", "purity")))
 def bench_command(
     bench: Annotated[Path, typer.Argument(exists=True, help="Benchmark: a release .jsonl file, a folder of them, or PairedImageSets.csv / ImageNetR.csv / ImageNetStar.csv.")],
     options: RunOptions,
@@ -47,8 +47,8 @@ def bench_command(
     min_images: Annotated[int, typer.Option(min=2, help="Skip a pair when a set has fewer readable images.", rich_help_panel=BENCH_PANEL)] = 2,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Ranked hypotheses that count for accuracy (Acc@5 needs 5); a miss is a pair with no full match among them.", rich_help_panel=BENCH_PANEL)] = 5,
     reports: Annotated[bool, typer.Option("--reports", help="Also write each pair's HTML report under <out>/reports/.", rich_help_panel=BENCH_PANEL)] = False,
-    judge: Annotated[JudgeName, typer.Option(help="offline: MiniLM similarity, no API; llm: the paper's 2/1/0 rubric via --judge-llm.", rich_help_panel=JUDGE_PANEL, case_sensitive=False)] = JudgeName.offline,
-    judge_llm: Annotated[str | None, typer.Option(help="Chat model of the llm judge (the paper used GPT-4).", rich_help_panel=JUDGE_PANEL)] = None,
+    judge: Annotated[JudgeName | None, typer.Option(help="offline: MiniLM similarity, no API; llm: the paper's 2/1/0 rubric via --judge-llm. Default: the profile's (offline; --profile paper: llm with gpt-4, its requests as the paper's, with the provider's defaults).", rich_help_panel=JUDGE_PANEL, case_sensitive=False, show_default=False)] = None,
+    judge_llm: Annotated[str | None, typer.Option(help="Chat model of the llm judge (the paper used GPT-4; default: the profile's).", rich_help_panel=JUDGE_PANEL)] = None,
     judge_base_url: Annotated[str | None, typer.Option(help="Endpoint of the judge model (default: --base-url); the key comes from $OPENAI_API_KEY.", rich_help_panel=JUDGE_PANEL)] = None,
     judge_prompt: Annotated[str | None, typer.Option(help="Template of the llm judge: a .txt file with $name_a, $name_b and $hypothesis (default: the prompt set's judge.txt).", rich_help_panel=JUDGE_PANEL)] = None,
     quiet: bool = False,
@@ -56,6 +56,7 @@ def bench_command(
     """Run compare on every benchmark pair, judge its hypotheses, and print Acc@1/Acc@5 per split
     beside the paper's numbers, and why each miss was missed. Results go to <out>/results.jsonl (one line per pair) and
     <out>/summary.md / summary.csv; interrupt and rerun to resume."""
+    judge, judge_llm = _judge_of_profile(judge, judge_llm, options)
     _check_judge_options(judge, judge_llm, judge_base_url)
     out_folder = results_folder(out)
     from visdiffbench import BenchConfig, create_judge, load_benchmark, run_benchmark
@@ -65,10 +66,15 @@ def bench_command(
     _report_issues(benchmark.issues, quiet=quiet)
     config = BenchConfig(run=options, purity=purity, judge=judge.value, judge_llm=judge_llm, judge_prompt=judge_prompt,
                          top_k=top_k, min_images=min_images)
+    from visdiff.stages import RunStages
+
+    # One set of stages for every pair; the judge shares its LLM request pool (bound, 429 pause, usage).
+    stages = RunStages(options.replace(show_progress=False), proposing=True)
     built_judge = create_judge(judge.value, llm=judge_llm, base_url=judge_base_url or options.base_url,
-                               cache=options.cache_root(), prompt=judge_prompt, prompts=options.prompt_set())
+                               cache=options.cache_root(), prompt=judge_prompt, prompts=options.prompt_set(),
+                               params=options.resolved_profile.judge_params, llm_pool=stages.llm_pool)
     out_dir = out_folder or Path("bench-out") / f"{Path(bench).stem}-{options.profile}-{judge.value}"
-    run = run_benchmark(benchmark, out_dir, config=config, judge=built_judge, reports=reports,
+    run = run_benchmark(benchmark, out_dir, config=config, judge=built_judge, stages=stages, reports=reports,
                         show_progress=options.show_progress)
     from visdiffbench.metrics import PAPER_NOTE
 
@@ -81,6 +87,18 @@ def bench_command(
     skipped = f" ({run.new_skipped} skipped: too few readable images)" if run.new_skipped else ""
     stderr.print(f"{run.new_pairs} pair(s) run{skipped}, {run.resumed_pairs} already done; results in {run.out_dir}",
                  highlight=False)
+    report_llm_usage(run.llm_usage)  # of the pairs run now
+
+
+def _judge_of_profile(judge: JudgeName | None, judge_llm: str | None, options) -> tuple[JudgeName, str | None]:
+    """The judge follows the profile unless --judge says otherwise: ``paper`` judges with the
+    paper's LLM (its model unless --judge-llm names another)."""
+    backend, _, model = options.resolved_profile.judge.partition(":")
+    if judge is None:
+        judge = JudgeName(backend)
+    if judge is JudgeName.llm and judge_llm is None and backend == "llm":
+        judge_llm = model
+    return judge, judge_llm
 
 
 def _check_judge_options(judge: JudgeName, judge_llm: str | None, judge_base_url: str | None) -> None:

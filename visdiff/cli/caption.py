@@ -22,7 +22,7 @@ from visdiff.report.results import csv_safe
 
 
 @run_command(app, "caption", "profile", "captioner", "device", "base_url", "cache_dir", "no_cache",
-             "prompts", "caption_beams", "caption_temperature")
+             "prompts", "caption_beams", "caption_temperature", "llm_concurrency")
 def caption_command(
     images: SetArgument,
     options: RunOptions,
@@ -41,10 +41,10 @@ def caption_command(
 
     check_outputs(csv_out, jsonl_out)
     own = {k: v for k, v in {"prompt": prompt, "max_new_tokens": max_new_tokens}.items() if v is not None}
-    RunStages(options, captions_only=True)  # specs and --cache-dir are usage errors, before any file is read
+    stages = RunStages(options, captions_only=True)  # specs and --cache-dir are usage errors, before any file is read
     spec = options.captioner_spec()
     captioner = build_captioner(spec, device=options.device, base_url=options.base_url,
-                                **{**caption_settings(options, spec), **own}) if own else None
+                                **{**caption_settings(options, spec, llm_pool=stages.llm_pool), **own}) if own else None
     image_set = load_image_set(images, group=group, group_column=group_col, where=parse_where(where))
     table = caption(image_set, options.replace(caption_batch_size=batch_size), captioner=captioner)
     if csv_out is None and jsonl_out is None:

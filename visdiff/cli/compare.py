@@ -10,8 +10,8 @@ import typer
 from visdiff.cli import app
 from visdiff.cli.options import SetInputs, run_command
 from visdiff.cli.output import (
-    CsvOption, JsonOption, check_outputs, render_ranking, report_skipped, report_skipped_sets, results_folder, stderr,
-    write_table,
+    CsvOption, JsonOption, check_outputs, render_ranking, report_llm_usage, report_skipped, report_skipped_sets,
+    results_folder, stderr, write_table,
 )
 from visdiff.options import RunOptions
 from visdiff.profiles import DEFAULT_PROFILE
@@ -19,12 +19,12 @@ from visdiff.profiles import DEFAULT_PROFILE
 if TYPE_CHECKING:
     from visdiff.result import CompareResult, MultiCompareResult
 
-COMPARE_OPTIONS = ("profile", "captioner", "proposer", "scorer", "clip", "device", "batch_size", "llm", "base_url",
-                   "rounds", "samples_per_set", "seed", "both_directions", "pair_by", "refine", "alpha", "holdout",
+COMPARE_OPTIONS = ("profile", "captioner", "proposer", "scorer", "clip", "device", "precision", "full_decode", "ranker_mode", "batch_size", "llm", "base_url",
+                   "rounds", "samples_per_set", "hypotheses", "seed", "both_directions", "pair_by", "refine", "alpha", "holdout", "purity", "rare",
                    "merge", "merge_threshold", "cache_dir", "no_cache",
                    "prompts", "temperature", "max_tokens", "system_message", "llm_seed", "caption_beams",
                    "caption_max_tokens", "caption_temperature",
-                   "engine", "engine_address")
+                   "engine", "engine_address", "llm_concurrency", "prices")
 OFFLINE_NOTE = (
     "using the offline profile (small built-in models, no downloads); for the paper's pipeline pass "
     "--profile paper, or pick models with --captioner, --llm and --clip"
@@ -41,6 +41,7 @@ def compare_command(
     csv_out: CsvOption = None,
     quiet: bool = False,
     all_rows: Annotated[bool, typer.Option("--all", help="Also show the candidates that are not significant.", rich_help_panel="Output")] = False,
+    score_col: Annotated[str | None, typer.Option("--score-col", help="One table, a number per image in this column (confidence, loss, a rating): propose from its highest and lowest quarter, rank by Spearman's rho with it. Give no set B.", rich_help_panel="Input")] = None,
 ) -> None:
     """Describe how set A differs from set B: caption, propose with an LLM, rank with CLIP.
 
@@ -48,6 +49,12 @@ def compare_command(
     """
     out = results_folder(out)
     check_outputs(json_out, csv_out)
+    if score_col is not None:
+        from visdiff.cli.by_value import compare_by_value
+
+        compare_by_value(inputs, options, score_col, out=out, json_out=json_out, csv_out=csv_out, top=top,
+                         all_rows=all_rows)
+        return
     if not quiet and options.profile == DEFAULT_PROFILE and not any((options.captioner, options.proposer, options.scorer, options.llm)):
         stderr.print(OFFLINE_NOTE, highlight=False, soft_wrap=True)
     if len(inputs.sources()) > 2:
@@ -84,7 +91,11 @@ def show(result: CompareResult, *, title: str, out: Path | None, json_out: Path 
     table = result.table
     if str(json_out) != "-" and str(csv_out) != "-":
         heading = f"{title}  ({result.config['scorer']})"
-        if "direction" in table:
+        if table.attrs.get("ranked_by") == "tail":  # --rare
+            from visdiff.cli.mode_output import render_rare_ranking
+
+            render_rare_ranking(table, title=heading, limit=top, all_rows=all_rows)
+        elif "direction" in table:
             for side in ("A", "B"):  # the title names the sets; each table says "more true of A" (or B)
                 render_ranking(table[table["direction"] == side], title=heading, limit=top, favoured=side,
                                supported_only=not all_rows)
@@ -94,6 +105,7 @@ def show(result: CompareResult, *, title: str, out: Path | None, json_out: Path 
                 extra={"config": result.config, "timings": result.timings, "proposals": result.proposals})
     if out is not None:
         stderr.print(f"wrote {', '.join(str(p) for p in written.values())}", highlight=False, soft_wrap=True)
+    report_llm_usage(result.config.get("llm_usage"))
 
 
 def show_many(result: MultiCompareResult, *, out: Path | None, json_out: Path | None, csv_out: Path | None,
@@ -115,3 +127,4 @@ def show_many(result: MultiCompareResult, *, out: Path | None, json_out: Path | 
                                 for name, one in result.results.items()}})
     if out is not None:
         stderr.print(f"wrote {', '.join(str(p) for p in written.values())}", highlight=False, soft_wrap=True)
+    report_llm_usage(result.config.get("llm_usage"))

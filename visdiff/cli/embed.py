@@ -19,7 +19,7 @@ SEAM_NAMES = {"embed_read": "read", "embed_decode": "decode on the device", "emb
               "embed_write": "write"}
 
 
-@run_command(app, "embed", "profile", "scorer", "clip", "device", "batch_size", "engine", "engine_address",
+@run_command(app, "embed", "profile", "scorer", "clip", "device", "precision", "full_decode", "batch_size", "engine", "engine_address",
              "shard_images", "shard_seconds", "cache_dir")
 def embed_command(
     sets: Annotated[list[Path], typer.Argument(help="Folders of images, tables of image paths or bytes, or WebDataset tar shards "

@@ -10,6 +10,8 @@ No traceback unless ``--debug``.
 from __future__ import annotations
 
 import logging
+import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -18,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from visdiff.errors import InputError, VisdiffError, display_text
+from visdiff.redaction import redact_text
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -27,8 +30,9 @@ stderr = Console(stderr=True)
 
 
 def fail(message: str, code: int) -> typer.Exit:
-    # A message can carry a user's file or set name: neither markup nor control characters reach the terminal.
-    stderr.print(f"[red]error:[/red] {escape(display_text(message))}", highlight=False, soft_wrap=True)
+    # A message can carry a user's file or set name: neither markup nor control characters reach
+    # the terminal; nor does a secret that a service echoed back.
+    stderr.print(f"[red]error:[/red] {escape(display_text(redact_text(message)))}", highlight=False, soft_wrap=True)
     return typer.Exit(code=code)
 
 
@@ -74,13 +78,13 @@ def cli_errors(*, debug: bool = False) -> Iterator[None]:
         yield
     except (typer.Exit, typer.Abort, typer.TyperException):
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if debug:
-            raise
+            print_traceback(e)
         raise fail("interrupted", EXIT_INTERRUPTED) from None
     except Exception as e:
         if debug:
-            raise
+            print_traceback(e)
         if isinstance(e, InputError):
             raise fail(str(e), EXIT_USAGE) from None
         if isinstance(e, VisdiffError):
@@ -88,6 +92,13 @@ def cli_errors(*, debug: bool = False) -> Iterator[None]:
         if isinstance(e, OSError):
             raise fail(describe_os_error(e), EXIT_FAILURE) from None
         raise fail(f"unexpected {type(e).__name__}: {e} (rerun with --debug for the traceback)", EXIT_FAILURE) from None
+
+
+def print_traceback(error: BaseException) -> None:
+    """``--debug``: the whole traceback, chained causes included, with every secret masked (a
+    service's error text can quote the credentials it was sent)."""
+    sys.stderr.write(redact_text("".join(traceback.format_exception(error))))
+    sys.stderr.flush()
 
 
 def set_verbosity(quiet: bool, verbose: bool) -> None:

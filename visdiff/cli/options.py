@@ -29,7 +29,8 @@ from visdiff.errors import InputError, OptionValueError
 from visdiff.image_sets import ImageSet
 from visdiff.sources import existing_path, load_image_set
 from visdiff.sources.table import check_table_options
-from visdiff.llm import BASE_URL_ENV
+from visdiff.llm import BASE_URL_ENV, DEFAULT_LLM_CONCURRENCY
+from visdiff.llm.prices import PRICES_AS_OF
 from visdiff.options import NOT_EMPTY, RunOptions
 from visdiff.profiles import PROFILES
 from visdiff.progress import progress_enabled
@@ -73,6 +74,18 @@ DECLARED: dict[str, Declared] = {
         "--clip", help="Shorthand for --scorer open_clip:ARCH:PRETRAINED.", rich_help_panel=MODELS)]),
     "device": Declared(Annotated[str | None, typer.Option(
         help="cuda, mps or cpu (default: best available).", rich_help_panel=MODELS)]),
+    "precision": Declared(Annotated[str | None, typer.Option(
+        "--precision", help="The scorer's arithmetic: auto (fp16 on a GPU, fp32 on a CPU), fp32, fp16 or bf16 "
+        "(default: the profile's: fp32 under --profile paper).", rich_help_panel=MODELS)]),
+    "full_decode": Declared(Annotated[bool | None, typer.Option(
+        "--full-decode/--draft-decode", help="Decode JPEGs at full scale before resizing, or at the reduced scale "
+        "that still covers the model's input (faster; default: the profile's: full under --profile paper).",
+        show_default=False, rich_help_panel=MODELS)]),
+    "ranker_mode": Declared(Annotated[str | None, typer.Option(
+        "--ranker-mode", help="How the vqa and caption-llm scorers ask: visdiff (vqa: P(yes) from the logits; "
+        "caption-llm: 20 statements a request) or reference (a sampled answer, yes in it = 1; one caption and "
+        "concept a request, with examples; default: the profile's: reference under --profile paper).",
+        rich_help_panel=MODELS)]),
     "batch_size": Declared(Annotated[int, typer.Option(
         help="Images per forward pass of the scorer.", rich_help_panel=MODELS)], 64),
     "engine": Declared(Annotated[str, typer.Option(
@@ -98,6 +111,8 @@ DECLARED: dict[str, Declared] = {
         help="Proposal rounds (one LLM call each).", rich_help_panel=LLM)], 3),
     "samples_per_set": Declared(Annotated[int, typer.Option(
         "--samples", help="Images sampled from each set per round.", rich_help_panel=LLM)], 20),
+    "hypotheses": Declared(Annotated[int, typer.Option(
+        "--hypotheses", help="Hypotheses asked of the LLM per round (the paper's: 10).", rich_help_panel=LLM)], 10),
     "seed": Declared(Annotated[int, typer.Option(
         help="Seed for the sampling of images and the LLM.", rich_help_panel=LLM)], 0),
     "both_directions": Declared(Annotated[bool, typer.Option(
@@ -110,6 +125,13 @@ DECLARED: dict[str, Declared] = {
         "--refine", help="After ranking, up to N rounds asking the LLM for sharper or missing hypotheses, "
         "shown the best ones and the images they miss; stops when the best AUROC stops improving.",
         rich_help_panel=LLM)], 0),
+    "llm_concurrency": Declared(Annotated[int, typer.Option(
+        "--llm-concurrency", help="LLM requests in flight at a time, shared by captioner, proposer, scorer and judge "
+        "(answers are the same as one at a time).", rich_help_panel=LLM)], DEFAULT_LLM_CONCURRENCY),
+    "prices": Declared(Annotated[list[str] | None, typer.Option(
+        "--price", help="Price of a model for the cost estimate: MODEL=IN/OUT in USD per million input/output tokens "
+        f"(repeatable; replaces the built-in list prices of {PRICES_AS_OF}).", rich_help_panel=LLM,
+        metavar="MODEL=IN/OUT", show_default=False)]),
     "prompts": Declared(Annotated[str | None, typer.Option(
         "--prompts", help="Prompt set of proposer, captioner and judge: 'strict' (CLIP-friendly), 'paper' (the "
         "reference's semantics) or a folder of .txt templates (default: the profile's).", rich_help_panel=GENERATION)]),
@@ -136,12 +158,20 @@ DECLARED: dict[str, Declared] = {
         "paper: 0.2 for LLaVA).", rich_help_panel=GENERATION)]),
     "alpha": Declared(Annotated[float, typer.Option(
         help="False-discovery rate for the significance flag.")], DEFAULT_ALPHA),
+    "purity": Declared(Annotated[float, typer.Option(
+        "--purity", help="Trade a fraction 1-p of set A for random images of set B before comparing "
+        "(paper Fig. 4): how a difference fades as the sets mix.")], 1.0),
     "holdout": Declared(Annotated[float, typer.Option(
         "--holdout", help="Hold this fraction of each set out of the proposer (e.g. 0.5): AUROC, p and q come "
         "from the held-out images only, the proposal split's beside them.")], 0.0),
-    "merge": Declared(Annotated[bool, typer.Option(
+    "rare": Declared(Annotated[float | None, typer.Option(
+        "--rare", help="Look for a difference shown by few images of A (about this fraction or less, in (0, 0.5], "
+        "e.g. 0.05): the proposer is shown the A images least like B, and rows are ranked by the share of A above "
+        "B's top 1% (exact test) instead of AUROC.")]),
+    "merge": Declared(Annotated[bool | None, typer.Option(
         "--merge/--no-merge", help="Merge near-duplicate proposals into the best-ranked wording, listing the "
-        "others as its variants.")], True),
+        "others as its variants (default: the profile's: on, off under --profile paper).",
+        show_default=False)], None),
     "merge_threshold": Declared(Annotated[float, typer.Option(
         "--merge-threshold", help="Cosine similarity of the scorer's text embeddings at which two proposals "
         "merge.")], DEFAULT_MERGE_THRESHOLD),
@@ -164,11 +194,13 @@ OUTPUT_OPTIONS: dict[str, Declared] = {
 }
 # Declared names that are not RunOptions fields, and how they become one.
 _CLI_ONLY = {"clip", "no_cache"}
+# The click context typer passes each command (by this parameter's annotation): its command path.
+CONTEXT = "_click_context"
 
 
 def run_options(values: dict, *, quiet: bool, command: str) -> RunOptions:
-    """A RunOptions from the declared CLI values of ``command`` (``--clip`` -> scorer,
-    ``--no-cache`` -> use_cache)."""
+    """A RunOptions from the declared CLI values of ``command`` (its path: ``visdiff rank``;
+    ``--clip`` -> scorer, ``--no-cache`` -> use_cache)."""
     fields = {name: value for name, value in values.items() if name not in _CLI_ONLY}
     if isinstance(fields.get("profile"), Enum):
         fields["profile"] = fields["profile"].value
@@ -182,7 +214,7 @@ def run_options(values: dict, *, quiet: bool, command: str) -> RunOptions:
         return RunOptions.build(show_progress=progress_enabled(quiet), **fields)
     except OptionValueError as e:  # said as typer says a bad value: by its flag, with the help to see
         raise InputError(f"invalid value for {flag_of(e.option)!r}: must be {e.requirement}, "
-                         f"got {e.value!r} (see 'visdiff {command} --help')") from None
+                         f"got {e.value!r} (see '{command} --help')") from None
 
 
 def flag_of(name: str) -> str:
@@ -216,14 +248,16 @@ def run_command(app: typer.Typer, name: str, *declared: str, inputs: bool = Fals
         ] + own + [
             inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=d.annotation, default=d.default)
             for n, d in shared.items()
-        ]
+        ] + [inspect.Parameter(CONTEXT, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)]
 
         @functools.wraps(func)
         def command(**values):
             quiet, verbose, debug = (values.get(n, False) for n in OUTPUT_OPTIONS)
             set_verbosity(quiet, verbose)
             with cli_errors(debug=debug):
-                options = run_options({n: values[n] for n in declared}, quiet=quiet, command=name)
+                # The whole path ("visdiff cache info"), for the help a usage error points to.
+                options = run_options({n: values[n] for n in declared}, quiet=quiet,
+                                      command=values.pop(CONTEXT).command_path)
                 extra = {"inputs": SetInputs(**{n: values[n] for n in given})} if inputs else {}
                 return func(options=options, **extra, **{n: v for n, v in values.items() if n in own_names})
 

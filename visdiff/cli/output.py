@@ -18,6 +18,7 @@ from rich.text import Text
 from visdiff.cache_root import check_writable_folder
 from visdiff.errors import InputError, display_text, excerpt
 from visdiff.jsonable import to_jsonable
+from visdiff.llm.usage import usage_line
 from visdiff.report.results import csv_safe, provenance
 from visdiff.ranking import format_p_value
 from visdiff.stats import AUROC_INTERVAL_METHOD
@@ -188,6 +189,13 @@ def render_summary(summary: pd.DataFrame, *, title: str, caption: str | None = N
         view.add_row(*("–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}" if isinstance(v, float)
                        else str(v) for v in row))
     stdout.print(view)
+
+
+def report_llm_usage(usage: dict | None) -> None:
+    """The run's LLM requests, tokens and cost estimate in one line (not with --quiet, nor for
+    a run without LLM calls)."""
+    if usage and usage["by_stage"] and logging.getLogger("visdiff").isEnabledFor(logging.WARNING):
+        stderr.print(usage_line(usage), highlight=False, soft_wrap=True)
 
 
 def report_skipped(attrs: dict) -> None:

@@ -11,7 +11,7 @@ import typer
 from visdiff.cli import app
 from visdiff.cli.compare import COMPARE_OPTIONS
 from visdiff.cli.options import SetInputs, run_command
-from visdiff.cli.output import check_outputs, stdout, write_output
+from visdiff.cli.output import check_outputs, report_llm_usage, stdout, write_output
 from visdiff.options import RunOptions
 
 
@@ -32,6 +32,7 @@ def propose_command(
     found = {"a_over_b": propose(*sets, stages=stages)}
     if options.both_directions:
         found["b_over_a"] = propose(*reversed(sets), stages=stages)
+    report_llm_usage(stages.llm_usage())  # on stderr: stdout holds only the phrases
     if json_out is not None:
         write_output(json_out, json.dumps(found, indent=2, ensure_ascii=False) + "\n")
         if str(json_out) == "-":

@@ -27,8 +27,8 @@ def _read_hypotheses(hypotheses: list[str] | None, hypotheses_file: Path | None)
     return clean_hypotheses(items)  # all blank is a usage error before any image is read
 
 
-@run_command(app, "rank", "profile", "scorer", "clip", "device", "batch_size", "engine", "engine_address",
-             "alpha", "holdout", "seed", "cache_dir", "no_cache", inputs=True)
+@run_command(app, "rank", "profile", "scorer", "clip", "device", "precision", "full_decode", "ranker_mode", "batch_size", "engine", "engine_address",
+             "alpha", "holdout", "rare", "seed", "cache_dir", "no_cache", "llm_concurrency", inputs=True)
 def rank_command(
     inputs: SetInputs,
     options: RunOptions,
@@ -46,6 +46,11 @@ def rank_command(
     table = rank(hypotheses, *sets, stages=stages)
     report_skipped(table.attrs)
     if str(json_out) != "-" and str(csv_out) != "-":
-        render_ranking(table, title=f"{inputs.title}  ({table.attrs['scorer']})")
+        if table.attrs.get("ranked_by") == "tail":  # --rare
+            from visdiff.cli.mode_output import render_rare_ranking
+
+            render_rare_ranking(table, title=f"{inputs.title}  ({table.attrs['scorer']})", all_rows=True)
+        else:
+            render_ranking(table, title=f"{inputs.title}  ({table.attrs['scorer']})")
     write_table(table, json_path=json_out, csv_path=csv_out, extra=dict(table.attrs),
                 set_names=(table.attrs["set_a"], table.attrs["set_b"]))

@@ -13,7 +13,7 @@ from visdiff.cli.compare import COMPARE_OPTIONS
 from visdiff.cli.options import (
     GroupColumnOption, WhereOption, parse_where, run_command,
 )
-from visdiff.cli.output import render_summary, results_folder, stderr
+from visdiff.cli.output import render_summary, report_llm_usage, results_folder, stderr
 from visdiff.options import RunOptions
 from visdiff.ranking import format_p_value
 from visdiff.tables import DEFAULT_GROUP_COLUMN
@@ -48,6 +48,7 @@ def sweep_command(
     render_summary(shown_summary(run.summary), title=f"{table}: per {by}, {group_a} vs {group_b}", headers=SHOWN_HEADERS)
     stderr.print(f"{run.new_values} value(s) run, {run.resumed_values} already done; index: {run.out_dir / 'index.html'}",
                  highlight=False, soft_wrap=True)
+    report_llm_usage(run.llm_usage)
 
 
 def shown_summary(summary: pd.DataFrame) -> pd.DataFrame:

@@ -12,6 +12,7 @@ an orphan ``.emb.npy`` that readers ignore. Plain ``.npy`` files, loaded with
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -43,6 +44,14 @@ def store_name(cache_id: str) -> str:
     digest = hashlib.sha256(payload.encode()).hexdigest()[:16]
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in cache_id)[:80]
     return f"{safe}-{digest}"
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """``array`` as a .npy file's bytes: written through Python's file object, a full disk says
+    ENOSPC (numpy's own writer says only "N requested and M written")."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def _digests(keys: list[str]) -> np.ndarray:
@@ -248,8 +257,8 @@ class EmbeddingCache:
         shard = f"{os.getpid()}-{uuid.uuid4().hex}"
         emb16 = np.ascontiguousarray(embeddings, dtype=np.float16)
         emb_file = self.path / f"{shard}.emb.npy"
-        write_atomic(emb_file, lambda f: np.save(f, emb16, allow_pickle=False))
-        write_atomic(self.path / f"{shard}.keys.npy", lambda f: np.save(f, digests, allow_pickle=False))
+        write_atomic(emb_file, lambda f: f.write(npy_bytes(emb16)))
+        write_atomic(self.path / f"{shard}.keys.npy", lambda f: f.write(npy_bytes(digests)))
         return emb_file
 
     def compact(self, target_rows: int, *, wait: bool = True) -> tuple[int, int]:

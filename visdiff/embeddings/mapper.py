@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -21,11 +22,14 @@ class ImageMapper:
     ``decode``: where JPEGs are decoded, "device" (:mod:`visdiff.embeddings.jpeg`),
     "workers" (PIL in the reader's workers) or "auto" (the device when it is CUDA). Only a
     scorer whose transform splits (:func:`split_transform`) decodes on the device.
+    ``full_decode``: JPEGs at full scale, never at a reduced one (``Image.draft``).
     """
 
-    def __init__(self, scorer: Scorer, decode: str = "auto") -> None:
+    def __init__(self, scorer: Scorer, decode: str = "auto", *, full_decode: bool = False) -> None:
         self.scorer = scorer
         self.split: SplitTransform | None = split_transform(scorer.preprocess)
+        if self.split is not None and full_decode:
+            self.split = replace(self.split, draft_size=None)
         self.jpegs_on_device = decodes_on_device(decode, scorer.device) and self.split is not None
         # Whether launch() returns before the rows are ready (the runner then prepares the
         # next batch first).

@@ -73,7 +73,8 @@ class Scoring:
                 if isinstance(scorer, str) else scorer
         if isinstance(self.scorer, PairwiseScorer):
             raise TypeError(f"{self.scorer.spec!r} scores pairs: its stage is PairScoring (create_scoring picks)")
-        self.store = cache.embeddings(self.scorer.cache_id)
+        # Full-scale JPEG decoding changes a few pixels, so its embeddings are kept apart.
+        self.store = cache.embeddings(self.scorer.cache_id + ("-full-decode" if settings.full_decode else ""))
         self.settings = settings
         self.engine = ENGINES.create(engine, address=engine_address) if isinstance(engine, str) else engine
         self.stats = EmbedStats()
@@ -148,6 +149,8 @@ class Scoring:
         then calls :meth:`finish_text_write`, which raises the write's error if it failed.
         """
         self.finish_text_write()  # the store is read below: no write of it may be in flight
+        if hasattr(self.scorer, "warn_of_cut_texts"):  # cached or not, a cut text is said
+            self.scorer.warn_of_cut_texts(texts)
         keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
         text_id = getattr(self.scorer, "text_cache_id", "")
         text_store = None if self.store is None else self.store.companion(f"text-{text_id}" if text_id else "text")

@@ -20,7 +20,7 @@ class LocalEngine:
     def embed(self, scorer: Scorer, items: list[ImageItem], store: EmbeddingCache | None,
               settings: EmbedSettings, timings: Timings) -> EngineResult:
         writer = ShardWriter(store, shard_images=settings.shard_images, shard_seconds=settings.shard_seconds)
-        failures = run_seams(ImageMapper(scorer, settings.decode), items, writer, batch_size=settings.batch_size,
+        failures = run_seams(ImageMapper(scorer, settings.decode, full_decode=settings.full_decode), items, writer, batch_size=settings.batch_size,
                              num_workers=settings.num_workers, show_progress=settings.show_progress, timings=timings)
         return EngineResult(writer.rows, failures, writer.shards)
 

@@ -11,9 +11,13 @@ finds the committed ones in the cache. Ray is imported only when this engine run
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import pickle
 import re
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +26,7 @@ from visdiff.embeddings.cache import EmbeddingCache
 from visdiff.embeddings.runner import SEAMS
 from visdiff.embeddings.settings import EmbedSettings
 from visdiff.engines import ENGINES, EngineResult
-from visdiff.errors import InputError
+from visdiff.errors import InputError, ServiceError
 from visdiff.image_sets import ImageItem
 from visdiff.registry import require
 from visdiff.scorers import Scorer
@@ -30,6 +34,7 @@ from visdiff.timing import Timings
 
 log = logging.getLogger(__name__)
 
+RAY_CLIENT_PORT = 10001
 # CPU-only clusters: one actor per this many CPUs (each actor's torch uses several threads).
 CPUS_PER_ACTOR = 4
 
@@ -38,11 +43,13 @@ class ShardActor:
     """A Ray Data actor: one scorer, one cache store; each call embeds a batch of images, read
     through their locators (files, or members of tar shards)."""
 
-    def __init__(self, spec: str, device: str, cache_dir: str, cache_id: str, settings: EmbedSettings) -> None:
+    def __init__(self, spec: str, device: str, cache_dir: str, cache_id: str, settings: EmbedSettings,
+                 scorer_options: dict) -> None:
         from visdiff.embeddings.mapper import ImageMapper
         from visdiff.scorers import create_scorer
 
-        self.mapper = ImageMapper(create_scorer(spec, device=device), settings.decode)
+        self.mapper = ImageMapper(create_scorer(spec, device=device, **scorer_options), settings.decode,
+                                  full_decode=settings.full_decode)
         self.store = EmbeddingCache(Path(cache_dir), cache_id)
         self.settings = settings
 
@@ -82,8 +89,28 @@ class RayEngine:
             raise InputError(f"--engine ray embeds images it can read again (files, tar shard members); "
                              f"{in_memory[0]} is an in-memory image (use --engine local)")
         ray = require("ray", "ray")
-        if not ray.is_initialized():
-            ray.init(address=self.address, log_to_driver=False, include_dashboard=False)
+        quiet = log.getEffectiveLevel() >= logging.ERROR
+        with native_stderr_silenced(quiet):
+            if not ray.is_initialized():
+                ray.init(address=self.address, log_to_driver=False, include_dashboard=False,
+                         logging_level=max(log.getEffectiveLevel(), logging.WARNING))
+            result = self._embed(ray, scorer, items, store, settings, timings, quiet)
+        done = [item.key for i, item in enumerate(items) if i not in result.failures]
+        store.refresh()
+        found, rows = store.lookup(done)
+        if not found.all():
+            lost = done[int(np.flatnonzero(~found)[0])]
+            raise OSError(f"the ray engine's shards for {int((~found).sum())} image(s) (e.g. {lost}) are not in "
+                          f"{store.path}: is the cache folder on storage every node of the cluster shares?")
+        result.rows = dict(zip(done, rows)) if rows is not None else {}
+        return result
+
+    @staticmethod
+    def _embed(ray, scorer: Scorer, items: list[ImageItem], store: EmbeddingCache, settings: EmbedSettings,
+               timings: Timings, quiet: bool) -> EngineResult:
+        """The images through the actor pool; the failures, shards written and seconds per seam."""
+        ray.data.DataContext.get_current().enable_progress_bars = not quiet
+        logging.getLogger("ray.data").setLevel(logging.ERROR if quiet else logging.WARNING)
         cuda = scorer.device.type == "cuda"
         gpus = int(ray.cluster_resources().get("GPU", 0)) if cuda else 0
         actors = gpus or max(1, int(ray.cluster_resources().get("CPU", 1)) // CPUS_PER_ACTOR)
@@ -92,11 +119,13 @@ class RayEngine:
             # may not be UTF-8, which Arrow's strings need).
             [{"key": it.key, "source": it.source, "locator": pickle.dumps(it.locator)} for it in items]
         ).map_batches(
-            ShardActor, batch_size=settings.shard_images, batch_format="numpy", concurrency=actors,
-            num_gpus=1 if gpus else 0, num_cpus=1,
+            ShardActor, batch_size=settings.shard_images, batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors), num_gpus=1 if gpus else 0, num_cpus=1,
             fn_constructor_kwargs={"spec": scorer.spec, "device": "cuda" if gpus else "cpu",
                                    "cache_dir": str(store.cache_dir), "cache_id": store.cache_id,
-                                   "settings": settings},
+                                   "settings": settings,
+                                   # The driver's scorer's precision, which its spec does not say.
+                                   "scorer_options": {"precision": scorer.precision} if hasattr(scorer, "precision") else {}},
         )
         position = {item.key: i for i, item in enumerate(items)}
         result = EngineResult()
@@ -113,15 +142,25 @@ class RayEngine:
         log.info("ray engine: %d images on %d actor(s) (%d failed), actor-seconds: read %.2f, decode on the "
                  "device %.2f, model %.2f, write %.2f (%d shards)", len(items), actors, len(result.failures),
                  *seconds, result.shards)
-        done = [item.key for i, item in enumerate(items) if i not in result.failures]
-        store.refresh()
-        found, rows = store.lookup(done)
-        if not found.all():
-            lost = done[int(np.flatnonzero(~found)[0])]
-            raise OSError(f"the ray engine's shards for {int((~found).sum())} image(s) (e.g. {lost}) are not in "
-                          f"{store.path}: is the cache folder on storage every node of the cluster shares?")
-        result.rows = dict(zip(done, rows)) if rows is not None else {}
         return result
+
+
+@contextlib.contextmanager
+def native_stderr_silenced(silenced: bool) -> Iterator[None]:
+    """With ``silenced`` (``-q``), what Ray's C++ core writes to this process's stderr is
+    dropped: a line per actor pool that no setting turns off ("constructor arguments in the
+    object store"). Failures still reach the user as the exceptions Ray raises."""
+    if not silenced:
+        yield
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 # What ray.init takes as an address: "auto", "local", a Ray client URL or a GCS host:port.
@@ -135,4 +174,19 @@ def _create(model: str, *, address: str | None = None) -> RayEngine:
     if address is not None and not _RAY_ADDRESS.fullmatch(address):
         raise InputError(f"--address {address!r} is no Ray cluster address; give 'auto', 'ray://HOST:PORT' "
                          "or HOST:PORT (or leave it out for a new local Ray)")
+    if address is not None and ":" in address:
+        check_reachable(address)
     return RayEngine(address)
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """``ServiceError`` unless something answers at the address's host and port: ray.init
+    would retry an unreachable cluster for minutes, Ctrl-C taking half a minute more."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host:  # ray://HOST: the Ray client's default port
+        host, port = port, RAY_CLIENT_PORT
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        reason = "no answer" if isinstance(e, TimeoutError) else e.strerror or str(e)
+        raise ServiceError(f"no Ray cluster at --address {address!r}: {reason} (within {timeout:g} s)") from e

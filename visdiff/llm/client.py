@@ -5,6 +5,11 @@ connection errors, timeouts, HTTP 408/409/429 and 5xx, with exponential backoff 
 doubling, at most 8 s) or the server's ``Retry-After``/``retry-after-ms`` delay when given.
 What still fails after ``max_retries`` becomes a :class:`visdiff.errors.ServiceError`.
 
+Requests go out through the client's :class:`~visdiff.llm.pool.RequestPool`, shared by a run's
+clients: a bound on requests in flight, one pause on a 429 for all, and the run's token usage
+(each request's ``usage`` under the client's ``stage``; cached answers counted apart).
+:meth:`ChatClient.chat_many` asks independent conversations concurrently, answers in order.
+
 Answers are cached under the hash of (model, base URL, messages, parameters). The API key is
 never part of a cache key, a cache entry, a log line or an error message.
 """
@@ -15,13 +20,16 @@ import base64
 import io
 import logging
 import os
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PIL import Image
 
 from visdiff.cache_root import CacheRoot
 from visdiff.errors import BackendError, ServiceError
-from visdiff.redaction import redact_text, redact_url
+from visdiff.llm.pool import RequestPool
+from visdiff.redaction import redact_text, redact_url, register_secrets
 from visdiff.registry import require
 
 log = logging.getLogger(__name__)
@@ -59,6 +67,11 @@ class ChatClient:
         Retries of transient failures (see module docstring) before giving up.
     cache : CacheRoot, optional
         The run's cache root; answers go to its ``llm/`` store. None: answers are not cached.
+    pool : RequestPool, optional
+        The run's shared pool (default: one of this client's own, default concurrency).
+    stage : str
+        The stage its requests count under in the pool's usage (``proposing``, ``judging``...;
+        see :data:`visdiff.llm.usage.STAGES`), unless a call names another.
     """
 
     def __init__(
@@ -70,6 +83,8 @@ class ChatClient:
         timeout: float = 60.0,
         max_retries: int = 3,
         cache: CacheRoot | None = None,
+        pool: RequestPool | None = None,
+        stage: str = "other",
     ) -> None:
         if not model:
             raise BackendError("no LLM model given (e.g. --llm gpt-4o)")
@@ -86,9 +101,14 @@ class ChatClient:
                     "at a local OpenAI-compatible server"
                 )
             key = _LOCAL_PLACEHOLDER_KEY
-        self._client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=timeout, max_retries=max_retries)
+        register_secrets(url=self.base_url, api_key=key)
+        self.pool = pool or RequestPool()
+        self.stage = stage
+        self._client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=timeout, max_retries=max_retries,
+                                     http_client=self.pool.http_client())
         self._cache = cache.texts("llm", version=LLM_CACHE_VERSION) if cache is not None else None
         self.stats = ChatStats()
+        self._stats_lock = threading.Lock()  # calls of one client run in several threads
 
     @property
     def endpoint(self) -> str:
@@ -98,12 +118,14 @@ class ChatClient:
         """Model and endpoint, for result records (never the key)."""
         return {"model": self.model, "base_url": redact_url(self.base_url)}
 
-    def chat(self, messages: list[dict], **params) -> str:
+    def chat(self, messages: list[dict], *, stage: str | None = None, **params) -> str:
         """Send one chat-completions request and return the answer text ("" if none).
 
         ``params`` are passed to the endpoint as is (``temperature``, ``seed``, ``max_tokens``...)
-        and are part of the cache key. Raises ``ServiceError`` when the request fails for good.
+        and are part of the cache key; ``stage`` counts the request under another stage than the
+        client's. Raises ``ServiceError`` when the request fails for good.
         """
+        stage = stage or self.stage
         cache_key = None
         if self._cache is not None:
             cache_key = self._cache.key(
@@ -111,34 +133,51 @@ class ChatClient:
             )
             cached = self._cache.get(cache_key)
             if cached is not None:
-                self.stats.cached += 1
+                with self._stats_lock:
+                    self.stats.cached += 1
+                self.pool.usage.add_cached(stage, self.model)
                 return cached
-        response = self._create(messages, params)
-        self.stats.requests += 1
+        response = self._create(messages, params, stage)
         text = self._answer_text(response)
         # An empty answer is not cached: asking again may help.
         if cache_key is not None and text.strip():
             self._cache.put(cache_key, text)
         return text
 
+    def chat_many(self, conversations: Sequence[list[dict]], *, stage: str | None = None, **params) -> list[str]:
+        """:meth:`chat` of each conversation, concurrently through the pool; the answers (and
+        the first failure, if any) in input order, as one call after another would give them."""
+        return self.pool.map(lambda messages: self.chat(messages, stage=stage, **params), conversations)
+
     def complete(self, messages: list[dict], **params):
         """Send one request, uncached; return the answer text (checked as by :meth:`chat`)
         and the SDK's whole response (for ``logprobs``). Raises ``ServiceError`` when the
         request fails for good."""
-        response = self._create(messages, params)
-        self.stats.requests += 1
+        response = self._create(messages, params, self.stage)
         return self._answer_text(response), response
 
-    def _create(self, messages: list[dict], params: dict):
+    def _create(self, messages: list[dict], params: dict, stage: str):
+        """The SDK's response to one request (its retries included), counted with its usage."""
+        response = self._send(messages, params)
+        with self._stats_lock:
+            self.stats.requests += 1
+        usage = getattr(response, "usage", None)
+        # Servers that report no usage count as 0 tokens: the request is still counted.
+        self.pool.usage.add_request(stage, self.model, prompt_tokens=getattr(usage, "prompt_tokens", None) or 0,
+                                    completion_tokens=getattr(usage, "completion_tokens", None) or 0)
+        return response
+
+    def _send(self, messages: list[dict], params: dict):
         import openai
 
         where = f"LLM {self.model!r} at {self.endpoint}"
         try:
-            return self._client.chat.completions.create(model=self.model, messages=messages, **params)
+            with self.pool.slot():
+                return self._client.chat.completions.create(model=self.model, messages=messages, **params)
         except openai.APITimeoutError as e:
             raise ServiceError(f"{where}: no answer within {self.timeout:g} s, {self.max_retries} retries") from e
         except openai.APIConnectionError as e:
-            raise ServiceError(f"{where}: cannot connect ({self._redact(str(e.__cause__ or e))}), {self.max_retries} retries") from e
+            raise ServiceError(f"{where}: cannot connect ({redact_text(str(e.__cause__ or e))}), {self.max_retries} retries") from e
         except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
             # The body may quote part of the key: never echo it.
             raise ServiceError(f"{where}: HTTP {e.status_code}, key refused; check {API_KEY_ENV}") from e
@@ -148,9 +187,9 @@ class ChatClient:
             retried = f" after {self.max_retries} retries" if e.status_code >= 500 else ""
             raise ServiceError(f"{where}: HTTP {e.status_code}{retried}: {self._detail(e)}") from e
         except openai.OpenAIError as e:
-            raise ServiceError(f"{where}: {self._redact(str(e))}") from e
+            raise ServiceError(f"{where}: {redact_text(str(e))}") from e
         except ValueError as e:  # a body that is not the JSON it claims to be (cut off, garbled)
-            raise ServiceError(f"{where}: sent a malformed response ({self._redact(str(e))[:200]})") from e
+            raise ServiceError(f"{where}: sent a malformed response ({redact_text(str(e))[:200]})") from e
 
     def _answer_text(self, response) -> str:
         """The answer of a chat completion ("" if it has none); anything that is not a chat
@@ -160,7 +199,7 @@ class ChatClient:
             raw = response if isinstance(response, (str, bytes)) else response.model_dump_json(exclude_none=True)
             sample = " ".join(str(raw)[:120].split())
             raise ServiceError(f"LLM {self.model!r} at {self.endpoint}: the answer is not a chat completion "
-                               f"(is the base URL right?); it began {self._redact(sample)!r}")
+                               f"(is the base URL right?); it began {redact_text(sample)!r}")
         if not choices:
             return ""
         message = getattr(choices[0], "message", None)
@@ -171,11 +210,7 @@ class ChatClient:
         # The server's own message when it sent one, else the SDK's "Error code: ..." text.
         body = getattr(error, "body", None)
         message = body.get("message") if isinstance(body, dict) else None
-        return self._redact(str(message or getattr(error, "message", error)))[:300]
-
-    def _redact(self, text: str) -> str:
-        key = self._client.api_key
-        return redact_text(text.replace(key, "***") if key else text)
+        return redact_text(str(message or getattr(error, "message", error)))[:300]
 
 
 def image_content(image: Image.Image, *, max_side: int = 1024, quality: int = 90) -> dict:

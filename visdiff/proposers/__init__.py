@@ -55,13 +55,15 @@ class Proposer(Protocol):
 
 
 # Capabilities: ``chat`` proposers talk to a chat model: their factories take the LLM run
-# options (``base_url``, ``rounds``, ``samples_per_set``, prompts and request settings) and
-# ``--llm`` picks their model; ``paired`` ones are shown paired images side by side
-# (``--pair-by``); ``reads_captions`` ones read captions (the others never run the captioner).
-PROPOSERS: Registry[Proposer] = Registry("proposer", capabilities=("chat", "paired", "reads_captions"))
+# options (``base_url``, ``rounds``, ``samples_per_set``, prompts and request settings) and the
+# run's ``llm_pool``, and ``--llm`` picks their model; ``paired`` ones are shown paired images side by side
+# (``--pair-by``); ``reads_captions`` ones read captions (the others never run the captioner);
+# ``sampled`` ones (not chat) take ``rounds``, ``samples_per_set``, ``n_hypotheses`` and ``device``.
+PROPOSERS: Registry[Proposer] = Registry("proposer", capabilities=("chat", "paired", "reads_captions", "sampled"))
 PROPOSERS.declare("llm", "visdiff.proposers.llm:_create_llm", chat=True, paired=True, reads_captions=True)
 PROPOSERS.declare("vlm", "visdiff.proposers.vlm:_create_vlm", chat=True)
 PROPOSERS.declare("vocabulary", "visdiff.proposers.vocabulary:_create_vocabulary")
+PROPOSERS.declare("blip2-feature", "visdiff.proposers.feature:_create_feature", sampled=True)
 # Build a backend from a spec such as ``llm:gpt-4o`` or ``vocabulary``; list the backend names.
 create_proposer = PROPOSERS.create
 list_proposers = PROPOSERS.names

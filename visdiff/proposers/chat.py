@@ -21,7 +21,7 @@ import numpy as np
 from visdiff.errors import ServiceError
 from visdiff.cache_root import CacheRoot
 from visdiff.image_sets import ImageSet
-from visdiff.llm import ChatClient, ChatStats
+from visdiff.llm import ChatClient, ChatStats, RequestPool
 from visdiff.progress import progress_bar
 from visdiff.ranking import dedupe_phrases
 from visdiff.prompts import Prompt, PromptSet, get_prompt_set
@@ -273,8 +273,9 @@ class ChatProposer:
         timeout: float = 60.0,
         max_retries: int = 3,
         cache: CacheRoot | None = None,
+        llm_pool: RequestPool | None = None,
     ):
-        """Build with its own :class:`ChatClient` (``base_url`` ... ``cache`` go to the client).
+        """Build with its own :class:`ChatClient` (``base_url`` ... ``llm_pool`` go to the client).
 
         ``prompt`` names the round's template in the prompt set ``prompts`` (default
         ``strict``); ``system_message`` None takes the set's ``system.txt`` if it has one,
@@ -288,7 +289,8 @@ class ChatProposer:
             system = Prompt("system_message", text, hashlib.sha256(text.encode("utf-8")).hexdigest(), "")
         else:
             system = None
-        client = ChatClient(model, base_url=base_url, timeout=timeout, max_retries=max_retries, cache=cache)
+        client = ChatClient(model, base_url=base_url, timeout=timeout, max_retries=max_retries, cache=cache,
+                            pool=llm_pool, stage="proposing")
         return cls(client, prompt=prompt_set.load(prompt), retry_note=prompt_set.load("propose_retry"),
                    rounds=rounds, samples_per_set=samples_per_set, n_hypotheses=n_hypotheses,
                    temperature=temperature, max_tokens=max_tokens, send_seed=send_seed, system=system,
@@ -327,7 +329,7 @@ class ChatProposer:
 
     def with_system(self, user_turn: list[dict]) -> list[dict]:
         """The messages of a request: the system message (if any), then ``user_turn``."""
-        return [*([{"role": "system", "content": self.system.text}] if self.system else []), *user_turn]
+        return [*([{"role": "system", "content": self.system.text.strip()}] if self.system else []), *user_turn]
 
     def refine(self, *, hypotheses: list[tuple[str, float]], captions_a: dict[str, str], captions_b: dict[str, str],
                seed: int, round_index: int) -> dict:
@@ -341,44 +343,67 @@ class ChatProposer:
             n_hypotheses=self.n_hypotheses)
         # Seeds after the proposal rounds' own: a refinement round is never a replay of one.
         params = self.request_params(seed, self.rounds + round_index)
-        requests = self._ask(self.with_system([{"role": "user", "content": text}]), params)
+        requests = self._ask(self.with_system([{"role": "user", "content": text}]), params, stage="refining")
         return {"prompt": prompt.record(), "requests": requests}
 
     def propose(self, context: ProposalContext) -> list[str]:
         """Phrases of every round, merged without duplicates. Each round appends to
         ``context.rounds``: its index, what it showed, and per request sent (the first, and
         the reminder when the first gave nothing usable) the exact messages, parameters,
-        raw answer, parsed phrases and dropped lines with reasons."""
+        raw answer, parsed phrases and dropped lines with reasons.
+
+        Rounds are independent (each draws its own sample, sees no other's answer): their
+        messages are built in order (captioning included), then asked concurrently through the
+        client's pool; records and phrases keep round order, as asked one after another."""
         found: list[list[str]] = []
         last_answer = ""
-        with progress_bar(f"LLM rounds ({self.spec})", self.rounds, enabled=context.show_progress) as bar:
-            for round_index in range(self.rounds):
-                # Each round draws from its own stream: rounds differ, reruns repeat exactly.
-                rng = np.random.default_rng([context.seed, round_index])
-                user_turn, shown = self.round_messages(context, rng)
-                requests = self._ask(self.with_system(user_turn), self.request_params(context.seed, round_index))
-                context.rounds.append({"round": round_index + 1, "proposer": self.spec, **shown, "requests": requests})
-                hypotheses, last_answer = requests[-1]["phrases"], requests[-1]["answer"]
-                if not hypotheses:
-                    log.warning("round %d of %d: %s gave no usable list, even when asked again; answer began %r",
-                                round_index + 1, self.rounds, self.spec, last_answer[:120])
-                found.append(hypotheses)
+        n_rounds = self.rounds_needed(context)
+        # Each round draws from its own stream: rounds differ, reruns repeat exactly.
+        rounds = [self.round_messages(context, np.random.default_rng([context.seed, round_index]))
+                  for round_index in range(n_rounds)]
+        with progress_bar(f"LLM rounds ({self.spec})", n_rounds, enabled=context.show_progress) as bar:
+            def ask_round(round_index: int) -> list[dict]:
+                requests = self._ask(self.with_system(rounds[round_index][0]),
+                                     self.request_params(context.seed, round_index))
                 bar.advance()
+                return requests
+
+            asked = self.client.pool.map(ask_round, range(n_rounds))
+        for round_index, ((_, shown), requests) in enumerate(zip(rounds, asked)):
+            context.rounds.append({"round": round_index + 1, "proposer": self.spec, **shown, "requests": requests})
+            hypotheses, last_answer = requests[-1]["phrases"], requests[-1]["answer"]
+            if not hypotheses:
+                log.warning("round %d of %d: %s gave no usable list, even when asked again; answer began %r",
+                            round_index + 1, n_rounds, self.spec, last_answer[:120])
+            found.append(hypotheses)
         merged = dedupe_phrases([h for hypotheses in found for h in hypotheses])
         if not merged:
             raise ServiceError(
-                f"{self.spec} gave no usable hypotheses in {self.rounds} round(s), each asked twice; "
+                f"{self.spec} gave no usable hypotheses in {n_rounds} round(s), each asked twice; "
                 f"last answer began {last_answer[:200]!r}"
             )
         return merged
 
-    def _ask(self, messages: list[dict], params: dict) -> list[dict]:
-        """The request, and the reminder when its answer held no phrase: one record each."""
+    def rounds_needed(self, context: ProposalContext) -> int:
+        """``rounds``, or one when a round samples every image (every pair) of both sets: more
+        rounds would resend the same captions shuffled, asking nothing new (said in one line)."""
+        sampled = (len(context.pairs),) if context.pairs else (len(context.set_a), len(context.set_b))
+        if self.rounds == 1 or max(sampled) > self.samples_per_set:
+            return self.rounds
+        shown = f"{sampled[0]} pairs" if context.pairs else f"{sampled[0]} and {sampled[1]} images"
+        log.warning("one proposal round, not %d: sets A and B have %s, no more than the %d sampled per round, "
+                    "so every round would show them all", self.rounds, shown, self.samples_per_set)
+        return 1
+
+    def _ask(self, messages: list[dict], params: dict, *, stage: str | None = None) -> list[dict]:
+        """The request, and the reminder when its answer held no phrase: one record each,
+        the reminder's marked ``retry`` (visdiff's addition: the reference asks once) (``stage``:
+        counted under another stage than the client's, as refinement is)."""
         requests = []
-        for attempt in (messages, _with_note(messages, self.retry_note.text.strip())):
-            answer = self.client.chat(attempt, **params)
+        for retry, attempt in enumerate((messages, _with_note(messages, self.retry_note.text.strip()))):
+            answer = self.client.chat(attempt, stage=stage, **params)
             parsed = parse_answer(answer)
-            requests.append({"messages": _shown_text(attempt), "params": params, "answer": answer,
+            requests.append({"messages": _shown_text(attempt), "params": params, "retry": bool(retry), "answer": answer,
                              "phrases": parsed.phrases,
                              "dropped": [{"line": line, "reason": reason} for line, reason in parsed.dropped]})
             if parsed.phrases:

@@ -31,7 +31,7 @@ class LLMProposer(ChatProposer):
             return self._paired_messages(context, rng)
         shown_a, shown_b = self._captions(context, context.set_a, rng), self._captions(context, context.set_b, rng)
         text = self.prompt.render(captions_a=caption_lines(shown_a[1]), captions_b=caption_lines(shown_b[1]),
-                                  n_hypotheses=self.n_hypotheses)
+                                  captions=group_lines(shown_a[1], shown_b[1]), n_hypotheses=self.n_hypotheses)
         shown = {"images_a": shown_a[0], "images_b": shown_b[0], "captions_a": shown_a[1], "captions_b": shown_b[1]}
         return [{"role": "user", "content": text}], shown
 
@@ -50,7 +50,8 @@ class LLMProposer(ChatProposer):
         captions = {**context.captioning.caption(sample_a), **context.captioning.caption(sample_b)}
         shown = [(a, b) for a, b in zip(sample_a.items, sample_b.items) if a.key in captions and b.key in captions]
         prompt = self.template("propose_paired")
-        text = prompt.render(pairs=_pair_lines([(captions[a.key], captions[b.key]) for a, b in shown]),
+        text = prompt.render(pairs=_pair_lines([(a.pair_key, captions[a.key], captions[b.key]) for a, b in shown],
+                                               context.pair_by),
                              n_hypotheses=self.n_hypotheses)
         record = {
             "images_a": sampled_images(sample_a), "images_b": sampled_images(sample_b),
@@ -63,9 +64,17 @@ class LLMProposer(ChatProposer):
         return [{"role": "user", "content": text}], record
 
 
-def _pair_lines(pairs: list[tuple[str, str]]) -> str:
-    return "\n".join(f"Pair {i}:\n  Group A: {' '.join(a.split())}\n  Group B: {' '.join(b.split())}"
-                     for i, (a, b) in enumerate(pairs, start=1))
+def _pair_lines(pairs: list[tuple[str, str, str]], pair_by: str | None) -> str:
+    """Each pair under its key (the generation prompt both images were made from, say), then
+    the captions of its A and B images."""
+    return "\n".join(f"Pair {i}, {pair_by}: {' '.join(str(key).split())}\n  Group A: {' '.join(a.split())}\n"
+                     f"  Group B: {' '.join(b.split())}" for i, (key, a, b) in enumerate(pairs, start=1))
+
+
+def group_lines(captions_a: dict[str, str], captions_b: dict[str, str]) -> str:
+    """Every caption on a line of its own that starts with its group's name, A's then B's."""
+    return "\n".join(f"Group {group}: {' '.join(caption.split())}"
+                     for group, captions in (("A", captions_a), ("B", captions_b)) for caption in captions.values())
 
 
 def _create_llm(model: str, **options) -> LLMProposer:

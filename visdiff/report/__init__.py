@@ -43,10 +43,12 @@ def write_outputs(result: CompareResult | MultiCompareResult, out_dir: Path, *, 
         raise InputError(f"output path {out_dir} exists and is not a folder")
     html = render_report(result, top_images_per_set=top_images)
     paths = {"html": out_dir / "report.html", "json": out_dir / "results.json", "csv": out_dir / "results.csv"}
-    try:
-        write_text_atomic(paths["json"], json.dumps(results_payload(result), indent=2, allow_nan=False, ensure_ascii=False) + "\n")
-        write_text_atomic(paths["csv"], results_csv(result))
-        write_text_atomic(paths["html"], html)
-    except OSError as e:
-        raise InputError(f"cannot write results to {out_dir}: {e.strerror or e}") from e
+    texts = {"json": json.dumps(results_payload(result), indent=2, allow_nan=False, ensure_ascii=False) + "\n",
+             "csv": results_csv(result), "html": html}
+    for kind, text in texts.items():
+        try:
+            write_text_atomic(paths[kind], text)
+        except OSError as e:
+            # A full disk or a folder gone read-only mid-run: a system failure (exit 1), naming the file.
+            raise OSError(e.errno, e.strerror or str(e), str(paths[kind])) from e
     return paths

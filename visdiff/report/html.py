@@ -16,6 +16,8 @@ import numpy as np
 from visdiff.evidence import Gallery, ThumbnailCache, short_names, top_images
 from visdiff.html_templates import environment, fmt_number
 from visdiff.report.plots import HistogramPlot, score_histogram
+from visdiff.report.rare_view import RareView, rare_view
+from visdiff.llm.usage import usage_rows
 from visdiff.report.results import SETTING_GROUP_ORDER, grouped_settings
 from visdiff.result import (CompareResult, MultiCompareResult, favours_its_side, other_side, ranked_table, row_side,
                             set_label, set_name)
@@ -68,6 +70,7 @@ class ReportPart:
     groups: list[RankingGroup]
     names: dict[str, str]
     labels: dict[str, str]
+    rare: RareView | None = None  # --rare: the tail table and the images shown to the proposer
 
 
 def setting_text(value) -> str:
@@ -88,6 +91,8 @@ def settings_table(result: CompareResult) -> list[SettingsGroup]:
     rows = {name: [(key, setting_text(value)) for key, value in grouped.get(name, {}).items()]
             for name in SETTING_GROUP_ORDER}
     rows["runtime"] += [(f"time: {stage}", f"{fmt_number(seconds, 2)} s") for stage, seconds in result.timings.items()]
+    # Tokens and cost per stage in words, not the record's nested lists.
+    rows["usage"] = usage_rows(result.config["llm_usage"]) if "llm_usage" in result.config else []
     return [SettingsGroup(name, group_rows) for name, group_rows in rows.items() if group_rows]
 
 
@@ -141,6 +146,7 @@ def report_part(name: str, prefix: str, result: CompareResult, *, top_images_per
         groups=ranking_groups(result, top_images_per_set=top_images_per_set, anchor_prefix=prefix),
         names={side: set_name(side, image_set) for side, image_set in sets.items()},
         labels={side: set_label(side, image_set) for side, image_set in sets.items()},
+        rare=rare_view(result),
     )
 
 

@@ -114,6 +114,7 @@ SETTING_GROUPS = {
     "statistics": ("alpha", "holdout", "merge", "n_a", "n_b", "set", "against", "sets", "shared_images",
                    "options.alpha", "options.holdout", "options.merge", "options.merge_threshold"),
     "runtime": ("captions", "embeddings"),
+    "usage": ("llm_usage",),
 }
 OTHER_SETTINGS = "other"
 SETTING_GROUP_ORDER = (*SETTING_GROUPS, OTHER_SETTINGS)

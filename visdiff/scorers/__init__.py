@@ -51,13 +51,17 @@ class Scorer(Protocol):
 
 
 # Capabilities: ``pairwise`` scorers (visdiff.scorers.pairwise) score image-text pairs, and
-# their factories also take ``prompts`` (prompt set), ``base_url`` (endpoint) and
-# ``captioning_for`` (the run's captioning stage of a spec); ``reads_captions`` ones run a captioner.
-SCORERS: Registry[Scorer] = Registry("scorer", capabilities=("pairwise", "reads_captions"))
-SCORERS.declare("open_clip", "visdiff.scorers.clip:_open_clip")
+# their factories also take ``prompts`` (prompt set), ``base_url`` (endpoint), ``llm_pool`` (the
+# run's RequestPool) and ``captioning_for`` (the run's captioning stage of a spec); ``reads_captions``
+# ones run a captioner; ``precision`` ones take ``precision`` ("fp32", "fp16", "bf16"; "auto");
+# ``reference_mode`` ones take ``reference_mode`` (ask as the reference code did, not visdiff's way).
+SCORERS: Registry[Scorer] = Registry("scorer", capabilities=("pairwise", "reads_captions", "precision",
+                                                              "reference_mode"))
+SCORERS.declare("open_clip", "visdiff.scorers.clip:_open_clip", precision=True)
 SCORERS.declare("offline", "visdiff.scorers.offline:_offline")
-SCORERS.declare("vqa", "visdiff.scorers.vqa:_create_vqa", pairwise=True)
-SCORERS.declare("caption-llm", "visdiff.scorers.caption_llm:_create_caption_llm", pairwise=True, reads_captions=True)
+SCORERS.declare("vqa", "visdiff.scorers.vqa:_create_vqa", pairwise=True, reference_mode=True)
+SCORERS.declare("caption-llm", "visdiff.scorers.caption_llm:_create_caption_llm", pairwise=True, reads_captions=True,
+                reference_mode=True)
 # Build a backend from a spec such as ``open_clip:ViT-B-32:laion2b_s34b_b79k``; list the backend names.
 create_scorer = SCORERS.create
 list_scorers = SCORERS.names

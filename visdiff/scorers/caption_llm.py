@@ -9,6 +9,11 @@ hypothesis), one request carries up to ``statements_per_call`` hypotheses as a n
 ``yes``/``no`` lines; a malformed answer is asked once more with a reminder, then reported as
 a ``ServiceError``: never scored. Score: 1.0 for yes, 0.0 for no.
 
+``reference_mode`` asks as the reference code did (the paper profile's): one request per
+(caption, hypothesis) with worked examples (prompt ``caption_llm_single`` of the ``paper`` set,
+whatever the run's set), at temperature 0, scored 1 when "yes" is in the answer, else 0 when
+"no" is, else 0.5 and counted (:func:`visdiff.scorers.pairwise.undecided_scores`).
+
 Pairwise scorer (see :mod:`visdiff.scorers.pairwise`): scores are cached per (image content
 hash, ``cache_id``, hypothesis); ``cache_id`` names the captioner's cache id, the LLM and the
 prompt.
@@ -19,15 +24,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from visdiff.cache_root import CacheRoot
 from visdiff.errors import InputError, ServiceError
 from visdiff.image_sets import ImageItem, ImageSet
+from visdiff.llm.pool import RequestPool
 from visdiff.prompts import Prompt, load_prompt
 from visdiff.registry import parse_spec
+from visdiff.scorers.pairwise import read_yes_no, undecided_scores
 
 _ANSWER_LINE = re.compile(r"^\s*(\d{1,3})\s*[.):]?\s*(yes|no)\s*\.?\s*$", re.IGNORECASE)
 RETRY_NOTE = ("Your previous answer could not be used. Reply with exactly {n} lines, one per statement in order, "
@@ -56,23 +62,24 @@ class CaptionLLMScorer:
     captioning : Captioning
         Captions of image sets (the run's captioning stage for the captioner of the spec).
     client : ChatClient
+        Its pool bounds the requests in flight (the run's ``--llm-concurrency``).
     prompt : Prompt
         Template with ``$caption`` and ``$statements``.
     statements_per_call : int
         Hypotheses asked about in one request.
-    concurrency : int
-        Requests in flight at a time.
+    reference_mode : bool
+        One (caption, hypothesis) a request, as the reference (module docstring).
     """
 
     def __init__(self, captioning, client, *, prompt: Prompt, statements_per_call: int = 20,
-                 concurrency: int = 4) -> None:
-        if statements_per_call < 1 or concurrency < 1:
-            raise ValueError(f"statements_per_call and concurrency must be >= 1, got {statements_per_call}, {concurrency}")
+                 reference_mode: bool = False) -> None:
+        if statements_per_call < 1:
+            raise ValueError(f"statements_per_call must be >= 1, got {statements_per_call}")
         self.captioning = captioning
         self.client = client
-        self.prompt = prompt
+        self.reference_mode = reference_mode
+        self.prompt = load_prompt("caption_llm_single", "paper") if reference_mode else prompt
         self.statements_per_call = statements_per_call
-        self.concurrency = concurrency
         self.spec = f"caption-llm:{captioning.spec},{client.model}"
         self._captions: dict[str, str] = {}
 
@@ -80,7 +87,8 @@ class CaptionLLMScorer:
     def cache_id(self) -> str:
         # The captioner's own cache id names model, prompt and decoding (it loads with the captions).
         return json.dumps({"backend": "caption-llm", "captioner": self.captioning.captioner.cache_id,
-                           **self.client.describe(), "prompt_sha256": self.prompt.sha256}, sort_keys=True)
+                           **self.client.describe(), "prompt_sha256": self.prompt.sha256,
+                           **({"one_per_call": True} if self.reference_mode else {})}, sort_keys=True)
 
     def prepare(self, items: Sequence[ImageItem]) -> dict[str, str]:
         """Caption every image (cached); the images that fail to decode are unusable."""
@@ -100,16 +108,25 @@ class CaptionLLMScorer:
         for i, (item, statement) in enumerate(pairs):
             caption = " ".join(self._captions[item.key].split())
             questions.setdefault(caption, {}).setdefault(statement, []).append(i)
-        calls = [(caption, statements[begin: begin + self.statements_per_call])
+        per_call = 1 if self.reference_mode else self.statements_per_call
+        calls = [(caption, statements[begin: begin + per_call])
                  for caption, statements in ((c, list(by_statement)) for c, by_statement in questions.items())
-                 for begin in range(0, len(statements), self.statements_per_call)]
+                 for begin in range(0, len(statements), per_call)]
         scores = np.empty(len(pairs))
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            answers = pool.map(lambda call: self._ask(*call), calls)
-            for (caption, statements), values in zip(calls, answers, strict=True):
-                for statement, value in zip(statements, values, strict=True):
-                    scores[questions[caption][statement]] = value
+        if self.reference_mode:
+            answers = [[value] for value in undecided_scores(self.spec, self.client.pool.map(
+                lambda call: self._ask_one(*call), calls))]
+        else:
+            answers = self.client.pool.map(lambda call: self._ask(*call), calls)
+        for (caption, statements), values in zip(calls, answers, strict=True):
+            for statement, value in zip(statements, values, strict=True):
+                scores[questions[caption][statement]] = value
         return scores
+
+    def _ask_one(self, caption: str, statements: list[str]) -> float | None:
+        [concept] = statements
+        text = self.prompt.render(caption=caption, concept=concept)
+        return read_yes_no(self.client.chat([{"role": "user", "content": text}], temperature=0))
 
     def _ask(self, caption: str, statements: list[str]) -> list[float]:
         text = self.prompt.render(caption=caption,
@@ -136,7 +153,7 @@ def split_caption_llm_spec(model: str) -> tuple[str, str]:
 def _create_caption_llm(model: str, *, device: str | None = None, cache: CacheRoot | None = None,
                         prompts: str | None = None, base_url: str | None = None,
                         captioning_for: Callable | None = None, timeout: float = 60.0, max_retries: int = 3,
-                        **options) -> CaptionLLMScorer:
+                        llm_pool: RequestPool | None = None, **options) -> CaptionLLMScorer:
     from visdiff.captioning import Captioning
     from visdiff.llm import ChatClient
 
@@ -144,5 +161,6 @@ def _create_caption_llm(model: str, *, device: str | None = None, cache: CacheRo
     parse_spec(captioner)
     captioning = captioning_for(captioner) if captioning_for else Captioning(
         captioner, cache=cache or CacheRoot.disabled(), device=device, base_url=base_url)
-    client = ChatClient(llm, base_url=base_url, timeout=timeout, max_retries=max_retries, cache=cache)
+    client = ChatClient(llm, base_url=base_url, timeout=timeout, max_retries=max_retries, cache=cache, pool=llm_pool,
+                        stage="ranking")
     return CaptionLLMScorer(captioning, client, prompt=load_prompt("caption_llm", prompts), **options)

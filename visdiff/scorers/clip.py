@@ -11,10 +11,11 @@ Specs (after the ``open_clip:`` prefix):
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -23,6 +24,7 @@ from PIL import Image
 from visdiff.errors import BackendError, InputError, excerpt
 from visdiff.cache_root import CacheRoot
 from visdiff.devices import auto_device, auto_dtype
+from visdiff.hub import hub_loading
 from visdiff.registry import require
 
 DEFAULT_MODEL = "ViT-B-32:laion2b_s34b_b79k"
@@ -78,6 +80,18 @@ def check_arch_and_weights(open_clip, arch: str, pretrained: str | None) -> None
         raise InputError(f"unknown pretrained tag {pretrained!r} for open_clip {arch}; {choices}")
 
 
+
+@contextlib.contextmanager
+def errors_not_logged() -> Iterator[None]:
+    """open_clip logs a failed download with ``logging.error`` and then raises the same text,
+    which visdiff reports: said once, not twice."""
+    logging.disable(logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 class OpenClipScorer:
     """CLIP scorer over any open_clip model; embeddings are L2-normalised.
 
@@ -97,24 +111,29 @@ class OpenClipScorer:
             check_arch_and_weights(self._open_clip, arch, pretrained)
         self.arch, self.pretrained = arch, pretrained
         self.device = auto_device(device)
-        self.dtype = auto_dtype(self.device, precision)
+        self.precision, self.dtype = precision, auto_dtype(self.device, precision)
         weights_id = _file_id(Path(pretrained)) if pretrained and Path(pretrained).is_file() else pretrained or "hub"
         self.spec = f"open_clip:{arch}" + (f":{pretrained}" if pretrained else "")
         # open_clip derives preprocessing from (arch, pretrained), so they name it too.
-        self.cache_id = f"open_clip-{arch}-{weights_id}"
+        # "auto" keeps the name it always had (fp16 on a GPU, fp32 on a CPU); a chosen precision is named.
+        self.cache_id = f"open_clip-{arch}-{weights_id}" + (f"-{precision}" if precision != "auto" else "")
         self._model = self._preprocess = self._tokenizer = None
+        self._checked_texts: set[str] = set()
 
     def _load(self) -> None:
         if self._model is not None:
             return
+        from_hub = self.arch.startswith("hf-hub:") or bool(self.pretrained) and not Path(self.pretrained).is_file()
         try:
-            model, _, preprocess = self._open_clip.create_model_and_transforms(
-                self.arch, pretrained=self.pretrained, device=self.device
-            )
+            with hub_loading(from_hub=from_hub), errors_not_logged():
+                model, _, preprocess = self._open_clip.create_model_and_transforms(
+                    self.arch, pretrained=self.pretrained, device=self.device
+                )
         # Not swallowed, re-raised with its cause: torch.load of a damaged or foreign file
         # raises nearly any type (UnpicklingError, IndexError, EOFError, RuntimeError...).
         except Exception as e:
-            raise BackendError(f"cannot load open_clip model {self.spec!r}: {type(e).__name__}: {e}") from e
+            detail = str(e) if isinstance(e, BackendError) else f"{type(e).__name__}: {e}"
+            raise BackendError(f"cannot load open_clip model {self.spec!r}: {detail}") from e
         self._model = model.to(dtype=self.dtype).eval()
         self._preprocess = preprocess
         self._tokenizer = self._open_clip.get_tokenizer(self.arch)
@@ -134,19 +153,26 @@ class OpenClipScorer:
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         self._load()
-        tokens = self._tokenizer(list(texts))
-        self._warn_of_cut_texts(texts, tokens)
-        tokens = tokens.to(self.device)
+        tokens = self._tokenizer(list(texts)).to(self.device)
         features = self._model.encode_text(tokens).float()
         return torch.nn.functional.normalize(features, dim=-1)
 
-    def _warn_of_cut_texts(self, texts: Sequence[str], tokens: torch.Tensor) -> None:
-        """Warn of each text that fills the text tower's whole context: open_clip's tokenizers
-        cut longer texts without a word, so the words past the context would silently go
-        unscored. A text's last token is padding unless it fills the context; the empty
-        text's last token is the padding of any tokenizer."""
+    def warn_of_cut_texts(self, texts: Sequence[str]) -> None:
+        """Warn, once per text, of each text that fills the text tower's whole context:
+        open_clip's tokenizers cut longer texts without a word, so the words past the context
+        would silently go unscored. Asked for every text scored, its embedding cached or not
+        (the tokenizer alone: no weights load). A text's last token is padding unless it
+        fills the context; the empty text's last token is the padding of any tokenizer."""
+        unchecked = [text for text in dict.fromkeys(texts) if text not in self._checked_texts]
+        if not unchecked:
+            return
+        if self._tokenizer is None:
+            with hub_loading(from_hub=self.arch.startswith("hf-hub:")):
+                self._tokenizer = self._open_clip.get_tokenizer(self.arch)
+        self._checked_texts.update(unchecked)
+        tokens = self._tokenizer(unchecked)
         padding = self._tokenizer([""])[0, -1]
-        for text, full in zip(texts, (tokens[:, -1] != padding).tolist()):
+        for text, full in zip(unchecked, (tokens[:, -1] != padding).tolist()):
             if full:
                 log.warning("hypothesis %r fills the whole text context of %s (%d tokens): words past it "
                             "are not scored; shorten it", excerpt(text), self.spec, tokens.shape[1])

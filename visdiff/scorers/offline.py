@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -47,6 +46,7 @@ from visdiff.concepts import (
 )
 from visdiff.cache_root import CacheRoot
 from visdiff.errors import BackendError, excerpt
+from visdiff.hub import offline_mode
 from visdiff.devices import auto_device
 from visdiff.registry import require
 
@@ -103,15 +103,16 @@ def load_classifier(device: str) -> torch.nn.Module:
 @lru_cache(maxsize=2)
 def load_sentence_model(device: str):
     """all-MiniLM-L6-v2 from the packaged folder, never from the network."""
-    # The model folder is local; this keeps huggingface_hub from trying to reach the hub.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sentence_transformers = require("sentence_transformers", "offline")
     from transformers.utils import logging as transformers_logging
 
     # Its "Loading weights" bar is noise: visdiff shows progress only for long steps, on a terminal.
     transformers_logging.disable_progress_bar()
     try:
-        return sentence_transformers.SentenceTransformer(str(sentence_model_path()), device=device)
+        # The model folder is local: no request to the hub, for this load only (a process-wide
+        # HF_HUB_OFFLINE kept a captioner named by a hub id from downloading in the same run).
+        with offline_mode():
+            return sentence_transformers.SentenceTransformer(str(sentence_model_path()), device=device)
     except (OSError, ValueError) as e:
         raise BackendError(f"cannot load the packaged MiniLM model: {e}") from e
 

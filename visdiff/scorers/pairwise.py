@@ -16,6 +16,7 @@ The resulting (n, m) matrices go through the same statistics as CLIP scores.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -27,8 +28,54 @@ from visdiff.errors import BackendError
 from visdiff.image_sets import ImageItem, ImageSet
 from visdiff.progress import progress_bar
 
+log = logging.getLogger(__name__)
+
 # Bump when the meaning of a cached pair score changes.
 PAIR_SCORE_CACHE_VERSION = 1
+
+# An answer with neither yes nor no: no evidence either way.
+UNDECIDED = 0.5
+
+
+def read_yes_no(answer: str) -> float | None:
+    """The reference code's reading of an answer: 1 when "yes" is in it, else 0 when "no"
+    is, None when neither is.
+
+    >>> read_yes_no("Yes, there is."), read_yes_no("Nope"), read_yes_no("Maybe")
+    (1.0, 0.0, None)
+    """
+    answer = answer.lower()
+    return 1.0 if "yes" in answer else 0.0 if "no" in answer else None
+
+
+def undecided_scores(spec: str, answers: Sequence[float | None]) -> np.ndarray:
+    """Scores of answers read by :func:`read_yes_no`, an undecided one (None) as 0.5 (the
+    reference drops it, but a table of scores needs one per pair), with a warning counting them."""
+    undecided = sum(score is None for score in answers)
+    if undecided:
+        log.warning("%s: %d of %d answers said neither yes nor no; scored %.1f", spec, undecided, len(answers),
+                    UNDECIDED)
+    return np.array([UNDECIDED if score is None else score for score in answers], dtype=np.float64)
+
+
+def check_images(items: Sequence[ImageItem]) -> dict[str, str]:
+    """{content hash: reason} of the images that cannot be decoded."""
+    failed = {}
+    for item in items:
+        try:
+            item.open()
+        except InputError as e:
+            failed[item.key] = str(e)
+    return failed
+
+
+def _answer_tokens(tokenizer, words: Sequence[str]) -> list[int]:
+    ids = set()
+    for word in words:
+        encoded = tokenizer.encode(word, add_special_tokens=False)
+        if encoded and encoded[0] != tokenizer.unk_token_id:
+            ids.add(encoded[0])
+    return sorted(ids)
 
 
 @runtime_checkable

@@ -13,6 +13,12 @@ Specs:
   yes (1.0) or no (0.0). An answer that is neither is asked once more, then reported as a
   ``ServiceError``: never scored.
 
+``answers="sampled"`` is the reference code's way instead (the paper profile's): an answer is
+sampled (in-process: temperature 0.2, as the paper's LLaVA; an endpoint: its defaults) about the
+hypothesis with every "and " removed, and scores 1 when "yes" is in it, else 0 when "no" is.
+The reference drops an answer with neither; a table of scores needs one per pair, so it scores
+0.5 (no evidence either way) and is counted in a warning.
+
 Pairwise scorer (see :mod:`visdiff.scorers.pairwise`): scores are cached per (image content
 hash, ``cache_id``, hypothesis); ``cache_id`` names model, prompt and settings.
 """
@@ -23,22 +29,33 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
 from visdiff.cache_root import CacheRoot
-from visdiff.captioners.hf import family_of, format_prompt, load_vision_language_model, weights_fingerprint
+from visdiff.captioners.hf import (
+    continuation, family_of, format_prompt, load_vision_language_model, weights_fingerprint,
+)
 from visdiff.devices import auto_device, auto_dtype
 from visdiff.errors import BackendError, InputError, ServiceError
 from visdiff.image_sets import ImageItem
 from visdiff.prompts import Prompt, load_prompt
+from visdiff.scorers.pairwise import read_yes_no, undecided_scores
 
 YES_WORDS = ("yes", "Yes", " yes", " Yes")
 NO_WORDS = ("no", "No", " no", " No")
 _ANSWER = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
 RETRY_NOTE = "Answer with one word: yes or no."
+ANSWER_MODES = ("p_yes", "sampled")
+# The reference's sampled answers: LLaVA's temperature, a few tokens are enough for yes or no.
+SAMPLED_TEMPERATURE = 0.2
+SAMPLED_MAX_TOKENS = 10
+
+
+def reference_question_text(hypothesis: str) -> str:
+    """The hypothesis as the reference asks about it: every "and " removed."""
+    return hypothesis.replace("and ", "")
 
 
 def check_images(items: Sequence[ImageItem]) -> dict[str, str]:
@@ -74,23 +91,30 @@ class HFVQAScorer:
         (image, question) pairs per forward pass.
     device, precision
         As for the captioners.
+    answers : {"p_yes", "sampled"}
+        P(yes) from the logits, or the reference's sampled answers (module docstring).
     """
 
     def __init__(self, model: str, *, prompt: Prompt, batch_size: int = 16, device: str | None = None,
-                 precision: str = "auto") -> None:
+                 precision: str = "auto", answers: str = "p_yes") -> None:
         if not model:
             raise InputError("the vqa scorer needs a model, e.g. 'vqa:Salesforce/blip2-flan-t5-xxl' or 'vqa:openai:gpt-4o'")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if answers not in ANSWER_MODES:
+            raise InputError(f"unknown vqa answers {answers!r}; choose one of: {', '.join(ANSWER_MODES)}")
         self.model_name = model
         self.prompt = prompt
+        self.answers = answers
         self.batch_size = batch_size
         self.device = auto_device(device)
         self.dtype = auto_dtype(self.device, precision)
         self.spec = f"vqa:{model}"
         self.cache_id = json.dumps(
             {"backend": "vqa", "model": model, "weights": weights_fingerprint(model),
-             "prompt_sha256": prompt.sha256, "dtype": str(self.dtype).removeprefix("torch.")},
+             "prompt_sha256": prompt.sha256, "dtype": str(self.dtype).removeprefix("torch."),
+             # Only when sampled, so P(yes) caches keep their ids.
+             **({"answers": answers, "temperature": SAMPLED_TEMPERATURE} if answers == "sampled" else {})},
             sort_keys=True,
         )
         self._loaded = None
@@ -120,10 +144,15 @@ class HFVQAScorer:
     def _score_batch(self, pairs: Sequence[tuple[ImageItem, str]]) -> list[float]:
         family, processor, model, yes, no, encoder_decoder = self._load()
         images = {item.key: item.open() for item, _ in pairs}
-        texts = [format_prompt(processor, family, self.prompt.render(hypothesis=text), question=True) for _, text in pairs]
+        sampled = self.answers == "sampled"
+        texts = [format_prompt(processor, family,
+                               self.prompt.render(hypothesis=reference_question_text(text) if sampled else text),
+                               question=True) for _, text in pairs]
         inputs = processor(images=[images[item.key] for item, _ in pairs], text=texts, return_tensors="pt",
                            padding=True).to(self.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        if sampled:
+            return undecided_scores(self.spec, [read_yes_no(a) for a in self._sample(model, processor, inputs)]).tolist()
         if encoder_decoder:
             start = model.config.text_config.decoder_start_token_id
             inputs["decoder_input_ids"] = torch.full((len(pairs), 1), start, dtype=torch.long, device=self.device)
@@ -132,6 +161,12 @@ class HFVQAScorer:
         log_yes = torch.logsumexp(log_probs[:, yes], dim=-1)
         log_no = torch.logsumexp(log_probs[:, no], dim=-1)
         return torch.sigmoid(log_yes - log_no).cpu().tolist()
+
+    def _sample(self, model, processor, inputs) -> list[str]:
+        """One sampled answer per pair (the continuation only, for decoder-only models)."""
+        output = model.generate(**inputs, max_new_tokens=SAMPLED_MAX_TOKENS, do_sample=True,
+                                temperature=SAMPLED_TEMPERATURE)
+        return processor.batch_decode(continuation(output, inputs), skip_special_tokens=True)
 
 
 def parse_yes_no(answer: str) -> float | None:
@@ -162,25 +197,35 @@ def p_yes_from_logprobs(response) -> float | None:
 
 class OpenAIVQAScorer:
     """The yes/no question to an OpenAI-compatible vision chat model, one request per pair,
-    ``concurrency`` in flight."""
+    as many in flight as the client's pool allows; ``answers`` as for :class:`HFVQAScorer`
+    (sampled: the endpoint's default decoding)."""
 
-    def __init__(self, client, *, prompt: Prompt, concurrency: int = 4) -> None:
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    def __init__(self, client, *, prompt: Prompt, answers: str = "p_yes") -> None:
+        if answers not in ANSWER_MODES:
+            raise InputError(f"unknown vqa answers {answers!r}; choose one of: {', '.join(ANSWER_MODES)}")
         self.client = client
         self.prompt = prompt
-        self.concurrency = concurrency
+        self.answers = answers
         self.spec = f"vqa:openai:{client.model}"
-        self.cache_id = json.dumps({"backend": "vqa-openai", **client.describe(), "prompt_sha256": prompt.sha256},
-                                   sort_keys=True)
+        self.cache_id = json.dumps({"backend": "vqa-openai", **client.describe(), "prompt_sha256": prompt.sha256,
+                                    **({"answers": answers} if answers == "sampled" else {})}, sort_keys=True)
 
     def prepare(self, items: Sequence[ImageItem]) -> dict[str, str]:
         return check_images(items)
 
     def score_pairs(self, pairs: Sequence[tuple[ImageItem, str]]) -> np.ndarray:
-        # Requests wait on the network: threads overlap them (the SDK client is thread-safe).
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return np.asarray(list(pool.map(self._score, pairs)), dtype=np.float64)
+        if self.answers == "sampled":
+            return undecided_scores(self.spec, self.client.pool.map(self._sampled_score, pairs))
+        return np.asarray(self.client.pool.map(self._score, pairs), dtype=np.float64)
+
+    def _sampled_score(self, pair: tuple[ImageItem, str]) -> float | None:
+        from visdiff.llm import image_content
+
+        item, text = pair
+        question = self.prompt.render(hypothesis=reference_question_text(text)).strip()
+        answer, _ = self.client.complete([{"role": "user", "content": [{"type": "text", "text": question},
+                                                                       image_content(item.open())]}])
+        return read_yes_no(answer)
 
     def _score(self, pair: tuple[ImageItem, str]) -> float:
         from visdiff.llm import image_content
@@ -201,14 +246,17 @@ class OpenAIVQAScorer:
 
 
 def _create_vqa(model: str, *, device: str | None = None, cache: CacheRoot | None = None, prompts: str | None = None,
-                base_url: str | None = None, captioning_for=None, **options):
+                base_url: str | None = None, captioning_for=None, llm_pool=None, reference_mode: bool = False,
+                **options):
     del cache, captioning_for  # pair scores are cached by the scoring stage; no captions needed
     prompt = load_prompt("vqa", prompts)
+    options.setdefault("answers", "sampled" if reference_mode else "p_yes")
     if model.startswith("openai:"):
         from visdiff.llm import ChatClient
 
         del device  # runs no local model
         client = ChatClient(model.removeprefix("openai:") or "gpt-4o", base_url=base_url,
-                            timeout=options.pop("timeout", 60.0), max_retries=options.pop("max_retries", 3))
+                            timeout=options.pop("timeout", 60.0), max_retries=options.pop("max_retries", 3),
+                            pool=llm_pool, stage="ranking")
         return OpenAIVQAScorer(client, prompt=prompt, **options)
     return HFVQAScorer(model, prompt=prompt, device=device, **options)
