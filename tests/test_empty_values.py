@@ -24,14 +24,15 @@ def assert_usage_error(result, message: str) -> None:
 
 
 @pytest.mark.parametrize("flag", ["--captioner", "--proposer", "--scorer", "--llm", "--prompts", "--cache-dir",
-                                  "--name-a", "--name-b"])
+                                  "--name-a", "--name-b", "--goal"])
 def test_empty_option_is_a_usage_error(image_dirs, flag):
     a, b = image_dirs
     result = run_cli("compare", a, b, "--profile", "offline", flag, "")
     assert_usage_error(result, f"invalid value for '{flag}': must be a non-empty")
 
 
-@pytest.mark.parametrize("field", ["captioner", "proposer", "scorer", "llm", "prompts", "cache_dir", "name_a", "name_b"])
+@pytest.mark.parametrize("field", ["captioner", "proposer", "scorer", "llm", "prompts", "cache_dir", "name_a", "name_b",
+                                   "goal"])
 def test_empty_run_option_is_refused_by_the_api(field):
     with pytest.raises(InputError, match=f"{field} must be a non-empty"):
         RunOptions(**{field: " "})

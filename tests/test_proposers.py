@@ -203,7 +203,7 @@ def test_paper_settings_send_a_system_message_and_no_temperature_tokens_or_seed(
 
     fake_openai.respond = lambda request: Reply("* a dog next to a horse\n* snow")
     settings = RunOptions(profile="paper").chat_settings()
-    assert settings == {"temperature": None, "max_tokens": None, "send_seed": False, "system_message": None,
+    assert settings == {"goal": None, "temperature": None, "max_tokens": None, "send_seed": False, "system_message": None,
                         "prompts": "paper"}
     proposer = make_llm(fake_openai, rounds=1, **settings)
     assert proposer.propose(context) == ["a dog next to a horse", "snow"]  # relational phrases survive parsing
@@ -238,7 +238,8 @@ def test_the_default_profiles_keep_visdiffs_own_settings():
 
     for profile in ("offline", "laptop"):
         assert RunOptions(profile=profile).chat_settings() == {
-            "temperature": 0.7, "max_tokens": 512, "send_seed": True, "system_message": None, "prompts": "strict"}
+            "goal": None, "temperature": 0.7, "max_tokens": 512, "send_seed": True, "system_message": None,
+            "prompts": "strict"}
         assert RunOptions(profile=profile).caption_decoding("blip2") == {}
 
 
@@ -292,8 +293,8 @@ def test_generation_settings_come_from_the_command_line():
 
     options = run_options({"profile": "laptop", "prompts": "paper", "temperature": "default", "max_tokens": "64",
                            "system_message": "", "llm_seed": False, "caption_beams": 5, "caption_max_tokens": 30},
-                          quiet=True, command="compare")
-    assert options.chat_settings() == {"temperature": None, "max_tokens": 64, "send_seed": False,
+                          quiet=True, command="visdiff compare")
+    assert options.chat_settings() == {"goal": None, "temperature": None, "max_tokens": 64, "send_seed": False,
                                        "system_message": "", "prompts": "paper"}
     assert options.caption_decoding("blip2") == {"num_beams": 5, "max_new_tokens": 30}
     assert {"prompts": "paper", "temperature": "default", "caption_beams": 5}.items() <= options.identity().items()
@@ -354,3 +355,26 @@ def test_the_feature_proposer_is_built_from_the_run_options(tiny_blip2_opt):
     proposer = build_proposer(RunOptions(proposer=f"blip2-feature:{tiny_blip2_opt}", rounds=2, samples_per_set=5,
                                          hypotheses=4, device="cpu"), cache=None, llm_pool=RequestPool(1))
     assert (proposer.rounds, proposer.samples_per_set, proposer.n_hypotheses) == (2, 5, 4)
+
+
+@pytest.mark.parametrize("prompts", ["strict", "paper"])
+def test_a_goal_goes_into_every_proposal_and_refinement_request(prompts, fake_openai, context):
+    from visdiff.options import RunOptions
+
+    fake_openai.respond = lambda request: Reply("* dogs in snow\n* sleds")
+    settings = RunOptions(llm="m", prompts=prompts, goal="why does the classifier fail on A?").chat_settings()
+    proposer = make_llm(fake_openai, rounds=2, **settings)
+    assert proposer.propose(context) == ["dogs in snow", "sleds"]
+    proposer.refine(hypotheses=[("dogs in snow", 0.8)], captions_a={"k": "a dog"}, captions_b={"j": "a cat"},
+                    seed=0, round_index=0)
+    assert len(fake_openai.requests) == 3
+    for request in fake_openai.requests:
+        assert request.last_user_text.endswith('question behind this comparison: "why does the classifier fail on A?". '
+                                               "Prefer concepts that help answer it.")
+    assert proposer.describe()["goal"].startswith("The researcher's question")
+
+
+def test_without_a_goal_the_prompts_are_as_before(fake_openai, context):
+    fake_openai.respond = lambda request: Reply("* dogs")
+    make_llm(fake_openai, rounds=1).propose(context)
+    assert "question behind this comparison" not in fake_openai.requests[0].last_user_text

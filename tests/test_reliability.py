@@ -242,6 +242,8 @@ IGNORED_VALUE_CASES = [
      "--rounds 5 (rounds=) sets how a proposer samples; the proposer 'vocabulary' takes no sample"),
     ("--samples of a bench with that proposer", ["bench", MINIBENCH, "--samples", "7", "--out", "{out}"],
      "--samples 7 (samples_per_set=) sets how a proposer samples"),
+    ("--goal with a proposer that sends no LLM request", ["compare", "{a}", "{b}", "--goal", "why A?"],
+     "--goal (goal=) sets the requests of an LLM proposer; the proposer 'vocabulary' sends none"),
     ("--where on a folder", ["compare", "{a}", "{b}", "--where", "x=y"], "selects rows of a table"),
     ("--group-a on a folder", ["rank", "{a}", "{b}", "-H", "x", "--group-a", "g"], "selects rows of a table"),
     ("--group on a folder", ["caption", "{a}", "--group", "g"], "selects rows of a table"),

@@ -87,9 +87,10 @@ NOT_EMPTY = {
     "cache_dir": "a non-empty folder path",
     "name_a": "a non-empty name for set A",
     "name_b": "a non-empty name for set B",
+    "goal": "a non-empty question, such as 'why does the classifier fail on A'",
 }
 # Settings of the requests a chat proposer sends; no other proposer reads them.
-LLM_REQUEST_OPTIONS = ("temperature", "max_tokens", "system_message", "llm_seed")
+LLM_REQUEST_OPTIONS = ("temperature", "max_tokens", "system_message", "llm_seed", "goal")
 # How a proposer samples, for those that sample (chat ones and ``sampled`` ones), with their flags.
 SAMPLING_OPTIONS = {"rounds": "--rounds", "samples_per_set": "--samples", "hypotheses": "--hypotheses"}
 
@@ -121,6 +122,9 @@ class RunOptions:
     rounds, samples_per_set : int
         Proposal rounds, and images sampled per set per round (llm/vlm proposers); when both
         sets have no more images than ``samples_per_set``, one round (each would show them all).
+    goal : str, optional
+        The researcher's question ("what makes these images memorable"), put into every
+        proposer and refinement request (template ``goal`` of the prompt set); None: none.
     hypotheses : int
         Hypotheses asked of the chat model per round (10, as in the paper).
     seed : int
@@ -212,6 +216,7 @@ class RunOptions:
     rounds: int = bounded(3, AT_LEAST_ONE)
     samples_per_set: int = bounded(20, AT_LEAST_ONE)
     hypotheses: int = bounded(10, AT_LEAST_ONE)
+    goal: str | None = None
     seed: int = bounded(0, AT_LEAST_ZERO)
     alpha: float = bounded(DEFAULT_ALPHA, Bounds("in (0, 1)", low=0, high=1, low_open=True, high_open=True))
     both_directions: bool = False
@@ -278,12 +283,12 @@ class RunOptions:
                 raise InputError(f"{name} must be a spec string here, got {type(spec).__name__}")
         # A string is truthy whatever it says: both_directions="no" ran both directions.
         for name, choices in (("both_directions", "True or False"), ("merge", "True, False or None"),
-                              ("use_cache", "True or False"), ("full_decode", "True, False or None"), ("llm_seed", "True, False or None"),
-                              ("show_progress", "True, False or None")):
+                              ("use_cache", "True or False"), ("full_decode", "True, False or None"),
+                              ("llm_seed", "True, False or None"), ("show_progress", "True, False or None")):
             value = getattr(self, name)
             if not isinstance(value, bool) and not (value is None and "None" in choices):
                 raise InputError(f"{name} must be {choices}, got {value!r}")
-        for name in ("llm", "system_message", "engine_address", "name_a", "name_b"):
+        for name in ("llm", "system_message", "goal", "engine_address", "name_a", "name_b"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise InputError(f"{name} must be a string, got {value!r}")
@@ -386,6 +391,7 @@ class RunOptions:
             return default if value is None else None if value == PROVIDER_DEFAULT else value
 
         return {
+            "goal": self.goal,
             "temperature": pick(self.temperature, profile.temperature),
             "max_tokens": pick(self.max_tokens, profile.max_tokens),
             "send_seed": profile.llm_seed if self.llm_seed is None else self.llm_seed,

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from visdiff.result import CompareResult, MultiCompareResult
 
 COMPARE_OPTIONS = ("profile", "captioner", "proposer", "scorer", "clip", "device", "precision", "full_decode", "ranker_mode", "batch_size", "llm", "base_url",
-                   "rounds", "samples_per_set", "hypotheses", "seed", "both_directions", "pair_by", "refine", "alpha", "holdout", "purity", "rare",
+                   "rounds", "samples_per_set", "hypotheses", "goal", "seed", "both_directions", "pair_by", "refine", "alpha", "holdout", "purity", "rare",
                    "merge", "merge_threshold", "cache_dir", "no_cache",
                    "prompts", "temperature", "max_tokens", "system_message", "llm_seed", "caption_beams",
                    "caption_max_tokens", "caption_temperature",

@@ -168,6 +168,9 @@ DECLARED: dict[str, Declared] = {
         "--rare", help="Look for a difference shown by few images of A (about this fraction or less, in (0, 0.5], "
         "e.g. 0.05): the proposer is shown the A images least like B, and rows are ranked by the share of A above "
         "B's top 1% (exact test) instead of AUROC.")]),
+    "goal": Declared(Annotated[str | None, typer.Option(
+        "--goal", help="The question behind the comparison ('why does the classifier fail on A'), put into every "
+        "proposer and refinement request.")]),
     "merge": Declared(Annotated[bool | None, typer.Option(
         "--merge/--no-merge", help="Merge near-duplicate proposals into the best-ranked wording, listing the "
         "others as its variants (default: the profile's: on, off under --profile paper).",

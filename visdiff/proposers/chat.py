@@ -217,6 +217,9 @@ class ChatProposer:
         System message of every request; None sends none.
     prompt_set : PromptSet, optional
         Where the templates of other requests come from (``propose_paired``, ``refine``).
+    goal : Prompt, optional
+        The researcher's question (template ``goal`` of the prompt set, filled), added to the
+        user turn of every round and refinement request; None: the prompts as they are.
 
     Every round is recorded in the context's ``rounds`` (see :meth:`propose`).
     """
@@ -237,6 +240,7 @@ class ChatProposer:
         send_seed: bool = True,
         system: Prompt | None = None,
         prompt_set: PromptSet | None = None,
+        goal: Prompt | None = None,
     ) -> None:
         if rounds < 1 or samples_per_set < 1 or n_hypotheses < 1:
             raise ValueError(
@@ -253,6 +257,7 @@ class ChatProposer:
         self.send_seed = send_seed
         self.system = system
         self.prompt_set = prompt_set
+        self.goal = goal
         self.spec = f"{self.backend}:{client.model}"
 
     @classmethod
@@ -274,12 +279,14 @@ class ChatProposer:
         max_retries: int = 3,
         cache: CacheRoot | None = None,
         llm_pool: RequestPool | None = None,
+        goal: str | None = None,
     ):
         """Build with its own :class:`ChatClient` (``base_url`` ... ``llm_pool`` go to the client).
 
         ``prompt`` names the round's template in the prompt set ``prompts`` (default
         ``strict``); ``system_message`` None takes the set's ``system.txt`` if it has one,
-        ``""`` sends none, any other text is sent as it is.
+        ``""`` sends none, any other text is sent as it is; ``goal``, the researcher's question,
+        fills the set's ``goal.txt``.
         """
         prompt_set = get_prompt_set(prompts)
         if system_message is None:
@@ -291,10 +298,15 @@ class ChatProposer:
             system = None
         client = ChatClient(model, base_url=base_url, timeout=timeout, max_retries=max_retries, cache=cache,
                             pool=llm_pool, stage="proposing")
+        goal_note = None
+        if goal:
+            template = prompt_set.load("goal")
+            text = template.render(goal=" ".join(goal.split())).strip()
+            goal_note = Prompt("goal", text, hashlib.sha256(text.encode("utf-8")).hexdigest(), prompt_set.name)
         return cls(client, prompt=prompt_set.load(prompt), retry_note=prompt_set.load("propose_retry"),
                    rounds=rounds, samples_per_set=samples_per_set, n_hypotheses=n_hypotheses,
                    temperature=temperature, max_tokens=max_tokens, send_seed=send_seed, system=system,
-                   prompt_set=prompt_set)
+                   prompt_set=prompt_set, goal=goal_note)
 
     def start_unit(self) -> None:
         """Count LLM requests from nothing: the next unit of a sweep or benchmark counts its own."""
@@ -309,7 +321,8 @@ class ChatProposer:
             "system_sha256": self.system.sha256 if self.system else None,
             "rounds": self.rounds, "samples_per_set": self.samples_per_set,
             "n_hypotheses": self.n_hypotheses, "temperature": self.temperature, "max_tokens": self.max_tokens,
-            "send_seed": self.send_seed, "llm_requests": asdict(self.client.stats),
+            "send_seed": self.send_seed, "goal": self.goal.text if self.goal else None,
+            "llm_requests": asdict(self.client.stats),
         }
 
     def round_messages(self, context: ProposalContext, rng: np.random.Generator) -> tuple[list[dict], dict]:
@@ -328,8 +341,10 @@ class ChatProposer:
         return {k: v for k, v in params.items() if v is not None}
 
     def with_system(self, user_turn: list[dict]) -> list[dict]:
-        """The messages of a request: the system message (if any), then ``user_turn``."""
-        return [*([{"role": "system", "content": self.system.text.strip()}] if self.system else []), *user_turn]
+        """The messages of a request: the system message (if any), then ``user_turn`` (ending
+        with the researcher's question when one was given)."""
+        messages = [*([{"role": "system", "content": self.system.text.strip()}] if self.system else []), *user_turn]
+        return _with_note(messages, self.goal.text) if self.goal else messages
 
     def refine(self, *, hypotheses: list[tuple[str, float]], captions_a: dict[str, str], captions_b: dict[str, str],
                seed: int, round_index: int) -> dict:
