@@ -189,3 +189,20 @@ def full_disk(monkeypatch):
             return os.fdopen(fd, mode)
 
     return lambda folder: monkeypatch.setattr(atomic, "os", OsWithAFullFolder(folder))
+
+
+class RecordingProposer:
+    """Proposes ``phrases`` and records the keys of the images of A and of B it was shown."""
+
+    spec = "recording"
+
+    def __init__(self, phrases: list[str]) -> None:
+        self.phrases = list(phrases)
+        self.seen: list[tuple[list[str], list[str]]] = []
+
+    def propose(self, context):
+        self.seen.append((context.set_a.keys, context.set_b.keys))
+        return list(self.phrases)
+
+    def describe(self):
+        return {"spec": self.spec}

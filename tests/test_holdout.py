@@ -18,25 +18,10 @@ from visdiff.holdout import Holdout, split_positions
 from visdiff.sources import load_image_set
 from visdiff.ranking import rank_scores
 from visdiff.report import write_outputs
-from tests.conftest import make_image
+from tests.conftest import RecordingProposer, make_image
 
 PHRASES = ["reddish images", "bluish images", "musical instruments"]
 
-
-class RecordingProposer:
-    """Proposes fixed phrases and records the images it was shown."""
-
-    spec = "recording"
-
-    def __init__(self):
-        self.seen: list[tuple[list[str], list[str]]] = []
-
-    def propose(self, context):
-        self.seen.append((context.set_a.keys, context.set_b.keys))
-        return list(PHRASES)
-
-    def describe(self):
-        return {"spec": self.spec}
 
 
 def keys(n: int, prefix: str = "k") -> list[str]:
@@ -87,7 +72,7 @@ def test_a_split_too_small_is_an_input_error(tmp_path):
 
 
 def test_compare_proposes_on_one_split_and_ranks_on_the_other(image_dirs, tmp_path):
-    proposer = RecordingProposer()
+    proposer = RecordingProposer(PHRASES)
     result = visdiff.compare(*image_dirs, profile="offline", proposer=proposer, holdout=0.5, merge=False,
                              show_progress=False)
     record = result.config["holdout"]
@@ -120,9 +105,9 @@ def test_compare_proposes_on_one_split_and_ranks_on_the_other(image_dirs, tmp_pa
 
 
 def test_propose_and_rank_use_the_same_split(image_dirs):
-    proposer = RecordingProposer()
+    proposer = RecordingProposer(PHRASES)
     visdiff.propose(*image_dirs, profile="offline", proposer=proposer, holdout=0.5, seed=3)
-    comparison = visdiff.Comparison(*image_dirs, profile="offline", proposer=RecordingProposer(), holdout=0.5, seed=3)
+    comparison = visdiff.Comparison(*image_dirs, profile="offline", proposer=RecordingProposer(PHRASES), holdout=0.5, seed=3)
     assert set(proposer.seen[0][0]) == {comparison.set_a.keys[i] for i in comparison.holdout.proposal["a"]}
     table = comparison.rank(PHRASES)
     assert {"auroc_proposal", "p_greater_proposal", "q_value_proposal"} <= set(table.columns)

@@ -7,29 +7,13 @@ import pytest
 
 import visdiff
 from tests.cli_helpers import run_cli
-from tests.conftest import make_image
+from tests.conftest import RecordingProposer, make_image
 from visdiff.errors import InputError
 from visdiff.options import RunOptions
 from visdiff.rare import MIN_SHOWN, shown_count
 from visdiff.report import write_outputs
 
 PHRASES = ["bright, overexposed photos", "dark, underexposed photos"]
-
-
-class RecordingProposer:
-    """Proposes fixed phrases and records the images of A it was shown."""
-
-    spec = "recording"
-
-    def __init__(self):
-        self.seen: list[list[str]] = []
-
-    def propose(self, context):
-        self.seen.append(context.set_a.keys)
-        return list(PHRASES)
-
-    def describe(self):
-        return {"spec": self.spec}
 
 
 @pytest.fixture
@@ -50,9 +34,9 @@ def test_shown_count_follows_the_fraction_with_a_floor():
 
 def test_proposer_sees_the_images_least_like_b_and_rows_rank_by_the_tail(two_bright_in_a, offline_models, tmp_path):
     a, b = two_bright_in_a
-    proposer = RecordingProposer()
+    proposer = RecordingProposer(PHRASES)
     result = visdiff.compare(a, b, rare=0.1, proposer=proposer, show_progress=False, **offline_models)
-    [shown] = proposer.seen
+    [(shown, _)] = proposer.seen
     bright = {item.key for item in result.set_a.items if item.path.name in ("4.png", "11.png")}
     assert len(shown) == MIN_SHOWN and set(shown[:2]) == bright
     assert result.config["rare"]["shown_a"] == shown

@@ -11,27 +11,12 @@ from scipy import stats as scipy_stats
 
 import visdiff
 from tests.cli_helpers import run_cli
-from tests.conftest import make_image
+from tests.conftest import RecordingProposer, make_image
 from visdiff.errors import InputError
 from visdiff.report.by_value import write_value_outputs
 
 PHRASES = ["bright, overexposed photos", "dark, underexposed photos", "musical instruments"]
 
-
-class RecordingProposer:
-    """Proposes fixed phrases and records the images it was shown."""
-
-    spec = "recording"
-
-    def __init__(self):
-        self.seen: list[tuple[list[str], list[str]]] = []
-
-    def propose(self, context):
-        self.seen.append((context.set_a.keys, context.set_b.keys))
-        return list(PHRASES)
-
-    def describe(self):
-        return {"spec": self.spec}
 
 
 @pytest.fixture
@@ -51,7 +36,7 @@ def graded(tmp_path):
 
 def test_ranks_by_rho_over_all_images_and_shows_the_proposer_both_ends(graded, offline_models):
     table, paths, values = graded
-    proposer = RecordingProposer()
+    proposer = RecordingProposer(PHRASES)
     result = visdiff.compare(paths, score=values, proposer=proposer, show_progress=False, **offline_models)
     assert isinstance(result, visdiff.ValueResult)
     [(top, bottom)] = proposer.seen
@@ -68,7 +53,7 @@ def test_ranks_by_rho_over_all_images_and_shows_the_proposer_both_ends(graded, o
 
 def test_table_column_gives_the_values_and_the_report_shows_scatters_and_ends(graded, offline_models, tmp_path):
     table, _, values = graded
-    result = visdiff.compare(table, score="value", proposer=RecordingProposer(), show_progress=False,
+    result = visdiff.compare(table, score="value", proposer=RecordingProposer(PHRASES), show_progress=False,
                              **offline_models)
     assert sorted(result.values.tolist()) == sorted(values)
     paths = write_value_outputs(result, tmp_path / "out")

@@ -33,7 +33,7 @@ from visdiff.ranking import (
 from visdiff.outliers import least_like
 from visdiff.rare import concept_profiles, shown_count
 from visdiff.rare_ranking import rank_rare
-from visdiff.refine import RefinementFailed, refine_proposals
+from visdiff.refine import RefinementFailed, RefinementStop, refine_proposals
 from visdiff.result import CompareResult, ImageGallery, RankedTable
 from visdiff.stages import RunStages
 from visdiff.stats import score_correlation
@@ -285,6 +285,16 @@ class Comparison:
                                  "merged": len(table) - len(merged)}
         return merged, [columns[i] for i in kept]
 
+    def proposals(self) -> tuple[dict[str, list[str]], RefinementStop | None]:
+        """The phrases of each direction ("A", and "B" with ``both_directions``) after the
+        ``refine`` rounds, and the failed round that stopped refinement (None if none did)."""
+        proposals = {"A": self.propose(over="a")}
+        if self.options.both_directions:
+            proposals["B"] = self.propose(over="b")
+        if not self.options.refine:
+            return proposals, None
+        return refine_proposals(self, proposals)
+
     def compare(self) -> CompareResult:
         """Propose (both ways with ``both_directions``), refine (``refine`` rounds) and rank: the
         :func:`visdiff.compare` result. Its ``timings`` are this comparison's stage seconds so
@@ -293,12 +303,7 @@ class Comparison:
         A refinement round that fails raises :class:`~visdiff.refine.RefinementFailed` holding
         the result of what was proposed before it (``config["refine_stopped"]`` says why)."""
         rounds_before = len(self.stages.proposal_rounds)
-        proposals = {"A": self.propose(over="a")}
-        if self.options.both_directions:
-            proposals["B"] = self.propose(over="b")
-        refine_stop = None
-        if self.options.refine:
-            proposals, refine_stop = refine_proposals(self, proposals)
+        proposals, refine_stop = self.proposals()
         hypotheses = [h for phrases in proposals.values() for h in phrases]
         scores_a, scores_b = self.scores(hypotheses)
         with self.stages.timings.stage("rank"):

@@ -22,7 +22,7 @@ from visdiff.errors import InputError
 from visdiff.image_sets import ImageSet
 from visdiff.options import RunOptions
 from visdiff.ranking import clean_hypotheses, dedupe_phrases
-from visdiff.refine import RefinementFailed, refine_proposals
+from visdiff.refine import RefinementFailed
 from visdiff.result import RankedTable
 from visdiff.sources import load_image_set
 from visdiff.stages import RunStages
@@ -162,12 +162,7 @@ class ValueComparison(Comparison):
         """Propose over the top end (and the bottom end with ``both_directions``), refine,
         and rank every phrase by |rho| over all images."""
         rounds_before = len(self.stages.proposal_rounds)
-        proposals = {"A": self.propose(over="a")}
-        if self.options.both_directions:
-            proposals["B"] = self.propose(over="b")
-        refine_stop = None
-        if self.options.refine:
-            proposals, refine_stop = refine_proposals(self, proposals)
+        proposals, refine_stop = self.proposals()
         hypotheses = dedupe_phrases([h for phrases in proposals.values() for h in phrases])
         scores = self.value_scores(hypotheses)
         with self.stages.timings.stage("rank"):

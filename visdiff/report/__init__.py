@@ -46,9 +46,6 @@ def write_outputs(result: CompareResult | MultiCompareResult, out_dir: Path, *, 
     texts = {"json": json.dumps(results_payload(result), indent=2, allow_nan=False, ensure_ascii=False) + "\n",
              "csv": results_csv(result), "html": html}
     for kind, text in texts.items():
-        try:
-            write_text_atomic(paths[kind], text)
-        except OSError as e:
-            # A full disk or a folder gone read-only mid-run: a system failure (exit 1), naming the file.
-            raise OSError(e.errno, e.strerror or str(e), str(paths[kind])) from e
+        # A full disk or a folder gone read-only mid-run: an OSError naming the file (exit 1).
+        write_text_atomic(paths[kind], text)
     return paths

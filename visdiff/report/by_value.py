@@ -65,8 +65,5 @@ def write_value_outputs(result: ValueResult, out_dir: Path, *, images_per_galler
              "csv": csv_safe(result.table).to_csv(index=False)}
     paths = {kind: out_dir / f"{'report' if kind == 'html' else 'results'}.{kind}" for kind in texts}
     for kind, text in texts.items():
-        try:
-            write_text_atomic(paths[kind], text)
-        except OSError as e:
-            raise OSError(e.errno, e.strerror or str(e), str(paths[kind])) from e
+        write_text_atomic(paths[kind], text)  # an OSError names the file
     return paths

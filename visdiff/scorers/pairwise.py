@@ -58,26 +58,6 @@ def undecided_scores(spec: str, answers: Sequence[float | None]) -> np.ndarray:
     return np.array([UNDECIDED if score is None else score for score in answers], dtype=np.float64)
 
 
-def check_images(items: Sequence[ImageItem]) -> dict[str, str]:
-    """{content hash: reason} of the images that cannot be decoded."""
-    failed = {}
-    for item in items:
-        try:
-            item.open()
-        except InputError as e:
-            failed[item.key] = str(e)
-    return failed
-
-
-def _answer_tokens(tokenizer, words: Sequence[str]) -> list[int]:
-    ids = set()
-    for word in words:
-        encoded = tokenizer.encode(word, add_special_tokens=False)
-        if encoded and encoded[0] != tokenizer.unk_token_id:
-            ids.add(encoded[0])
-    return sorted(ids)
-
-
 @runtime_checkable
 class PairwiseScorer(Protocol):
     """Scores (image, text) pairs with one model pass over both; scores in [0, 1].
