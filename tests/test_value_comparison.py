@@ -3,6 +3,8 @@ shown its two ends, every phrase ranked by Spearman's rho over all images; usage
 
 from __future__ import annotations
 
+import logging
+
 import json
 
 import pandas as pd
@@ -49,6 +51,15 @@ def test_ranks_by_rho_over_all_images_and_shows_the_proposer_both_ends(graded, o
     for j, hypothesis in enumerate(result.table["hypothesis"]):  # scores follow the table's rows
         expected = scipy_stats.spearmanr(result.scores[:, j], result.values).statistic
         assert rows.loc[hypothesis, "rho"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_hypothesis_no_image_shows_is_named_on_the_value_path_too(graded, offline_models, caplog):
+    _, paths, values = graded
+    comparison = visdiff.ValueComparison(paths, values, show_progress=False, **offline_models)
+    with caplog.at_level(logging.WARNING, logger="visdiff"):
+        comparison.rank(["wolfhounds on a lawn", "dark photos"])
+    unseen = [r.getMessage() for r in caplog.records if "matched nothing the offline scorer sees" in r.getMessage()]
+    assert len(unseen) == 1 and "'wolfhounds on a lawn'" in unseen[0]
 
 
 def test_table_column_gives_the_values_and_the_report_shows_scatters_and_ends(graded, offline_models, tmp_path):

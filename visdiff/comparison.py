@@ -197,14 +197,19 @@ class Comparison:
         return self._scores(list(hypotheses), defer_text_write=False)
 
     def _scores(self, hypotheses: list[str], *, defer_text_write: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        blocks = [self._embeddings[side] for side in SIDES]
         if self._pairwise:  # scored (and cached) per pair by the scoring stage, on the host
-            blocks = [self._embeddings[side] for side in SIDES]
             return tuple(torch.from_numpy(s) for s in self.stages.scoring.score_embeddings(blocks, hypotheses))
+        return self._score_blocks(blocks, hypotheses, defer_text_write=defer_text_write)
+
+    def _score_blocks(self, blocks: list[torch.Tensor], hypotheses: list[str], *,
+                      defer_text_write: bool = False) -> tuple[torch.Tensor, ...]:
+        """Each block of resident embeddings against every hypothesis: (n_i, m) float32 scores on the device."""
         with self.stages.timings.stage("score"):
             text = self._text_embeddings(hypotheses, defer_write=defer_text_write)
             # float16 rows are widened for the product, so scores equal the float32 path's.
             scorer = self.stages.scoring.scorer
-            scores = tuple(scorer.score(self._embeddings[side].float(), text).float() for side in SIDES)
+            scores = tuple(scorer.score(block.float(), text).float() for block in blocks)
         # A scorer that can tell a phrase it saw in no image (the offline one) says so by name.
         if hasattr(scorer, "warn_unseen"):
             scorer.warn_unseen(hypotheses, *scores)

@@ -47,15 +47,21 @@ class ThumbnailCache:
 
     def _make(self, item: ImageItem) -> tuple[str | None, str]:
         try:
-            image = item.open()
+            jpeg = jpeg_of(item, self.size)
         except (InputError, OSError) as e:
             log.warning("report: no thumbnail for %s: %s", item.source, e)
             return None, str(e)
-        image = image.copy()
-        image.thumbnail((self.size, self.size))
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-        return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), ""
+        return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii"), ""
+
+
+def jpeg_of(item: ImageItem, size: int, quality: int = JPEG_QUALITY) -> bytes:
+    """``item``'s image shrunk to fit ``size`` x ``size`` (never enlarged), as JPEG bytes;
+    ``InputError`` or ``OSError`` when it can no longer be read."""
+    image = item.open().copy()
+    image.thumbnail((size, size))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
 
 
 def short_names(image_set: ImageSet) -> list[str]:

@@ -31,6 +31,10 @@ from visdiff.scorers import SCORERS, Scorer
 from visdiff.timing import Timings
 
 BUILT_STAGES = ("captioner", "proposer", "scorer")
+# Run options only some scorers take: the capability that takes each, its flag, and the value
+# that changes nothing (any scorer "takes" it).
+SCORER_SETTINGS = {"precision": ("precision", "--precision", "auto"),
+                   "ranker_mode": ("reference_mode", "--ranker-mode", "visdiff")}
 
 
 def build_proposer(options: RunOptions, *, cache, llm_pool: RequestPool) -> Proposer:
@@ -116,6 +120,7 @@ class RunStages:
         proposer_backend = (PROPOSERS.check(options.proposer_spec()).backend if proposer is None
                             else getattr(proposer, "backend", None))
         self._check_proposer_needs(proposer, proposer_backend)
+        self._check_scorer_takes_its_options(scorer_backend)
         if not captions_only and proposer is None and scorer is None:
             self._check_captioner_used(proposer_backend, scorer_backend)
         if not captions_only:
@@ -126,6 +131,21 @@ class RunStages:
         if proposing:
             # A missing API key was said only after every image was embedded (and captioned).
             self.proposer  # noqa: B018 - building it is the check
+
+    def _check_scorer_takes_its_options(self, backend: str | None) -> None:
+        """A scorer setting that changes something (``--precision`` other than auto,
+        ``--ranker-mode reference``, ``--full-decode``) given for a scorer that would not use it
+        (``backend``; None: a built scorer) is a usage error, not silently ignored."""
+        for option, (capability, flag, no_change) in SCORER_SETTINGS.items():
+            value = getattr(self.options, option)
+            if value is None or value == no_change or (backend is not None and SCORERS.has(backend, capability)):
+                continue
+            scorer = repr(self.options.scorer_spec()) if backend is not None else "given built"
+            raise InputError(f"{flag} {value} ({option}=) applies to the {'/'.join(SCORERS.names_with(capability))} "
+                             f"scorers; the scorer {scorer} takes none: leave {flag} out")
+        if self.options.full_decode and backend is not None and SCORERS.has(backend, "pairwise"):
+            raise InputError(f"--full-decode (full_decode=) applies to scorers of embeddings; the pairwise scorer "
+                             f"{self.options.scorer_spec()!r} reads each image itself: leave --full-decode out")
 
     def _check_captioner_used(self, proposer_backend: str, scorer_backend: str) -> None:
         """A captioner given explicitly (not the profile's) that no stage would run is a usage
@@ -195,15 +215,19 @@ class RunStages:
     @cached_property
     def scoring(self) -> Scoring | PairScoring:
         spec = self._built["scorer"] or self.options.scorer_spec()
-        pairwise = isinstance(spec, str) and SCORERS.has(SCORERS.check(spec).backend, "pairwise")
-        if pairwise:
-            scorer_options = {"prompts": self.options.prompt_set(), "base_url": self.options.base_url,
-                              "llm_pool": self.llm_pool, "captioning_for": self.captioning_for}
-            if SCORERS.has(SCORERS.check(spec).backend, "reference_mode"):
-                scorer_options["reference_mode"] = self.options.ranks_as_reference
-        else:
-            takes_precision = isinstance(spec, str) and SCORERS.has(SCORERS.check(spec).backend, "precision")
-            scorer_options = {"precision": self.options.scorer_precision} if takes_precision else None
+        backend = SCORERS.check(spec).backend if isinstance(spec, str) else None
+
+        def takes(capability: str) -> bool:  # a built scorer takes no run options
+            return backend is not None and SCORERS.has(backend, capability)
+
+        scorer_options = {}
+        if takes("pairwise"):
+            scorer_options.update(prompts=self.options.prompt_set(), base_url=self.options.base_url,
+                                  llm_pool=self.llm_pool, captioning_for=self.captioning_for)
+        if takes("reference_mode"):
+            scorer_options["reference_mode"] = self.options.ranks_as_reference
+        if takes("precision"):
+            scorer_options["precision"] = self.options.scorer_precision
         return create_scoring(spec, cache=self.cache, timings=self.timings, device=self.options.device,
                               settings=self.options.embed_settings(), engine=self.engine, scorer_options=scorer_options)
 

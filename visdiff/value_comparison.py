@@ -145,9 +145,8 @@ class ValueComparison(Comparison):
 
     def value_scores(self, hypotheses: Sequence[str]) -> torch.Tensor:
         """(n, m) scores of every image against every hypothesis, float32 on the device."""
-        with self.stages.timings.stage("score"):
-            text = self._text_embeddings(list(hypotheses))
-            return self.stages.scoring.scorer.score(self._all_embeddings.float(), text).float()
+        [scores] = self._score_blocks([self._all_embeddings], list(hypotheses))
+        return scores
 
     def rank(self, hypotheses: Sequence[str], *, alpha: float | None = None) -> RankedTable:
         """Rank ``hypotheses`` by |Spearman's rho| of their scores with the value, over all images."""

@@ -57,12 +57,7 @@ def score_histogram(scores_a, scores_b, *, bins: int = N_BINS, width: int = PLOT
     a = np.asarray(scores_a, dtype=np.float64).ravel()
     b = np.asarray(scores_b, dtype=np.float64).ravel()
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    pooled = np.concatenate([a, b])
-    low, high = (float(pooled.min()), float(pooled.max())) if pooled.size else (0.0, 1.0)
-    if high <= low:
-        # One value everywhere: widen so the single bar has a width.
-        pad = max(abs(low) * 1e-3, 1e-6)
-        low, high = low - pad, high + pad
+    low, high = plot_range(np.concatenate([a, b]))
     edges = np.linspace(low, high, bins + 1)
     frac_a = _fractions(a, edges)
     frac_b = _fractions(b, edges)
@@ -83,6 +78,16 @@ def score_histogram(scores_a, scores_b, *, bins: int = N_BINS, width: int = PLOT
 
     return HistogramPlot(width=width, height=height, axis_y=axis_y, bars_a=bars(frac_a),
                          bars_b=bars(frac_b), mean_a_x=x_of(a), mean_b_x=x_of(b), low=low, high=high)
+
+
+def plot_range(values: np.ndarray) -> tuple[float, float]:
+    """The lowest and highest of ``values`` (0 to 1 when there are none), widened when they are
+    equal so that a bar or point drawn there has room."""
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    if high <= low:
+        pad = max(abs(low) * 1e-3, 1e-6)
+        low, high = low - pad, high + pad
+    return low, high
 
 
 def _fractions(values: np.ndarray, edges: np.ndarray) -> np.ndarray:

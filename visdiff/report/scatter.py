@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from visdiff.report.plots import plot_range
+
 SCATTER_WIDTH = 320
 SCATTER_HEIGHT = 200
 # Room for the tick labels under the x axis and left of the y axis.
@@ -32,14 +34,6 @@ class ScatterPlot:
     score_high: float
 
 
-def _range(x: np.ndarray) -> tuple[float, float]:
-    low, high = float(x.min()), float(x.max())
-    if high <= low:  # one value everywhere: widen so the points sit in the middle
-        pad = max(abs(low) * 1e-3, 1e-6)
-        low, high = low - pad, high + pad
-    return low, high
-
-
 def value_scatter(values, scores, *, width: int = SCATTER_WIDTH, height: int = SCATTER_HEIGHT) -> ScatterPlot:
     """Scatter geometry of ``scores`` (one hypothesis, one per image) against ``values``.
 
@@ -54,7 +48,7 @@ def value_scatter(values, scores, *, width: int = SCATTER_WIDTH, height: int = S
     if x.size > MAX_POINTS:
         keep = np.argsort(x, kind="stable")[np.linspace(0, x.size - 1, MAX_POINTS).round().astype(int)]
         x, y = x[keep], y[keep]
-    (x_low, x_high), (y_low, y_high) = _range(x), _range(y)
+    (x_low, x_high), (y_low, y_high) = plot_range(x), plot_range(y)
     plot_width, plot_height = width - MARGIN - PAD, height - MARGIN - PAD
     px = MARGIN + (x - x_low) / (x_high - x_low) * plot_width
     py = PAD + plot_height - (y - y_low) / (y_high - y_low) * plot_height

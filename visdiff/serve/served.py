@@ -9,7 +9,6 @@ longer than :data:`LOCK_WAIT_S` for it are told the server is busy instead of pi
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 import time
@@ -22,7 +21,7 @@ import numpy as np
 
 from visdiff.comparison import Comparison
 from visdiff.errors import InputError, VisdiffError
-from visdiff.evidence import short_names, top_images
+from visdiff.evidence import jpeg_of, short_names, top_images
 from visdiff.jsonable import to_jsonable
 from visdiff.ranking import clean_hypotheses
 from visdiff.report.plots import score_histogram
@@ -181,14 +180,11 @@ class ServedComparison:
             kept = self._thumbnails.get_recent(key)
             if kept is not None:
                 return kept
-        image = item.open().copy()  # InputError when the file can no longer be read
-        size = THUMBNAIL_PX if thumbnail else VIEW_PX
-        image.thumbnail((size, size))
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+        # InputError when the file can no longer be read.
+        jpeg = jpeg_of(item, THUMBNAIL_PX if thumbnail else VIEW_PX, JPEG_QUALITY)
         if thumbnail:
-            self._thumbnails.put(key, buffer.getvalue())
-        return buffer.getvalue()
+            self._thumbnails.put(key, jpeg)
+        return jpeg
 
     def start_proposal(self) -> bool:
         """Start the proposer in a thread of its own unless one is running; False if one is."""
