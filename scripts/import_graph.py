@@ -39,9 +39,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # what a comparison returns and how it shows itself (text, Jupyter HTML)
     ("results", ("result", "evidence", "html_templates", "value_result")),
     # the stages put together
-    ("pipeline", ("stages", "comparison", "refine", "multi", "pipeline", "rare", "value_comparison")),
-    # files written for people
-    ("presentation", ("report",)),
+    ("pipeline", ("stages", "comparison", "refine", "multi", "pipeline", "rare", "value_comparison", "plan")),
+    # files written for people, and runs recorded in experiment trackers (the report as an artifact)
+    ("presentation", ("report", "trackers")),
     # ways in: the command line, the module entry point, the public names; sweeps of reports;
     # the web app of `visdiff serve`
     ("entry", ("cli", "entry", "__main__", "", "sweep", "serve")),

@@ -104,8 +104,10 @@ def test_cache_id_names_model_prompt_and_generation_settings(tiny_blip2_opt):
 
 
 def test_unloadable_model_is_a_backend_error(tmp_path):
+    # Built without loading (a cached or dry run loads no weights); the first caption says why it cannot.
+    captioner = create_captioner(f"blip2:{tmp_path / 'empty'}")
     with pytest.raises(BackendError, match="cannot load blip2 model"):
-        create_captioner(f"blip2:{tmp_path / 'empty'}")
+        captioner.caption_images([Image.new("RGB", (8, 8))])
     with pytest.raises(BackendError, match="needs a model id"):
         create_captioner("hf")
 
@@ -126,6 +128,15 @@ def test_caption_api_caches_by_content_and_batches(tiny_blip2_opt, folder):
     reprompted = CountingCaptioner(create_captioner(f"blip2:{tiny_blip2_opt}", max_new_tokens=MAX_NEW, prompt="a photo of"))
     visdiff.caption(folder, captioner=reprompted)
     assert reprompted.batches == [5]
+
+
+def test_a_run_served_from_the_cache_loads_no_weights(tiny_blip2_opt, folder, monkeypatch):
+    import visdiff.captioners.hf as hf
+
+    visdiff.caption(folder, captioner=create_captioner(f"blip2:{tiny_blip2_opt}", max_new_tokens=MAX_NEW))
+    monkeypatch.setattr(hf, "load_vision_language_model", lambda *a, **k: pytest.fail("weights loaded for cached captions"))
+    again = create_captioner(f"blip2:{tiny_blip2_opt}", max_new_tokens=MAX_NEW)
+    assert visdiff.caption(folder, captioner=again).attrs["captions"]["cached"] == 5
 
 
 def test_bumping_the_cache_version_invalidates(tiny_blip2_opt, folder, monkeypatch):

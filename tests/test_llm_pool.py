@@ -234,3 +234,42 @@ def test_sweep_records_each_values_usage_and_the_total(failures_table, tmp_path,
     assert "llm_usage" not in lines["rare"]  # skipped: too few images
     total = run.llm_usage["total"]
     assert (total["requests"], total["cached"], total["prompt_tokens"]) == (1, 1, 30) and len(fake_openai.requests) == 1
+
+
+def test_calls_count_into_the_usage_their_context_selected_whichever_thread_sends_them(fake_openai):
+    from concurrent.futures import CancelledError
+
+    from visdiff.llm.usage import TokenUsage
+
+    fake_openai.respond = lambda request: Reply("ok", prompt_tokens=10, completion_tokens=2)
+    pool = RequestPool(4)
+    client = ChatClient("m", base_url=fake_openai.base_url, pool=pool, stage="judging")
+    units = {name: TokenUsage() for name in ("first", "second")}
+    both_counting = threading.Barrier(2, timeout=10)
+
+    def unit(name: str, n: int) -> None:
+        with pool.counting_into(units[name]):
+            both_counting.wait()  # both units count at once, from two threads
+            client.chat_many(questions(n))  # map's worker threads count into the caller's usage
+            client.chat(questions(1)[0])  # and so does the calling thread
+
+    threads = [threading.Thread(target=unit, args=(name, n)) for name, n in (("first", 3), ("second", 5))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [row["requests"] for row in units["first"].rows()] == [4]
+    assert [row["requests"] for row in units["second"].rows()] == [6]
+    assert units["second"].rows()[0]["prompt_tokens"] == 60
+    assert pool.usage.rows() == []  # outside any unit: the pool's own count, untouched
+    client.chat(questions(1)[0])
+    assert [row["requests"] for row in pool.usage.rows()] == [1]
+    other = RequestPool(2)  # a unit selects where one pool counts, not another pool's
+    with pool.counting_into(TokenUsage()):
+        assert other.usage is not pool.usage
+    # Abandoned work (Ctrl-C): map starts none of its calls not yet started.
+    cancel = threading.Event()
+    cancel.set()
+    with pool.counting_into(TokenUsage(), cancel=cancel), pytest.raises(CancelledError):
+        client.chat_many(questions(3))
+    assert len(fake_openai.requests) == 3 + 5 + 2 + 1

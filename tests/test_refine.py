@@ -153,3 +153,53 @@ def test_a_vision_proposer_refines_from_captions_with_seeds_after_its_rounds(fak
     assert "- dogs (AUROC 0.61)" in text and "- a cat on a sofa" in text and "(none)" in text
     assert asked["prompt"]["prompt"] == "refine" and asked["prompt"]["prompt_set"] == "paper"
     assert asked["requests"][0]["phrases"] == ["cats on sofas"]
+
+
+def test_a_rounds_captions_of_both_sets_are_asked_in_one_captioning_call(dark_and_bright, fake_openai,
+                                                                        offline_models, monkeypatch):
+    from visdiff.captioning import Captioning
+
+    calls = []
+    caption = Captioning.caption
+
+    def recording(self, image_set):
+        calls.append(image_set.keys)
+        return caption(self, image_set)
+
+    monkeypatch.setattr(Captioning, "caption", recording)
+    # One image swapped between the sets: "dark photos" leaves A's bright one unexplained and
+    # finds B's dark one alike, so a refinement round shows images of both sets.
+    a, b = dark_and_bright
+    (a / "0.png").rename(b / "from_a.png")
+    (b / "0.png").rename(a / "from_b.png")
+    fake_openai.respond = lambda request: Reply("* bright photos" if "AUROC" in request.last_user_text
+                                                else "* dark photos")
+    result = run(dark_and_bright, fake_openai, offline_models, refine=1)
+    [record] = [r for r in result.proposal_rounds if r.get("kind") == "refine"]
+    shown_a, shown_b = [im["key"] for im in record["images_a"]], [im["key"] for im in record["images_b"]]
+    assert shown_a and shown_b
+    assert calls.count(shown_a + shown_b) == 1 and shown_a not in calls and shown_b not in calls
+    # Split back by key: each set's captions, in its order.
+    assert list(record["captions_a"]) == shown_a and list(record["captions_b"]) == shown_b
+
+
+def test_a_chat_captioner_gets_both_sets_shown_images_through_its_pool(fake_openai, tmp_path):
+    from PIL import Image
+
+    from visdiff.cache_root import CacheRoot
+    from visdiff.captioning import Captioning
+    from visdiff.image_sets import ImageItem, ImageSet
+    from visdiff.llm import RequestPool
+    from visdiff.refine import _captions
+
+    def item(i: int) -> ImageItem:
+        return ImageItem(key=f"k{i}", source=f"{i}.png", image=Image.new("RGB", (8, 8), (20 * i, 0, 0)))
+
+    fake_openai.respond = lambda request: Reply(f"caption {len(fake_openai.requests)}", delay=0.05)
+    shown_a, shown_b = ImageSet((item(0), item(1)), name="A"), ImageSet((item(2), item(1), item(3)), name="B")
+    captioning = Captioning("openai:vision", cache=CacheRoot(tmp_path), base_url=fake_openai.base_url,
+                            llm_pool=RequestPool(8), show_progress=False)
+    captions_a, captions_b = _captions(captioning, shown_a, shown_b)
+    assert list(captions_a) == ["k0", "k1"] and list(captions_b) == ["k2", "k1", "k3"]
+    assert captions_a["k1"] == captions_b["k1"]  # an image shown on both sides is captioned once
+    assert len(fake_openai.requests) == 4 and fake_openai.max_in_flight > 1

@@ -104,6 +104,11 @@ class Captioning:
         """{content hash: caption} for the readable images of ``image_set``."""
         return self.caption_set(image_set)[0]
 
+    def cached_caption(self, item: ImageItem) -> str | None:
+        """The caption of ``item`` in the cache, None when there is none (building the
+        captioner for its cache id loads no weights)."""
+        return self.cache.get(self._cache_key(self.captioner, item)) if self.cache else None
+
     def _cache_key(self, captioner: Captioner, item: ImageItem) -> str:
         return self.cache.key({"captioner": captioner.cache_id, "image": item.key})
 

@@ -11,7 +11,8 @@ Each round, per direction (A over B; with ``both_directions`` also B over A, set
 3. the other set's images that score like the described set: above the described set's
    median for some top phrase; most alike first.
 
-Up to ``samples_per_set`` of each are captioned (the run's captioning stage, cached) and shown
+Up to ``samples_per_set`` of each are captioned (the run's captioning stage, cached; both
+sets' images in one captioning call, so a chat captioner asks them concurrently) and shown
 with the prompt set's ``refine`` template. The new phrases are ranked with the rest; rounds
 stop after ``refine``, or earlier when the best AUROC does not improve, when the model gives
 no new phrase, or with nothing to improve or show (best AUROC 1, or every image explained
@@ -30,7 +31,7 @@ never costs the ranking that finished before it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
@@ -144,11 +145,13 @@ def _ranked(comparison: Comparison, phrases: list[str], over_a: bool) -> tuple[t
     return scores, rank_scores(*scores, phrases, alpha=comparison.options.alpha)
 
 
-def _captions(captioning, shown) -> dict[str, str]:
-    """Captions of the ``shown`` images, in their order (an image the captioner could not
-    describe is left out)."""
-    captions = captioning.caption(shown) if len(shown) else {}
-    return {key: captions[key] for key in shown.keys if key in captions}
+def _captions(captioning, *shown: ImageSet) -> list[dict[str, str]]:
+    """Captions of each set's ``shown`` images, in their order (an image the captioner could
+    not describe is left out), asked in one captioning call: a chat captioner sends the
+    requests of every set concurrently through its pool."""
+    items = tuple(item for images in shown for item in images.items)
+    captions = captioning.caption(replace(shown[0], items=items, skipped=())) if items else {}
+    return [{key: captions[key] for key in images.keys if key in captions} for images in shown]
 
 
 def _refine_direction(comparison: Comparison, direction: str,
@@ -171,7 +174,7 @@ def _refine_direction(comparison: Comparison, direction: str,
                      direction)
             break
         shown_over, shown_other = described.subset(evidence.unexplained), other.subset(evidence.look_alikes)
-        captions_a, captions_b = (_captions(stages.captioning, shown) for shown in (shown_over, shown_other))
+        captions_a, captions_b = _captions(stages.captioning, shown_over, shown_other)
         try:
             asked = stages.proposer.refine(hypotheses=list(zip(top["hypothesis"], top["auroc"].astype(float))),
                                            captions_a=captions_a, captions_b=captions_b,

@@ -82,8 +82,9 @@ def _differences(found, wanted, defaults, prefix: str = "") -> list[str]:
     return names
 
 
-def read_records(path: Path, *, key: str, required: tuple[str, ...], kind: str) -> list[dict]:
-    """Records in a results file, first line per ``key``; torn last line cut (see module doc).
+def read_records(path: Path, *, key: str, required: tuple[str, ...], kind: str, repair: bool = True) -> list[dict]:
+    """Records in a results file, first line per ``key``; torn last line cut (see module doc)
+    unless ``repair`` is false (a dry run reads, never writes).
 
     A complete line that is not a JSON object with the ``required`` fields means the file was
     edited or is not ours: ``InputError`` (``kind`` names the records in the message).
@@ -106,7 +107,7 @@ def read_records(path: Path, *, key: str, required: tuple[str, ...], kind: str) 
             continue
         seen.add(record[key])
         records.append(record)
-    if complete_bytes < len(data):
+    if complete_bytes < len(data) and repair:
         log.warning("%s: cutting a torn last line (%d bytes) left by an interrupted run", path, len(data) - complete_bytes)
         with open(path, "r+b") as f:
             f.truncate(complete_bytes)

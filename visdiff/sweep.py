@@ -19,11 +19,13 @@ import pandas as pd
 
 from visdiff.atomic import write_text_atomic
 from visdiff.errors import InputError
+from visdiff.image_sets import ImageSet
 from visdiff.sources import load_image_set
 from visdiff.jsonable import to_jsonable
 from visdiff.llm.usage import units_usage
 from visdiff.options import RunOptions
 from visdiff.pipeline import compare
+from visdiff.plan import RunPlan, plan_compare
 from visdiff.progress import progress_bar
 from visdiff.report.results import csv_safe
 from visdiff.runlog import append_record, check_settings_file, exclusive, hypothesis_rows, now, read_records
@@ -108,14 +110,34 @@ def run_sweep(spec: SweepSpec, out_dir: Path, options: RunOptions, *, reports: b
                     llm_usage=units_usage(records[len(records) - len(todo):], stages.prices))
 
 
-def _compare_value(spec: SweepSpec, value: str, stages: RunStages, out: Path | None) -> dict:
+def plan_sweep(spec: SweepSpec, out_dir: Path, options: RunOptions) -> dict:
+    """What :func:`run_sweep` would do for the values not yet in ``out_dir`` (``--dry-run``:
+    :mod:`visdiff.plan`), as a record; nothing is written."""
+    values = sweep_values(spec, pair_by=options.pair_by)
+    stages = RunStages(options.replace(show_progress=False), proposing=True)
+    done = {r["value"] for r in read_records(Path(out_dir) / RESULTS_FILE, key="value", required=("value", "status"),
+                                             kind="sweep", repair=False)}
+    plan = RunPlan()
+    for value in (v for v in values if v not in done):
+        try:
+            plan.add(plan_compare(stages, list(_value_sets(spec, value, stages, hashes=None))))
+        except InputError:
+            plan.skipped_units.append(value)
+    return plan.record(stages.prices, what="sweep")
+
+
+def _value_sets(spec: SweepSpec, value: str, stages: RunStages, *, hashes) -> tuple[ImageSet, ImageSet]:
+    """Sets A and B within ``value`` (``InputError`` when one has fewer than 2 images)."""
     where = {**spec.where, spec.by: value}
+    return tuple(load_image_set(spec.table, group=group, group_column=spec.group_column, where=where,
+                                name=f"{value}: {group}", pair_by=stages.options.pair_by, hashes=hashes).require(2)
+                 for group in (spec.group_a, spec.group_b))
+
+
+def _compare_value(spec: SweepSpec, value: str, stages: RunStages, out: Path | None) -> dict:
     record = {"value": value, "finished_at": None}
     try:
-        set_a, set_b = (load_image_set(spec.table, group=group, group_column=spec.group_column, where=where,
-                                       name=f"{value}: {group}", pair_by=stages.options.pair_by,
-                                       hashes=stages.cache.file_hashes()).require(2)
-                        for group in (spec.group_a, spec.group_b))
+        set_a, set_b = _value_sets(spec, value, stages, hashes=stages.cache.file_hashes())
         result = compare(set_a, set_b, stages=stages.start_unit())
     except InputError as e:  # too few images of one group for this value: recorded, not fatal
         return {**record, "status": "skipped", "reason": str(e), "finished_at": now()}

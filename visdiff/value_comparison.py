@@ -54,7 +54,7 @@ def load_with_values(images, score, stages: RunStages) -> tuple[ImageSet, dict[t
     hashes = stages.cache.file_hashes()
     if isinstance(score, str):
         image_set = load_image_set(images, name=options.name_a, hashes=hashes, pair_by=score)
-        return image_set, {(it.key, it.source): parse_value(it.pair_key, score, it.source) for it in image_set.items}
+        return image_set, dict(zip(((it.key, it.source) for it in image_set.items), column_values(image_set, score)))
     if isinstance(images, (str, os.PathLike)):
         raise InputError("score= as numbers goes with a list of images in the same order; for a folder or a "
                          "table give a table and the name of its score column (score='column', --score-col)")
@@ -69,6 +69,11 @@ def load_with_values(images, score, stages: RunStages) -> tuple[ImageSet, dict[t
             raise InputError(f"{item.source} is given twice with different values ({found[(item.key, item.source)]} "
                              f"and {value})")
     return image_set, found
+
+
+def column_values(image_set: ImageSet, column: str) -> list[float]:
+    """Each image's value of ``column`` (loaded as the set's pair key, ``pair_by=column``)."""
+    return [parse_value(item.pair_key, column, item.source) for item in image_set.items]
 
 
 def _finite_values(score) -> np.ndarray:

@@ -44,9 +44,16 @@ class Judgement:
 
 
 class Judge(Protocol):
-    """Scores hypotheses against the ground-truth names of set A and set B."""
+    """Scores hypotheses against the ground-truth names of set A and set B.
+
+    A judge whose ``sends_requests`` is true (the LLM judge) only waits on a service: a
+    benchmark run judges a pair in the background while it compares the next ones (see
+    :mod:`visdiffbench.run`). Without it (the offline judge, which runs a model) each pair is
+    judged in the calling thread.
+    """
 
     spec: str
+    sends_requests: bool = False
 
     def judge(self, hypotheses: Sequence[str], *, name_a: str, name_b: str) -> list[Judgement]: ...
 
@@ -85,7 +92,10 @@ class LLMJudge:
     llm_pool : RequestPool, optional
         The run's LLM request pool (its bound, 429 pause and usage; default: the client's own).
         The hypotheses of one call are asked concurrently, the judgements in their order.
+        ``sends_requests``: a benchmark run judges a pair while it compares the next ones.
     """
+
+    sends_requests = True
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  cache: CacheRoot | None = None, prompt: str | None = None, prompts: str | None = None,
@@ -104,11 +114,14 @@ class LLMJudge:
         return {"judge": self.spec, **self.client.describe(), **self.prompt.record(), "judge_params": self.params,
                 "judge_system_message": self.system}
 
-    def judge(self, hypotheses: Sequence[str], *, name_a: str, name_b: str) -> list[Judgement]:
+    def conversation(self, hypothesis: str, *, name_a: str, name_b: str) -> list[dict]:
+        """The messages that ask about one hypothesis."""
         system = [{"role": "system", "content": self.system}] if self.system else []
-        conversations = [[*system, {"role": "user", "content": self.prompt.render(name_a=name_a, name_b=name_b,
-                                                                                   hypothesis=hypothesis)}]
-                         for hypothesis in hypotheses]
+        return [*system, {"role": "user", "content": self.prompt.render(name_a=name_a, name_b=name_b,
+                                                                         hypothesis=hypothesis)}]
+
+    def judge(self, hypotheses: Sequence[str], *, name_a: str, name_b: str) -> list[Judgement]:
+        conversations = [self.conversation(hypothesis, name_a=name_a, name_b=name_b) for hypothesis in hypotheses]
         judgements = []
         for hypothesis, answer in zip(hypotheses, self.client.chat_many(conversations, **self.params)):
             if not answer.strip():
@@ -162,15 +175,23 @@ class OfflineJudge:
     ("cats" or "animals" for dogs vs birds, "bright photos" for dark photos, "wide shots" for
     close-ups), get 0.5 instead of 0; subsets ("paintings" for art) can get 1 instead of 0.5.
     Use it to compare configurations cheaply, not to quote against the paper's GPT-4 judge.
+    It runs a model on the CPU: a benchmark run judges with it in the calling thread.
     """
+
+    sends_requests = False
 
     def __init__(self, *, thresholds: OfflineThresholds = OfflineThresholds(), device: str = "cpu") -> None:
         self.thresholds = thresholds
-        # The offline scorer's loader: the packaged weights, never the network, one shared instance.
+        self.device = device
+        self.spec = "offline:all-MiniLM-L6-v2"
+
+    @property
+    def model(self):
+        """Loaded on first use (a dry run loads none): the offline scorer's loader, the packaged
+        weights, never the network, one shared instance."""
         from visdiff.scorers.offline import load_sentence_model
 
-        self.model = load_sentence_model(device)
-        self.spec = "offline:all-MiniLM-L6-v2"
+        return load_sentence_model(self.device)
 
     def describe(self) -> dict:
         t = self.thresholds

@@ -12,6 +12,18 @@ Output folder layout:
   ``summary.md`` and ``diagnosis.csv`` also split the misses per split into never proposed,
   proposed but ranked low, and ranker blind (see :mod:`visdiffbench.diagnosis`).
 - ``data_issues.jsonl``: what was wrong with the benchmark files (missing images, ...).
+
+Pairs run in order on the calling thread: comparison, ground-truth AUROC, report. A judge that
+only sends requests (``sends_requests``: the LLM judge) judges each pair in one background
+thread, pair after pair, its questions concurrent through the run's :class:`RequestPool` (whose
+bound holds for every request of the run), while the next pairs are compared; at most
+:data:`PAIRS_AWAITING_JUDGEMENT` compared pairs wait for their judgement. Lines are still written
+in pair order, each as a sequential run (``--llm-concurrency 1``, or the offline judge, which runs
+a model and judges in the calling thread) writes it: each pair's ``llm_usage`` counts its own
+requests wherever they ran (:meth:`RequestPool.counting_into`). When a pair's judging fails, the
+pairs before it are written, that pair and the later ones are not (a rerun redoes them) and the
+error is raised; an error while comparing a pair first writes the pairs judged before it.
+Ctrl-C writes the pairs already judged and waits for no request not yet sent.
 """
 
 from __future__ import annotations
@@ -19,7 +31,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,7 +44,7 @@ import pandas as pd
 import visdiff
 from visdiff.atomic import write_text_atomic
 from visdiff.errors import InputError
-from visdiff.llm.usage import units_usage, usage_line
+from visdiff.llm.usage import TokenUsage, units_usage, usage_line, usage_record
 from visdiff.options import RunOptions
 from visdiff.progress import progress_bar
 from visdiff.runlog import (
@@ -53,7 +69,10 @@ RESULTS_FILE = "results.jsonl"
 RUN_FILE = "run.json"
 # Bump when the meaning of a results line changes; a folder written by another version is refused.
 RESULTS_VERSION = 3
-# Table columns kept per hypothesis in a results line.
+# Compared pairs that may wait for their judgement (a judge that sends requests) while the next is compared.
+PAIRS_AWAITING_JUDGEMENT = 2
+
+
 @dataclass(frozen=True)
 class BenchConfig:
     """Everything that determines a benchmark run's results (never API keys).
@@ -124,7 +143,9 @@ def run_benchmark(
     judge : Judge
         Scores the hypotheses of each pair. An LLM judge built with ``llm_pool=stages.llm_pool``
         shares the run's request bound and 429 pause, and its tokens count in each pair's
-        ``llm_usage`` (``visdiff bench`` builds it so).
+        ``llm_usage`` (``visdiff bench`` builds it so). A judge with ``sends_requests`` judges
+        each pair in the background while the next pairs are compared, when the pool allows
+        more than one request in flight (see module doc); results are the same.
     stages : RunStages, optional
         The stages every pair runs on (``RunStages(config.run, scorer=..., proposer=...)`` to
         give built models); default: built here from ``config.run``, once for all pairs.
@@ -167,13 +188,24 @@ def _run_in(out: Path, benchmark: Benchmark, *, config: BenchConfig, judge: Judg
                          "download: --root names the folder that holds them")
     versions = library_versions()
     with open(results_path, "a", encoding="utf-8") as results, progress_bar("benchmark pairs", len(todo), enabled=show_progress) as bar:
-        for pair in todo:
-            record = run_pair(pair, config=config, judge=judge, stages=stages,
-                              report_dir=out / "reports" / pair.id if reports else None)
+        def write(record: dict) -> None:
             record["versions"] = versions
             append_record(results, record)
             records.append(record)
             bar.advance()
+
+        in_background = getattr(judge, "sends_requests", False) and stages.llm_pool.concurrency > 1
+        with _Judging(enabled=in_background, write=write) as judging:
+            for pair in todo:
+                try:
+                    finish = _compare_pair(pair, config=config, judge=judge, stages=stages,
+                                           report_dir=out / "reports" / pair.id if reports else None,
+                                           cancel=judging.cancel)
+                except Exception:
+                    judging.drain()  # the pairs before it were judged before it started (sequentially)
+                    raise
+                judging.add(finish)
+            judging.drain()
     summary = summarize(records)
     diagnosis = diagnosis_summary(records)
     title = f"# {', '.join(Path(src).name for src in benchmark.sources)}: {config.run.profile} profile, {judge.spec} judge\n\n"
@@ -188,6 +220,47 @@ def _run_in(out: Path, benchmark: Benchmark, *, config: BenchConfig, judge: Judg
                     new_skipped=new_skipped, llm_usage=units_usage(records[len(records) - len(todo):], stages.prices))
 
 
+class _Judging:
+    """The pairs compared and waiting for their judgement, written in pair order as they are
+    judged: in one background thread when ``enabled``, else at once in the calling thread."""
+
+    def __init__(self, *, enabled: bool, write: Callable[[dict], None]) -> None:
+        self.write = write
+        self.cancel = threading.Event()  # set on leaving: requests not yet sent are not sent
+        self._pending: deque[Future] = deque()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge") if enabled else None
+
+    def __enter__(self) -> _Judging:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if isinstance(error, BaseException) and not isinstance(error, Exception):
+            # Ctrl-C: the pairs judged already are written; nothing waits for the others.
+            try:
+                while self._pending and self._pending[0].done() and self._pending[0].exception() is None:
+                    self.write(self._pending.popleft().result())
+            except BaseException:  # noqa: BLE001 - the interrupt is what is raised
+                log.debug("could not write the pairs judged before the interrupt", exc_info=True)
+        self.cancel.set()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def add(self, finish: Callable[[], dict]) -> None:
+        """Judge a compared pair (``finish`` gives its record); write those judged, in order,
+        waiting while more than :data:`PAIRS_AWAITING_JUDGEMENT` wait."""
+        if self._executor is None:
+            self.write(finish())
+            return
+        self._pending.append(self._executor.submit(finish))
+        self.drain(keep=PAIRS_AWAITING_JUDGEMENT)
+
+    def drain(self, keep: int = 0) -> None:
+        """Write the judged pairs in order, waiting until at most ``keep`` wait; the first
+        judging failure (in pair order) is raised, and no later pair is written."""
+        while self._pending and (len(self._pending) > keep or self._pending[0].done()):
+            self.write(self._pending.popleft().result())
+
+
 def run_pair(
     pair: BenchPair,
     *,
@@ -199,55 +272,77 @@ def run_pair(
     """Compare one pair on ``stages`` (started afresh for it) and judge its top hypotheses; a
     pair without enough readable images gives a ``skipped`` record with the reason. Service and
     backend failures propagate."""
+    return _compare_pair(pair, config=config, judge=judge, stages=stages, report_dir=report_dir)()
+
+
+def _compare_pair(pair: BenchPair, *, config: BenchConfig, judge: Judge, stages: RunStages,
+                  report_dir: Path | None = None, cancel: threading.Event | None = None) -> Callable[[], dict]:
+    """Everything of :func:`run_pair` that uses the stages' models, done now in the calling
+    thread (the comparison, the ground truth's AUROC, the report); returns the rest, judging,
+    which gives the pair's record wherever it runs. The pair's LLM requests, judging
+    included, count into its own usage (``cancel``: see :meth:`RequestPool.counting_into`)."""
     started = time.perf_counter()
     pair, swapped = apply_purity(pair, config.purity, seed=config.run.seed)
     record = {
         "pair_id": pair.id, "split": pair.split, "name_a": pair.name_a, "name_b": pair.name_b,
         "difference": pair.difference, "seed": config.run.seed, "purity": config.purity, "swapped": swapped,
     }
-    try:
-        set_a = _image_set(pair.images_a, side="A", min_images=config.min_images)
-        set_b = _image_set(pair.images_b, side="B", min_images=config.min_images)
-        result = visdiff.compare(set_a, set_b, stages=stages.start_unit())
-    except InputError as e:
-        log.warning("skipping pair %s: %s", pair.id, e)
-        return {**record, "status": "skipped", "reason": str(e), "judge_scores": [],
-                "timings": {"total": time.perf_counter() - started}, "finished_at": now()}
-    judge_started = time.perf_counter()
+    usage = TokenUsage()
+    with stages.llm_pool.counting_into(usage, cancel=cancel):
+        try:
+            set_a = pair_image_set(pair.images_a, side="A", min_images=config.min_images)
+            set_b = pair_image_set(pair.images_b, side="B", min_images=config.min_images)
+            result = visdiff.compare(set_a, set_b, stages=stages.start_unit())
+        except InputError as e:
+            log.warning("skipping pair %s: %s", pair.id, e)
+            skipped = {**record, "status": "skipped", "reason": str(e), "judge_scores": [],
+                       "timings": {"total": time.perf_counter() - started}}
+            return lambda: {**skipped, "finished_at": now()}
+        gt_auroc = _ground_truth_auroc(pair.name_a, result, stages)
+        if report_dir is not None:
+            from visdiff.report import write_outputs
+
+            write_outputs(result, report_dir)
     ranked_rows = result.table[result.table["direction"] == "A"] if "direction" in result.table else result.table
     ranked = list(ranked_rows["hypothesis"])
-    # Every proposal is judged: the top_k count for accuracy, the rest tell a miss ranked low
-    # from one never proposed.
-    all_judgements = judge.judge(ranked, name_a=pair.name_a, name_b=pair.name_b)
-    judgements = all_judgements[: config.top_k]
-    scores = [j.score for j in judgements]
-    judge_seconds = time.perf_counter() - judge_started
-    diagnosis = diagnose(gt_phrase=pair.name_a, gt_auroc=_ground_truth_auroc(pair.name_a, result, stages),
-                         ranked_aurocs=list(ranked_rows["auroc"]), match_scores=[j.score for j in all_judgements],
-                         top_k=config.top_k)
-    if report_dir is not None:
-        from visdiff.report import write_outputs
-
-        write_outputs(result, report_dir)
-    return {
+    compared = {
         **record,
         "status": "ok",
         "n_a": len(result.set_a), "n_b": len(result.set_b),
         "skipped_images": [{"set": side, **asdict(s)} for side, image_set in (("A", result.set_a), ("B", result.set_b))
                            for s in image_set.skipped],
         "hypotheses": hypothesis_rows(result.table),
-        "judged": [asdict(j) for j in judgements],
-        "judge_scores": scores,
-        "diagnosis": diagnosis,
-        "acc@1": acc_at_k(scores, 1),
-        "acc@5": acc_at_k(scores, 5),
-        "timings": {**result.timings, "judge": judge_seconds, "total": time.perf_counter() - started},
-        "models": result.config,
-        "judge": judge.describe(),
-        # The pair's LLM calls, judging included (``models`` holds the comparison's alone).
-        "llm_usage": stages.llm_usage(),
-        "finished_at": now(),
     }
+    compared_seconds = time.perf_counter() - started
+
+    def finish() -> dict:
+        judge_started = time.perf_counter()
+        with stages.llm_pool.counting_into(usage, cancel=cancel):
+            # Every proposal is judged: the top_k count for accuracy, the rest tell a miss
+            # ranked low from one never proposed.
+            all_judgements = judge.judge(ranked, name_a=pair.name_a, name_b=pair.name_b)
+        judge_seconds = time.perf_counter() - judge_started
+        judgements = all_judgements[: config.top_k]
+        scores = [j.score for j in judgements]
+        diagnosis = diagnose(gt_phrase=pair.name_a, gt_auroc=gt_auroc, ranked_aurocs=list(ranked_rows["auroc"]),
+                             match_scores=[j.score for j in all_judgements], top_k=config.top_k)
+        return {
+            **compared,
+            "judged": [asdict(j) for j in judgements],
+            "judge_scores": scores,
+            "diagnosis": diagnosis,
+            "acc@1": acc_at_k(scores, 1),
+            "acc@5": acc_at_k(scores, 5),
+            # ``total``: comparing and judging, not the wait between them.
+            "timings": {**result.timings, "judge": judge_seconds, "total": compared_seconds + judge_seconds},
+            "models": result.config,
+            "judge": judge.describe(),
+            # The pair's LLM calls, judging included (``models`` holds the comparison's alone).
+            "llm_usage": usage_record(usage.rows(), stages.prices),
+            "finished_at": now(),
+        }
+
+    return finish
 
 
 def _ground_truth_auroc(phrase: str, result, stages: RunStages) -> float:
@@ -273,7 +368,7 @@ def _check_same_pairs(benchmark: Benchmark, done: dict[str, dict], results_path:
             )
 
 
-def _image_set(paths, *, side: str, min_images: int):
+def pair_image_set(paths, *, side: str, min_images: int):
     """The readable images of one side, or ``InputError`` saying why there are too few."""
     if len(paths) < min_images:
         raise InputError(f"set {side} has {len(paths)} image file(s) on disk; at least {min_images} needed")

@@ -300,3 +300,137 @@ def test_bench_command_reports_bad_input_with_exit_code_2(tmp_path):
     assert result.exit_code == 2 and "no usable pairs" in result.output
     result = CliRunner().invoke(app, ["bench", str(MINIBENCH), "--split", "medium", "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and "no split 'medium'" in result.output
+
+
+# --- Judging in the background: an LLM judge on a loopback server -------------------------------
+
+JUDGED_FIELDS = ("pair_id", "status", "hypotheses", "judged", "judge_scores", "diagnosis", "acc@1", "acc@5",
+                 "llm_usage")
+
+
+class SignallingProposer(FixedProposer):
+    """A :class:`FixedProposer` that says when each pair's comparison has begun proposing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+
+        self.proposing = [threading.Event() for _ in range(4)]
+
+    def propose(self, context) -> list[str]:
+        self.proposing[min(self.calls, 3)].set()
+        return super().propose(context)
+
+
+def rubric_reply(request) -> Reply:
+    """A digit that depends on the question alone, whichever order questions come in."""
+    return Reply("2" if "Prediction: red squares" in request.last_user_text else "0", prompt_tokens=120,
+                 completion_tokens=1)
+
+
+def llm_run(out: Path, scorer, server, *, concurrency: int, proposer=None):
+    from visdiffbench import LLMJudge
+
+    options = UNMERGED.replace(llm_concurrency=concurrency)
+    stages = visdiff.stages.RunStages(options, proposer=proposer or FixedProposer(), scorer=scorer)
+    judge = LLMJudge("judge-model", base_url=server.base_url, api_key="x", llm_pool=stages.llm_pool)
+    return run_benchmark(load_benchmark(MINIBENCH), out, config=BenchConfig(run=options), judge=judge, stages=stages,
+                         show_progress=False)
+
+
+def lines(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def test_an_llm_judge_judges_a_pair_while_the_next_is_compared_with_sequential_results(tmp_path, tiny_scorer,
+                                                                                      fake_openai):
+    fake_openai.respond = rubric_reply
+    llm_run(tmp_path / "sequential", tiny_scorer, fake_openai, concurrency=1)
+    sequential = lines(tmp_path / "sequential")
+    asked_sequentially = len(fake_openai.requests)
+
+    # Concurrent: the first pair's judge questions are answered only once the second pair's
+    # comparison has reached its proposer. Judged after it (sequentially), they would wait in vain.
+    proposer = SignallingProposer()
+    waited = []
+
+    def respond(request):
+        if "Group A: red squares" in request.last_user_text:
+            waited.append(proposer.proposing[1].wait(timeout=30))
+        return rubric_reply(request)
+
+    fake_openai.respond = respond
+    fake_openai.max_in_flight = 0
+    llm_run(tmp_path / "concurrent", tiny_scorer, fake_openai, concurrency=4, proposer=proposer)
+    concurrent = lines(tmp_path / "concurrent")
+    assert len(waited) == 6 and all(waited)  # every question of pair 1 was open while pair 2 was compared
+    assert fake_openai.max_in_flight <= 4  # the pool's bound holds for the background judging too
+    assert [r["pair_id"] for r in concurrent] == ["easy-1", "easy-2", "hard-1"]
+    def judged(records):  # as JSON: a NaN statistic equals itself there
+        return json.dumps([{k: r[k] for k in JUDGED_FIELDS} for r in records], sort_keys=True)
+
+    assert judged(concurrent) == judged(sequential)
+    assert len(fake_openai.requests) == 2 * asked_sequentially == 2 * 18
+    for record in concurrent:  # each pair counts its own questions, wherever they were asked
+        judged = len(record["hypotheses"])
+        assert record["llm_usage"]["by_stage"] == [{"stage": "judging", "model": "judge-model", "requests": judged,
+                                                    "cached": 0, "prompt_tokens": 120 * judged,
+                                                    "completion_tokens": judged, "cost_usd": None}]
+        assert record["models"]["llm_usage"]["by_stage"] == []  # the comparison alone made no LLM call
+        assert record["judged"][0]["detail"] in {"0", "2"}
+
+
+def test_a_judge_failure_stops_the_run_after_the_pairs_before_it_and_a_rerun_resumes(tmp_path, tiny_scorer,
+                                                                                    fake_openai):
+    from visdiff.errors import ServiceError
+
+    def refuse_pair_2(request):
+        if "Group A: bright images" in request.last_user_text:
+            return Reply("refused", status=400)
+        return rubric_reply(request)
+
+    fake_openai.respond = refuse_pair_2
+    out = tmp_path / "out"
+    with pytest.raises(ServiceError, match="HTTP 400"):
+        llm_run(out, tiny_scorer, fake_openai, concurrency=4)
+    assert [r["pair_id"] for r in lines(out)] == ["easy-1"]  # pair 3 (compared, maybe judged) is not written
+    fake_openai.respond = rubric_reply
+    proposer = FixedProposer()
+    result = llm_run(out, tiny_scorer, fake_openai, concurrency=4, proposer=proposer)
+    assert (result.new_pairs, result.resumed_pairs, proposer.calls) == (2, 1, 2)
+    assert [r["pair_id"] for r in lines(out)] == ["easy-1", "easy-2", "hard-1"]
+    assert all(r["status"] == "ok" and r["llm_usage"]["total"]["requests"] == 6 for r in lines(out)[1:])
+
+
+def test_ctrl_c_waits_for_no_judge_question_not_yet_sent(tmp_path, tiny_scorer, fake_openai):
+    import threading
+
+    released, waited = threading.Event(), []
+
+    def respond(request):  # pair 1's questions hang until the test lets them go
+        waited.append(released.wait(timeout=30))
+        return rubric_reply(request)
+
+    class InterruptedOnPair2(FixedProposer):
+        def propose(self, context):
+            if self.calls == 1:  # Ctrl-C once two of pair 1's questions are in flight
+                for _ in range(3000):  # at most 30 s
+                    if len(fake_openai.requests) >= 2 or released.wait(0.01):
+                        break
+                raise KeyboardInterrupt
+            return super().propose(context)
+
+    fake_openai.respond = respond
+    out = tmp_path / "out"
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            llm_run(out, tiny_scorer, fake_openai, concurrency=2, proposer=InterruptedOnPair2())
+        assert not waited  # raised while pair 1's questions were still unanswered
+    finally:
+        released.set()
+    for thread in threading.enumerate():
+        if thread.name.startswith(("judge", "llm")):
+            thread.join(timeout=30)
+    assert waited == [True, True]  # the two in flight; the four not yet sent never were
+    assert len(fake_openai.requests) == 2
+    assert not (out / "results.jsonl").read_text()  # pair 1 was not judged: a rerun redoes it

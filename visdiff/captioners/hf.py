@@ -24,6 +24,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -137,6 +138,8 @@ class HFCaptioner:
     device : str, optional
         ``cuda``, ``mps`` or ``cpu``; default the best available.
     precision : {"auto", "fp32", "fp16", "bf16"}
+
+    Processor and weights load on the first caption, not when built.
     """
 
     def __init__(
@@ -162,21 +165,41 @@ class HFCaptioner:
         self.max_new_tokens = max_new_tokens
         self.num_beams = num_beams
         self.temperature = temperature
-        self.processor, self.model = load_vision_language_model(family, model, device=self.device, dtype=self.dtype)
+        self.family = family
+        self.model_name = model
         if prompt is None:
             prompt = load_prompt(family.default_prompt, prompts).text.strip() if family.default_prompt else ""
-        self.prompt_text = format_prompt(self.processor, family, prompt)
+        self.prompt = prompt
         self.spec = f"{family.backend}:{model}"
+        # Named without the weights (they load on the first caption): a run served from the
+        # cache, or a dry run, loads no model. The model id names its chat template.
         self.cache_id = json.dumps(
             {
                 "backend": family.backend, "model": model, "weights": weights_fingerprint(model),
-                "prompt": self.prompt_text, "max_new_tokens": max_new_tokens, "num_beams": num_beams,
+                "prompt": prompt, "max_new_tokens": max_new_tokens, "num_beams": num_beams,
                 "dtype": str(self.dtype).removeprefix("torch."),
                 # Only when sampling, so greedy and beam caches keep their ids.
                 **({"temperature": temperature} if temperature else {}),
             },
             sort_keys=True,
         )
+
+    @cached_property
+    def _loaded(self):
+        return load_vision_language_model(self.family, self.model_name, device=self.device, dtype=self.dtype)
+
+    @property
+    def processor(self):
+        return self._loaded[0]
+
+    @property
+    def model(self):
+        return self._loaded[1]
+
+    @cached_property
+    def prompt_text(self) -> str:
+        """The prompt as the model reads it (the processor's chat template applied)."""
+        return format_prompt(self.processor, self.family, self.prompt)
 
     def caption_images(self, images: Sequence[Image.Image]) -> list[str]:
         """One caption per image, from one ``generate`` call."""

@@ -15,6 +15,7 @@ from PIL import Image
 
 from visdiff.errors import ServiceError
 from visdiff.llm import ChatClient, RequestPool, image_content
+from visdiff.llm.tokens import message_tokens, sent_image_tokens
 from visdiff.prompts import load_prompt
 
 
@@ -31,6 +32,12 @@ class OpenAICaptioner:
              "temperature": 0},
             sort_keys=True,
         )
+
+    def planned_tokens(self, width: int, height: int) -> tuple[int, int]:
+        """Estimated (prompt, completion) tokens of the request for an image of this size (a
+        dry run's; the completion at its bound)."""
+        return message_tokens([{"role": "user", "content": self.prompt}]) + sent_image_tokens(width, height), \
+            self.max_new_tokens
 
     def caption_images(self, images: Sequence[Image.Image]) -> list[str]:
         conversations = [[{"role": "user", "content": [{"type": "text", "text": self.prompt}, image_content(image)]}]

@@ -11,8 +11,8 @@ import typer
 
 from visdiff.cli import app
 from visdiff.cli.compare import COMPARE_OPTIONS
-from visdiff.cli.options import run_command
-from visdiff.cli.output import render_summary, report_llm_usage, results_folder, stderr
+from visdiff.cli.options import LogToOption, run_command
+from visdiff.cli.output import DryRunOption, render_summary, report_llm_usage, results_folder, show_plan, stderr
 from visdiff.errors import InputError
 from visdiff.options import RunOptions, check_url
 
@@ -52,12 +52,17 @@ def bench_command(
     judge_base_url: Annotated[str | None, typer.Option(help="Endpoint of the judge model (default: --base-url); the key comes from $OPENAI_API_KEY.", rich_help_panel=JUDGE_PANEL)] = None,
     judge_prompt: Annotated[str | None, typer.Option(help="Template of the llm judge: a .txt file with $name_a, $name_b and $hypothesis (default: the prompt set's judge.txt).", rich_help_panel=JUDGE_PANEL)] = None,
     quiet: bool = False,
+    log_to: LogToOption = None,
+    dry_run: DryRunOption = False,
 ) -> None:
     """Run compare on every benchmark pair, judge its hypotheses, and print Acc@1/Acc@5 per split
     beside the paper's numbers, and why each miss was missed. Results go to <out>/results.jsonl (one line per pair) and
     <out>/summary.md / summary.csv; interrupt and rerun to resume."""
     judge, judge_llm = _judge_of_profile(judge, judge_llm, options)
     _check_judge_options(judge, judge_llm, judge_base_url)
+    from visdiff.trackers import bench_run, create_trackers, log_run, run_settings
+
+    trackers = create_trackers(log_to, dry_run=dry_run)  # before the benchmark is read or a model loads
     out_folder = results_folder(out)
     from visdiffbench import BenchConfig, create_judge, load_benchmark, run_benchmark
     from visdiffbench.run import DIAGNOSIS_NOTE
@@ -74,6 +79,12 @@ def bench_command(
                                cache=options.cache_root(), prompt=judge_prompt, prompts=options.prompt_set(),
                                params=options.resolved_profile.judge_params, llm_pool=stages.llm_pool)
     out_dir = out_folder or Path("bench-out") / f"{Path(bench).stem}-{options.profile}-{judge.value}"
+    if dry_run:
+        from visdiffbench.plan import plan_benchmark
+
+        show_plan(plan_benchmark(benchmark, out_dir, config=config, judge=built_judge, stages=stages),
+                  title=f"{bench} ({len(benchmark.pairs)} pairs)")
+        return
     run = run_benchmark(benchmark, out_dir, config=config, judge=built_judge, stages=stages, reports=reports,
                         show_progress=options.show_progress)
     from visdiffbench.metrics import PAPER_NOTE
@@ -88,6 +99,10 @@ def bench_command(
     stderr.print(f"{run.new_pairs} pair(s) run{skipped}, {run.resumed_pairs} already done; results in {run.out_dir}",
                  highlight=False)
     report_llm_usage(run.llm_usage)  # of the pairs run now
+    if trackers:  # summary.md, summary.csv, results.jsonl are written: a tracker failing loses nothing
+        settings = run_settings("bench", options, benchmark=str(bench), judge=judge.value, judge_llm=judge_llm,
+                                top_k=top_k, purity=purity, min_images=min_images)
+        log_run(trackers, bench_run(run.summary, settings=settings, out_dir=run.out_dir, llm_usage=run.llm_usage))
 
 
 def _judge_of_profile(judge: JudgeName | None, judge_llm: str | None, options) -> tuple[JudgeName, str | None]:

@@ -7,15 +7,19 @@ column present in it and a finite number in every chosen row.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from visdiff.cli.mode_output import render_value_ranking
 from visdiff.cli.options import SetInputs, set_name
-from visdiff.cli.output import report_skipped, stderr, write_table
+from visdiff.cli.output import report_skipped, show_plan, stderr, write_table
 from visdiff.errors import InputError
 from visdiff.image_sets import display_path
 from visdiff.options import RunOptions
 from visdiff.sources import existing_path, load_image_set
 from visdiff.tables import is_table, parse_where, read_table, select_rows
+
+if TYPE_CHECKING:  # torch: loaded once the input is known to be usable
+    from visdiff.value_result import ValueResult
 
 
 def check_score_column(inputs: SetInputs, column: str) -> None:
@@ -41,8 +45,10 @@ def check_score_column(inputs: SetInputs, column: str) -> None:
 
 
 def compare_by_value(inputs: SetInputs, options: RunOptions, column: str, *, out: Path | None,
-                     json_out: Path | None, csv_out: Path | None, top: int | None, all_rows: bool) -> None:
-    """Propose from the two ends of the value, rank every phrase by |rho|, show and write."""
+                     json_out: Path | None, csv_out: Path | None, top: int | None, all_rows: bool,
+                     dry_run: bool = False) -> ValueResult | None:
+    """Propose from the two ends of the value, rank every phrase by |rho|, show and write; the
+    result (with ``dry_run``: say what that would take, :mod:`visdiff.plan`; None)."""
     check_score_column(inputs, column)
     from visdiff.stages import RunStages  # torch: once the input is known to be usable
     from visdiff.value_comparison import ValueComparison
@@ -52,7 +58,17 @@ def compare_by_value(inputs: SetInputs, options: RunOptions, column: str, *, out
     where = parse_where(inputs.where)
     name = inputs.name_a or set_name(inputs.set_a, inputs.group_a, inputs.group_col, where)
     image_set = load_image_set(inputs.set_a, group=inputs.group_a, group_column=inputs.group_col, where=where,
-                               name=name, hashes=stages.cache.file_hashes(), pair_by=column)
+                               name=name, hashes=None if dry_run else stages.cache.file_hashes(), pair_by=column)
+    if dry_run:
+        import numpy as np
+
+        from visdiff.plan import plan_by_value
+        from visdiff.value_comparison import MIN_IMAGES, column_values
+
+        image_set = image_set.require(MIN_IMAGES)
+        plan = plan_by_value(stages, image_set, np.array(column_values(image_set, column)))
+        show_plan(plan.record(stages.prices, what="compare"), title=f"{name} by {column}", json_path=json_out)
+        return None
     result = ValueComparison.of_stages(stages, image_set, column).compare()
     if out is not None:
         from visdiff.report.by_value import write_value_outputs
@@ -67,3 +83,4 @@ def compare_by_value(inputs: SetInputs, options: RunOptions, column: str, *, out
                        "score_column": column})
     if out is not None:
         stderr.print(f"wrote {', '.join(str(p) for p in written.values())}", highlight=False, soft_wrap=True)
+    return result

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from visdiff.cli import app
-from visdiff.cli.options import SetInputs, run_command
+from visdiff.cli.options import LogToOption, SetInputs, run_command
 from visdiff.cli.output import (
-    CsvOption, JsonOption, check_outputs, render_ranking, report_llm_usage, report_skipped, report_skipped_sets,
-    results_folder, stderr, write_table,
+    CsvOption, DryRunOption, JsonOption, check_outputs, render_ranking, report_llm_usage, report_skipped, report_skipped_sets,
+    results_folder, show_plan, stderr, write_table,
 )
 from visdiff.options import RunOptions
 from visdiff.profiles import DEFAULT_PROFILE
@@ -42,6 +42,8 @@ def compare_command(
     quiet: bool = False,
     all_rows: Annotated[bool, typer.Option("--all", help="Also show the candidates that are not significant.", rich_help_panel="Output")] = False,
     score_col: Annotated[str | None, typer.Option("--score-col", help="One table, a number per image in this column (confidence, loss, a rating): propose from its highest and lowest quarter, rank by Spearman's rho with it. Give no set B.", rich_help_panel="Input")] = None,
+    dry_run: DryRunOption = False,
+    log_to: LogToOption = None,
 ) -> None:
     """Describe how set A differs from set B: caption, propose with an LLM, rank with CLIP.
 
@@ -49,11 +51,17 @@ def compare_command(
     """
     out = results_folder(out)
     check_outputs(json_out, csv_out)
+    from visdiff.trackers import create_trackers, log_comparison, run_settings
+
+    trackers = create_trackers(log_to, dry_run=dry_run)  # a missing package is said before any image is read
     if score_col is not None:
         from visdiff.cli.by_value import compare_by_value
 
-        compare_by_value(inputs, options, score_col, out=out, json_out=json_out, csv_out=csv_out, top=top,
-                         all_rows=all_rows)
+        result = compare_by_value(inputs, options, score_col, out=out, json_out=json_out, csv_out=csv_out, top=top,
+                                  all_rows=all_rows, dry_run=dry_run)
+        if result is not None:
+            log_comparison(trackers, result, settings=run_settings("compare", options, score_col=score_col),
+                           out_dir=out)  # outputs first
         return
     if not quiet and options.profile == DEFAULT_PROFILE and not any((options.captioner, options.proposer, options.scorer, options.llm)):
         stderr.print(OFFLINE_NOTE, highlight=False, soft_wrap=True)
@@ -61,13 +69,21 @@ def compare_command(
         from visdiff.multi import check_options
 
         check_options(options)  # before any image is read
-    sets, stages = inputs.load(options, proposing=True)
+    sets, stages = inputs.load(options, proposing=True, dry_run=dry_run)
+    if dry_run:
+        from visdiff.plan import plan_compare
+
+        show_plan(plan_compare(stages, sets).record(stages.prices, what="compare"), title=inputs.title,
+                  json_path=json_out)
+        return
     # The pipeline (torch) once the sets are read: not for --help, nor before a missing set is said.
     from visdiff.pipeline import compare, compare_many
     from visdiff.refine import RefinementFailed
 
     if len(sets) > 2:
-        show_many(compare_many(sets, stages=stages), out=out, json_out=json_out, csv_out=csv_out, top=top, all_rows=all_rows)
+        many = compare_many(sets, stages=stages)
+        show_many(many, out=out, json_out=json_out, csv_out=csv_out, top=top, all_rows=all_rows)
+        log_comparison(trackers, many, settings=run_settings("compare", options), out_dir=out)  # outputs first
         return
     try:
         result = compare(*sets, stages=stages)
@@ -77,6 +93,7 @@ def compare_command(
         show(failed.result, title=inputs.title, out=out, json_out=json_out, csv_out=csv_out, top=top, all_rows=all_rows)
         raise
     show(result, title=inputs.title, out=out, json_out=json_out, csv_out=csv_out, top=top, all_rows=all_rows)
+    log_comparison(trackers, result, settings=run_settings("compare", options), out_dir=out)  # outputs first
 
 
 def show(result: CompareResult, *, title: str, out: Path | None, json_out: Path | None, csv_out: Path | None,

@@ -195,6 +195,13 @@ OUTPUT_OPTIONS: dict[str, Declared] = {
     "debug": Declared(Annotated[bool, typer.Option(
         "--debug", help="Show the full traceback of an error.", rich_help_panel=OUTPUT)], False),
 }
+# compare, bench and sweep: where the finished run is also recorded (visdiff.trackers); not a
+# RunOptions field, as it never changes results.
+LogToOption = Annotated[list[str] | None, typer.Option(
+    "--log-to", help="Also log the run (settings, ranked table, metrics, report files) to an experiment tracker: "
+    "wandb or mlflow (repeatable or comma-separated; configured by WANDB_* / MLFLOW_* variables; "
+    "pip install 'visdiff[wandb]' or 'visdiff[mlflow]').", rich_help_panel=OUTPUT, metavar="wandb|mlflow",
+    show_default=False)]
 # Declared names that are not RunOptions fields, and how they become one.
 _CLI_ONLY = {"clip", "no_cache"}
 # The click context typer passes each command (by this parameter's annotation): its command path.
@@ -375,11 +382,13 @@ class SetInputs:
         return [(self.set_a, self.group_a), (self.set_b or self.set_a, self.group_b),
                 *((source, None) for source in self.more_sets or ())]
 
-    def load(self, options: RunOptions, *, proposing: bool = False) -> tuple[list[ImageSet], RunStages]:
+    def load(self, options: RunOptions, *, proposing: bool = False,
+             dry_run: bool = False) -> tuple[list[ImageSet], RunStages]:
         """Every set given (A and B: one table may give both, ``--group-b`` alone; then any
         more), named by :meth:`names`, and the run's stages, built once here: they check the
         specs (the scorer's model too; the proposer when ``proposing``) and the cache folder
-        before any file is read, hash files through the cache's memo, and then run the command."""
+        before any file is read, hash files through the cache's memo (not in a ``dry_run``: it
+        writes nothing), and then run the command."""
         sources = self.sources()
         for source, _ in sources:
             existing_path(source)  # a mistyped folder says so at once, before torch is loaded
@@ -394,7 +403,7 @@ class SetInputs:
         set_names(sources, names)  # distinct (--group music --group music), before any model or image
         # Specs, --cache-dir and the proposer (its API key) fail before any file is read.
         stages = RunStages(options, proposing=proposing)
-        hashes = stages.cache.file_hashes()
+        hashes = None if dry_run else stages.cache.file_hashes()
         sets = [load_image_set(source, group=group, group_column=self.group_col, where=filters, name=name,
                                hashes=hashes, pair_by=options.pair_by)
                 for (source, group), name in zip(sources, names)]

@@ -35,6 +35,10 @@ JsonOption = Annotated[Path | None, typer.Option(
     "--json", help="Write results as JSON to this file ('-' for stdout).", rich_help_panel="Output", dir_okay=False)]
 CsvOption = Annotated[Path | None, typer.Option(
     "--csv", help="Write results as CSV to this file ('-' for stdout).", rich_help_panel="Output", dir_okay=False)]
+DryRunOption = Annotated[bool, typer.Option(
+    "--dry-run", help="Read the sets and say what the run would do (images to caption and embed, LLM requests, "
+    "tokens and cost, estimated); load no model, send no request, write nothing but this plan.",
+    rich_help_panel="Output")]
 
 
 def results_folder(out: str | None) -> Path | None:
@@ -188,6 +192,23 @@ def render_summary(summary: pd.DataFrame, *, title: str, caption: str | None = N
     for row in summary.itertuples(index=False):
         view.add_row(*("–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}" if isinstance(v, float)
                        else str(v) for v in row))
+    stdout.print(view)
+
+
+def show_plan(record: dict, *, title: str, json_path: Path | None = None) -> None:
+    """A dry run's plan (:func:`visdiff.plan.plan_lines`) on stdout, or as JSON where asked."""
+    from visdiff.plan import plan_lines
+
+    if json_path is not None:
+        write_output(json_path, json.dumps(to_jsonable(record), indent=2, ensure_ascii=False) + "\n")
+        if str(json_path) == "-":
+            return
+    view = Table(title=f"dry run: {title}", caption="estimated; no model loaded, no request sent, nothing written",
+                 box=box.SIMPLE_HEAD, show_header=False, pad_edge=False)
+    view.add_column(style="bold")
+    view.add_column(overflow="fold")
+    for label, text in plan_lines(record):
+        view.add_row(label, Text(text))
     stdout.print(view)
 
 

@@ -11,7 +11,7 @@ import typer
 from visdiff.cli import app
 from visdiff.cli.compare import COMPARE_OPTIONS
 from visdiff.cli.options import SetInputs, run_command
-from visdiff.cli.output import check_outputs, report_llm_usage, stdout, write_output
+from visdiff.cli.output import DryRunOption, check_outputs, report_llm_usage, show_plan, stdout, write_output
 from visdiff.options import RunOptions
 
 
@@ -22,11 +22,18 @@ def propose_command(
     inputs: SetInputs,
     options: RunOptions,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write {\"a_over_b\": [...], \"b_over_a\": [...]} to this file ('-' for stdout).", rich_help_panel="Output", dir_okay=False)] = None,
+    dry_run: DryRunOption = False,
 ) -> None:
     """Propose short phrases that hold more for A than for B (one per line on stdout); with
     --holdout, from the proposal split of each set (rank them with the same --holdout and --seed)."""
     check_outputs(json_out)
-    sets, stages = inputs.load(options, proposing=True)
+    sets, stages = inputs.load(options, proposing=True, dry_run=dry_run)
+    if dry_run:
+        from visdiff.plan import plan_propose
+
+        show_plan(plan_propose(stages, sets).record(stages.prices, what="propose"), title=inputs.title,
+                  json_path=json_out)
+        return
     from visdiff.pipeline import propose  # the pipeline (torch) once the sets are read, not for --help
 
     found = {"a_over_b": propose(*sets, stages=stages)}

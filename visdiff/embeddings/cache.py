@@ -199,6 +199,14 @@ class EmbeddingCache:
             self._added = []
         return self._index
 
+    def contains(self, keys: list[str]) -> np.ndarray:
+        """Whether each key has a row, from the index alone (a dry run's count; a row that
+        turns out unreadable is still recomputed by :meth:`lookup`)."""
+        if not keys:
+            return np.zeros(0, dtype=bool)
+        shard_of, _ = self.index.locate(_digests(keys))
+        return shard_of >= 0
+
     def lookup(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """(found mask of len(keys), float16 rows for the found keys in order, or None).
 

@@ -7,7 +7,8 @@ What still fails after ``max_retries`` becomes a :class:`visdiff.errors.ServiceE
 
 Requests go out through the client's :class:`~visdiff.llm.pool.RequestPool`, shared by a run's
 clients: a bound on requests in flight, one pause on a 429 for all, and the run's token usage
-(each request's ``usage`` under the client's ``stage``; cached answers counted apart).
+(each request's ``usage`` under the client's ``stage``, in the count the calling context
+selected, :meth:`RequestPool.counting_into`; cached answers counted apart).
 :meth:`ChatClient.chat_many` asks independent conversations concurrently, answers in order.
 
 Answers are cached under the hash of (model, base URL, messages, parameters). The API key is
@@ -29,6 +30,7 @@ from PIL import Image
 from visdiff.cache_root import CacheRoot
 from visdiff.errors import BackendError, ServiceError
 from visdiff.llm.pool import RequestPool
+from visdiff.llm.tokens import IMAGE_MAX_SIDE
 from visdiff.redaction import redact_text, redact_url, register_secrets
 from visdiff.registry import require
 
@@ -126,11 +128,8 @@ class ChatClient:
         client's. Raises ``ServiceError`` when the request fails for good.
         """
         stage = stage or self.stage
-        cache_key = None
-        if self._cache is not None:
-            cache_key = self._cache.key(
-                {"model": self.model, "base_url": self.base_url, "messages": messages, "params": params}
-            )
+        cache_key = self._cache_key(messages, params)
+        if cache_key is not None:
             cached = self._cache.get(cache_key)
             if cached is not None:
                 with self._stats_lock:
@@ -143,6 +142,16 @@ class ChatClient:
         if cache_key is not None and text.strip():
             self._cache.put(cache_key, text)
         return text
+
+    def _cache_key(self, messages: list[dict], params: dict) -> str | None:
+        if self._cache is None:
+            return None
+        return self._cache.key({"model": self.model, "base_url": self.base_url, "messages": messages, "params": params})
+
+    def is_cached(self, messages: list[dict], **params) -> bool:
+        """Whether :meth:`chat` would answer these from the cache (sending nothing)."""
+        cache_key = self._cache_key(messages, params)
+        return cache_key is not None and self._cache.get(cache_key) is not None
 
     def chat_many(self, conversations: Sequence[list[dict]], *, stage: str | None = None, **params) -> list[str]:
         """:meth:`chat` of each conversation, concurrently through the pool; the answers (and
@@ -213,7 +222,7 @@ class ChatClient:
         return redact_text(str(message or getattr(error, "message", error)))[:300]
 
 
-def image_content(image: Image.Image, *, max_side: int = 1024, quality: int = 90) -> dict:
+def image_content(image: Image.Image, *, max_side: int = IMAGE_MAX_SIDE, quality: int = 90) -> dict:
     """A chat message part carrying ``image`` as a base64 JPEG data URL (longest side <= max_side)."""
     image = image.convert("RGB")
     if max(image.size) > max_side:

@@ -9,17 +9,25 @@ holds one of ``concurrency`` slots. A 429 answer sets the shared pause from its
 none): every attempt of every client waits for it before it is sent, the SDK's own retry of the
 limited request included, so workers back off together instead of each hammering the server.
 The SDK keeps its retries and backoff (``max_retries``); the pool only adds the shared wait.
+
+Token usage counts into the pool's own :class:`TokenUsage` unless the calling context selected
+another (:meth:`RequestPool.counting_into`, a :class:`contextvars.ContextVar`): a benchmark
+counts each pair into its own, so a pair judged in a background thread while the next pair is
+compared still counts its requests under its own record. :meth:`RequestPool.map` runs each call
+in a copy of the caller's context, so the calls it makes count where their caller's would.
 """
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TypeVar
 
 from visdiff.llm.usage import TokenUsage
@@ -59,9 +67,18 @@ def retry_after_seconds(headers) -> float:
     return min(delay, MAX_RATE_LIMIT_PAUSE)
 
 
+@dataclass(frozen=True)
+class _Unit:
+    """What a context selected with :meth:`RequestPool.counting_into`."""
+
+    usage: TokenUsage
+    cancel: threading.Event | None = None
+
+
 class RequestPool:
     """At most ``concurrency`` LLM requests in flight across the clients that share it, and
-    the pause a 429 sets for all of them (see module doc); ``usage`` counts their tokens.
+    the pause a 429 sets for all of them (see module doc); ``usage`` counts their tokens: the
+    pool's own count, or the one the calling context selected (:meth:`counting_into`).
 
     Parameters
     ----------
@@ -74,20 +91,51 @@ class RequestPool:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
         self.concurrency = concurrency
-        self.usage = TokenUsage()
+        self._usage = TokenUsage()
+        # Per pool: another pool's requests in the same context keep counting where they did.
+        self._unit: contextvars.ContextVar[_Unit | None] = contextvars.ContextVar(f"llm_unit_{id(self)}", default=None)
         self._slots = threading.BoundedSemaphore(concurrency)
         self._lock = threading.Lock()
         self._resume_at = 0.0  # time.monotonic() before which no attempt is sent
 
+    @property
+    def usage(self) -> TokenUsage:
+        """Where the requests of the current context count: the :class:`TokenUsage` selected
+        by :meth:`counting_into`, else the pool's own."""
+        unit = self._unit.get()
+        return self._usage if unit is None else unit.usage
+
+    @contextmanager
+    def counting_into(self, usage: TokenUsage, *, cancel: threading.Event | None = None) -> Iterator[TokenUsage]:
+        """Within the block, requests of this thread (and of the :meth:`map` calls it starts,
+        in whatever thread) count into ``usage``; once ``cancel`` is set, :meth:`map` starts
+        none of its calls not yet started (they fail with ``CancelledError``; those in flight
+        finish): work abandoned (Ctrl-C) ends with the requests in flight."""
+        token = self._unit.set(_Unit(usage, cancel))
+        try:
+            yield usage
+        finally:
+            self._unit.reset(token)
+
     def map(self, function: Callable[[T], R], items: Iterable[T]) -> list[R]:
-        """``function`` of each item, up to ``concurrency`` at a time, in input order. The
+        """``function`` of each item, up to ``concurrency`` at a time, in input order, each in
+        a copy of the caller's context (its usage count, see :meth:`counting_into`). The
         first failure (in input order) is raised once the calls running finish; calls not yet
         started are cancelled, as a sequential loop would not have made them."""
         items = list(items)
+        unit = self._unit.get()
+        cancel = unit.cancel if unit is not None else None
+
+        def call(item: T) -> R:
+            if cancel is not None and cancel.is_set():
+                raise CancelledError("the LLM requests of this unit were abandoned")
+            return function(item)
+
         if self.concurrency == 1 or len(items) <= 1:
-            return [function(item) for item in items]
+            return [call(item) for item in items]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items)), thread_name_prefix="llm") as executor:
-            futures = [executor.submit(function, item) for item in items]
+            # A context per call: one context cannot be entered by two threads at once.
+            futures = [executor.submit(contextvars.copy_context().run, call, item) for item in items]
             try:
                 return [future.result() for future in futures]
             except BaseException:

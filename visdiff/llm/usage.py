@@ -30,7 +30,9 @@ class StageUsage:
 
 
 class TokenUsage:
-    """Counts per (stage, model), safe to add to from the threads of a :class:`RequestPool`."""
+    """Counts per (stage, model), safe to add to from the threads of a :class:`RequestPool`.
+    A pool counts into its own, or into the one its caller's context selected
+    (``RequestPool.counting_into``: a benchmark pair's, wherever its judging runs)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

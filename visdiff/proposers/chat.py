@@ -351,15 +351,20 @@ class ChatProposer:
         """One refinement request (template ``refine``): the best ``hypotheses`` with their
         AUROC, captions of A images none of them explains and of B images that score like A.
         Returns the template's record and the request records (see :mod:`visdiff.refine`)."""
-        prompt = self.template("refine")
-        text = prompt.render(
+        messages, params = self.refine_request(hypotheses=hypotheses, captions_a=captions_a, captions_b=captions_b,
+                                               seed=seed, round_index=round_index)
+        requests = self._ask(messages, params, stage="refining")
+        return {"prompt": self.template("refine").record(), "requests": requests}
+
+    def refine_request(self, *, hypotheses: list[tuple[str, float]], captions_a: dict[str, str],
+                       captions_b: dict[str, str], seed: int, round_index: int) -> tuple[list[dict], dict]:
+        """The messages and request settings :meth:`refine` sends."""
+        text = self.template("refine").render(
             hypotheses="\n".join(f"- {phrase} (AUROC {auroc:.2f})" for phrase, auroc in hypotheses),
             captions_a=caption_lines(captions_a) or "(none)", captions_b=caption_lines(captions_b) or "(none)",
             n_hypotheses=self.n_hypotheses)
         # Seeds after the proposal rounds' own: a refinement round is never a replay of one.
-        params = self.request_params(seed, self.rounds + round_index)
-        requests = self._ask(self.with_system([{"role": "user", "content": text}]), params, stage="refining")
-        return {"prompt": prompt.record(), "requests": requests}
+        return self.with_system([{"role": "user", "content": text}]), self.request_params(seed, self.rounds + round_index)
 
     def propose(self, context: ProposalContext) -> list[str]:
         """Phrases of every round, merged without duplicates. Each round appends to

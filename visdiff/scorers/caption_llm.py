@@ -31,11 +31,14 @@ from visdiff.cache_root import CacheRoot
 from visdiff.errors import InputError, ServiceError
 from visdiff.image_sets import ImageItem, ImageSet
 from visdiff.llm.pool import RequestPool
+from visdiff.llm.tokens import message_tokens
 from visdiff.prompts import Prompt, load_prompt
 from visdiff.registry import parse_spec
 from visdiff.scorers.pairwise import read_yes_no, undecided_scores
 
 _ANSWER_LINE = re.compile(r"^\s*(\d{1,3})\s*[.):]?\s*(yes|no)\s*\.?\s*$", re.IGNORECASE)
+# An answer line ("12. yes") and its line break.
+ANSWER_LINE_TOKENS = 4
 RETRY_NOTE = ("Your previous answer could not be used. Reply with exactly {n} lines, one per statement in order, "
               "each its number, a period and yes or no, and nothing else.")
 
@@ -122,6 +125,20 @@ class CaptionLLMScorer:
             for statement, value in zip(statements, values, strict=True):
                 scores[questions[caption][statement]] = value
         return scores
+
+    def planned_tokens(self, sizes: list[tuple[int, int]], n_texts: int, hypothesis: str,
+                       caption: str) -> tuple[int, int, int]:
+        """Estimated (requests, prompt tokens, completion tokens) of scoring images of these
+        ``sizes`` against ``n_texts`` hypotheses like ``hypothesis``, captioned like ``caption``
+        (a dry run's: every image captioned differently)."""
+        per_call = 1 if self.reference_mode else self.statements_per_call
+        calls = [min(per_call, n_texts - begin) for begin in range(0, n_texts, per_call)] * len(sizes)
+        if self.reference_mode:
+            text = self.prompt.render(caption=caption, concept=hypothesis)
+            return len(calls), len(calls) * message_tokens([{"role": "user", "content": text}]), len(calls)
+        prompt = sum(message_tokens([{"role": "user", "content": self.prompt.render(
+            caption=caption, statements="\n".join(f"{i}. {hypothesis}" for i in range(1, n + 1)))}]) for n in calls)
+        return len(calls), prompt, sum(calls) * ANSWER_LINE_TOKENS
 
     def _ask_one(self, caption: str, statements: list[str]) -> float | None:
         [concept] = statements
