@@ -83,7 +83,7 @@ def bench_command(
         from visdiffbench.plan import plan_benchmark
 
         show_plan(plan_benchmark(benchmark, out_dir, config=config, judge=built_judge, stages=stages),
-                  title=f"{bench} ({len(benchmark.pairs)} pairs)")
+                  title=f"{bench} ({len(benchmark.pairs)} pair(s))")
         return
     run = run_benchmark(benchmark, out_dir, config=config, judge=built_judge, stages=stages, reports=reports,
                         show_progress=options.show_progress)
