@@ -242,6 +242,13 @@ def test_a_finished_run_reopens_from_the_cache(offline_models, sets, module_cach
     assert client.get("/api/rank", params={"hypothesis": "dark photo"}).json()["rows"][0]["auroc"] == 1.0
 
 
+def test_a_reopened_run_takes_every_proposing_option_from_the_command_line(finished_run):
+    given = RunOptions(llm="gpt-4o", base_url="http://127.0.0.1:9/v1", hypotheses=5, goal="why is A dark",
+                       temperature=0.2, rounds=2)
+    options = FinishedRun.read(finished_run).options(given)
+    assert (options.hypotheses, options.goal, options.temperature, options.rounds) == (5, "why is A dark", 0.2, 2)
+
+
 def test_reopening_refuses_other_settings_and_other_images(offline_models, sets, module_cache, finished_run,
                                                            tmp_path):
     finished = FinishedRun.read(finished_run)

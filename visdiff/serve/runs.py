@@ -14,7 +14,7 @@ from visdiff.cli.options import flag_of
 from visdiff.comparison import Comparison
 from visdiff.errors import InputError
 from visdiff.image_sets import ImageSet
-from visdiff.options import RunOptions
+from visdiff.options import LLM_REQUEST_OPTIONS, SAMPLING_OPTIONS, RunOptions
 from visdiff.report.results import SCHEMA_VERSION, grouped_settings, provenance
 from visdiff.result import ranked_table
 from visdiff.serve.served import ServedComparison
@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 # The options of proposing and captioning: a reopened run takes them from the command line
 # (none given: no proposer, so the page cannot start an LLM), all others from its results.json.
 PROPOSING_OPTIONS = frozenset({
-    "captioner", "proposer", "llm", "base_url", "rounds", "samples_per_set", "temperature", "max_tokens",
-    "system_message", "llm_seed", "caption_beams", "caption_max_tokens", "caption_temperature",
+    "captioner", "proposer", "llm", "base_url", *SAMPLING_OPTIONS, *LLM_REQUEST_OPTIONS,
+    "caption_beams", "caption_max_tokens", "caption_temperature",
 })
 
 
