@@ -96,6 +96,26 @@ def test_a_dry_run_of_propose_refine_and_both_directions(image_dirs, fake_openai
     assert proposing["requests"] == 4 and fake_openai.requests == []
 
 
+def test_a_dry_run_of_several_sets_samples_what_each_comparison_shows(image_dirs, fake_openai, tiny_clip_weights,
+                                                                      tmp_path):
+    fake_openai.respond = caption_or_answer
+    a, b = image_dirs
+    for i in range(9):  # a larger third set: each set's proposer reads a balanced sample of the others
+        make_image(tmp_path / "c" / f"{i}.png", (40, 200, 40), noise_seed=300 + i)
+    args = chat_args((a, b), fake_openai, tiny_clip_weights)
+    args[3:3] = [tmp_path / "c"]
+    plan = plan_of(*args)
+    assert fake_openai.requests == []
+    result = run_cli(*args, "-q", "--json", tmp_path / "run.json")
+    assert result.exit_code == 0, result.output
+    vision = [r for r in fake_openai.requests if isinstance(r.body["messages"][-1]["content"], list)]
+    planned = by_stage(plan["llm_usage"])
+    assert planned["captioning"]["requests"] == plan["captions"]["new"] == len(vision)
+    # 3 sets x 2 rounds; the run answers some from the cache (every caption reads alike here).
+    proposing = by_stage(json.loads((tmp_path / "run.json").read_text())["config"]["llm_usage"])["proposing"]
+    assert planned["proposing"]["requests"] == 3 * 2 == proposing["requests"] + proposing["cached"]
+
+
 def test_a_dry_run_prices_the_tokens_and_prints_a_plan(image_dirs, fake_openai, tiny_clip_weights):
     args = chat_args(image_dirs, fake_openai, tiny_clip_weights, "--price", "fake-model=1000/2000",
                      "--price", "fake-vision=1000/2000")
@@ -106,6 +126,34 @@ def test_a_dry_run_prices_the_tokens_and_prints_a_plan(image_dirs, fake_openai, 
     shown = run_cli(*args, "--dry-run")
     assert shown.exit_code == 0 and "dry run" in shown.stdout and "to caption" in shown.stdout
     assert "LLM proposing" in shown.stdout and fake_openai.requests == []
+
+
+@pytest.mark.parametrize("scorer, requests", [("caption-llm:openai:fake-vision,fake-model", 12),
+                                              ("vqa:openai:fake-vision", 120)])
+def test_a_scorer_that_asks_an_llm_is_planned_per_image_and_hypothesis(image_dirs, fake_openai, scorer, requests):
+    a, b = image_dirs
+    plan = plan_of("compare", a, b, "--scorer", scorer, "--llm", "fake-model", "--captioner", "openai:fake-vision",
+                   "--base-url", fake_openai.base_url, "--rounds", "1", "--hypotheses", "10")
+    # 12 images and at most 10 hypotheses: caption-llm asks 20 statements a request, vqa one.
+    assert by_stage(plan["llm_usage"])["ranking"]["requests"] == requests and fake_openai.requests == []
+
+
+def test_images_in_memory_are_planned_by_their_size(fake_openai, tiny_clip_weights):
+    from PIL import Image
+
+    from visdiff.options import RunOptions
+    from visdiff.plan import plan_compare
+    from visdiff.sources import load_image_set
+    from visdiff.stages import RunStages
+
+    sets = [load_image_set([Image.new("RGB", (512, 512), (i, shade, 0)) for i in range(3)], name=name)
+            for name, shade in (("A", 0), ("B", 200))]
+    stages = RunStages(RunOptions.build(captioner="openai:fake-vision", llm="fake-model", base_url=fake_openai.base_url,
+                                        scorer=tiny_clip_weights, rounds=1), proposing=True)
+    captioning = by_stage(plan_compare(stages, sets).record(stages.prices, what="compare")["llm_usage"])["captioning"]
+    # Six 512 x 512 images: one tile each (255 tokens) plus the caption prompt.
+    prompt = message_tokens([{"role": "user", "content": stages.captioning.captioner.prompt}])
+    assert captioning["requests"] == 6 and captioning["prompt_tokens"] == 6 * (prompt + image_tokens(512, 512))
 
 
 def test_the_offline_default_plans_without_loading_a_model(image_dirs, monkeypatch):
@@ -126,6 +174,17 @@ def test_a_bench_dry_run_counts_pairs_and_judge_requests(tmp_path, tiny_clip_wei
     assert result.exit_code == 0, result.output
     assert "2 comparison(s)" in result.stdout and "LLM judging" in result.stdout and "judge-model" in result.stdout
     assert fake_openai.requests == [] and not out.exists()
+
+
+def test_a_bench_dry_run_leaves_a_torn_results_line_for_the_run_to_cut(tmp_path, tiny_clip_weights):
+    out = tmp_path / "out"
+    out.mkdir()
+    torn = b'{"pair_id": "easy-1", "split"'
+    (out / "results.jsonl").write_bytes(torn)
+    result = run_cli("bench", MINIBENCH, "--split", "easy", "--limit", "1", "--out", out, "--scorer",
+                     tiny_clip_weights, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "1 comparison(s)" in result.stdout and (out / "results.jsonl").read_bytes() == torn
 
 
 def test_a_sweep_dry_run_plans_each_value(tmp_path, tiny_clip_weights):
@@ -154,6 +213,9 @@ def test_a_dry_run_by_value_embeds_every_image_and_proposes_from_the_ends(tmp_pa
     # All 12 embedded; the proposer reads the top and bottom quarter: 3 + 3 captions.
     assert plan["embeddings"]["images"] == 12 and plan["captions"]["images"] == 6
     assert by_stage(plan["llm_usage"])["proposing"]["requests"] == 1 and fake_openai.requests == []
+    refused = run_cli("compare", table, "--score-col", "score", "--scorer", tiny_clip_weights, "--holdout", "0.5",
+                      "--dry-run")  # as the run refuses it
+    assert refused.exit_code == 2 and "holdout compares two sets" in refused.stderr
 
 
 def test_token_estimates():

@@ -71,6 +71,17 @@ def holdout_split(options: RunOptions, set_a: ImageSet, set_b: ImageSet) -> Hold
     return Holdout.split({"a": set_a, "b": set_b}, options.holdout, options.seed) if options.holdout else None
 
 
+def proposer_views(set_a: ImageSet, set_b: ImageSet, *, contrast: ImageSet | None = None,
+                   holdout: Holdout | None = None) -> dict[str, tuple[ImageSet, ImageSet]]:
+    """What the proposer reads to describe each side ("a", "b"), and against what: the sets,
+    A against B's ``contrast`` (several sets), or with ``holdout`` the proposal splits (several
+    sets refuse --holdout, so there is no contrast to split)."""
+    if holdout is not None:
+        split = holdout.proposal_sets({"a": set_a, "b": set_b})
+        return {"a": (split["a"], split["b"]), "b": (split["b"], split["a"])}
+    return {"a": (set_a, set_b if contrast is None else contrast), "b": (set_b, set_a)}
+
+
 def mixed_for_purity(set_a: ImageSet, set_b: ImageSet, options: RunOptions) -> tuple[ImageSet, ImageSet]:
     """The sets with a fraction ``1 - options.purity`` of A traded for images of B (``--purity``)."""
     if options.purity == 1.0:
@@ -141,14 +152,7 @@ class Comparison:
         # Embeddings are the scoring stage's resident blocks (float16 on a GPU), not copies.
         self._pairwise = not self.stages.scoring.embeds_texts
         self._embeddings = {"a": emb_a, "b": emb_b}
-        # What the proposer reads: the sets, B's contrast (several sets), or with holdout the proposal splits
-        # (several sets refuse --holdout, so there is no contrast to split).
-        if self.holdout is not None:
-            split = self.holdout.proposal_sets({"a": self.set_a, "b": self.set_b})
-            self._proposer_sees = {"a": (split["a"], split["b"]), "b": (split["b"], split["a"])}
-        else:
-            self._proposer_sees = {"a": (self.set_a, self.set_b if contrast is None else contrast),
-                                   "b": (self.set_b, self.set_a)}
+        self._proposer_sees = proposer_views(self.set_a, self.set_b, contrast=contrast, holdout=self.holdout)
         if self.options.rare:
             self._show_least_like_other()
         self._texts: dict[str, torch.Tensor] = {}

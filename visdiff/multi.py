@@ -79,6 +79,18 @@ def balanced_contrast(image_sets: Sequence[ImageSet], name: str, rng: np.random.
     return ImageSet(items=tuple(items), name=name)
 
 
+def others_of(image_sets: Sequence[ImageSet], seed: int) -> tuple[list[ImageSet], list[ImageSet]]:
+    """Per set, the union of the others (its set B) and the balanced contrast of them that the
+    proposer reads (drawn from ``seed`` and the set's position)."""
+    rests, contrasts = [], []
+    for i in range(len(image_sets)):
+        others = [*image_sets[:i], *image_sets[i + 1:]]
+        rest_name = " + ".join(s.name for s in others)
+        rests.append(union_of(others, rest_name))
+        contrasts.append(balanced_contrast(others, rest_name, np.random.default_rng((seed, i))))
+    return rests, contrasts
+
+
 class MultiComparison:
     """Several image sets, each compared with the union of the others, sharing one embedding pass.
 
@@ -121,12 +133,7 @@ class MultiComparison:
             for image_set in loaded:
                 image_set.warn_of_repeats()
             self.shared_images = warn_shared_images(loaded)
-        rests, contrasts = [], []
-        for i, name in enumerate(names):
-            others = loaded[:i] + loaded[i + 1:]
-            rest_name = " + ".join(s.name for s in others)
-            rests.append(union_of(others, rest_name))
-            contrasts.append(balanced_contrast(others, rest_name, np.random.default_rng((self.options.seed, i))))
+        rests, contrasts = others_of(loaded, self.options.seed)
         # One pass for the sets, their unions and contrasts: each image is embedded once, and
         # every set the comparisons and the proposer score is then known to the scoring stage.
         embedded = self.stages.scoring.embed_sets(*loaded, *rests, *contrasts)

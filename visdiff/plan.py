@@ -18,24 +18,24 @@ A plan counts, per run:
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
 
-from visdiff.comparison import holdout_split, mixed_for_purity
-from visdiff.errors import InputError
+from visdiff.comparison import holdout_split, mixed_for_purity, proposer_views
 from visdiff.image_sets import ImageItem, ImageSet
 from visdiff.llm.prices import PriceTable
-from visdiff.llm.tokens import CHARS_PER_TOKEN, message_tokens
+from visdiff.multi import others_of
+from visdiff.llm.tokens import CHARS_PER_TOKEN, image_sizes, message_tokens
 from visdiff.llm.usage import summed_rows, usage_line, usage_record
 from visdiff.pairs import paired_positions
 from visdiff.proposers import PROPOSERS, ProposalContext
 from visdiff.proposers.chat import ChatProposer
 from visdiff.refine import TOP_HYPOTHESES
+from visdiff.registry import parse_spec
+from visdiff.scorers import SCORERS
 from visdiff.stages import RunStages
-from visdiff.value_comparison import end_positions
+from visdiff.value_comparison import check_options, end_positions
 
 # A caption not in the cache yet: about a BLIP-2 caption's length.
 PLACEHOLDER_CAPTION_TOKENS = 20
@@ -106,7 +106,7 @@ class PlannedCaptioning:
     def __init__(self, stages: RunStages) -> None:
         self.captioning = stages.captioning
         self.spec = self.captioning.spec
-        self.asked: dict[str, bool] = {}  # content hash -> cached
+        self.found: dict[str, str | None] = {}  # content hash -> cached caption (None: to caption), looked up once
         self.items: dict[str, ImageItem] = {}
         self.all_cached = True  # of the images asked since :meth:`start_round`
 
@@ -116,24 +116,19 @@ class PlannedCaptioning:
     def caption(self, image_set: ImageSet) -> dict[str, str]:
         captions = {}
         for item in image_set.items:
-            cached = self.captioning.cached_caption(item)
-            self.asked.setdefault(item.key, cached is not None)
-            self.items.setdefault(item.key, item)
+            if item.key not in self.found:
+                self.found[item.key], self.items[item.key] = self.captioning.cached_caption(item), item
+            cached = self.found[item.key]
             self.all_cached &= cached is not None
             captions[item.key] = cached if cached is not None else PLACEHOLDER_CAPTION
         return captions
 
     def count(self) -> ImageCount:
-        return ImageCount(len(self.asked), sum(self.asked.values()))
+        return ImageCount(len(self.found), sum(caption is not None for caption in self.found.values()))
 
-
-def image_size(item: ImageItem) -> tuple[int, int]:
-    """Width and height from the image's header (0, 0 when it cannot be read: the run skips it)."""
-    try:
-        with Image.open(io.BytesIO(item.read())) as image:
-            return image.size
-    except (InputError, OSError, ValueError, Image.DecompressionBombError):
-        return (0, 0)
+    def new_items(self) -> list[ImageItem]:
+        """The images asked for that the cache has no caption of."""
+        return [self.items[key] for key, caption in self.found.items() if caption is None]
 
 
 def plan_compare(stages: RunStages, sets: list[ImageSet]) -> RunPlan:
@@ -149,6 +144,7 @@ def plan_propose(stages: RunStages, sets: list[ImageSet]) -> RunPlan:
 def plan_by_value(stages: RunStages, image_set: ImageSet, values: np.ndarray) -> RunPlan:
     """The plan of a comparison by value (``--score-col``): every image embedded, the
     proposer reading the two ends of the value."""
+    check_options(stages.options)
     top, bottom = end_positions(values)
     plan = _plan_sets(stages, [image_set.subset(top), image_set.subset(bottom)], ranking=True)
     plan.images = len(image_set)
@@ -172,14 +168,14 @@ def _plan_sets(stages: RunStages, sets: list[ImageSet], *, ranking: bool) -> Run
         sets = list(mixed_for_purity(*sets, options))
     plan = RunPlan(units=1, images=sum(len(s) for s in sets))
     plan.embeddings = _embeddings(stages, [key for image_set in sets for key in image_set.keys])
-    # What each direction's proposer reads: (described set, the other set or the union of the others).
+    # What each direction's proposer reads, as the comparisons show it: (described set, against what).
     if len(sets) == 2:
-        holdout = holdout_split(options, *sets)
-        shown = holdout.proposal_sets({"a": sets[0], "b": sets[1]}) if holdout else {"a": sets[0], "b": sets[1]}
-        directions = [(shown["a"], shown["b"])] + ([(shown["b"], shown["a"])] if options.both_directions else [])
+        views = proposer_views(*sets, holdout=holdout_split(options, *sets))
+        directions = [views["a"], *([views["b"]] if options.both_directions else [])]
     else:
-        directions = [(image_set, ImageSet(tuple(it for other in sets if other is not image_set for it in other.items)))
-                      for image_set in sets]
+        rests, contrasts = others_of(sets, options.seed)
+        directions = [proposer_views(image_set, rest, contrast=contrast)["a"]
+                      for image_set, rest, contrast in zip(sets, rests, contrasts)]
     if options.rare:
         plan.notes.append("--rare shows the proposer the images least like the other set, chosen from their "
                           "embeddings: counted here as the rounds' uniform samples")
@@ -190,8 +186,7 @@ def _plan_sets(stages: RunStages, sets: list[ImageSet], *, ranking: bool) -> Run
         plan.notes.append("proposing: an answer without a usable list is asked again once (not counted)")
         if captioning is not None:
             plan.captions = captioning.count()
-            _plan_chat_captions(plan, stages, [captioning.items[key] for key, cached in captioning.asked.items()
-                                               if not cached])
+            _plan_chat_captions(plan, stages, captioning.new_items())
         if options.refine:
             _plan_refinement(plan, proposer, stages, len(directions))
             bounds = [bound + options.refine * proposer.n_hypotheses for bound in bounds]
@@ -216,8 +211,7 @@ def _plan_rounds(plan: RunPlan, stages: RunStages, proposer: ChatProposer, capti
     for round_index in range(n_rounds):
         if captioning is not None:
             captioning.start_round()
-        user_turn, _ = proposer.round_messages(context, np.random.default_rng([options.seed, round_index]))
-        messages, params = proposer.with_system(user_turn), proposer.request_params(options.seed, round_index)
+        messages, params, _ = proposer.round_request(context, round_index)
         exact = captioning is None or captioning.all_cached
         cached = int(exact and proposer.client.is_cached(messages, **params))
         plan.count_requests("proposing", proposer.client.model, requests=1, cached=cached,
@@ -235,9 +229,10 @@ def _answer_tokens(proposer: ChatProposer) -> int:
 def _plan_chat_captions(plan: RunPlan, stages: RunStages, new_items: list[ImageItem]) -> None:
     """A chat captioner's requests: one per image not captioned yet."""
     captioner = stages.captioning.captioner
-    if not hasattr(captioner, "planned_tokens") or not new_items:
+    tokens = [captioner.planned_tokens(*size) for size in image_sizes(new_items)] \
+        if hasattr(captioner, "planned_tokens") else []
+    if not tokens:
         return
-    tokens = [captioner.planned_tokens(*image_size(item)) for item in new_items]
     plan.count_requests("captioning", captioner.client.model, requests=len(tokens),
                         prompt_tokens=sum(t[0] for t in tokens), completion_tokens=sum(t[1] for t in tokens))
 
@@ -263,11 +258,13 @@ def _plan_pair_scoring(plan: RunPlan, stages: RunStages, sets: list[ImageSet], h
     if not hasattr(scorer, "planned_tokens") or not hypotheses:
         return
     items = list({item.key: item for image_set in sets for item in image_set.items}.values())
-    requests, prompt_tokens, completion_tokens = scorer.planned_tokens(
-        [image_size(item) for item in items], hypotheses, PLACEHOLDER_HYPOTHESIS, PLACEHOLDER_CAPTION)
+    requests, prompt_tokens, completion_tokens = scorer.planned_tokens(items, hypotheses, PLACEHOLDER_HYPOTHESIS,
+                                                                       PLACEHOLDER_CAPTION)
     plan.count_requests("ranking", scorer.client.model, requests=requests, prompt_tokens=prompt_tokens,
                         completion_tokens=completion_tokens)
-    plan.notes.append(f"ranking: at most {hypotheses} hypotheses asked about each image")
+    plan.notes.append(f"ranking: at most {hypotheses} hypotheses asked about each image"
+                      + (", each image captioned first (not counted above)"
+                         if SCORERS.has(parse_spec(scorer.spec).backend, "reads_captions") else ""))
 
 
 def plan_judging(plan: RunPlan, judge, hypotheses: int, *, name_a: str, name_b: str) -> None:

@@ -93,7 +93,7 @@ def run_sweep(spec: SweepSpec, out_dir: Path, options: RunOptions, *, reports: b
     with exclusive(out, "visdiff sweep"):
         check_settings_file(out / SPEC_FILE, {"spec": asdict(spec), "options": options.identity()}, what="a sweep",
                             defaults={"options": RunOptions().identity()})
-        records = read_records(out / RESULTS_FILE, key="value", required=("value", "status"), kind="sweep")
+        records = read_results(out)
         done = {r["value"] for r in records}
         todo = [v for v in values if v not in done]
         with open(out / RESULTS_FILE, "a", encoding="utf-8") as results, \
@@ -115,8 +115,7 @@ def plan_sweep(spec: SweepSpec, out_dir: Path, options: RunOptions) -> dict:
     :mod:`visdiff.plan`), as a record; nothing is written."""
     values = sweep_values(spec, pair_by=options.pair_by)
     stages = RunStages(options.replace(show_progress=False), proposing=True)
-    done = {r["value"] for r in read_records(Path(out_dir) / RESULTS_FILE, key="value", required=("value", "status"),
-                                             kind="sweep", repair=False)}
+    done = {r["value"] for r in read_results(Path(out_dir), repair=False)}
     plan = RunPlan()
     for value in (v for v in values if v not in done):
         try:
@@ -124,6 +123,12 @@ def plan_sweep(spec: SweepSpec, out_dir: Path, options: RunOptions) -> dict:
         except InputError:
             plan.skipped_units.append(value)
     return plan.record(stages.prices, what="sweep")
+
+
+def read_results(out_dir: Path, *, repair: bool = True) -> list[dict]:
+    """The records of ``out_dir/results.jsonl``, first line per value (:func:`visdiff.runlog.read_records`;
+    a torn last line is cut unless not to ``repair``)."""
+    return read_records(out_dir / RESULTS_FILE, key="value", required=("value", "status"), kind="sweep", repair=repair)
 
 
 def _value_sets(spec: SweepSpec, value: str, stages: RunStages, *, hashes) -> tuple[ImageSet, ImageSet]:

@@ -88,6 +88,13 @@ def _finite_values(score) -> np.ndarray:
     return values
 
 
+def check_options(options: RunOptions) -> None:
+    """Options for two sets are refused: a comparison by value has one set and its values."""
+    for name in ("holdout", "pair_by", "rare"):
+        if getattr(options, name):
+            raise InputError(f"{name} compares two sets; a comparison by value has one set and its values")
+
+
 def end_positions(values: np.ndarray) -> tuple[list[int], list[int]]:
     """Positions of the images with the highest and the lowest :data:`VALUE_QUANTILE` of the
     values, highest (lowest) first; ties in set order."""
@@ -124,10 +131,7 @@ class ValueComparison(Comparison):
         return comparison
 
     def _load_values(self, stages: RunStages, images, score) -> None:
-        options = stages.options
-        for name in ("holdout", "pair_by", "rare"):
-            if getattr(options, name):
-                raise InputError(f"{name} compares two sets; a comparison by value has one set and its values")
+        check_options(stages.options)
         with stages.timings.stage("load_images"):
             image_set, by_item = load_with_values(images, score, stages)
         image_set = image_set.require(MIN_IMAGES)

@@ -7,20 +7,18 @@ from pathlib import Path
 
 from visdiff.errors import InputError
 from visdiff.plan import RunPlan, plan_compare, plan_judging
-from visdiff.runlog import read_records
 from visdiff.stages import RunStages
 from visdiffbench.data import Benchmark
 from visdiffbench.judge import Judge
 from visdiffbench.purity import apply_purity
-from visdiffbench.run import RESULTS_FILE, BenchConfig, pair_image_set
+from visdiffbench.run import RESULTS_FILE, BenchConfig, pair_image_set, read_results
 
 
 def plan_benchmark(benchmark: Benchmark, out_dir: Path, *, config: BenchConfig, judge: Judge,
                    stages: RunStages) -> dict:
     """The plan's record over the pairs of ``benchmark`` not in ``out_dir``'s results yet; a pair
     with too few images on disk is listed as skipped, as the run would skip it."""
-    done = {r["pair_id"] for r in read_records(Path(out_dir) / RESULTS_FILE, key="pair_id",
-                                               required=("pair_id", "split"), kind="benchmark", repair=False)}
+    done = {r["pair_id"] for r in read_results(Path(out_dir) / RESULTS_FILE, repair=False)}
     plan = RunPlan()
     for pair in benchmark.pairs:
         if pair.id in done:

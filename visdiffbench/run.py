@@ -351,10 +351,11 @@ def _ground_truth_auroc(phrase: str, result, stages: RunStages) -> float:
     return float(table["auroc"].iloc[0])
 
 
-def read_results(path: Path) -> list[dict]:
+def read_results(path: Path, *, repair: bool = True) -> list[dict]:
     """Records in ``results.jsonl``, first line per pair id (see :func:`visdiff.runlog.read_records`:
-    a torn last line is cut and that pair redone; a line that is not a record is an ``InputError``)."""
-    return read_records(path, key="pair_id", required=("pair_id", "split"), kind="benchmark")
+    a torn last line is cut, unless not to ``repair``, and that pair redone; a line that is not a
+    record is an ``InputError``)."""
+    return read_records(path, key="pair_id", required=("pair_id", "split"), kind="benchmark", repair=repair)
 
 
 def _check_same_pairs(benchmark: Benchmark, done: dict[str, dict], results_path: Path) -> None:

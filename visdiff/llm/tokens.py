@@ -2,7 +2,8 @@
 
 No tokenizer of the hosted models ships offline, so text counts one token per
 :data:`CHARS_PER_TOKEN` characters (the usual figure for English under GPT-class tokenizers),
-and an image as OpenAI's vision models count it at their default (high) detail.
+and an image as OpenAI's vision models count it at their default (high) detail, its size read
+from its header (:func:`image_sizes`).
 The closing figures in benchmarks/README.md compare these estimates with measured usage.
 """
 
@@ -13,6 +14,9 @@ import io
 import math
 
 from PIL import Image
+
+from visdiff.errors import InputError
+from visdiff.image_sets import ImageItem
 
 CHARS_PER_TOKEN = 4
 # Longest side of an image sent in a chat request (:func:`visdiff.llm.client.image_content`).
@@ -70,3 +74,19 @@ def _data_url_size(url: str) -> tuple[int, int]:
     """Width and height of a base64 data URL's image (its header only is decoded)."""
     with Image.open(io.BytesIO(base64.b64decode(url.partition(",")[2]))) as image:
         return image.size
+
+
+def image_sizes(items: list[ImageItem]) -> list[tuple[int, int]]:
+    """Width and height of each image that can be read, from its header; an image that cannot
+    be read is left out, as the run skips it (sends nothing for it)."""
+    sizes = []
+    for item in items:
+        if item.image is not None:
+            sizes.append(item.image.size)
+            continue
+        try:
+            with Image.open(io.BytesIO(item.read())) as image:
+                sizes.append(image.size)
+        except (InputError, OSError, ValueError, Image.DecompressionBombError):
+            continue
+    return sizes

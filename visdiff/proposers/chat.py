@@ -378,18 +378,16 @@ class ChatProposer:
         found: list[list[str]] = []
         last_answer = ""
         n_rounds = self.rounds_needed(context)
-        # Each round draws from its own stream: rounds differ, reruns repeat exactly.
-        rounds = [self.round_messages(context, np.random.default_rng([context.seed, round_index]))
-                  for round_index in range(n_rounds)]
+        rounds = [self.round_request(context, round_index) for round_index in range(n_rounds)]
         with progress_bar(f"LLM rounds ({self.spec})", n_rounds, enabled=context.show_progress) as bar:
             def ask_round(round_index: int) -> list[dict]:
-                requests = self._ask(self.with_system(rounds[round_index][0]),
-                                     self.request_params(context.seed, round_index))
+                messages, params, _ = rounds[round_index]
+                requests = self._ask(messages, params)
                 bar.advance()
                 return requests
 
             asked = self.client.pool.map(ask_round, range(n_rounds))
-        for round_index, ((_, shown), requests) in enumerate(zip(rounds, asked)):
+        for round_index, ((_, _, shown), requests) in enumerate(zip(rounds, asked)):
             context.rounds.append({"round": round_index + 1, "proposer": self.spec, **shown, "requests": requests})
             hypotheses, last_answer = requests[-1]["phrases"], requests[-1]["answer"]
             if not hypotheses:
@@ -403,6 +401,13 @@ class ChatProposer:
                 f"last answer began {last_answer[:200]!r}"
             )
         return merged
+
+    def round_request(self, context: ProposalContext, round_index: int) -> tuple[list[dict], dict, dict]:
+        """The messages and settings of round ``round_index``'s request, and what it shows (see
+        :meth:`round_messages`). Each round draws from its own stream: rounds differ, reruns
+        (and dry runs, :mod:`visdiff.plan`) repeat them exactly."""
+        user_turn, shown = self.round_messages(context, np.random.default_rng([context.seed, round_index]))
+        return self.with_system(user_turn), self.request_params(context.seed, round_index), shown
 
     def rounds_needed(self, context: ProposalContext) -> int:
         """``rounds``, or one when a round samples every image (every pair) of both sets: more

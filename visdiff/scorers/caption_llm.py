@@ -126,19 +126,20 @@ class CaptionLLMScorer:
                 scores[questions[caption][statement]] = value
         return scores
 
-    def planned_tokens(self, sizes: list[tuple[int, int]], n_texts: int, hypothesis: str,
+    def planned_tokens(self, items: Sequence[ImageItem], n_texts: int, hypothesis: str,
                        caption: str) -> tuple[int, int, int]:
-        """Estimated (requests, prompt tokens, completion tokens) of scoring images of these
-        ``sizes`` against ``n_texts`` hypotheses like ``hypothesis``, captioned like ``caption``
-        (a dry run's: every image captioned differently)."""
-        per_call = 1 if self.reference_mode else self.statements_per_call
-        calls = [min(per_call, n_texts - begin) for begin in range(0, n_texts, per_call)] * len(sizes)
+        """Estimated (requests, prompt tokens, completion tokens) of scoring ``items`` against
+        ``n_texts`` hypotheses like ``hypothesis``, captioned like ``caption`` (a dry run's:
+        every image captioned differently)."""
         if self.reference_mode:
             text = self.prompt.render(caption=caption, concept=hypothesis)
-            return len(calls), len(calls) * message_tokens([{"role": "user", "content": text}]), len(calls)
-        prompt = sum(message_tokens([{"role": "user", "content": self.prompt.render(
+            requests = len(items) * n_texts
+            return requests, requests * message_tokens([{"role": "user", "content": text}]), requests
+        # The statements of one image, a request per statements_per_call of them.
+        calls = [min(self.statements_per_call, n_texts - begin) for begin in range(0, n_texts, self.statements_per_call)]
+        per_image = sum(message_tokens([{"role": "user", "content": self.prompt.render(
             caption=caption, statements="\n".join(f"{i}. {hypothesis}" for i in range(1, n + 1)))}]) for n in calls)
-        return len(calls), prompt, sum(calls) * ANSWER_LINE_TOKENS
+        return len(items) * len(calls), len(items) * per_image, len(items) * n_texts * ANSWER_LINE_TOKENS
 
     def _ask_one(self, caption: str, statements: list[str]) -> float | None:
         [concept] = statements

@@ -218,14 +218,15 @@ class OpenAIVQAScorer:
             return undecided_scores(self.spec, self.client.pool.map(self._sampled_score, pairs))
         return np.asarray(self.client.pool.map(self._score, pairs), dtype=np.float64)
 
-    def planned_tokens(self, sizes: list[tuple[int, int]], n_texts: int, hypothesis: str,
+    def planned_tokens(self, items: Sequence[ImageItem], n_texts: int, hypothesis: str,
                        caption: str) -> tuple[int, int, int]:
-        """Estimated (requests, prompt tokens, completion tokens) of asking about images of
-        these ``sizes`` and ``n_texts`` hypotheses like ``hypothesis`` (a dry run's; no captions)."""
-        from visdiff.llm.tokens import message_tokens, sent_image_tokens
+        """Estimated (requests, prompt tokens, completion tokens) of asking about ``items`` and
+        ``n_texts`` hypotheses like ``hypothesis`` (a dry run's; no captions)."""
+        from visdiff.llm.tokens import image_sizes, message_tokens, sent_image_tokens
 
         del caption
         question = message_tokens([{"role": "user", "content": self.prompt.render(hypothesis=hypothesis).strip()}])
+        sizes = image_sizes(items)  # an image that cannot be read is skipped: nothing asked about it
         images = sum(sent_image_tokens(width, height) for width, height in sizes)
         requests = len(sizes) * n_texts
         return requests, requests * question + n_texts * images, requests
